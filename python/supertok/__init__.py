@@ -1,0 +1,22 @@
+"""supertok: fast, exact byte-level BPE tokenizers.
+
+* a drop-in, offline replacement for tiktoken (:func:`get_encoding`, :class:`Encoding`);
+* see the README for the full tour.
+"""
+
+from supertok._core import __version__
+from supertok.core import Encoding
+from supertok.load import dump_tiktoken_bpe, load_tiktoken_bpe
+from supertok.model import encoding_for_model, encoding_name_for_model
+from supertok.registry import get_encoding, list_encoding_names
+
+__all__ = [
+    "__version__",
+    "Encoding",
+    "get_encoding",
+    "list_encoding_names",
+    "encoding_for_model",
+    "encoding_name_for_model",
+    "load_tiktoken_bpe",
+    "dump_tiktoken_bpe",
+]

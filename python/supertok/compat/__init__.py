@@ -1,0 +1,1 @@
+"""Drop-in shims: ``import supertok.compat.tiktoken as tiktoken``."""

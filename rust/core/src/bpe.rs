@@ -1,0 +1,325 @@
+//! The BPE merge engine, shared by tiktoken-style and HF-style tokenizers.
+//!
+//! A piece of bytes starts as single-byte tokens; adjacent pairs are merged by a
+//! [`MergeTable`] that maps `(left, right)` to `(rank, result)`. The pair with the lowest
+//! rank is merged first, the leftmost one among equal ranks. This is exactly HF's
+//! `merge_all` (pair ranks from the merge list) and exactly tiktoken's byte-rank merge once
+//! the table holds, for every token `t`, every split `(l, r)` of `t` into two tokens with
+//! rank `rank(t)` (see [`MergeTable::from_vocab_ranks`]).
+//!
+//! Short pieces use a linear scan over a small array (cache friendly); long pieces a heap
+//! with lazy invalidation over a linked list: `O(n log n)` whatever the input.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+use crate::vocab::Vocab;
+
+/// Pseudo ids for single bytes that have no token of their own. They are merged like
+/// tokens (tiktoken merges byte strings, not ids) but may never be emitted.
+pub const PSEUDO_BYTE_BASE: u32 = u32::MAX - 256;
+
+/// Below this many bytes a piece is merged with the linear scan.
+pub const LINEAR_MAX: usize = 128;
+
+#[inline]
+fn key(l: u32, r: u32) -> u64 {
+    ((l as u64) << 32) | r as u64
+}
+
+/// `(left, right) -> (rank, result)`.
+#[derive(Clone, Debug, Default)]
+pub struct MergeTable {
+    map: FxHashMap<u64, (u32, u32)>,
+    /// id (or pseudo id) of each single byte.
+    byte_ids: Vec<u32>,
+}
+
+impl MergeTable {
+    /// tiktoken semantics: ranks are ids, and two adjacent parts merge iff their
+    /// concatenation is a token; its rank is the token's id.
+    pub fn from_vocab_ranks(vocab: &Vocab) -> Self {
+        let byte_ids: Vec<u32> = (0..=255u8)
+            .map(|b| vocab.byte_id(b).unwrap_or(PSEUDO_BYTE_BASE + b as u32))
+            .collect();
+        let lookup = |s: &[u8]| -> Option<u32> {
+            if s.len() == 1 {
+                Some(byte_ids[s[0] as usize])
+            } else {
+                vocab.get(s)
+            }
+        };
+        let mut map = FxHashMap::with_capacity_and_hasher(vocab.len() * 2, Default::default());
+        for (id, bytes) in vocab.iter() {
+            for j in 1..bytes.len() {
+                if let (Some(l), Some(r)) = (lookup(&bytes[..j]), lookup(&bytes[j..])) {
+                    map.insert(key(l, r), (id, id));
+                }
+            }
+        }
+        MergeTable { map, byte_ids }
+    }
+
+    /// HF semantics: an explicit ordered merge list `(left, right, result)`; the rank of a
+    /// merge is its position. Later duplicates of a pair are ignored (HF keeps the first).
+    pub fn from_merges(vocab: &Vocab, merges: &[(u32, u32, u32)]) -> Self {
+        let byte_ids: Vec<u32> = (0..=255u8)
+            .map(|b| vocab.byte_id(b).unwrap_or(PSEUDO_BYTE_BASE + b as u32))
+            .collect();
+        let mut map = FxHashMap::with_capacity_and_hasher(merges.len(), Default::default());
+        for (rank, &(l, r, res)) in merges.iter().enumerate() {
+            map.entry(key(l, r)).or_insert((rank as u32, res));
+        }
+        MergeTable { map, byte_ids }
+    }
+
+    /// Look up a pair: `(rank, result)`.
+    #[inline]
+    pub fn get(&self, l: u32, r: u32) -> Option<(u32, u32)> {
+        self.map.get(&key(l, r)).copied()
+    }
+
+    /// Number of pairs in the table.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Id (or pseudo id) of the single byte `b`.
+    #[inline]
+    pub fn byte_id(&self, b: u8) -> u32 {
+        self.byte_ids[b as usize]
+    }
+
+    /// Iterate over all pairs `(left, right, rank, result)` (unordered).
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u32, u32, u32)> + '_ {
+        self.map
+            .iter()
+            .map(|(&k, &(rank, res))| ((k >> 32) as u32, k as u32, rank, res))
+    }
+
+    /// Merge `piece` and append the resulting ids to `out`.
+    ///
+    /// Fails only if a byte without a token of its own survives the merging.
+    pub fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        let start = out.len();
+        match piece.len() {
+            0 => {}
+            1 => out.push(self.byte_id(piece[0])),
+            n if n < LINEAR_MAX => self.merge_linear(piece, out),
+            _ => self.merge_heap(piece, out),
+        }
+        if out[start..].iter().any(|&t| t >= PSEUDO_BYTE_BASE) {
+            out.truncate(start);
+            return Err(Error::UnencodableBytes(piece.to_vec()));
+        }
+        Ok(())
+    }
+
+    fn merge_linear(&self, piece: &[u8], out: &mut Vec<u32>) {
+        // ids[i] is the i-th part; ranks[i]/res[i] describe the pair (ids[i], ids[i+1]).
+        let n = piece.len();
+        let mut ids: [u32; LINEAR_MAX] = [0; LINEAR_MAX];
+        let mut ranks: [u32; LINEAR_MAX] = [u32::MAX; LINEAR_MAX];
+        let mut res: [u32; LINEAR_MAX] = [0; LINEAR_MAX];
+        for (i, &b) in piece.iter().enumerate() {
+            ids[i] = self.byte_id(b);
+        }
+        for i in 0..n - 1 {
+            if let Some((r, t)) = self.get(ids[i], ids[i + 1]) {
+                ranks[i] = r;
+                res[i] = t;
+            }
+        }
+        let mut len = n;
+        loop {
+            let mut best = u32::MAX;
+            let mut at = usize::MAX;
+            for (i, &r) in ranks[..len - 1].iter().enumerate() {
+                if r < best {
+                    best = r;
+                    at = i;
+                }
+            }
+            if best == u32::MAX {
+                break;
+            }
+            ids[at] = res[at];
+            // remove part at+1
+            ids.copy_within(at + 2..len, at + 1);
+            ranks.copy_within(at + 2..len, at + 1);
+            res.copy_within(at + 2..len, at + 1);
+            len -= 1;
+            ranks[len - 1] = u32::MAX;
+            if at + 1 < len {
+                match self.get(ids[at], ids[at + 1]) {
+                    Some((r, t)) => {
+                        ranks[at] = r;
+                        res[at] = t;
+                    }
+                    None => ranks[at] = u32::MAX,
+                }
+            } else {
+                ranks[at] = u32::MAX;
+            }
+            if at > 0 {
+                match self.get(ids[at - 1], ids[at]) {
+                    Some((r, t)) => {
+                        ranks[at - 1] = r;
+                        res[at - 1] = t;
+                    }
+                    None => ranks[at - 1] = u32::MAX,
+                }
+            }
+        }
+        out.extend_from_slice(&ids[..len]);
+    }
+
+    fn merge_heap(&self, piece: &[u8], out: &mut Vec<u32>) {
+        const NONE: u32 = u32::MAX;
+        let n = piece.len();
+        let mut ids: Vec<u32> = piece.iter().map(|&b| self.byte_id(b)).collect();
+        let mut next: Vec<u32> = (1..=n as u32).collect();
+        let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+        next[n - 1] = NONE;
+        // rank/result of the pair starting at i (u32::MAX = none)
+        let mut ranks = vec![u32::MAX; n];
+        let mut res = vec![0u32; n];
+        let mut heap: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::with_capacity(n);
+        for i in 0..n - 1 {
+            if let Some((r, t)) = self.get(ids[i], ids[i + 1]) {
+                ranks[i] = r;
+                res[i] = t;
+                heap.push(Reverse((r, i as u32)));
+            }
+        }
+        while let Some(Reverse((r, i))) = heap.pop() {
+            let i = i as usize;
+            if ranks[i] != r {
+                continue; // stale
+            }
+            let j = next[i] as usize; // right part (exists since ranks[i] != MAX)
+            ids[i] = res[i];
+            ranks[j] = u32::MAX;
+            let k = next[j];
+            next[i] = k;
+            if k != NONE {
+                prev[k as usize] = i as u32;
+                match self.get(ids[i], ids[k as usize]) {
+                    Some((r2, t2)) => {
+                        ranks[i] = r2;
+                        res[i] = t2;
+                        heap.push(Reverse((r2, i as u32)));
+                    }
+                    None => ranks[i] = u32::MAX,
+                }
+            } else {
+                ranks[i] = u32::MAX;
+            }
+            let p = prev[i];
+            if p != NONE {
+                let p = p as usize;
+                match self.get(ids[p], ids[i]) {
+                    Some((r2, t2)) => {
+                        ranks[p] = r2;
+                        res[p] = t2;
+                        heap.push(Reverse((r2, p as u32)));
+                    }
+                    None => ranks[p] = u32::MAX,
+                }
+            }
+        }
+        let mut i = 0u32;
+        while i != NONE {
+            out.push(ids[i as usize]);
+            i = next[i as usize];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab(tokens: &[&[u8]]) -> Vocab {
+        let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        for (i, t) in tokens.iter().enumerate() {
+            pairs.push((t.to_vec(), 256 + i as u32));
+        }
+        Vocab::from_pairs(pairs).unwrap()
+    }
+
+    #[test]
+    fn simple_merges() {
+        let v = vocab(&[b"ab", b"cd", b"abcd"]);
+        let t = MergeTable::from_vocab_ranks(&v);
+        let mut out = vec![];
+        t.encode_piece(b"abcd", &mut out).unwrap();
+        assert_eq!(out, vec![258]);
+        out.clear();
+        t.encode_piece(b"abab", &mut out).unwrap();
+        assert_eq!(out, vec![256, 256]);
+    }
+
+    #[test]
+    fn heap_equals_linear() {
+        let v = vocab(&[b"aa", b"aaaa", b"ab", b"ba", b"aab", b"bab"]);
+        let t = MergeTable::from_vocab_ranks(&v);
+        let mut seed = 12345u64;
+        for len in 2..200 {
+            let piece: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    if (seed >> 33).is_multiple_of(3) {
+                        b'b'
+                    } else {
+                        b'a'
+                    }
+                })
+                .collect();
+            let mut a = vec![];
+            let mut b = vec![];
+            if len < LINEAR_MAX {
+                t.merge_linear(&piece, &mut a);
+            } else {
+                a = naive(&t, &piece);
+            }
+            t.merge_heap(&piece, &mut b);
+            assert_eq!(a, b, "{len}");
+            assert_eq!(naive(&t, &piece), b);
+        }
+    }
+
+    fn naive(t: &MergeTable, piece: &[u8]) -> Vec<u32> {
+        let mut ids: Vec<u32> = piece.iter().map(|&b| t.byte_id(b)).collect();
+        loop {
+            let best = (0..ids.len().saturating_sub(1))
+                .filter_map(|i| t.get(ids[i], ids[i + 1]).map(|(r, res)| (r, i, res)))
+                .min();
+            match best {
+                None => return ids,
+                Some((_, i, res)) => {
+                    ids[i] = res;
+                    ids.remove(i + 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn missing_byte_is_error() {
+        let v = Vocab::from_pairs(vec![(b"a".to_vec(), 0), (b"ab".to_vec(), 1)]).unwrap();
+        let t = MergeTable::from_vocab_ranks(&v);
+        let mut out = vec![];
+        t.encode_piece(b"ab", &mut out).unwrap();
+        assert_eq!(out, vec![1]);
+        assert!(t.encode_piece(b"abb", &mut out).is_err());
+        assert_eq!(out, vec![1]);
+    }
+}

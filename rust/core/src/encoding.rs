@@ -1,0 +1,388 @@
+//! tiktoken-compatible encoding: split pattern + byte-rank BPE + special tokens.
+//!
+//! Semantics follow tiktoken 0.14 exactly: each regex piece that is itself a token is
+//! emitted directly ("whole piece first"); other pieces are merged by rank; special tokens
+//! are matched only when allowed, and text between them is split independently.
+
+use std::sync::OnceLock;
+
+use crate::bpe::MergeTable;
+use crate::error::{Error, Result};
+use crate::formats;
+use crate::pretok::Pretokenizer;
+use crate::special::{SpecialSet, SpecialTokens};
+use crate::vocab::Vocab;
+
+#[derive(Debug)]
+pub struct CoreEncoding {
+    vocab: Vocab,
+    merges: MergeTable,
+    pretok: Pretokenizer,
+    specials: SpecialTokens,
+    sorted_ids: OnceLock<Vec<u32>>,
+}
+
+/// Result of [`CoreEncoding::encode_with_unstable`]: stable tokens and the set of possible
+/// completions (sorted, deduplicated).
+pub type Unstable = (Vec<u32>, Vec<Vec<u32>>);
+
+impl CoreEncoding {
+    /// Build from mergeable ranks, special tokens and a split pattern.
+    pub fn new(
+        mergeable_ranks: Vec<(Vec<u8>, u32)>,
+        special_tokens: Vec<(String, u32)>,
+        pattern: &str,
+    ) -> Result<Self> {
+        let vocab = Vocab::from_pairs(mergeable_ranks)?;
+        let pretok = Pretokenizer::new(pattern)?;
+        Self::from_parts(vocab, special_tokens, pretok)
+    }
+
+    /// Build from the bytes of a `.tiktoken` file.
+    pub fn from_tiktoken_bytes(
+        data: &[u8],
+        source: &str,
+        special_tokens: Vec<(String, u32)>,
+        pattern: &str,
+    ) -> Result<Self> {
+        let pairs = formats::tiktoken::parse(data, source)?;
+        Self::new(pairs, special_tokens, pattern)
+    }
+
+    pub fn from_parts(
+        vocab: Vocab,
+        special_tokens: Vec<(String, u32)>,
+        pretok: Pretokenizer,
+    ) -> Result<Self> {
+        let specials = SpecialTokens::new(special_tokens)?;
+        let merges = MergeTable::from_vocab_ranks(&vocab);
+        Ok(CoreEncoding {
+            vocab,
+            merges,
+            pretok,
+            specials,
+            sorted_ids: OnceLock::new(),
+        })
+    }
+
+    pub fn vocab(&self) -> &Vocab {
+        &self.vocab
+    }
+    pub fn merges(&self) -> &MergeTable {
+        &self.merges
+    }
+    pub fn pretokenizer(&self) -> &Pretokenizer {
+        &self.pretok
+    }
+    pub fn specials(&self) -> &SpecialTokens {
+        &self.specials
+    }
+
+    /// Largest id of any token, mergeable or special.
+    pub fn max_token_value(&self) -> u32 {
+        let m = self.vocab.n_slots().saturating_sub(1) as u32;
+        m.max(self.specials.max_id().unwrap_or(0))
+    }
+
+    // ------------------------------------------------------------------ encoding
+
+    /// Encode one piece: the whole piece if it is a token, else BPE.
+    #[inline]
+    pub fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        if let Some(id) = self.vocab.get(piece) {
+            out.push(id);
+            return Ok(());
+        }
+        self.merges.encode_piece(piece, out)
+    }
+
+    /// BPE-merge a piece without the whole-piece shortcut (tiktoken's `byte_pair_encode`).
+    pub fn bpe_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        self.merges.encode_piece(piece, out)
+    }
+
+    /// Encode ignoring special tokens.
+    pub fn encode_ordinary_into(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        let bytes = text.as_bytes();
+        self.pretok
+            .for_each_piece(text, |a, b| self.encode_piece(&bytes[a..b], out))
+    }
+
+    pub fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 1);
+        self.encode_ordinary_into(text, &mut out)?;
+        Ok(out)
+    }
+
+    /// Encode with special tokens: those in `allowed` become their ids; if the special set
+    /// is free of overlaps, an occurrence of a token in `disallowed` is an error (otherwise
+    /// the caller must check, see [`SpecialTokens::overlapping`]).
+    ///
+    /// Returns the number of tokens produced by the last regex piece (0 if the text ends
+    /// with a special token), as tiktoken does, for unstable-token logic.
+    pub fn encode_into(
+        &self,
+        text: &str,
+        allowed: &SpecialSet,
+        disallowed: &SpecialSet,
+        out: &mut Vec<u32>,
+    ) -> Result<usize> {
+        let bytes = text.as_bytes();
+        let check = !self.specials.overlapping() && !disallowed.is_empty();
+        let mut start = 0usize;
+        let mut last_piece_len = 0usize;
+        loop {
+            // find the next allowed special token (tiktoken restarts one byte after a
+            // match that is not allowed)
+            let mut find_pos = start;
+            let next = loop {
+                match self.specials.find_from(text, find_pos) {
+                    None => break None,
+                    Some(m) => {
+                        // tiktoken checks disallowed tokens over the whole text before
+                        // encoding, so a token that is both allowed and disallowed raises
+                        if check && disallowed.contains(m.index) {
+                            return Err(Error::DisallowedSpecial(
+                                self.specials.tokens()[m.index].0.clone(),
+                            ));
+                        }
+                        if allowed.contains(m.index) {
+                            break Some(m);
+                        }
+                        find_pos = m.start + 1;
+                    }
+                }
+            };
+            let end = next.map_or(text.len(), |m| m.start);
+            let segment = &text[start..end];
+            self.pretok.for_each_piece(segment, |a, b| {
+                let before = out.len();
+                self.encode_piece(&bytes[start + a..start + b], out)?;
+                last_piece_len = out.len() - before;
+                Ok(())
+            })?;
+            match next {
+                Some(m) => {
+                    out.push(self.specials.tokens()[m.index].1);
+                    start = m.end;
+                    last_piece_len = 0;
+                }
+                None => break,
+            }
+        }
+        Ok(last_piece_len)
+    }
+
+    pub fn encode(
+        &self,
+        text: &str,
+        allowed: &SpecialSet,
+        disallowed: &SpecialSet,
+    ) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 1);
+        self.encode_into(text, allowed, disallowed, &mut out)?;
+        Ok(out)
+    }
+
+    /// Encode arbitrary bytes (tiktoken's `_encode_bytes`): valid UTF-8 is encoded
+    /// normally; for invalid UTF-8 the valid prefix is encoded, then the tokens of its last
+    /// (whitespace-extended) piece are re-merged together with the remaining bytes.
+    pub fn encode_bytes(&self, data: &[u8]) -> Result<Vec<u32>> {
+        match std::str::from_utf8(data) {
+            Ok(text) => self.encode_ordinary(text),
+            Err(e) => {
+                let valid = e.valid_up_to();
+                // SAFETY-free: the prefix is valid UTF-8 by construction.
+                let text = std::str::from_utf8(&data[..valid])
+                    .map_err(|e| Error::InvalidArgument(format!("internal UTF-8 error: {e}")))?;
+                let none = SpecialSet::none(self.specials.len());
+                let mut tokens = Vec::new();
+                let last = self.encode_into(text, &none, &none, &mut tokens)?;
+                let last = self.increase_last_piece_token_len(&tokens, last);
+                let mut unstable: Vec<u8>;
+                if !tokens.is_empty() && last > 0 {
+                    unstable = Vec::new();
+                    self.decode_bytes_into(&tokens[tokens.len() - last..], &mut unstable)?;
+                    unstable.extend_from_slice(&data[valid..]);
+                    tokens.truncate(tokens.len() - last);
+                } else {
+                    unstable = data[valid..].to_vec();
+                }
+                if !unstable.is_empty() {
+                    self.encode_piece(&unstable, &mut tokens)?;
+                }
+                Ok(tokens)
+            }
+        }
+    }
+
+    fn is_all_space_token(&self, id: u32) -> bool {
+        self.vocab
+            .bytes(id)
+            .is_some_and(|b| b.iter().all(|c| matches!(c, b' ' | b'\n' | b'\t')))
+    }
+
+    /// Extend the last piece backwards over whitespace-only tokens: a regex split between
+    /// whitespace runs may disappear when more text is appended.
+    fn increase_last_piece_token_len(&self, tokens: &[u32], mut last: usize) -> usize {
+        if last > 0 && self.is_all_space_token(tokens[tokens.len() - last]) {
+            while last < tokens.len() && self.is_all_space_token(tokens[tokens.len() - last - 1]) {
+                last += 1;
+            }
+        }
+        last
+    }
+
+    fn sorted_ids(&self) -> &[u32] {
+        self.sorted_ids
+            .get_or_init(|| self.vocab.ids_sorted_by_bytes())
+    }
+
+    /// Ids of all tokens whose bytes start with `prefix`, in byte order.
+    pub fn ids_with_prefix(&self, prefix: &[u8]) -> &[u32] {
+        let ids = self.sorted_ids();
+        let bytes = |id: u32| self.vocab.bytes(id).unwrap_or(&[]);
+        let lo = ids.partition_point(|&id| bytes(id) < prefix);
+        let hi = lo + ids[lo..].partition_point(|&id| bytes(id).starts_with(prefix));
+        &ids[lo..hi]
+    }
+
+    /// tiktoken's `encode_with_unstable`: the tokens that cannot change when more text is
+    /// appended, and every token sequence that could continue the unstable tail.
+    pub fn encode_with_unstable(
+        &self,
+        text: &str,
+        allowed: &SpecialSet,
+        disallowed: &SpecialSet,
+    ) -> Result<Unstable> {
+        let mut tokens = Vec::new();
+        let last = self.encode_into(text, allowed, disallowed, &mut tokens)?;
+        if last == 0 {
+            return Ok((tokens, Vec::new()));
+        }
+        let last = self.increase_last_piece_token_len(&tokens, last);
+        let mut unstable = Vec::new();
+        self.decode_bytes_into(&tokens[tokens.len() - last..], &mut unstable)?;
+        tokens.truncate(tokens.len() - last);
+
+        let mut completions: std::collections::BTreeSet<Vec<u32>> = Default::default();
+        if unstable.is_empty() {
+            return Ok((tokens, Vec::new()));
+        }
+        for &id in self.ids_with_prefix(&unstable) {
+            completions.insert(vec![id]);
+        }
+        for i in 1..unstable.len() {
+            let (prefix, suffix) = unstable.split_at(i);
+            for &id in self.ids_with_prefix(suffix) {
+                let tb = self.vocab.bytes(id).unwrap_or(&[]);
+                let mut possibility = prefix.to_vec();
+                possibility.extend_from_slice(tb);
+                let encoded = match std::str::from_utf8(&possibility) {
+                    Ok(s) => self.encode_ordinary(s)?,
+                    Err(_) => {
+                        let mut v = Vec::new();
+                        self.bpe_piece(&possibility, &mut v)?;
+                        v
+                    }
+                };
+                let mut seq = Vec::new();
+                let mut seq_len = 0usize;
+                for t in encoded {
+                    seq.push(t);
+                    seq_len += self.vocab.bytes(t).map_or(0, |b| b.len());
+                    if seq_len >= unstable.len() {
+                        break;
+                    }
+                }
+                completions.insert(seq);
+            }
+        }
+        if unstable.len() > 1 {
+            if let Some((c, size)) = last_char(&unstable) {
+                if unstable.len() > size && c.is_whitespace() {
+                    let cut = unstable.len() - size;
+                    let mut re = Vec::new();
+                    self.bpe_piece(&unstable[..cut], &mut re)?;
+                    self.bpe_piece(&unstable[cut..], &mut re)?;
+                    completions.insert(re);
+                }
+            }
+        }
+        Ok((tokens, completions.into_iter().collect()))
+    }
+
+    /// Encode `bytes` as exactly one token (mergeable or special).
+    pub fn encode_single_token(&self, bytes: &[u8]) -> Result<u32> {
+        if let Some(id) = self.vocab.get(bytes) {
+            return Ok(id);
+        }
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            if let Some(id) = self.specials.id_of(s) {
+                return Ok(id);
+            }
+        }
+        Err(Error::UnknownTokenBytes(bytes.to_vec()))
+    }
+
+    // ------------------------------------------------------------------ decoding
+
+    /// Bytes of one token (mergeable or special).
+    #[inline]
+    pub fn token_bytes(&self, id: u32) -> Option<&[u8]> {
+        self.vocab
+            .bytes(id)
+            .or_else(|| self.specials.str_of_id(id).map(|s| s.as_bytes()))
+    }
+
+    pub fn decode_bytes_into(&self, ids: &[u32], out: &mut Vec<u8>) -> Result<()> {
+        for &id in ids {
+            out.extend_from_slice(self.token_bytes(id).ok_or(Error::UnknownToken(id))?);
+        }
+        Ok(())
+    }
+
+    pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(ids.len() * 4);
+        self.decode_bytes_into(ids, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decoded bytes and, for every token, the index of the first character that contains
+    /// bytes from it (tiktoken's `decode_with_offsets`, before UTF-8 validation).
+    pub fn decode_with_offsets(&self, ids: &[u32]) -> Result<(Vec<u8>, Vec<usize>)> {
+        let mut out = Vec::with_capacity(ids.len() * 4);
+        let mut offsets = Vec::with_capacity(ids.len());
+        let mut chars = 0usize;
+        for &id in ids {
+            let b = self.token_bytes(id).ok_or(Error::UnknownToken(id))?;
+            let starts_mid = b.first().is_some_and(|&c| (0x80..0xc0).contains(&c));
+            offsets.push(chars.saturating_sub(starts_mid as usize));
+            chars += b.iter().filter(|&&c| !(0x80..0xc0).contains(&c)).count();
+            out.extend_from_slice(b);
+        }
+        Ok((out, offsets))
+    }
+
+    /// All mergeable token byte strings, sorted.
+    pub fn token_byte_values(&self) -> Vec<&[u8]> {
+        self.sorted_ids()
+            .iter()
+            .filter_map(|&id| self.vocab.bytes(id))
+            .collect()
+    }
+}
+
+/// The last UTF-8 character of `b` and its length, if `b` ends with a valid character.
+fn last_char(b: &[u8]) -> Option<(char, usize)> {
+    for k in 1..=b.len().min(4) {
+        if let Ok(s) = std::str::from_utf8(&b[b.len() - k..]) {
+            let mut it = s.chars();
+            if let (Some(c), None) = (it.next(), it.next()) {
+                return Some((c, k));
+            }
+            return None;
+        }
+    }
+    None
+}

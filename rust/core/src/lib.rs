@@ -1,0 +1,22 @@
+//! supertok-core: the pure-Rust heart of supertok.
+//!
+//! * [`vocab`] — token ids ⇄ bytes;
+//! * [`bpe`] — the merge engine shared by tiktoken-style and HF-style tokenizers;
+//! * [`pretok`] — pre-tokenizers (general regex path; hand-written lexers for known patterns);
+//! * [`special`] — special-token matching;
+//! * [`encoding`] — the tiktoken-compatible encoding;
+//! * [`formats`] — file formats (`.tiktoken`).
+//!
+//! Nothing here depends on Python; `rust/python` holds the bindings.
+
+pub mod bpe;
+pub mod encoding;
+pub mod error;
+pub mod formats;
+pub mod pretok;
+pub mod special;
+pub mod util;
+pub mod vocab;
+
+pub use encoding::CoreEncoding;
+pub use error::{Error, Result};

@@ -1,0 +1,62 @@
+//! Pre-tokenization: splitting text into pieces that are encoded independently.
+//!
+//! [`Pretokenizer`] is an enum so that hand-written lexers for well-known patterns can sit
+//! beside the general regex path and be dispatched without dynamic calls. Every variant
+//! must produce exactly the pieces that the reference regex engine (fancy-regex, as used by
+//! tiktoken) produces for the same pattern.
+
+pub mod patterns;
+mod regex;
+
+pub use self::regex::RegexSplitter;
+
+use crate::error::Result;
+
+/// A pre-tokenizer for one split pattern.
+#[derive(Clone, Debug)]
+pub enum Pretokenizer {
+    /// General path: any pattern fancy-regex accepts (tiktoken's engine).
+    Regex(RegexSplitter),
+}
+
+impl Pretokenizer {
+    /// Compile `pattern`, choosing the fastest exact implementation available for it.
+    pub fn new(pattern: &str) -> Result<Self> {
+        Ok(Pretokenizer::Regex(RegexSplitter::new(pattern)?))
+    }
+
+    /// Always the general regex path (used to differentially test the fast lexers).
+    pub fn new_regex(pattern: &str) -> Result<Self> {
+        Ok(Pretokenizer::Regex(RegexSplitter::new(pattern)?))
+    }
+
+    /// The pattern this pre-tokenizer implements.
+    pub fn pattern(&self) -> &str {
+        match self {
+            Pretokenizer::Regex(r) => r.pattern(),
+        }
+    }
+
+    /// Call `f(start, end)` for every piece of `text`, in order. Pieces are byte ranges;
+    /// text between matches (if the pattern does not cover everything) is skipped, exactly
+    /// like `find_iter`.
+    #[inline]
+    pub fn for_each_piece<F>(&self, text: &str, f: F) -> Result<()>
+    where
+        F: FnMut(usize, usize) -> Result<()>,
+    {
+        match self {
+            Pretokenizer::Regex(r) => r.for_each_piece(text, f),
+        }
+    }
+
+    /// Convenience: all pieces as byte ranges.
+    pub fn split(&self, text: &str) -> Result<Vec<(usize, usize)>> {
+        let mut v = Vec::new();
+        self.for_each_piece(text, |a, b| {
+            v.push((a, b));
+            Ok(())
+        })?;
+        Ok(v)
+    }
+}

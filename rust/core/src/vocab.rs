@@ -1,0 +1,186 @@
+//! Token vocabulary: id ⇄ bytes, stored flat.
+//!
+//! Ids may have holes (tiktoken vocabularies are allowed to skip ranks); a hole has no
+//! bytes. Every present token has at least one byte.
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+
+/// Largest accepted id. Ids index dense arrays, so a vocabulary whose ids are far larger
+/// than its size is rejected instead of allocating gigabytes.
+const MAX_SPARSITY_SLACK: usize = 1 << 20;
+
+#[derive(Clone, Debug)]
+pub struct Vocab {
+    data: Vec<u8>,
+    /// `starts[id]..starts[id + 1]` is the byte range of `id`; empty for holes.
+    starts: Vec<u32>,
+    map: FxHashMap<Box<[u8]>, u32>,
+    /// `byte_ids[b]` is the id of the single-byte token `b`, or `u32::MAX`.
+    byte_ids: [u32; 256],
+    max_token_len: usize,
+    len: usize,
+}
+
+impl Vocab {
+    /// Build from `(bytes, id)` pairs. Rejects empty tokens, duplicate byte strings and
+    /// duplicate ids.
+    pub fn from_pairs<I>(pairs: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (Vec<u8>, u32)>,
+    {
+        let mut pairs: Vec<(Vec<u8>, u32)> = pairs.into_iter().collect();
+        let n = pairs.len();
+        let max_id = pairs.iter().map(|p| p.1 as usize).max().unwrap_or(0);
+        if n > 0 && max_id > 4 * n + MAX_SPARSITY_SLACK {
+            return Err(Error::InvalidVocab(format!(
+                "token ids are too sparse: {n} tokens but the largest id is {max_id}"
+            )));
+        }
+        pairs.sort_unstable_by_key(|p| p.1);
+        for w in pairs.windows(2) {
+            if w[0].1 == w[1].1 {
+                return Err(Error::InvalidVocab(format!(
+                    "duplicate id {}: {} and {}",
+                    w[0].1,
+                    crate::util::bytes_repr(&w[0].0),
+                    crate::util::bytes_repr(&w[1].0)
+                )));
+            }
+        }
+        let total: usize = pairs.iter().map(|p| p.0.len()).sum();
+        if total > u32::MAX as usize {
+            return Err(Error::InvalidVocab("vocabulary larger than 4 GiB".into()));
+        }
+        let slots = if n == 0 { 0 } else { max_id + 1 };
+        let mut data = Vec::with_capacity(total);
+        let mut starts = Vec::with_capacity(slots + 1);
+        let mut map = FxHashMap::with_capacity_and_hasher(n, Default::default());
+        let mut byte_ids = [u32::MAX; 256];
+        let mut max_token_len = 0;
+        let mut it = pairs.into_iter().peekable();
+        for id in 0..slots {
+            starts.push(data.len() as u32);
+            if let Some((_, pid)) = it.peek() {
+                if *pid as usize == id {
+                    let (bytes, pid) = it.next().expect("peeked");
+                    if bytes.is_empty() {
+                        return Err(Error::InvalidVocab(format!("token {pid} has no bytes")));
+                    }
+                    if bytes.len() == 1 {
+                        byte_ids[bytes[0] as usize] = pid;
+                    }
+                    max_token_len = max_token_len.max(bytes.len());
+                    data.extend_from_slice(&bytes);
+                    if let Some(prev) = map.insert(bytes.into_boxed_slice(), pid) {
+                        let b = &data
+                            [starts[prev as usize] as usize..starts[prev as usize + 1] as usize];
+                        return Err(Error::InvalidVocab(format!(
+                            "duplicate token {} (ids {prev} and {pid})",
+                            crate::util::bytes_repr(b)
+                        )));
+                    }
+                }
+            }
+        }
+        starts.push(data.len() as u32);
+        Ok(Vocab {
+            data,
+            starts,
+            map,
+            byte_ids,
+            max_token_len,
+            len: n,
+        })
+    }
+
+    /// Number of tokens (not counting holes).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// One past the largest id (the size of an id-indexed array).
+    #[inline]
+    pub fn n_slots(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    #[inline]
+    pub fn max_token_len(&self) -> usize {
+        self.max_token_len
+    }
+
+    /// Bytes of token `id`, `None` for holes and out-of-range ids.
+    #[inline]
+    pub fn bytes(&self, id: u32) -> Option<&[u8]> {
+        let i = id as usize;
+        if i + 1 >= self.starts.len() {
+            return None;
+        }
+        let (a, b) = (self.starts[i] as usize, self.starts[i + 1] as usize);
+        if a == b {
+            None
+        } else {
+            Some(&self.data[a..b])
+        }
+    }
+
+    /// Id of the token whose bytes are exactly `bytes`.
+    #[inline]
+    pub fn get(&self, bytes: &[u8]) -> Option<u32> {
+        self.map.get(bytes).copied()
+    }
+
+    /// Id of the single-byte token `b` (`None` if the vocabulary lacks it).
+    #[inline]
+    pub fn byte_id(&self, b: u8) -> Option<u32> {
+        let id = self.byte_ids[b as usize];
+        (id != u32::MAX).then_some(id)
+    }
+
+    /// Iterate over `(id, bytes)` in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &[u8])> + '_ {
+        (0..self.n_slots() as u32).filter_map(move |id| self.bytes(id).map(|b| (id, b)))
+    }
+
+    /// Token ids sorted by their bytes (lexicographically).
+    pub fn ids_sorted_by_bytes(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.iter().map(|(id, _)| id).collect();
+        ids.sort_unstable_by(|&a, &b| self.bytes(a).cmp(&self.bytes(b)));
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holes_and_lookup() {
+        let v = Vocab::from_pairs(vec![(b"a".to_vec(), 0), (b"bc".to_vec(), 3)]).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v.n_slots(), 4);
+        assert_eq!(v.bytes(0), Some(&b"a"[..]));
+        assert_eq!(v.bytes(1), None);
+        assert_eq!(v.bytes(3), Some(&b"bc"[..]));
+        assert_eq!(v.bytes(4), None);
+        assert_eq!(v.get(b"bc"), Some(3));
+        assert_eq!(v.byte_id(b'a'), Some(0));
+        assert_eq!(v.byte_id(b'b'), None);
+    }
+
+    #[test]
+    fn rejects_duplicates() {
+        assert!(Vocab::from_pairs(vec![(b"a".to_vec(), 0), (b"a".to_vec(), 1)]).is_err());
+        assert!(Vocab::from_pairs(vec![(b"a".to_vec(), 0), (b"b".to_vec(), 0)]).is_err());
+        assert!(Vocab::from_pairs(vec![(Vec::new(), 0)]).is_err());
+        assert!(Vocab::from_pairs(vec![(b"a".to_vec(), u32::MAX - 1)]).is_err());
+    }
+}
