@@ -15,6 +15,7 @@ pub mod error;
 pub mod formats;
 pub mod pretok;
 pub mod special;
+pub mod train;
 pub mod util;
 pub mod vocab;
 

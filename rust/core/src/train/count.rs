@@ -1,0 +1,503 @@
+//! Parallel, streaming pretoken counting.
+//!
+//! A [`Counter`] accumulates counts from batches of texts in per-thread maps (one per rayon
+//! worker of the pool the caller installed), so memory grows with the number of *distinct*
+//! pretokens, never with the corpus. Texts are split by a [`Splitter`]: the core
+//! [`Pretokenizer`] (any pattern; hand-written lexers are picked automatically), whole
+//! chunks ([`WholeChunks`], e.g. SuperBPE's stage-2 lines), or any closure.
+//!
+//! Files are streamed in blocks of about [`BLOCK_SIZE`] bytes (see [`count_files`] for where
+//! blocks are cut and why that is invisible to the standard patterns).
+
+use std::fs::File;
+use std::io::Read;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+use crate::pretok::Pretokenizer;
+use crate::train::counts::PretokenCounts;
+
+/// Target size of one file block.
+pub const BLOCK_SIZE: usize = 1 << 20;
+/// A block grows past [`BLOCK_SIZE`] until a safe cut is found, but never past this; then it
+/// is cut at the last UTF-8 character boundary (documented fallback for texts without
+/// suitable newlines).
+pub const MAX_BLOCK_SIZE: usize = 64 << 20;
+
+/// Splits a text into the units that are counted.
+pub trait Splitter: Sync {
+    /// Call `f` with every unit of `text`, in order.
+    fn split(&self, text: &str, f: &mut dyn FnMut(&[u8])) -> Result<()>;
+    /// A description stored with the counts (the pattern), if any.
+    fn describe(&self) -> Option<String>;
+}
+
+impl Splitter for Pretokenizer {
+    fn split(&self, text: &str, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        let b = text.as_bytes();
+        self.for_each_piece(text, |s, e| {
+            f(&b[s..e]);
+            Ok(())
+        })
+    }
+    fn describe(&self) -> Option<String> {
+        Some(self.pattern().to_string())
+    }
+}
+
+/// Counts every text as one unit (no splitting).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WholeChunks;
+
+impl Splitter for WholeChunks {
+    fn split(&self, text: &str, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        if !text.is_empty() {
+            f(text.as_bytes());
+        }
+        Ok(())
+    }
+    fn describe(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A splitter from a closure (for custom chunking such as SuperBPE's digit-group split).
+pub struct FnSplitter<F> {
+    f: F,
+    description: Option<String>,
+}
+
+impl<F> FnSplitter<F>
+where
+    F: Fn(&str, &mut dyn FnMut(&[u8])) -> Result<()> + Sync,
+{
+    pub fn new(f: F, description: Option<String>) -> Self {
+        FnSplitter { f, description }
+    }
+}
+
+impl<F> Splitter for FnSplitter<F>
+where
+    F: Fn(&str, &mut dyn FnMut(&[u8])) -> Result<()> + Sync,
+{
+    fn split(&self, text: &str, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        (self.f)(text, f)
+    }
+    fn describe(&self) -> Option<String> {
+        self.description.clone()
+    }
+}
+
+type Map = FxHashMap<Box<[u8]>, u64>;
+
+/// Accumulates pretoken counts over many batches.
+///
+/// Call [`add_texts`](Self::add_texts) inside the rayon pool that should do the work (its
+/// thread count decides the parallelism); [`finish`](Self::finish) merges the per-thread
+/// maps. The result does not depend on the thread count or batch boundaries.
+pub struct Counter<'s, S: Splitter + ?Sized> {
+    splitter: &'s S,
+    maps: Vec<Mutex<Map>>,
+    bytes: u64,
+}
+
+#[inline]
+fn bump(map: &mut Map, piece: &[u8]) {
+    if let Some(c) = map.get_mut(piece) {
+        *c += 1;
+    } else {
+        map.insert(piece.into(), 1);
+    }
+}
+
+impl<'s, S: Splitter + ?Sized> Counter<'s, S> {
+    pub fn new(splitter: &'s S) -> Self {
+        // One slot per worker of the current pool, plus one for callers outside it.
+        let n = rayon::current_num_threads() + 1;
+        Counter {
+            splitter,
+            maps: (0..n).map(|_| Mutex::new(Map::default())).collect(),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes of text seen so far.
+    pub fn bytes_seen(&self) -> u64 {
+        self.bytes
+    }
+
+    fn slot(&self) -> usize {
+        match rayon::current_thread_index() {
+            Some(i) if i + 1 < self.maps.len() => i,
+            _ => self.maps.len() - 1,
+        }
+    }
+
+    fn count_one(&self, text: &str) -> Result<()> {
+        let slot = self.slot();
+        // Uncontended: each worker owns its slot. A poisoned lock only means another task
+        // panicked, which cannot happen here; recover the data anyway.
+        let mut guard = match self.maps[slot].lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let map = &mut *guard;
+        self.splitter.split(text, &mut |piece| bump(map, piece))
+    }
+
+    /// Count a batch of texts in parallel (in the current rayon pool).
+    pub fn add_texts<T: AsRef<str> + Sync>(&mut self, texts: &[T]) -> Result<()> {
+        let this = &*self;
+        texts
+            .par_iter()
+            .with_min_len(1)
+            .try_for_each(|t| this.count_one(t.as_ref()))?;
+        self.bytes += texts.iter().map(|t| t.as_ref().len() as u64).sum::<u64>();
+        Ok(())
+    }
+
+    /// Merge the per-thread maps into the final counts.
+    pub fn finish(self) -> PretokenCounts {
+        let description = self.splitter.describe();
+        let mut maps: Vec<Map> = self
+            .maps
+            .into_iter()
+            .map(|m| match m.into_inner() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            })
+            .collect();
+        maps.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        let mut it = maps.into_iter();
+        let mut acc = it.next().unwrap_or_default();
+        for m in it {
+            acc.reserve(m.len());
+            for (k, c) in m {
+                *acc.entry(k).or_insert(0) += c;
+            }
+        }
+        PretokenCounts::from_map(acc, description)
+    }
+}
+
+/// What to do with invalid UTF-8 in files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Utf8Errors {
+    /// Fail with the file name and byte offset.
+    Strict,
+    /// Replace invalid sequences with U+FFFD.
+    Replace,
+}
+
+/// Is the char ending right before `end` (exclusive) whitespace? `None` if not decodable.
+fn char_before_is_ws(buf: &[u8], end: usize) -> Option<bool> {
+    let mut s = end.checked_sub(1)?;
+    while s > 0 && end - s < 4 && (buf[s] & 0xc0) == 0x80 {
+        s -= 1;
+    }
+    let c = std::str::from_utf8(&buf[s..end]).ok()?.chars().next()?;
+    Some(c.is_whitespace())
+}
+
+/// Is the char starting at `start` whitespace? `None` if not decodable (or at the end).
+fn char_at_is_ws(buf: &[u8], start: usize) -> Option<bool> {
+    let lead = *buf.get(start)?;
+    let n = crate::util::utf8_len(lead);
+    if n == 0 || start + n > buf.len() {
+        return None;
+    }
+    let c = std::str::from_utf8(&buf[start..start + n])
+        .ok()?
+        .chars()
+        .next()?;
+    Some(c.is_whitespace())
+}
+
+/// The last safe cut in `buf` at or after `min`: a position `p` with `buf[p-1] == '\n'`,
+/// the character before that newline not whitespace and the character at `p` not
+/// whitespace. With the GPT-2, cl100k and o200k patterns a piece always ends at such a
+/// newline and the next piece starts after it, so cutting there changes nothing.
+fn find_cut(buf: &[u8], min: usize) -> Option<usize> {
+    let mut hay_end = buf.len();
+    while let Some(nl) = memchr::memrchr(b'\n', &buf[..hay_end]) {
+        let p = nl + 1;
+        if p <= min {
+            return None;
+        }
+        if nl > 0
+            && char_before_is_ws(buf, nl) == Some(false)
+            && char_at_is_ws(buf, p) == Some(false)
+        {
+            return Some(p);
+        }
+        hay_end = nl;
+    }
+    None
+}
+
+/// Last UTF-8 character boundary at or before `p` (fallback cut).
+fn char_boundary_before(buf: &[u8], mut p: usize) -> usize {
+    let lo = p.saturating_sub(3);
+    while p > lo && p < buf.len() && (buf[p] & 0xc0) == 0x80 {
+        p -= 1;
+    }
+    p
+}
+
+fn io_err(path: &str, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Decode one block; `offset` is the block's position in the file (for errors).
+fn decode_block(block: Vec<u8>, path: &str, offset: u64, errors: Utf8Errors) -> Result<String> {
+    match String::from_utf8(block) {
+        Ok(s) => Ok(s),
+        Err(e) => match errors {
+            Utf8Errors::Replace => Ok(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Utf8Errors::Strict => {
+                let at = offset + e.utf8_error().valid_up_to() as u64;
+                Err(Error::Parse {
+                    source: path.to_string(),
+                    line: 0,
+                    message: format!(
+                        "invalid UTF-8 at byte offset {at} (pass errors=\"replace\" to replace invalid bytes)"
+                    ),
+                })
+            }
+        },
+    }
+}
+
+/// Streams one file as a sequence of text blocks.
+pub struct BlockReader {
+    path: String,
+    file: File,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    offset: u64,
+    eof: bool,
+    errors: Utf8Errors,
+    block_size: usize,
+}
+
+impl BlockReader {
+    pub fn open(path: &str, errors: Utf8Errors) -> Result<Self> {
+        let file = File::open(path).map_err(|e| io_err(path, e))?;
+        Ok(BlockReader {
+            path: path.to_string(),
+            file,
+            buf: Vec::new(),
+            offset: 0,
+            eof: false,
+            errors,
+            block_size: BLOCK_SIZE,
+        })
+    }
+
+    /// Use a different target block size (tests).
+    pub fn with_block_size(mut self, n: usize) -> Self {
+        self.block_size = n.max(1);
+        self
+    }
+
+    fn fill(&mut self, want: usize) -> Result<()> {
+        while !self.eof && self.buf.len() < want {
+            let old = self.buf.len();
+            let add = (want - old).max(64 << 10);
+            self.buf.resize(old + add, 0);
+            let n = loop {
+                match self.file.read(&mut self.buf[old..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.buf.truncate(old);
+                        return Err(io_err(&self.path, e));
+                    }
+                }
+            };
+            self.buf.truncate(old + n);
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next block of text (`None` at the end of the file).
+    pub fn next_block(&mut self) -> Result<Option<String>> {
+        let mut want = self.block_size;
+        let cut = loop {
+            self.fill(want)?;
+            if self.eof && self.buf.len() <= want {
+                break self.buf.len();
+            }
+            if let Some(c) = find_cut(&self.buf[..want.min(self.buf.len())], want / 2) {
+                break c;
+            }
+            if want >= MAX_BLOCK_SIZE.max(self.block_size) {
+                let c = char_boundary_before(&self.buf, want);
+                break if c == 0 { want } else { c };
+            }
+            want = (want * 2).min(MAX_BLOCK_SIZE.max(self.block_size));
+        };
+        if cut == 0 {
+            return Ok(None);
+        }
+        let rest = self.buf.split_off(cut);
+        let block = std::mem::replace(&mut self.buf, rest);
+        let off = self.offset;
+        self.offset += cut as u64;
+        decode_block(block, &self.path, off, self.errors).map(Some)
+    }
+
+    /// Bytes consumed so far.
+    pub fn position(&self) -> u64 {
+        self.offset
+    }
+}
+
+/// Count the pretokens of `paths` in the current rayon pool.
+///
+/// Each file is a separate text (pretokens never span two files). A file is read in blocks
+/// of about 1 MiB, cut only at a newline that has a non-whitespace character on both sides;
+/// the GPT-2, cl100k and o200k patterns always end a piece at such a newline, so the counts
+/// equal those of the whole file in one piece. (For an arbitrary pattern a cut could, in
+/// principle, change the pieces around it; the cut positions depend only on the file's
+/// content, so the result is still deterministic.) A block without such a newline grows up
+/// to 64 MiB and is then cut at a character boundary.
+///
+/// `progress(bytes_done)` is called after every batch of blocks.
+pub fn count_files<S: Splitter + ?Sized>(
+    splitter: &S,
+    paths: &[String],
+    errors: Utf8Errors,
+    progress: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<PretokenCounts> {
+    let mut counter = Counter::new(splitter);
+    let batch = (rayon::current_num_threads() * 2).max(2);
+    let mut done = 0u64;
+    for path in paths {
+        let mut reader = BlockReader::open(path, errors)?;
+        loop {
+            let mut blocks = Vec::with_capacity(batch);
+            let before = reader.position();
+            while blocks.len() < batch {
+                match reader.next_block()? {
+                    Some(b) => blocks.push(b),
+                    None => break,
+                }
+            }
+            if blocks.is_empty() {
+                break;
+            }
+            counter.add_texts(&blocks)?;
+            done += reader.position() - before;
+            progress(done)?;
+        }
+    }
+    Ok(counter.finish())
+}
+
+/// Count a slice of texts (each text is split on its own).
+pub fn count_texts<S: Splitter + ?Sized, T: AsRef<str> + Sync>(
+    splitter: &S,
+    texts: &[T],
+) -> Result<PretokenCounts> {
+    let mut c = Counter::new(splitter);
+    c.add_texts(texts)?;
+    Ok(c.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pretok::patterns;
+
+    fn tmp(name: &str, data: &[u8]) -> String {
+        let dir = std::env::temp_dir().join(format!("supertok-count-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, data).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn blocks_equal_whole_file() {
+        let mut text = String::new();
+        let mut seed = 7u64;
+        let parts = [
+            "word", " ", "\n", "\n\n", "  ", "\t", "é", "中文", ".", "!?", "123", "'s", "\r\n",
+            "\u{3000}", "\u{85}", "x", "A", " the",
+        ];
+        for _ in 0..20000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            text.push_str(parts[(seed >> 33) as usize % parts.len()]);
+        }
+        let path = tmp("blocks.txt", text.as_bytes());
+        for pat in [patterns::R50K, patterns::CL100K, patterns::O200K] {
+            let pt = Pretokenizer::new(pat).unwrap();
+            let whole = count_texts(&pt, &[text.as_str()]).unwrap();
+            for bs in [16usize, 100, 1000, 7777] {
+                let mut r = BlockReader::open(&path, Utf8Errors::Strict)
+                    .unwrap()
+                    .with_block_size(bs);
+                let mut blocks = vec![];
+                while let Some(b) = r.next_block().unwrap() {
+                    blocks.push(b);
+                }
+                assert_eq!(blocks.concat(), text);
+                let c = count_texts(&pt, &blocks).unwrap();
+                assert_eq!(c, whole, "pattern {pat} block size {bs}");
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_names_offset() {
+        let mut data = b"hello world\n".repeat(10);
+        data.push(0xff);
+        data.extend_from_slice(b" tail");
+        let path = tmp("bad.txt", &data);
+        let pt = Pretokenizer::new(patterns::CL100K).unwrap();
+        let e = count_files(&pt, &[path.clone()], Utf8Errors::Strict, &mut |_| Ok(())).unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("byte offset 120"), "{m}");
+        assert!(m.contains("bad.txt"), "{m}");
+        let c = count_files(&pt, &[path], Utf8Errors::Replace, &mut |_| Ok(())).unwrap();
+        assert_eq!(c.get(" world".as_bytes()), 10);
+        assert_eq!(c.get("\u{fffd}".as_bytes()), 1);
+        let e = count_files(
+            &pt,
+            &["/nonexistent/x.txt".to_string()],
+            Utf8Errors::Strict,
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x.txt"));
+    }
+
+    #[test]
+    fn long_line_fallback() {
+        let text = "ab".repeat(5000);
+        let path = tmp("long.txt", text.as_bytes());
+        let mut r = BlockReader::open(&path, Utf8Errors::Strict)
+            .unwrap()
+            .with_block_size(64);
+        let mut n = 0;
+        let mut all = String::new();
+        while let Some(b) = r.next_block().unwrap() {
+            n += 1;
+            all.push_str(&b);
+        }
+        assert_eq!(all, text);
+        assert!(n >= 1);
+    }
+}

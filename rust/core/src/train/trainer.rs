@@ -1,0 +1,823 @@
+//! The BPE merge loop.
+//!
+//! # Model
+//! Byte-level: token ids `0..256` are the single bytes (id = byte value). Each merge joins
+//! two adjacent tokens `(left, right)` into the token whose bytes are their concatenation.
+//! A merge normally creates a new token with the next free id (so merge `i` produces id
+//! `256 + i`); if those bytes already are a token (a *different* split of the same bytes,
+//! e.g. `(ab, c)` then `(a, bc)`), the merge is still recorded but reuses that id and the
+//! vocabulary does not grow — the rule of HF's `BpeTrainer`, which keeps every token's
+//! bytes unique (required by `tokenizer.json` and `.tiktoken`).
+//!
+//! # Counting rule
+//! The count of a pair is the number of adjacent positions holding it, weighted by the
+//! pretoken's count (overlapping occurrences such as `aaa` count twice). A merge replaces
+//! the occurrences in every pretoken from left to right without overlap.
+//!
+//! # Tie-break (documented and stable)
+//! The pair with the highest count is merged; among equal counts the smallest
+//! `(left id, right id)` in lexicographic order wins. Counts are exact `u64`s, so the result
+//! is the same whatever the thread count, the pretoken order or the sharding of the counts.
+//!
+//! # Data structures
+//! Pretokens are stored flat (`u32` symbols); pairs live in one hash map holding each
+//! pair's count and a write-once segment of an arena listing the pretokens that contain it.
+//! A pair's count can only grow during the step that creates the newer of its two tokens
+//! (and at initialisation), and only shrink afterwards; so a lazy max-heap is exact: an
+//! entry whose count is stale is re-pushed with the live count when popped, and a pair's
+//! pretoken list is complete when it is created and never needs appending.
+
+use std::collections::hash_map::Entry;
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+
+/// Number of base (byte) tokens.
+pub const N_BYTES: u32 = 256;
+
+#[inline]
+fn key(l: u32, r: u32) -> u64 {
+    ((l as u64) << 32) | r as u64
+}
+
+#[inline]
+fn unkey(k: u64) -> (u32, u32) {
+    ((k >> 32) as u32, k as u32)
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PairInfo {
+    count: u64,
+    /// Start of this pair's pretoken list in the arena.
+    off: usize,
+    len: u32,
+    /// Rejected by a veto; never merged by the greedy loop.
+    banned: bool,
+}
+
+impl PairInfo {
+    const fn new() -> Self {
+        PairInfo {
+            count: 0,
+            off: 0,
+            len: 0,
+            banned: false,
+        }
+    }
+}
+
+/// Max-heap entry: higher count first, then the smaller pair key.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct HeapEntry {
+    count: u64,
+    key: u64,
+}
+
+impl Ord for HeapEntry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.count
+            .cmp(&other.count)
+            .then_with(|| other.key.cmp(&self.key))
+    }
+}
+
+impl PartialOrd for HeapEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One recorded merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Merge {
+    pub left: u32,
+    pub right: u32,
+    /// Id of the resulting token.
+    pub result: u32,
+    /// Pair count just before the merge (0 for a replayed merge that never occurs).
+    pub count: u64,
+}
+
+/// What replay does with a merge whose pair does not occur in the counts (or whose
+/// operands do not exist because an earlier merge was dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayPolicy {
+    /// Drop it: no merge is recorded and no token is created (SuperBPE's reference
+    /// behaviour). Later merges that need its token are dropped too.
+    Skip,
+    /// Keep it: record the merge and create its token anyway, so ids stay aligned with the
+    /// replayed list (needed when comparing pair counts across samples).
+    Keep,
+    /// Fail with an error naming the merge.
+    Error,
+}
+
+/// Why the greedy loop stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The requested number of tokens was reached.
+    VocabSize,
+    /// No pair with a count ≥ `min_frequency` remains.
+    MinFrequency,
+    /// No pair is left at all (every pretoken is a single token).
+    NoPairs,
+}
+
+/// Pair counts that changed in one step (for data-mixture inference).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepTrace {
+    /// `(left, right, count after the step)` for every pair whose count changed in the step,
+    /// sorted by pair.
+    pub changes: Vec<(u32, u32, u64)>,
+}
+
+/// A predicate that may reject a merge: `veto(left_bytes, right_bytes)` returns `true` to
+/// reject. It must depend only on its arguments (a rejected pair is never retried).
+pub type Veto<'a> = &'a (dyn Fn(&[u8], &[u8]) -> bool + Sync);
+
+/// Options of the greedy loop.
+pub struct GreedyOptions<'a> {
+    /// Stop when the vocabulary (base bytes + learned tokens, specials excluded) has this
+    /// many tokens.
+    pub target_tokens: usize,
+    /// Stop when the best pair occurs fewer times than this.
+    pub min_frequency: u64,
+    /// Never create a token longer than this many bytes.
+    pub max_token_length: Option<usize>,
+    /// Byte strings that may not be created (special tokens' texts); a merge that would
+    /// create one is skipped and reported in [`Trainer::special_collisions`].
+    pub forbidden_tokens: Vec<Vec<u8>>,
+    /// Extra predicate (SuperBPE's filters).
+    pub veto: Option<Veto<'a>>,
+}
+
+impl Default for GreedyOptions<'_> {
+    fn default() -> Self {
+        GreedyOptions {
+            target_tokens: N_BYTES as usize,
+            min_frequency: 1,
+            max_token_length: None,
+            forbidden_tokens: Vec::new(),
+            veto: None,
+        }
+    }
+}
+
+/// BPE training state over a set of weighted pretokens.
+pub struct Trainer {
+    syms: Vec<u32>,
+    wstart: Vec<usize>,
+    wlen: Vec<u32>,
+    wcount: Vec<u64>,
+    tokens: Vec<Box<[u8]>>,
+    token_ids: FxHashMap<Box<[u8]>, u32>,
+    pairs: FxHashMap<u64, PairInfo>,
+    arena: Vec<u32>,
+    heap: BinaryHeap<HeapEntry>,
+    merges: Vec<Merge>,
+    /// Scratch: `(pair key, pretoken)` for pairs created in the current step.
+    new_pos: Vec<(u64, u32)>,
+    /// Scratch: keys whose count changed in this step (only when tracing).
+    touched: Vec<u64>,
+    tracing: bool,
+    trace: Vec<StepTrace>,
+    special_collisions: Vec<(u32, u32, Vec<u8>)>,
+    dropped_replays: Vec<(Vec<u8>, Vec<u8>)>,
+    n_pretokens: usize,
+}
+
+impl Trainer {
+    /// Build from `(pretoken bytes, count)` pairs. Pretokens of one byte are dropped (they
+    /// hold no pair); the order of the input does not matter.
+    pub fn new<'a, I>(pretokens: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (&'a [u8], u64)>,
+    {
+        let mut syms = Vec::new();
+        let mut wstart = Vec::new();
+        let mut wlen = Vec::new();
+        let mut wcount = Vec::new();
+        let mut n_pretokens = 0usize;
+        for (bytes, count) in pretokens {
+            n_pretokens += 1;
+            if bytes.len() < 2 || count == 0 {
+                continue;
+            }
+            let len = u32::try_from(bytes.len()).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "a pretoken of {} bytes is too long to train on (limit 4 GiB)",
+                    bytes.len()
+                ))
+            })?;
+            if wcount.len() >= u32::MAX as usize - 1 {
+                return Err(Error::InvalidArgument(
+                    "more than 2^32 - 2 distinct pretokens".into(),
+                ));
+            }
+            wstart.push(syms.len());
+            wlen.push(len);
+            wcount.push(count);
+            syms.extend(bytes.iter().map(|&b| b as u32));
+        }
+        let tokens: Vec<Box<[u8]>> = (0..=255u8).map(|b| vec![b].into_boxed_slice()).collect();
+        let token_ids = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let mut t = Trainer {
+            syms,
+            wstart,
+            wlen,
+            wcount,
+            tokens,
+            token_ids,
+            pairs: FxHashMap::default(),
+            arena: Vec::new(),
+            heap: BinaryHeap::new(),
+            merges: Vec::new(),
+            new_pos: Vec::new(),
+            touched: Vec::new(),
+            tracing: false,
+            trace: Vec::new(),
+            special_collisions: Vec::new(),
+            dropped_replays: Vec::new(),
+            n_pretokens,
+        };
+        t.init_pairs();
+        Ok(t)
+    }
+
+    /// Count all pairs and build their pretoken lists (two passes, no sorting: pretokens
+    /// are visited in order, so each list comes out sorted and duplicates are adjacent).
+    fn init_pairs(&mut self) {
+        let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
+        // Pass 1: counts and list capacities (an upper bound: repeated pairs in a pretoken).
+        for w in 0..self.wcount.len() {
+            let s = &self.syms[self.wstart[w]..self.wstart[w] + self.wlen[w] as usize];
+            let c = self.wcount[w];
+            for win in s.windows(2) {
+                let e = pairs.entry(key(win[0], win[1])).or_insert(PairInfo::new());
+                e.count = e.count.saturating_add(c);
+                e.len += 1;
+            }
+        }
+        // Assign segments.
+        let mut off = 0usize;
+        for p in pairs.values_mut() {
+            p.off = off;
+            off += p.len as usize;
+            p.len = 0;
+        }
+        let mut arena = vec![u32::MAX; off];
+        // Pass 2: fill, skipping a pretoken already recorded for this pair.
+        for w in 0..self.wcount.len() {
+            let s = &self.syms[self.wstart[w]..self.wstart[w] + self.wlen[w] as usize];
+            for win in s.windows(2) {
+                if let Some(p) = pairs.get_mut(&key(win[0], win[1])) {
+                    let end = p.off + p.len as usize;
+                    if p.len == 0 || arena[end - 1] != w as u32 {
+                        arena[end] = w as u32;
+                        p.len += 1;
+                    }
+                }
+            }
+        }
+        self.heap = pairs
+            .iter()
+            .map(|(&k, p)| HeapEntry {
+                count: p.count,
+                key: k,
+            })
+            .collect();
+        self.pairs = pairs;
+        self.arena = arena;
+    }
+
+    /// Record, for every later step, which pair counts changed ([`Trainer::trace`]).
+    pub fn set_tracing(&mut self, on: bool) {
+        self.tracing = on;
+    }
+
+    /// Current count of every pair with a non-zero count, sorted by pair.
+    pub fn pair_counts(&self) -> Vec<(u32, u32, u64)> {
+        let mut v: Vec<(u32, u32, u64)> = self
+            .pairs
+            .iter()
+            .filter(|(_, p)| p.count > 0)
+            .map(|(&k, p)| {
+                let (l, r) = unkey(k);
+                (l, r, p.count)
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Current count of one pair.
+    pub fn pair_count(&self, left: u32, right: u32) -> u64 {
+        self.pairs.get(&key(left, right)).map_or(0, |p| p.count)
+    }
+
+    /// The per-step traces recorded while tracing was on (one per recorded step, in order).
+    pub fn trace(&self) -> &[StepTrace] {
+        &self.trace
+    }
+
+    /// Take the recorded traces.
+    pub fn take_trace(&mut self) -> Vec<StepTrace> {
+        std::mem::take(&mut self.trace)
+    }
+
+    /// Merges recorded so far.
+    pub fn merges(&self) -> &[Merge] {
+        &self.merges
+    }
+
+    /// Token bytes by id (index = id).
+    pub fn tokens(&self) -> &[Box<[u8]>] {
+        &self.tokens
+    }
+
+    /// Id of the token with these bytes.
+    pub fn token_id(&self, bytes: &[u8]) -> Option<u32> {
+        self.token_ids.get(bytes).copied()
+    }
+
+    /// Number of tokens (bytes + learned).
+    pub fn n_tokens(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Number of distinct pretokens given to [`Trainer::new`].
+    pub fn n_pretokens(&self) -> usize {
+        self.n_pretokens
+    }
+
+    /// Merges skipped because they would have created a special token's text:
+    /// `(left, right, bytes)`.
+    pub fn special_collisions(&self) -> &[(u32, u32, Vec<u8>)] {
+        &self.special_collisions
+    }
+
+    /// Replayed merges dropped by [`ReplayPolicy::Skip`], as `(left bytes, right bytes)`.
+    pub fn dropped_replays(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.dropped_replays
+    }
+
+    /// The current segmentation of every pretoken (for tests and analysis): `(ids, count)`.
+    pub fn segmentations(&self) -> Vec<(Vec<u32>, u64)> {
+        (0..self.wcount.len())
+            .map(|w| {
+                let s = &self.syms[self.wstart[w]..self.wstart[w] + self.wlen[w] as usize];
+                (s.to_vec(), self.wcount[w])
+            })
+            .collect()
+    }
+
+    /// Id for the bytes `left ++ right`: an existing token or a new one.
+    fn result_id(&mut self, l: u32, r: u32) -> u32 {
+        let mut b =
+            Vec::with_capacity(self.tokens[l as usize].len() + self.tokens[r as usize].len());
+        b.extend_from_slice(&self.tokens[l as usize]);
+        b.extend_from_slice(&self.tokens[r as usize]);
+        if let Some(&id) = self.token_ids.get(&b[..]) {
+            return id;
+        }
+        let id = self.tokens.len() as u32;
+        let b = b.into_boxed_slice();
+        self.token_ids.insert(b.clone(), id);
+        self.tokens.push(b);
+        id
+    }
+
+    #[inline]
+    fn dec(&mut self, k: u64, by: u64, c: u32) {
+        if let Entry::Occupied(mut e) = self.pairs.entry(k) {
+            let p = e.get_mut();
+            p.count = p.count.saturating_sub(by);
+            if self.tracing {
+                self.touched.push(k);
+            }
+            let (l, r) = unkey(k);
+            // A pair without the new token can never grow again: forget it at zero.
+            if p.count == 0 && l != c && r != c {
+                e.remove();
+            }
+        } else {
+            debug_assert!(false, "decrement of a missing pair");
+        }
+    }
+
+    #[inline]
+    fn inc(&mut self, k: u64, by: u64, w: u32) {
+        let p = self.pairs.entry(k).or_insert(PairInfo::new());
+        p.count = p.count.saturating_add(by);
+        self.new_pos.push((k, w));
+        if self.tracing {
+            self.touched.push(k);
+        }
+    }
+
+    /// Apply the merge `(a, b) -> c` to every pretoken containing the pair, updating counts.
+    fn apply(&mut self, a: u32, b: u32, c: u32) {
+        let pk = key(a, b);
+        let (off, len) = match self.pairs.get(&pk) {
+            Some(p) => (p.off, p.len as usize),
+            None => (0, 0),
+        };
+        self.new_pos.clear();
+        for idx in off..off + len {
+            let w = self.arena[idx];
+            let wi = w as usize;
+            let st = self.wstart[wi];
+            let n = self.wlen[wi] as usize;
+            let wc = self.wcount[wi];
+            let mut i = 0usize;
+            // Quick reject: most listed pretokens still hold the pair, but not all.
+            let mut found = false;
+            while i + 1 < n {
+                if self.syms[st + i] == a && self.syms[st + i + 1] == b {
+                    found = true;
+                    break;
+                }
+                i += 1;
+            }
+            if !found {
+                continue;
+            }
+            let mut j = i;
+            while i < n {
+                if i + 1 < n && self.syms[st + i] == a && self.syms[st + i + 1] == b {
+                    if j > 0 {
+                        let l = self.syms[st + j - 1];
+                        let k1 = key(l, a);
+                        if k1 != pk {
+                            self.dec(k1, wc, c);
+                        }
+                        self.inc(key(l, c), wc, w);
+                    }
+                    if i + 2 < n {
+                        let r = self.syms[st + i + 2];
+                        let k2 = key(b, r);
+                        if k2 != pk {
+                            self.dec(k2, wc, c);
+                        }
+                        self.inc(key(c, r), wc, w);
+                    }
+                    self.syms[st + j] = c;
+                    j += 1;
+                    i += 2;
+                } else {
+                    self.syms[st + j] = self.syms[st + i];
+                    j += 1;
+                    i += 1;
+                }
+            }
+            self.wlen[wi] = j as u32;
+        }
+        // The merged pair is gone everywhere.
+        if let Some(p) = self.pairs.remove(&pk) {
+            if self.tracing && p.count > 0 {
+                self.touched.push(pk);
+            }
+        }
+        // Write the new pairs' pretoken lists (sorted, deduplicated) and queue them.
+        let mut new_pos = std::mem::take(&mut self.new_pos);
+        new_pos.sort_unstable();
+        new_pos.dedup();
+        let mut i = 0;
+        while i < new_pos.len() {
+            let k = new_pos[i].0;
+            let mut j = i;
+            while j < new_pos.len() && new_pos[j].0 == k {
+                j += 1;
+            }
+            let keep = match self.pairs.get(&k) {
+                Some(p) => p.count > 0,
+                None => false,
+            };
+            if keep {
+                let off = self.arena.len();
+                let (old_off, old_len) = match self.pairs.get(&k) {
+                    Some(p) => (p.off, p.len as usize),
+                    None => (0, 0),
+                };
+                if old_len == 0 {
+                    self.arena.extend(new_pos[i..j].iter().map(|&(_, w)| w));
+                } else {
+                    // The merge re-created an existing token (same bytes, other split): the
+                    // pair already had a list; join both (rare).
+                    let mut all: Vec<u32> = self.arena[old_off..old_off + old_len].to_vec();
+                    all.extend(new_pos[i..j].iter().map(|&(_, w)| w));
+                    all.sort_unstable();
+                    all.dedup();
+                    self.arena.extend_from_slice(&all);
+                }
+                let new_len = self.arena.len() - off;
+                if let Some(p) = self.pairs.get_mut(&k) {
+                    p.off = off;
+                    p.len = new_len as u32;
+                    self.heap.push(HeapEntry {
+                        count: p.count,
+                        key: k,
+                    });
+                }
+            } else {
+                self.pairs.remove(&k);
+            }
+            i = j;
+        }
+        new_pos.clear();
+        self.new_pos = new_pos;
+        if self.tracing {
+            let mut t = std::mem::take(&mut self.touched);
+            t.sort_unstable();
+            t.dedup();
+            let changes = t
+                .iter()
+                .map(|&k| {
+                    let (l, r) = unkey(k);
+                    (l, r, self.pairs.get(&k).map_or(0, |p| p.count))
+                })
+                .collect();
+            t.clear();
+            self.touched = t;
+            self.trace.push(StepTrace { changes });
+        }
+    }
+
+    /// Merge the pair `(left, right)` now (whatever its count) and record it. Returns the
+    /// merge. Used by replay; also useful to force merges.
+    pub fn merge_pair(&mut self, left: u32, right: u32) -> Result<Merge> {
+        let n = self.tokens.len() as u32;
+        if left >= n || right >= n {
+            return Err(Error::InvalidArgument(format!(
+                "merge ({left}, {right}) refers to a token that does not exist ({n} tokens)"
+            )));
+        }
+        let count = self.pair_count(left, right);
+        let c = self.result_id(left, right);
+        self.apply(left, right, c);
+        let m = Merge {
+            left,
+            right,
+            result: c,
+            count,
+        };
+        self.merges.push(m);
+        Ok(m)
+    }
+
+    /// Replay `merges` (given by the bytes of their two sides) in order, whatever their
+    /// counts. A merge whose sides are not (yet) tokens, or whose pair does not occur, is
+    /// handled by `policy`. Returns the number of merges recorded.
+    pub fn replay(
+        &mut self,
+        merges: &[(Vec<u8>, Vec<u8>)],
+        policy: ReplayPolicy,
+        progress: &mut dyn FnMut(usize) -> Result<()>,
+    ) -> Result<usize> {
+        let mut recorded = 0usize;
+        for (i, (lb, rb)) in merges.iter().enumerate() {
+            if lb.is_empty() || rb.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "replayed merge {i} has an empty side"
+                )));
+            }
+            let ids = (self.token_id(lb), self.token_id(rb));
+            let occurs = match ids {
+                (Some(l), Some(r)) => self.pair_count(l, r) > 0,
+                _ => false,
+            };
+            if !occurs {
+                match policy {
+                    ReplayPolicy::Skip => {
+                        self.dropped_replays.push((lb.clone(), rb.clone()));
+                        if self.tracing {
+                            self.trace.push(StepTrace::default());
+                        }
+                        continue;
+                    }
+                    ReplayPolicy::Error => {
+                        return Err(Error::InvalidArgument(format!(
+                            "replayed merge {i} ({} + {}) does not occur in the data",
+                            crate::util::bytes_repr(lb),
+                            crate::util::bytes_repr(rb)
+                        )))
+                    }
+                    ReplayPolicy::Keep => {}
+                }
+            }
+            let (l, r) = match ids {
+                (Some(l), Some(r)) => (l, r),
+                _ => {
+                    // Only reachable with `Keep` (which creates every replayed token):
+                    // the list itself is inconsistent.
+                    return Err(Error::InvalidArgument(format!(
+                        "replayed merge {i} ({} + {}) uses a token that no earlier merge creates",
+                        crate::util::bytes_repr(lb),
+                        crate::util::bytes_repr(rb)
+                    )));
+                }
+            };
+            self.merge_pair(l, r)?;
+            recorded += 1;
+            if (i & 63) == 63 {
+                progress(i + 1)?;
+            }
+        }
+        progress(merges.len())?;
+        Ok(recorded)
+    }
+
+    /// Greedy BPE: merge the best pair until the vocabulary has `opts.target_tokens`
+    /// tokens, no pair reaches `opts.min_frequency`, or no pair is left.
+    /// `progress(n_tokens)` is called every few merges.
+    pub fn train_greedy(
+        &mut self,
+        opts: &GreedyOptions<'_>,
+        progress: &mut dyn FnMut(usize) -> Result<()>,
+    ) -> Result<StopReason> {
+        let forbidden: rustc_hash::FxHashSet<&[u8]> =
+            opts.forbidden_tokens.iter().map(|v| &v[..]).collect();
+        let min_freq = opts.min_frequency.max(1);
+        let mut since = 0usize;
+        let reason = loop {
+            if self.tokens.len() >= opts.target_tokens {
+                break StopReason::VocabSize;
+            }
+            let Some(top) = self.heap.pop() else {
+                break StopReason::NoPairs;
+            };
+            let live = match self.pairs.get(&top.key) {
+                Some(p) if !p.banned => p.count,
+                _ => continue,
+            };
+            if live != top.count {
+                if live > 0 {
+                    self.heap.push(HeapEntry {
+                        count: live,
+                        key: top.key,
+                    });
+                }
+                continue;
+            }
+            if live < min_freq {
+                self.heap.push(top);
+                break StopReason::MinFrequency;
+            }
+            let (l, r) = unkey(top.key);
+            let (lb, rb) = (&self.tokens[l as usize], &self.tokens[r as usize]);
+            let mut reject = false;
+            if let Some(max) = opts.max_token_length {
+                reject = lb.len() + rb.len() > max;
+            }
+            if !reject && !forbidden.is_empty() {
+                let mut b = Vec::with_capacity(lb.len() + rb.len());
+                b.extend_from_slice(lb);
+                b.extend_from_slice(rb);
+                if forbidden.contains(&b[..]) {
+                    self.special_collisions.push((l, r, b));
+                    reject = true;
+                }
+            }
+            if !reject {
+                if let Some(v) = opts.veto {
+                    reject = v(lb, rb);
+                }
+            }
+            if reject {
+                if let Some(p) = self.pairs.get_mut(&top.key) {
+                    p.banned = true;
+                }
+                continue;
+            }
+            self.merge_pair(l, r)?;
+            since += 1;
+            if since >= 64 {
+                since = 0;
+                progress(self.tokens.len())?;
+            }
+        };
+        progress(self.tokens.len())?;
+        Ok(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Brute force: recount every pair from scratch at every step; stop when the
+    /// vocabulary has `target` tokens. Returns the merges as byte pairs.
+    pub(crate) fn brute(words: &[(Vec<u8>, u64)], target: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut segs: Vec<(Vec<Vec<u8>>, u64)> = words
+            .iter()
+            .map(|(w, c)| (w.iter().map(|&b| vec![b]).collect(), *c))
+            .collect();
+        let mut ids: FxHashMap<Vec<u8>, u32> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        let mut by_id: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        let mut out = vec![];
+        while ids.len() < target {
+            let mut counts: FxHashMap<(u32, u32), u64> = FxHashMap::default();
+            for (s, c) in &segs {
+                for w in s.windows(2) {
+                    *counts.entry((ids[&w[0]], ids[&w[1]])).or_default() += c;
+                }
+            }
+            let Some((&(l, r), _)) = counts
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            else {
+                break;
+            };
+            let lb = by_id[l as usize].clone();
+            let rb = by_id[r as usize].clone();
+            let mut nb = lb.clone();
+            nb.extend_from_slice(&rb);
+            if !ids.contains_key(&nb) {
+                ids.insert(nb.clone(), by_id.len() as u32);
+                by_id.push(nb.clone());
+            }
+            for (s, _) in segs.iter_mut() {
+                let mut o: Vec<Vec<u8>> = vec![];
+                let mut i = 0;
+                while i < s.len() {
+                    if i + 1 < s.len() && s[i] == lb && s[i + 1] == rb {
+                        o.push(nb.clone());
+                        i += 2;
+                    } else {
+                        o.push(s[i].clone());
+                        i += 1;
+                    }
+                }
+                *s = o;
+            }
+            out.push((lb, rb));
+        }
+        out
+    }
+
+    fn fast(words: &[(Vec<u8>, u64)], target: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut t = Trainer::new(words.iter().map(|(w, c)| (&w[..], *c))).unwrap();
+        let opts = GreedyOptions {
+            target_tokens: target,
+            ..Default::default()
+        };
+        t.train_greedy(&opts, &mut |_| Ok(())).unwrap();
+        t.merges()
+            .iter()
+            .map(|m| {
+                (
+                    t.tokens()[m.left as usize].to_vec(),
+                    t.tokens()[m.right as usize].to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    fn rng(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    #[test]
+    fn matches_brute_force() {
+        let mut seed = 1u64;
+        for round in 0..300 {
+            let alpha = 2 + (round % 4) as u64;
+            let nw = 1 + rng(&mut seed) % 12;
+            let mut words = vec![];
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..nw {
+                let len = 1 + rng(&mut seed) % 12;
+                let w: Vec<u8> = (0..len)
+                    .map(|_| b'a' + (rng(&mut seed) % alpha) as u8)
+                    .collect();
+                if seen.insert(w.clone()) {
+                    words.push((w, 1 + rng(&mut seed) % 5));
+                }
+            }
+            assert_eq!(
+                fast(&words, 296),
+                brute(&words, 296),
+                "round {round}: {words:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn overlapping_runs() {
+        let words = vec![
+            (b"aaaaaaa".to_vec(), 3),
+            (b"aaab".to_vec(), 2),
+            (b"abab".to_vec(), 1),
+        ];
+        assert_eq!(fast(&words, 266), brute(&words, 266));
+    }
+}
