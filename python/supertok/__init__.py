@@ -9,6 +9,14 @@ from supertok.core import Encoding
 from supertok.load import dump_tiktoken_bpe, load_tiktoken_bpe
 from supertok.model import encoding_for_model, encoding_name_for_model
 from supertok.registry import get_encoding, list_encoding_names
+from supertok.train import (
+    PretokenCounts,
+    count_pretokens,
+    count_pretokens_from_iterator,
+    train,
+    train_from_counts,
+    train_from_iterator,
+)
 
 __all__ = [
     "__version__",
@@ -19,4 +27,10 @@ __all__ = [
     "encoding_name_for_model",
     "load_tiktoken_bpe",
     "dump_tiktoken_bpe",
+    "PretokenCounts",
+    "count_pretokens",
+    "count_pretokens_from_iterator",
+    "train",
+    "train_from_counts",
+    "train_from_iterator",
 ]

@@ -35,6 +35,15 @@ pub trait Splitter: Sync {
     fn describe(&self) -> Option<String>;
 }
 
+impl<T: Splitter + ?Sized> Splitter for &T {
+    fn split(&self, text: &str, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        (**self).split(text, f)
+    }
+    fn describe(&self) -> Option<String> {
+        (**self).describe()
+    }
+}
+
 impl Splitter for Pretokenizer {
     fn split(&self, text: &str, f: &mut dyn FnMut(&[u8])) -> Result<()> {
         let b = text.as_bytes();
@@ -98,8 +107,8 @@ type Map = FxHashMap<Box<[u8]>, u64>;
 /// Call [`add_texts`](Self::add_texts) inside the rayon pool that should do the work (its
 /// thread count decides the parallelism); [`finish`](Self::finish) merges the per-thread
 /// maps. The result does not depend on the thread count or batch boundaries.
-pub struct Counter<'s, S: Splitter + ?Sized> {
-    splitter: &'s S,
+pub struct Counter<S: Splitter> {
+    splitter: S,
     maps: Vec<Mutex<Map>>,
     bytes: u64,
 }
@@ -113,8 +122,8 @@ fn bump(map: &mut Map, piece: &[u8]) {
     }
 }
 
-impl<'s, S: Splitter + ?Sized> Counter<'s, S> {
-    pub fn new(splitter: &'s S) -> Self {
+impl<S: Splitter> Counter<S> {
+    pub fn new(splitter: S) -> Self {
         // One slot per worker of the current pool, plus one for callers outside it.
         let n = rayon::current_num_threads() + 1;
         Counter {
@@ -159,11 +168,30 @@ impl<'s, S: Splitter + ?Sized> Counter<'s, S> {
         Ok(())
     }
 
+    /// The splitter.
+    pub fn splitter(&self) -> &S {
+        &self.splitter
+    }
+
+    /// Merge the per-thread maps into the counts so far, leaving the counter empty (it can
+    /// be reused).
+    pub fn take(&mut self) -> PretokenCounts {
+        let n = self.maps.len();
+        let maps = std::mem::replace(
+            &mut self.maps,
+            (0..n).map(|_| Mutex::new(Map::default())).collect(),
+        );
+        self.bytes = 0;
+        Self::merge_maps(maps, self.splitter.describe())
+    }
+
     /// Merge the per-thread maps into the final counts.
-    pub fn finish(self) -> PretokenCounts {
-        let description = self.splitter.describe();
-        let mut maps: Vec<Map> = self
-            .maps
+    pub fn finish(mut self) -> PretokenCounts {
+        self.take()
+    }
+
+    fn merge_maps(maps: Vec<Mutex<Map>>, description: Option<String>) -> PretokenCounts {
+        let mut maps: Vec<Map> = maps
             .into_iter()
             .map(|m| match m.into_inner() {
                 Ok(m) => m,
@@ -373,8 +401,8 @@ impl BlockReader {
 /// to 64 MiB and is then cut at a character boundary.
 ///
 /// `progress(bytes_done)` is called after every batch of blocks.
-pub fn count_files<S: Splitter + ?Sized>(
-    splitter: &S,
+pub fn count_files<S: Splitter>(
+    splitter: S,
     paths: &[String],
     errors: Utf8Errors,
     progress: &mut dyn FnMut(u64) -> Result<()>,
@@ -405,8 +433,8 @@ pub fn count_files<S: Splitter + ?Sized>(
 }
 
 /// Count a slice of texts (each text is split on its own).
-pub fn count_texts<S: Splitter + ?Sized, T: AsRef<str> + Sync>(
-    splitter: &S,
+pub fn count_texts<S: Splitter, T: AsRef<str> + Sync>(
+    splitter: S,
     texts: &[T],
 ) -> Result<PretokenCounts> {
     let mut c = Counter::new(splitter);

@@ -67,6 +67,16 @@ impl PretokenCounts {
         })
     }
 
+    /// Whether every pretoken is whitespace only (true for empty counts): training on such
+    /// counts is almost certainly a mistake (an empty or blank corpus).
+    pub fn all_whitespace(&self) -> bool {
+        self.map.keys().all(|k| {
+            String::from_utf8_lossy(k)
+                .chars()
+                .all(|c| c.is_whitespace())
+        })
+    }
+
     /// Count of one pretoken (0 when absent).
     pub fn get(&self, piece: &[u8]) -> u64 {
         self.map.get(piece).copied().unwrap_or(0)
