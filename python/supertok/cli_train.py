@@ -37,7 +37,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``supertok train``."""
-    from supertok import train as T
+    import importlib
+
+    T = importlib.import_module("supertok.train")  # the module, not the function
 
     show = not args.quiet
     if not args.files and not args.from_counts:
