@@ -2,6 +2,7 @@
 //! and the lower-level `BpeTrainer` (replay / veto / trace hooks). Sugar lives in
 //! `python/supertok/train.py`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -284,11 +285,28 @@ pub fn count_files(
     Ok(PyPretokenCounts { inner })
 }
 
-/// Accumulates pretoken counts from batches of Python strings.
+type Pending = std::thread::JoinHandle<supertok_core::Result<()>>;
+
+/// Accumulates pretoken counts from batches of Python strings. Counting a batch runs in the
+/// background while Python produces the next one.
 #[pyclass(module = "supertok._core")]
 pub struct PretokenCounter {
-    counter: Counter<Pretokenizer>,
-    pool: std::sync::Arc<rayon::ThreadPool>,
+    counter: Arc<Counter<Pretokenizer>>,
+    pool: Arc<rayon::ThreadPool>,
+    pending: Option<Pending>,
+}
+
+impl PretokenCounter {
+    fn wait(&mut self, py: Python<'_>) -> PyResult<()> {
+        if let Some(h) = self.pending.take() {
+            let r = py.detach(|| h.join());
+            match r {
+                Ok(r) => r.map_err(to_py)?,
+                Err(_) => return Err(PyValueError::new_err("pretoken counting thread panicked")),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[pymethods]
@@ -298,22 +316,35 @@ impl PretokenCounter {
     fn py_new(pattern: &str, threads: Option<usize>) -> PyResult<Self> {
         let pt = Pretokenizer::new(pattern).map_err(to_py)?;
         let p = pool(threads_or_default(threads))?;
-        let counter = p.install(|| Counter::new(pt));
-        Ok(PretokenCounter { counter, pool: p })
+        let counter = Arc::new(p.install(|| Counter::new(pt)));
+        Ok(PretokenCounter {
+            counter,
+            pool: p,
+            pending: None,
+        })
     }
 
-    /// Count a batch of texts (in parallel, GIL released).
+    /// Count a batch of texts in the background (in parallel, GIL released). Waits for the
+    /// previous batch first; errors of a batch surface at the next call or at `finish`.
     fn add_texts(&mut self, py: Python<'_>, texts: Vec<PyBackedStr>) -> PyResult<()> {
+        self.wait(py)?;
         let p = self.pool.clone();
-        let c = &mut self.counter;
-        py.detach(|| p.install(|| c.add_texts(&texts))).map_err(to_py)
+        let c = self.counter.clone();
+        self.pending = Some(std::thread::spawn(move || {
+            p.install(|| c.add_texts(&texts))
+        }));
+        Ok(())
     }
 
     /// The counts so far (the counter is emptied).
-    fn finish(&mut self, py: Python<'_>) -> PyPretokenCounts {
-        let c = &mut self.counter;
+    fn finish(&mut self, py: Python<'_>) -> PyResult<PyPretokenCounts> {
+        self.wait(py)?;
+        let c = match Arc::get_mut(&mut self.counter) {
+            Some(c) => c,
+            None => return Err(PyValueError::new_err("counter still in use")),
+        };
         let inner = py.detach(|| c.take());
-        PyPretokenCounts { inner }
+        Ok(PyPretokenCounts { inner })
     }
 }
 
@@ -508,7 +539,10 @@ impl BpeTrainer {
     }
 
     /// Replayed merges dropped by the "skip" policy, as ``(left, right)`` bytes.
-    fn dropped_replays<'py>(&self, py: Python<'py>) -> Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    fn dropped_replays<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
         self.inner
             .dropped_replays()
             .iter()

@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -110,7 +111,7 @@ type Map = FxHashMap<Box<[u8]>, u64>;
 pub struct Counter<S: Splitter> {
     splitter: S,
     maps: Vec<Mutex<Map>>,
-    bytes: u64,
+    bytes: AtomicU64,
 }
 
 #[inline]
@@ -129,13 +130,13 @@ impl<S: Splitter> Counter<S> {
         Counter {
             splitter,
             maps: (0..n).map(|_| Mutex::new(Map::default())).collect(),
-            bytes: 0,
+            bytes: AtomicU64::new(0),
         }
     }
 
     /// Bytes of text seen so far.
     pub fn bytes_seen(&self) -> u64 {
-        self.bytes
+        self.bytes.load(Ordering::Relaxed)
     }
 
     fn slot(&self) -> usize {
@@ -145,7 +146,9 @@ impl<S: Splitter> Counter<S> {
         }
     }
 
-    fn count_one(&self, text: &str) -> Result<()> {
+    /// Count one text on the calling thread (into that thread's map).
+    pub fn count_one(&self, text: &str) -> Result<()> {
+        self.bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
         let slot = self.slot();
         // Uncontended: each worker owns its slot. A poisoned lock only means another task
         // panicked, which cannot happen here; recover the data anyway.
@@ -158,14 +161,11 @@ impl<S: Splitter> Counter<S> {
     }
 
     /// Count a batch of texts in parallel (in the current rayon pool).
-    pub fn add_texts<T: AsRef<str> + Sync>(&mut self, texts: &[T]) -> Result<()> {
-        let this = &*self;
+    pub fn add_texts<T: AsRef<str> + Sync>(&self, texts: &[T]) -> Result<()> {
         texts
             .par_iter()
             .with_min_len(1)
-            .try_for_each(|t| this.count_one(t.as_ref()))?;
-        self.bytes += texts.iter().map(|t| t.as_ref().len() as u64).sum::<u64>();
-        Ok(())
+            .try_for_each(|t| self.count_one(t.as_ref()))
     }
 
     /// The splitter.
@@ -181,7 +181,7 @@ impl<S: Splitter> Counter<S> {
             &mut self.maps,
             (0..n).map(|_| Mutex::new(Map::default())).collect(),
         );
-        self.bytes = 0;
+        self.bytes.store(0, Ordering::Relaxed);
         Self::merge_maps(maps, self.splitter.describe())
     }
 
@@ -400,35 +400,59 @@ impl BlockReader {
 /// content, so the result is still deterministic.) A block without such a newline grows up
 /// to 64 MiB and is then cut at a character boundary.
 ///
-/// `progress(bytes_done)` is called after every batch of blocks.
+/// A reader thread streams blocks through a bounded channel (at most two blocks per worker
+/// in flight) to the pool's workers, so reading overlaps counting and memory stays bounded.
+/// `progress(bytes_done)` is called from the workers (not concurrently).
 pub fn count_files<S: Splitter>(
     splitter: S,
     paths: &[String],
     errors: Utf8Errors,
-    progress: &mut dyn FnMut(u64) -> Result<()>,
+    progress: &mut (dyn FnMut(u64) -> Result<()> + Send),
 ) -> Result<PretokenCounts> {
-    let mut counter = Counter::new(splitter);
-    let batch = (rayon::current_num_threads() * 2).max(2);
-    let mut done = 0u64;
-    for path in paths {
-        let mut reader = BlockReader::open(path, errors)?;
-        loop {
-            let mut blocks = Vec::with_capacity(batch);
-            let before = reader.position();
-            while blocks.len() < batch {
-                match reader.next_block()? {
-                    Some(b) => blocks.push(b),
-                    None => break,
+    let counter = Counter::new(splitter);
+    let inflight = (rayon::current_num_threads() * 2).max(2);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(String, u64)>>(inflight);
+    let done = AtomicU64::new(0);
+    let progress = Mutex::new(progress);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for path in paths {
+                let mut reader = match BlockReader::open(path, errors) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                loop {
+                    let before = reader.position();
+                    match reader.next_block() {
+                        Ok(Some(b)) => {
+                            let n = reader.position() - before;
+                            if tx.send(Ok((b, n))).is_err() {
+                                return; // the consumer stopped (error)
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
                 }
             }
-            if blocks.is_empty() {
-                break;
+        });
+        rx.into_iter().par_bridge().try_for_each(|item| {
+            let (block, n) = item?;
+            counter.count_one(&block)?;
+            drop(block);
+            let d = done.fetch_add(n, Ordering::Relaxed) + n;
+            if let Ok(mut p) = progress.try_lock() {
+                (*p)(d)?;
             }
-            counter.add_texts(&blocks)?;
-            done += reader.position() - before;
-            progress(done)?;
-        }
-    }
+            Ok(())
+        })
+    })?;
     Ok(counter.finish())
 }
 
@@ -437,7 +461,7 @@ pub fn count_texts<S: Splitter, T: AsRef<str> + Sync>(
     splitter: S,
     texts: &[T],
 ) -> Result<PretokenCounts> {
-    let mut c = Counter::new(splitter);
+    let c = Counter::new(splitter);
     c.add_texts(texts)?;
     Ok(c.finish())
 }
