@@ -225,6 +225,22 @@ def test_files_equal_iterator(tmp_path):
         assert a == b, pname
 
 
+def test_split_lines(tmp_path):
+    text = "a\n\nb  \n c\r\nd.\nfoo bar\n\n\n"
+    lines = text.splitlines(keepends=True)
+    want = {}
+    for line in lines:
+        for k, v in ref_counts([line], R50K_PAT_STR).items():
+            want[k] = want.get(k, 0) + v
+    a = supertok.count_pretokens_from_iterator([text], "gpt2", split_lines=True, show_progress=False)
+    assert dict(a.items()) == want
+    p = tmp_path / "l.txt"
+    p.write_text(text, encoding="utf-8")
+    b = supertok.count_pretokens(str(p), "gpt2", split_lines=True, show_progress=False)
+    assert a == b
+    assert dict(supertok.count_pretokens(str(p), "gpt2", show_progress=False).items()) == ref_counts([text], R50K_PAT_STR)
+
+
 def test_rustbpe_merge_for_merge():
     """rustbpe uses the same tie-break rule and counting; on text where no merge re-creates an
     existing token, the merge lists must be identical."""

@@ -36,7 +36,7 @@ class PretokenCounts:
 class PretokenCounter:
     """Accumulates pretoken counts from batches of str (parallel, GIL released)."""
 
-    def __init__(self, pattern: str, threads: int | None = None) -> None: ...
+    def __init__(self, pattern: str, threads: int | None = None, split_lines: bool = False) -> None: ...
     def add_texts(self, texts: Sequence[str]) -> None: ...
     def finish(self) -> PretokenCounts: ...
 
@@ -69,6 +69,7 @@ def count_files(
     threads: int | None = None,
     errors: str = "strict",
     progress: Callable[[int], object] | None = None,
+    split_lines: bool = False,
 ) -> PretokenCounts: ...
 def train_from_counts(
     counts: PretokenCounts,

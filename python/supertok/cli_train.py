@@ -27,6 +27,7 @@ def register(sub: Any) -> None:
     p.add_argument("--max-token-length", type=int, default=None, help="longest token in bytes")
     p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
     p.add_argument("--errors", choices=("strict", "replace"), default="strict", help="invalid UTF-8 handling")
+    p.add_argument("--split-lines", action="store_true", help="pretokenize each line on its own (like HF)")
     p.add_argument("--save-counts", metavar="PATH", help="also save the pretoken counts (for reuse / merging)")
     p.add_argument(
         "--from-counts", action="append", default=[], metavar="PATH", help="train on saved counts (repeatable; summed)"
@@ -50,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.files:
         counts = T.count_pretokens(
-            args.files, args.pattern, threads=args.threads, errors=args.errors, show_progress=show
+            args.files,
+            args.pattern,
+            threads=args.threads,
+            errors=args.errors,
+            show_progress=show,
+            split_lines=args.split_lines,
         )
     for path in args.from_counts:
         c = T.PretokenCounts.load(path)

@@ -140,6 +140,7 @@ def count_pretokens(
     threads: int | None = None,
     errors: str = "strict",
     show_progress: bool = True,
+    split_lines: bool = False,
 ) -> PretokenCounts:
     """Count the pretokens of text files (UTF-8), streamed in blocks with the GIL released.
 
@@ -154,13 +155,16 @@ def count_pretokens(
         errors: ``"strict"`` (invalid UTF-8 raises ``ValueError`` naming the file and byte
             offset) or ``"replace"`` (U+FFFD).
         show_progress: Show a progress bar.
+        split_lines: Pretokenize every line (with its ``\\n``) on its own, as HF's
+            ``train(files)`` does; by default pretokens may span lines (``"\\n\\n"``,
+            ``".\\n"``), exactly as the encoder will see the text.
     """
     paths = _paths(files)
     pat = resolve_pattern(pattern)
     total = sum(os.path.getsize(p) for p in paths)
     bar = ProgressBar(total, "Counting pretokens", "B", show_progress)
     try:
-        counts = _core.count_files(paths, pat, _threads(threads), errors, bar.update_to)
+        counts = _core.count_files(paths, pat, _threads(threads), errors, bar.update_to, split_lines)
         bar.update_to(total)
     finally:
         bar.close()
@@ -173,16 +177,18 @@ def count_pretokens_from_iterator(
     *,
     threads: int | None = None,
     show_progress: bool = True,
+    split_lines: bool = False,
 ) -> PretokenCounts:
     """Count the pretokens of an iterable of ``str`` (each item is one text).
 
-    Items are pulled in batches (~8 MB) and counted in parallel with the GIL released; only
-    the current batch and the distinct pretokens are kept in memory.
+    Items are pulled in batches (~8 MB) and counted in parallel with the GIL released (a batch
+    is counted while the next one is pulled); only two batches and the distinct pretokens are
+    kept in memory. ``split_lines``: see :func:`count_pretokens`.
     """
     pat = resolve_pattern(pattern)
     if isinstance(texts, (str, bytes)):
         raise TypeError("texts must be an iterable of str, not a single str/bytes (wrap it in a list)")
-    counter = _core.PretokenCounter(pat, _threads(threads))
+    counter = _core.PretokenCounter(pat, _threads(threads), split_lines)
     bar = ProgressBar(None, "Counting pretokens", "B", show_progress)
     done = 0
     batch: list[str] = []
@@ -396,6 +402,7 @@ def train(
     threads: int | None = None,
     show_progress: bool = True,
     errors: str = "strict",
+    split_lines: bool = False,
 ) -> Any:
     """Train a byte-level BPE tokenizer on text files.
 
@@ -409,11 +416,14 @@ def train(
         threads: Worker threads for counting (default: all cores).
         show_progress: Progress bars and the final summary line on stderr.
         errors: ``"strict"`` or ``"replace"`` for invalid UTF-8.
+        split_lines: Pretokenize each line on its own (HF ``train(files)`` behaviour).
     """
     specials = _check_vocab(vocab_size, special_tokens)
     pat = resolve_pattern(pattern)
     t0 = time.perf_counter()
-    counts = count_pretokens(files, pat, threads=threads, errors=errors, show_progress=show_progress)
+    counts = count_pretokens(
+        files, pat, threads=threads, errors=errors, show_progress=show_progress, split_lines=split_lines
+    )
     count_seconds = time.perf_counter() - t0
     res = _train_counts(
         counts, vocab_size, specials, min_frequency, max_token_length, pat, show_progress, count_seconds
@@ -431,6 +441,7 @@ def train_from_iterator(
     max_token_length: int | None = None,
     threads: int | None = None,
     show_progress: bool = True,
+    split_lines: bool = False,
 ) -> Any:
     """Train a byte-level BPE tokenizer on an iterable of ``str`` (each item is one text).
 
@@ -439,7 +450,9 @@ def train_from_iterator(
     specials = _check_vocab(vocab_size, special_tokens)
     pat = resolve_pattern(pattern)
     t0 = time.perf_counter()
-    counts = count_pretokens_from_iterator(texts, pat, threads=threads, show_progress=show_progress)
+    counts = count_pretokens_from_iterator(
+        texts, pat, threads=threads, show_progress=show_progress, split_lines=split_lines
+    )
     count_seconds = time.perf_counter() - t0
     res = _train_counts(
         counts, vocab_size, specials, min_frequency, max_token_length, pat, show_progress, count_seconds

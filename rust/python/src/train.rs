@@ -12,8 +12,8 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use supertok_core::pretok::Pretokenizer;
 use supertok_core::train::{
-    self, Counter, GreedyOptions, PretokenCounts as CoreCounts, ReplayPolicy, StopReason,
-    TrainConfig, Trainer, Utf8Errors,
+    self, Counter, GreedyOptions, LineSplitter, PretokenCounts as CoreCounts, ReplayPolicy,
+    Splitter, StopReason, TrainConfig, Trainer, Utf8Errors,
 };
 use supertok_core::Error;
 
@@ -265,7 +265,7 @@ impl PyPretokenCounts {
 
 /// Count the pretokens of text files (streamed in blocks, GIL released).
 #[pyfunction]
-#[pyo3(signature = (paths, pattern, threads=None, errors="strict", progress=None))]
+#[pyo3(signature = (paths, pattern, threads=None, errors="strict", progress=None, split_lines=false))]
 pub fn count_files(
     py: Python<'_>,
     paths: Vec<String>,
@@ -273,9 +273,10 @@ pub fn count_files(
     threads: Option<usize>,
     errors: &str,
     progress: Option<Py<PyAny>>,
+    split_lines: bool,
 ) -> PyResult<PyPretokenCounts> {
     let errors = utf8_errors(errors)?;
-    let pt = Pretokenizer::new(pattern).map_err(to_py)?;
+    let pt = splitter(pattern, split_lines)?;
     let p = pool(threads_or_default(threads))?;
     let mut prog = Progress::new(progress.as_ref());
     let r = py.detach(|| {
@@ -287,11 +288,22 @@ pub fn count_files(
 
 type Pending = std::thread::JoinHandle<supertok_core::Result<()>>;
 
+type DynSplitter = Box<dyn Splitter + Send>;
+
+fn splitter(pattern: &str, split_lines: bool) -> PyResult<DynSplitter> {
+    let pt = Pretokenizer::new(pattern).map_err(to_py)?;
+    Ok(if split_lines {
+        Box::new(LineSplitter(pt))
+    } else {
+        Box::new(pt)
+    })
+}
+
 /// Accumulates pretoken counts from batches of Python strings. Counting a batch runs in the
 /// background while Python produces the next one.
 #[pyclass(module = "supertok._core")]
 pub struct PretokenCounter {
-    counter: Arc<Counter<Pretokenizer>>,
+    counter: Arc<Counter<DynSplitter>>,
     pool: Arc<rayon::ThreadPool>,
     pending: Option<Pending>,
 }
@@ -312,9 +324,9 @@ impl PretokenCounter {
 #[pymethods]
 impl PretokenCounter {
     #[new]
-    #[pyo3(signature = (pattern, threads=None))]
-    fn py_new(pattern: &str, threads: Option<usize>) -> PyResult<Self> {
-        let pt = Pretokenizer::new(pattern).map_err(to_py)?;
+    #[pyo3(signature = (pattern, threads=None, split_lines=false))]
+    fn py_new(pattern: &str, threads: Option<usize>, split_lines: bool) -> PyResult<Self> {
+        let pt = splitter(pattern, split_lines)?;
         let p = pool(threads_or_default(threads))?;
         let counter = Arc::new(p.install(|| Counter::new(pt)));
         Ok(PretokenCounter {

@@ -58,6 +58,38 @@ impl Splitter for Pretokenizer {
     }
 }
 
+impl<T: Splitter + ?Sized> Splitter for Box<T> {
+    fn split(&self, text: &str, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        (**self).split(text, f)
+    }
+    fn describe(&self) -> Option<String> {
+        (**self).describe()
+    }
+}
+
+/// Cuts every text into lines (each keeps its `\n`) and splits each line with `S` — what
+/// HF's `train_from_files` does, and SuperBPE's stage-2 chunking.
+#[derive(Clone, Debug)]
+pub struct LineSplitter<S>(pub S);
+
+impl<S: Splitter> Splitter for LineSplitter<S> {
+    fn split(&self, text: &str, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', text.as_bytes()) {
+            // `\n` is ASCII, so `nl + 1` is a char boundary.
+            self.0.split(&text[start..nl + 1], f)?;
+            start = nl + 1;
+        }
+        if start < text.len() {
+            self.0.split(&text[start..], f)?;
+        }
+        Ok(())
+    }
+    fn describe(&self) -> Option<String> {
+        self.0.describe()
+    }
+}
+
 /// Counts every text as one unit (no splitting).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WholeChunks;
@@ -534,6 +566,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x.txt"));
+    }
+
+    #[test]
+    fn line_splitter() {
+        let pt = Pretokenizer::new(patterns::R50K).unwrap();
+        let text = "a\n\nb  \n c\r\nd";
+        let c = count_texts(LineSplitter(&pt), &[text]).unwrap();
+        let mut want = PretokenCounts::new(Some(patterns::R50K.into()));
+        for line in ["a\n", "\n", "b  \n", " c\r\n", "d"] {
+            for (a, b) in pt.split(line).unwrap() {
+                want.add(&line.as_bytes()[a..b], 1);
+            }
+        }
+        assert_eq!(c, want);
+        assert_eq!(c.get(b"\n"), 2);
     }
 
     #[test]

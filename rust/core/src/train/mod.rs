@@ -19,7 +19,9 @@ pub mod count;
 pub mod counts;
 pub mod trainer;
 
-pub use count::{count_files, count_texts, Counter, Splitter, Utf8Errors, WholeChunks};
+pub use count::{
+    count_files, count_texts, Counter, LineSplitter, Splitter, Utf8Errors, WholeChunks,
+};
 pub use counts::PretokenCounts;
 pub use trainer::{GreedyOptions, Merge, ReplayPolicy, StepTrace, StopReason, Trainer, Veto};
 
