@@ -551,7 +551,13 @@ mod tests {
         data.extend_from_slice(b" tail");
         let path = tmp("bad.txt", &data);
         let pt = Pretokenizer::new(patterns::CL100K).unwrap();
-        let e = count_files(&pt, &[path.clone()], Utf8Errors::Strict, &mut |_| Ok(())).unwrap_err();
+        let e = count_files(
+            &pt,
+            std::slice::from_ref(&path),
+            Utf8Errors::Strict,
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
         let m = e.to_string();
         assert!(m.contains("byte offset 120"), "{m}");
         assert!(m.contains("bad.txt"), "{m}");

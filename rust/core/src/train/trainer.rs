@@ -820,4 +820,183 @@ mod tests {
         ];
         assert_eq!(fast(&words, 266), brute(&words, 266));
     }
+
+    fn trainer(words: &[(&[u8], u64)]) -> Trainer {
+        Trainer::new(words.iter().copied()).unwrap()
+    }
+
+    fn greedy(t: &mut Trainer, target: usize) -> StopReason {
+        let o = GreedyOptions {
+            target_tokens: target,
+            ..Default::default()
+        };
+        t.train_greedy(&o, &mut |_| Ok(())).unwrap()
+    }
+
+    #[test]
+    fn u64_counts_and_tie_break() {
+        // Counts beyond 2^32 (HF's i32 would wrap); "cd" wins by one occurrence.
+        let big = 1u64 << 40;
+        let mut t = trainer(&[(b"ab", big), (b"cd", big + 1), (b"ef", big + 1)]);
+        greedy(&mut t, 259);
+        let m: Vec<(u32, u32, u64)> = t
+            .merges()
+            .iter()
+            .map(|m| (m.left, m.right, m.count))
+            .collect();
+        // equal counts: smaller (left, right) first => (c, d) before (e, f)
+        assert_eq!(
+            m,
+            vec![
+                (b'c' as u32, b'd' as u32, big + 1),
+                (b'e' as u32, b'f' as u32, big + 1),
+                (b'a' as u32, b'b' as u32, big)
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_bytes_reuse_id() {
+        // (b, c) first, then (a, b) elsewhere, then "a"+"bc" and "ab"+"c" both make "abc".
+        let mut t = trainer(&[(b"bcx", 10), (b"aby", 9), (b"abc", 3), (b"xabc", 2)]);
+        greedy(&mut t, 400);
+        let abc: Vec<&Merge> = t
+            .merges()
+            .iter()
+            .filter(|m| {
+                let mut b = t.tokens()[m.left as usize].to_vec();
+                b.extend_from_slice(&t.tokens()[m.right as usize]);
+                b == b"abc"
+            })
+            .collect();
+        assert!(!abc.is_empty());
+        let ids: std::collections::HashSet<u32> = abc.iter().map(|m| m.result).collect();
+        assert_eq!(ids.len(), 1, "all merges producing abc share one id");
+        let uniq: std::collections::HashSet<&[u8]> = t.tokens().iter().map(|b| &b[..]).collect();
+        assert_eq!(uniq.len(), t.tokens().len(), "token bytes are unique");
+    }
+
+    #[test]
+    fn replay_reproduces_and_policies() {
+        let words: Vec<(&[u8], u64)> = vec![
+            (b"hello", 5),
+            (b" hello", 7),
+            (b" help", 3),
+            (b"yellow", 2),
+            (b" world", 4),
+        ];
+        let mut full = trainer(&words);
+        greedy(&mut full, 256 + 12);
+        let bm: Vec<(Vec<u8>, Vec<u8>)> = full
+            .merges()
+            .iter()
+            .map(|m| {
+                (
+                    full.tokens()[m.left as usize].to_vec(),
+                    full.tokens()[m.right as usize].to_vec(),
+                )
+            })
+            .collect();
+        // replay first 5 then continue greedily => identical
+        let mut t = trainer(&words);
+        assert_eq!(
+            t.replay(&bm[..5], ReplayPolicy::Error, &mut |_| Ok(()))
+                .unwrap(),
+            5
+        );
+        greedy(&mut t, 256 + 12);
+        assert_eq!(t.merges(), full.merges());
+        // policies
+        let never = vec![
+            (b"z".to_vec(), b"z".to_vec()),
+            (b"l".to_vec(), b"l".to_vec()),
+        ];
+        let mut s = trainer(&words);
+        assert_eq!(
+            s.replay(&never, ReplayPolicy::Skip, &mut |_| Ok(()))
+                .unwrap(),
+            1
+        );
+        assert_eq!(s.dropped_replays(), &never[..1]);
+        assert_eq!(s.n_tokens(), 257);
+        let mut k = trainer(&words);
+        assert_eq!(
+            k.replay(&never, ReplayPolicy::Keep, &mut |_| Ok(()))
+                .unwrap(),
+            2
+        );
+        assert_eq!(&*k.tokens()[256], b"zz");
+        assert_eq!(k.merges()[0].count, 0);
+        let mut e = trainer(&words);
+        assert!(e
+            .replay(&never, ReplayPolicy::Error, &mut |_| Ok(()))
+            .is_err());
+    }
+
+    #[test]
+    fn veto_forbidden_max_len_and_trace() {
+        let words: Vec<(&[u8], u64)> = vec![(b"a: b", 50), (b"a:b", 40), (b"abcdef", 30)];
+        let mut t = trainer(&words);
+        t.set_tracing(true);
+        let veto = |l: &[u8], r: &[u8]| {
+            let mut b = l.to_vec();
+            b.extend_from_slice(r);
+            b.windows(2).any(|w| w == b": ")
+        };
+        let o = GreedyOptions {
+            target_tokens: 400,
+            max_token_length: Some(3),
+            forbidden_tokens: vec![b"cd".to_vec()],
+            veto: Some(&veto),
+            ..Default::default()
+        };
+        t.train_greedy(&o, &mut |_| Ok(())).unwrap();
+        for tok in t.tokens() {
+            assert!(tok.len() <= 3);
+            assert!(!tok.windows(2).any(|w| w == b": "));
+            assert_ne!(&**tok, b"cd");
+        }
+        assert_eq!(t.special_collisions().len(), 1);
+        // The trace replays the pair counts exactly.
+        let mut live: FxHashMap<(u32, u32), u64> = FxHashMap::default();
+        let fresh = trainer(&words);
+        for (l, r, c) in fresh.pair_counts() {
+            live.insert((l, r), c);
+        }
+        assert_eq!(t.trace().len(), t.merges().len());
+        for (m, step) in t.merges().iter().zip(t.trace()) {
+            assert_eq!(live.get(&(m.left, m.right)).copied().unwrap_or(0), m.count);
+            for &(l, r, c) in &step.changes {
+                if c == 0 {
+                    live.remove(&(l, r));
+                } else {
+                    live.insert((l, r), c);
+                }
+            }
+        }
+        let now: FxHashMap<(u32, u32), u64> = t
+            .pair_counts()
+            .into_iter()
+            .map(|(l, r, c)| ((l, r), c))
+            .collect();
+        assert_eq!(live, now);
+    }
+
+    #[test]
+    fn min_frequency_and_no_pairs() {
+        let mut t = trainer(&[(b"abab", 3), (b"cd", 1), (b"x", 100)]);
+        let o = GreedyOptions {
+            target_tokens: 400,
+            min_frequency: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            t.train_greedy(&o, &mut |_| Ok(())).unwrap(),
+            StopReason::MinFrequency
+        );
+        assert!(t.merges().iter().all(|m| m.count >= 3));
+        assert_eq!(t.n_pretokens(), 3);
+        let mut t = trainer(&[(b"ab", 1)]);
+        assert_eq!(greedy(&mut t, 400), StopReason::NoPairs);
+    }
 }
