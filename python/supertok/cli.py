@@ -1,49 +1,60 @@
 """The ``supertok`` command line.
 
-Each subcommand lives in its own module exposing ``register(subparsers)``, which adds its
-parser and sets ``func`` (called with the parsed namespace, returning an exit code). To add a
-subcommand, add its module to :data:`SUBCOMMANDS`.
+Subcommands live in their own modules and register themselves in ``SUBCOMMANDS``:
+each entry maps a name to ``(help, add_arguments(parser), run(args) -> int)``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
-#: Modules that provide subcommands (each has ``register(subparsers)``).
-SUBCOMMANDS: list[str] = [
-    "supertok.cli_train",
-]
+Subcommand = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
+
+def _demo() -> Subcommand:
+    from supertok import demo
+
+    return (demo.HELP, demo.add_arguments, demo.run)
+
+
+def _train() -> Subcommand:
+    from supertok import cli_train
+
+    return (cli_train.HELP, cli_train.add_arguments, cli_train.run)
+
+
+# name -> factory (imported lazily so that `supertok --help` stays fast)
+SUBCOMMANDS: dict[str, Callable[[], Subcommand]] = {
+    "demo": _demo,
+    "train": _train,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registered subcommand."""
     from supertok import __version__
 
     parser = argparse.ArgumentParser(prog="supertok", description="Fast, exact byte-level BPE tokenizers.")
     parser.add_argument("--version", action="version", version=f"supertok {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for mod in SUBCOMMANDS:
-        importlib.import_module(mod).register(sub)
+    for name, factory in SUBCOMMANDS.items():
+        help_, add_arguments, run = factory()
+        p = sub.add_parser(name, help=help_, description=help_)
+        add_arguments(p)
+        p.set_defaults(_run=run)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``supertok`` command."""
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
+    if not getattr(args, "_run", None):
         parser.print_help()
         return 2
     try:
-        return int(func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, TypeError) as e:
+        return int(args._run(args) or 0)
+    except (ValueError, OSError, KeyError) as e:
         print(f"supertok {args.command}: error: {e}", file=sys.stderr)
         return 1
 

@@ -5,19 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
 
 
-def register(sub: Any) -> None:
-    """Add the ``train`` subcommand to ``sub`` (an argparse subparsers object)."""
-    p = sub.add_parser(
-        "train",
-        help="train a byte-level BPE tokenizer on text files",
-        description=(
-            "Train a byte-level BPE tokenizer on UTF-8 text files and write it as HF "
-            "tokenizer.json (or .tiktoken when --out ends in .tiktoken)."
-        ),
-    )
+HELP = (
+    "train a byte-level BPE tokenizer on UTF-8 text files and write it as HF tokenizer.json "
+    "(or .tiktoken when --out ends in .tiktoken)"
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``train`` arguments to ``p``."""
     p.add_argument("files", nargs="*", help="UTF-8 text files (each file is one text)")
     p.add_argument("--vocab-size", type=int, required=True, help="total vocabulary size (256 bytes + merges + specials)")
     p.add_argument("--pattern", default="o200k", help="o200k, cl100k, gpt2 or a regex (default o200k)")
@@ -33,7 +30,6 @@ def register(sub: Any) -> None:
         "--from-counts", action="append", default=[], metavar="PATH", help="train on saved counts (repeatable; summed)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
