@@ -433,22 +433,29 @@ impl BlockReader {
 /// to 64 MiB and is then cut at a character boundary.
 ///
 /// A reader thread streams blocks through a bounded channel (at most two blocks per worker
-/// in flight) to the pool's workers, so reading overlaps counting and memory stays bounded.
-/// `progress(bytes_done)` is called from the workers (not concurrently).
+/// in flight) to as many counting threads as the current rayon pool has (each with its own
+/// map), so reading overlaps counting and memory stays bounded. `progress(bytes_done)` is
+/// called from the counting threads (never concurrently).
 pub fn count_files<S: Splitter>(
     splitter: S,
     paths: &[String],
     errors: Utf8Errors,
     progress: &mut (dyn FnMut(u64) -> Result<()> + Send),
 ) -> Result<PretokenCounts> {
-    let counter = Counter::new(splitter);
-    let inflight = (rayon::current_num_threads() * 2).max(2);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(String, u64)>>(inflight);
+    let workers = rayon::current_num_threads().max(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(String, u64)>>(workers * 2);
+    let rx = Mutex::new(rx);
     let done = AtomicU64::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let progress = Mutex::new(progress);
-    std::thread::scope(|scope| {
+    let splitter = &splitter;
+    let results: Vec<Result<Map>> = std::thread::scope(|scope| {
+        let stop_r = &stop;
         scope.spawn(move || {
             for path in paths {
+                if stop_r.load(Ordering::Relaxed) {
+                    return;
+                }
                 let mut reader = match BlockReader::open(path, errors) {
                     Ok(r) => r,
                     Err(e) => {
@@ -457,12 +464,15 @@ pub fn count_files<S: Splitter>(
                     }
                 };
                 loop {
+                    if stop_r.load(Ordering::Relaxed) {
+                        return; // a worker failed
+                    }
                     let before = reader.position();
                     match reader.next_block() {
                         Ok(Some(b)) => {
                             let n = reader.position() - before;
                             if tx.send(Ok((b, n))).is_err() {
-                                return; // the consumer stopped (error)
+                                return;
                             }
                         }
                         Ok(None) => break,
@@ -474,18 +484,58 @@ pub fn count_files<S: Splitter>(
                 }
             }
         });
-        rx.into_iter().par_bridge().try_for_each(|item| {
-            let (block, n) = item?;
-            counter.count_one(&block)?;
-            drop(block);
-            let d = done.fetch_add(n, Ordering::Relaxed) + n;
-            if let Ok(mut p) = progress.try_lock() {
-                (*p)(d)?;
-            }
-            Ok(())
-        })
-    })?;
-    Ok(counter.finish())
+        // Plain threads blocking on the channel (no spinning while the reader works); each
+        // owns its map.
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (rx, done, stop, progress) = (&rx, &done, &stop, &progress);
+                scope.spawn(move || -> Result<Map> {
+                    let mut map = Map::default();
+                    let mut failed: Option<Error> = None;
+                    loop {
+                        let item = match rx.lock() {
+                            Ok(g) => g.recv(),
+                            Err(_) => break,
+                        };
+                        let Ok(item) = item else {
+                            break; // channel closed: the reader is done
+                        };
+                        if failed.is_some() || stop.load(Ordering::Relaxed) {
+                            continue; // drain so that the reader never blocks
+                        }
+                        let r = item.and_then(|(block, n)| {
+                            splitter.split(&block, &mut |piece| bump(&mut map, piece))?;
+                            let d = done.fetch_add(n, Ordering::Relaxed) + n;
+                            if let Ok(mut p) = progress.try_lock() {
+                                (*p)(d)?;
+                            }
+                            Ok(())
+                        });
+                        if let Err(e) = r {
+                            stop.store(true, Ordering::Relaxed);
+                            failed = Some(e);
+                        }
+                    }
+                    match failed {
+                        Some(e) => Err(e),
+                        None => Ok(map),
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(r) => r,
+                Err(_) => Err(Error::InvalidArgument("a counting thread panicked".into())),
+            })
+            .collect()
+    });
+    let mut maps = Vec::with_capacity(results.len());
+    for r in results {
+        maps.push(Mutex::new(r?));
+    }
+    Ok(Counter::<S>::merge_maps(maps, splitter.describe()))
 }
 
 /// Count a slice of texts (each text is split on its own).
@@ -561,6 +611,25 @@ mod tests {
         let m = e.to_string();
         assert!(m.contains("byte offset 120"), "{m}");
         assert!(m.contains("bad.txt"), "{m}");
+        // An error in a later file (after many good blocks) stops cleanly.
+        let good = tmp(
+            "good.txt",
+            "word word\nmore text\n".repeat(300_000).as_bytes(),
+        );
+        let e = count_files(
+            &pt,
+            &[good.clone(), path.clone(), good.clone()],
+            Utf8Errors::Strict,
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("bad.txt"), "{e}");
+        // A failing progress callback stops counting too.
+        let e = count_files(&pt, &[good], Utf8Errors::Strict, &mut |_| {
+            Err(Error::InvalidArgument("stop".into()))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "stop");
         let c = count_files(&pt, &[path], Utf8Errors::Replace, &mut |_| Ok(())).unwrap();
         assert_eq!(c.get(" world".as_bytes()), 10);
         assert_eq!(c.get("\u{fffd}".as_bytes()), 1);
