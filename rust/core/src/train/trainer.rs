@@ -34,6 +34,13 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 
+/// The arena is compacted once it holds this many entries more than twice its size after the
+/// last compaction (small in unit tests so that they exercise compaction).
+#[cfg(not(test))]
+const COMPACT_MIN: usize = 4 << 20;
+#[cfg(test)]
+const COMPACT_MIN: usize = 16;
+
 /// Number of base (byte) tokens.
 pub const N_BYTES: u32 = 256;
 
@@ -175,6 +182,8 @@ pub struct Trainer {
     token_ids: FxHashMap<Box<[u8]>, u32>,
     pairs: FxHashMap<u64, PairInfo>,
     arena: Vec<u32>,
+    /// Arena length after the last compaction (see `maybe_compact`).
+    arena_compacted: usize,
     heap: BinaryHeap<HeapEntry>,
     merges: Vec<Merge>,
     /// Scratch: `(pair key, pretoken)` for pairs created in the current step.
@@ -236,6 +245,7 @@ impl Trainer {
             token_ids,
             pairs: FxHashMap::default(),
             arena: Vec::new(),
+            arena_compacted: 0,
             heap: BinaryHeap::new(),
             merges: Vec::new(),
             new_pos: Vec::new(),
@@ -293,7 +303,26 @@ impl Trainer {
             })
             .collect();
         self.pairs = pairs;
+        self.arena_compacted = arena.len();
         self.arena = arena;
+    }
+
+    /// Drop the lists of dead pairs from the arena once it has grown to more than twice its
+    /// size after the last compaction (amortized O(1) per list entry; keeps memory bounded
+    /// by the live pairs' lists).
+    fn maybe_compact(&mut self) {
+        if self.arena.len() < 2 * self.arena_compacted + COMPACT_MIN {
+            return;
+        }
+        let live: usize = self.pairs.values().map(|p| p.len as usize).sum();
+        let mut arena = Vec::with_capacity(live + live / 4);
+        for p in self.pairs.values_mut() {
+            let off = arena.len();
+            arena.extend_from_slice(&self.arena[p.off..p.off + p.len as usize]);
+            p.off = off;
+        }
+        self.arena = arena;
+        self.arena_compacted = self.arena.len();
     }
 
     /// Record, for every later step, which pair counts changed ([`Trainer::trace`]).
@@ -547,6 +576,7 @@ impl Trainer {
             self.touched = t;
             self.trace.push(StepTrace { changes });
         }
+        self.maybe_compact();
     }
 
     /// Merge the pair `(left, right)` now (whatever its count) and record it. Returns the
