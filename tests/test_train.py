@@ -541,3 +541,68 @@ def test_rustbpe_full_corpora():
     )
     assert k > 1000
     assert ours.vocab[: 256 + k] == theirs[: 256 + k]
+
+
+# ---------------------------------------------------------------- the returned Tokenizer
+
+
+def _require_tokenizer():
+    cls = getattr(supertok, "Tokenizer", None)
+    if cls is None or not hasattr(cls, "from_bpe"):
+        pytest.skip("supertok.Tokenizer.from_bpe is not available yet")
+    return cls
+
+
+def _train_and_held(n_train: int = 1_500_000):
+    docs, held = [], []
+    for name in ("en.txt", "code.txt"):
+        with open(require_corpus(name), encoding="utf-8") as f:
+            text = f.read(n_train + 200_000)
+        docs.append(text[:n_train])
+        held.extend(text[n_train + i : n_train + i + 4000] for i in range(0, 200_000, 4000))
+    return docs, held
+
+
+@pytest.mark.parametrize("pattern", ["o200k", "cl100k", "gpt2"])
+def test_trained_tokenizer_hf_and_tiktoken_identical(tmp_path, pattern):
+    """train() returns a supertok.Tokenizer; its tokenizer.json loads in HF tokenizers with
+    identical ids, and to_tiktoken() encodes identically."""
+    cls = _require_tokenizer()
+    tokenizers = pytest.importorskip("tokenizers")
+    docs, held = _train_and_held()
+    tok = supertok.train_from_iterator(
+        docs, 4000, pattern=pattern, special_tokens=["<|endoftext|>", "<|pad|>"], show_progress=False
+    )
+    assert isinstance(tok, cls)
+    assert tok.special_tokens == {"<|endoftext|>": 3998, "<|pad|>": 3999}
+    path = tmp_path / "tokenizer.json"
+    tok.save(str(path))
+    hf = tokenizers.Tokenizer.from_file(str(path))
+    enc = tok.to_tiktoken()
+    probes = held + NASTY + ["".join(NASTY), "a" * 5000, " \n" * 300, "x<|endoftext|>y"]
+    for t in probes:
+        ours = tok.encode(t)
+        assert hf.encode(t).ids == ours, t[:80]
+        if "<|endoftext|>" not in t:
+            assert enc.encode_ordinary(t) == ours, t[:80]
+        assert tok.decode(ours) == t
+    assert enc.encode("x<|endoftext|>y", allowed_special="all") == tok.encode("x<|endoftext|>y")
+
+
+def test_train_files_returns_tokenizer_and_cli_json(tmp_path):
+    _require_tokenizer()
+    tokenizers = pytest.importorskip("tokenizers")
+    from supertok.cli import main
+
+    docs, held = _train_and_held(400_000)
+    files = []
+    for i, d in enumerate(docs):
+        p = tmp_path / f"d{i}.txt"
+        p.write_text(d, encoding="utf-8")
+        files.append(str(p))
+    tok = supertok.train(files, 2000, pattern="cl100k", show_progress=False)
+    out = tmp_path / "tok.json"
+    assert main(["train", *files, "--vocab-size", "2000", "--pattern", "cl100k", "--out", str(out), "--quiet"]) == 0
+    hf = tokenizers.Tokenizer.from_file(str(out))
+    for t in held[:20]:
+        assert hf.encode(t).ids == tok.encode(t)

@@ -273,7 +273,10 @@ class TrainedBPE:
 
 
 def _build(result: TrainedBPE) -> Any:
-    """Turn the raw result into a :class:`supertok.Tokenizer` when that class is available."""
+    """Turn the raw result into a :class:`supertok.Tokenizer` (HF ``tokenizer.json`` model,
+    fast encoder, ``to_tiktoken()``). Its ``training_summary`` attribute holds the
+    :class:`TrainSummary`. Before ``supertok.Tokenizer`` exists (it is built in parallel), the
+    raw :class:`TrainedBPE` is returned."""
     import supertok
 
     tok_cls = getattr(supertok, "Tokenizer", None)
@@ -285,6 +288,10 @@ def _build(result: TrainedBPE) -> Any:
         pattern=result.pattern,
         special_tokens=dict(result.special_tokens),
     )
+    try:
+        tok.training_summary = result.summary
+    except AttributeError:  # a Tokenizer with __slots__: the summary was printed anyway
+        pass
     return tok
 
 
