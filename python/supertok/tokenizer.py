@@ -43,6 +43,13 @@ def _check_str(text: object, what: str = "text") -> str:
     return text
 
 
+def _surrogate_error(e: UnicodeEncodeError) -> TypeError:
+    return TypeError(
+        f"text contains a lone surrogate ({e.object[e.start:e.end]!r} at index {e.start}), "
+        "which is not valid UTF-8; HF tokenizers rejects it with TypeError too"
+    )
+
+
 def _default_threads() -> int:
     return min(8, os.cpu_count() or 1)
 
@@ -183,7 +190,10 @@ class Tokenizer:
         ``add_special_tokens`` controls the template post-processor's tokens (BOS/EOS);
         added tokens in the text are always matched, as in HF.
         """
-        return self._core.encode(_check_str(text), bool(add_special_tokens))
+        try:
+            return self._core.encode(_check_str(text), bool(add_special_tokens))
+        except UnicodeEncodeError as e:
+            raise _surrogate_error(e) from None
 
     def encode_with_offsets(
         self, text: str, add_special_tokens: bool = True, *, char_offsets: bool = False
@@ -195,9 +205,12 @@ class Tokenizer:
         ``encode(text).offsets``). A token that covers part of a multi-byte character gets
         the whole character, as in HF; template tokens get ``(0, 0)``.
         """
-        return self._core.encode_with_offsets(
-            _check_str(text), bool(add_special_tokens), bool(char_offsets)
-        )
+        try:
+            return self._core.encode_with_offsets(
+                _check_str(text), bool(add_special_tokens), bool(char_offsets)
+            )
+        except UnicodeEncodeError as e:
+            raise _surrogate_error(e) from None
 
     def encode_batch(
         self,
@@ -213,7 +226,10 @@ class Tokenizer:
         for i, t in enumerate(texts):
             _check_str(t, f"texts[{i}]")
         n = _default_threads() if num_threads is None else int(num_threads)
-        return self._core.encode_batch(texts, bool(add_special_tokens), max(1, n))
+        try:
+            return self._core.encode_batch(texts, bool(add_special_tokens), max(1, n))
+        except UnicodeEncodeError as e:
+            raise _surrogate_error(e) from None
 
     def encode_to_numpy(
         self, text: str | Sequence[str], add_special_tokens: bool = True, *, num_threads: int | None = None
@@ -225,14 +241,17 @@ class Tokenizer:
         """
         import numpy as np
 
-        if isinstance(text, str):
-            buf = self._core.encode_to_bytes(text, bool(add_special_tokens))
-            return np.frombuffer(buf, dtype=np.uint32)
-        texts = list(text)
-        for i, t in enumerate(texts):
-            _check_str(t, f"text[{i}]")
-        n = _default_threads() if num_threads is None else int(num_threads)
-        buf, ends = self._core.encode_batch_to_bytes(texts, bool(add_special_tokens), max(1, n))
+        try:
+            if isinstance(text, str):
+                buf = self._core.encode_to_bytes(text, bool(add_special_tokens))
+                return np.frombuffer(buf, dtype=np.uint32)
+            texts = list(text)
+            for i, t in enumerate(texts):
+                _check_str(t, f"text[{i}]")
+            n = _default_threads() if num_threads is None else int(num_threads)
+            buf, ends = self._core.encode_batch_to_bytes(texts, bool(add_special_tokens), max(1, n))
+        except UnicodeEncodeError as e:
+            raise _surrogate_error(e) from None
         return np.frombuffer(buf, dtype=np.uint32), np.asarray(ends, dtype=np.uint64)
 
     # ------------------------------------------------------------------ decoding
