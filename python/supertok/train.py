@@ -282,8 +282,9 @@ def _build(result: TrainedBPE) -> Any:
     tok_cls = getattr(supertok, "Tokenizer", None)
     if tok_cls is None or not hasattr(tok_cls, "from_bpe"):
         return result
+    n_regular = len(result.vocab) - len(result.special_tokens)
     tok = tok_cls.from_bpe(
-        result.vocab,
+        result.vocab[:n_regular],
         result.merges,
         pattern=result.pattern,
         special_tokens=dict(result.special_tokens),
