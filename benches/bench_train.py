@@ -79,6 +79,7 @@ def worker(name: str, files: list[str], vocab: int, out: str) -> None:
         counts = T.count_pretokens(
             files, pattern, threads=THREADS, show_progress=False, split_lines=name == "supertok-lines"
         )
+        t_count = time.perf_counter() - t0
         res = T._train_counts(counts, vocab, [], 1, None, pattern, False, 0.0)
         ranks = res.mergeable_ranks()
     elif name == "hf":
@@ -117,7 +118,8 @@ def worker(name: str, files: list[str], vocab: int, out: str) -> None:
 
         with open(out, "wb") as f:
             pickle.dump(ranks, f)
-    print(json.dumps({"time": el, "rss": rss, "rss_before": base}))
+    phases = {"count": t_count, "merge": el - t_count} if name.startswith("supertok") else {}
+    print(json.dumps({"time": el, "rss": rss, "rss_before": base, **phases}))
 
 
 def _pattern() -> str:
@@ -185,7 +187,7 @@ def held_chunks(held: list[str]) -> list[str]:
 
 
 def measure(names: list[str], files: list[str], vocab: int, repeats: int, tmp: str) -> dict[str, dict]:
-    res: dict[str, dict] = {n: {"time": [], "rss": []} for n in names}
+    res: dict[str, dict] = {n: {"time": [], "rss": [], "count": [], "merge": []} for n in names}
     for r in range(repeats):
         for n in names:
             out = os.path.join(tmp, f"{n}-{vocab}-{len(files)}.out")
@@ -194,10 +196,18 @@ def measure(names: list[str], files: list[str], vocab: int, repeats: int, tmp: s
                 continue
             res[n]["time"].append(m["time"])
             res[n]["rss"].append(m["rss"])
+            for ph in ("count", "merge"):
+                if ph in m:
+                    res[n][ph].append(m[ph])
             res[n]["out"] = out
             print(f"  round {r + 1}: {n:9s} {m['time']:7.2f} s  {m['rss']:7.0f} MB", file=sys.stderr)
     return {
-        n: {"time": statistics.median(v["time"]), "rss": statistics.median(v["rss"]), "out": v.get("out")}
+        n: {
+            "time": statistics.median(v["time"]),
+            "rss": statistics.median(v["rss"]),
+            "out": v.get("out"),
+            **({ph: statistics.median(v[ph]) for ph in ("count", "merge")} if v["count"] else {}),
+        }
         for n, v in res.items()
         if v["time"]
     }
@@ -276,6 +286,13 @@ def main() -> None:
                 f"RSS supertok/rustbpe = {st['rss'] / main_res['rustbpe']['rss']:.2f} (target ≤ 1)"
             )
         md += ["", "Targets: " + "; ".join(tgt) + "."]
+        if "count" in st:
+            md += [
+                "",
+                f"supertok's phases (medians): counting pretokens {st['count']:.2f} s, merge loop "
+                f"{st['merge']:.2f} s. Counting is pretokenization-bound: the pattern runs through "
+                "`pretok::Pretokenizer` (fancy-regex unless a hand-written lexer exists for it).",
+            ]
 
     if not a.quick:
         # Scaling with data: repeat the training files 2x and 4x.
