@@ -68,6 +68,15 @@ fn main() {
         };
         let t = Instant::now();
         let c0 = cpu();
+        let tr = train::Trainer::new(c.iter()).expect("init");
+        println!(
+            "  init: {:.3} s wall, {:.2} s cpu",
+            t.elapsed().as_secs_f64(),
+            cpu() - c0
+        );
+        drop(tr);
+        let t = Instant::now();
+        let c0 = cpu();
         let out = train::train_bpe(&c, &cfg, None, &mut |_| Ok(())).expect("train");
         println!(
             "merges: {:.3} s wall, {:.2} s cpu ({} merges)",

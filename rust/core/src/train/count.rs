@@ -133,7 +133,65 @@ where
     }
 }
 
-type Map = FxHashMap<Box<[u8]>, u64>;
+/// A pretoken as a hash-map key: short ones (the vast majority) inline, so that counting
+/// neither allocates per new key nor chases a pointer to compare keys.
+#[derive(Clone, Debug)]
+enum Key {
+    Inline { len: u8, data: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+const INLINE: usize = 22;
+
+impl Key {
+    #[inline]
+    fn new(b: &[u8]) -> Self {
+        if b.len() <= INLINE {
+            let mut data = [0u8; INLINE];
+            data[..b.len()].copy_from_slice(b);
+            Key::Inline {
+                len: b.len() as u8,
+                data,
+            }
+        } else {
+            Key::Heap(b.into())
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, data } => &data[..*len as usize],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Key {
+    #[inline]
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::hash::Hash for Key {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // Must hash exactly like `[u8]` (lookups are by slice).
+        self.as_slice().hash(h)
+    }
+}
+
+impl PartialEq for Key {
+    #[inline]
+    fn eq(&self, o: &Self) -> bool {
+        self.as_slice() == o.as_slice()
+    }
+}
+
+impl Eq for Key {}
+
+type Map = FxHashMap<Key, u64>;
 
 /// Accumulates pretoken counts over many batches.
 ///
@@ -151,7 +209,7 @@ fn bump(map: &mut Map, piece: &[u8]) {
     if let Some(c) = map.get_mut(piece) {
         *c += 1;
     } else {
-        map.insert(piece.into(), 1);
+        map.insert(Key::new(piece), 1);
     }
 }
 
@@ -239,7 +297,16 @@ impl<S: Splitter> Counter<S> {
                 *acc.entry(k).or_insert(0) += c;
             }
         }
-        PretokenCounts::from_map(acc, description)
+        let mut out: FxHashMap<Box<[u8]>, u64> =
+            FxHashMap::with_capacity_and_hasher(acc.len(), Default::default());
+        out.extend(acc.into_iter().map(|(k, c)| {
+            let b: Box<[u8]> = match k {
+                Key::Heap(b) => b,
+                k => k.as_slice().into(),
+            };
+            (b, c)
+        }));
+        PretokenCounts::from_map(out, description)
     }
 }
 
