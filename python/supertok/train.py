@@ -24,11 +24,16 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
 from supertok import _core
 from supertok._core import PretokenCounts
 from supertok._progress import ProgressBar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from supertok.tokenizer import Tokenizer
+
+    TrainReturn = Union[Tokenizer, tuple[Tokenizer, "TrainSummary"]]
 
 __all__ = [
     "PretokenCounts",
@@ -272,28 +277,24 @@ class TrainedBPE:
         )
 
 
-def _build(result: TrainedBPE) -> Any:
+def _build(result: TrainedBPE, return_summary: bool = False) -> TrainReturn:
     """Turn the raw result into a :class:`supertok.Tokenizer` (HF ``tokenizer.json`` model,
-    fast encoder, ``to_tiktoken()``). Its ``training_summary`` attribute holds the
-    :class:`TrainSummary`. Before ``supertok.Tokenizer`` exists (it is built in parallel), the
-    raw :class:`TrainedBPE` is returned."""
-    import supertok
+    fast encoder, ``to_tiktoken()``); with ``return_summary`` a ``(tokenizer, TrainSummary)``
+    pair."""
+    tok = _to_tokenizer(result)
+    return (tok, result.summary) if return_summary else tok
 
-    tok_cls = getattr(supertok, "Tokenizer", None)
-    if tok_cls is None or not hasattr(tok_cls, "from_bpe"):
-        return result
+
+def _to_tokenizer(result: TrainedBPE) -> Tokenizer:
+    from supertok.tokenizer import Tokenizer
+
     n_regular = len(result.vocab) - len(result.special_tokens)
-    tok = tok_cls.from_bpe(
+    return Tokenizer.from_bpe(
         result.vocab[:n_regular],
         result.merges,
         pattern=result.pattern,
         special_tokens=dict(result.special_tokens),
     )
-    try:
-        tok.training_summary = result.summary
-    except AttributeError:  # a Tokenizer with __slots__: the summary was printed anyway
-        pass
-    return tok
 
 
 def _train_counts(
@@ -374,7 +375,8 @@ def train_from_counts(
     max_token_length: int | None = None,
     pattern: str | None = None,
     show_progress: bool = True,
-) -> Any:
+    return_summary: bool = False,
+) -> TrainReturn:
     """Train on pretoken counts (e.g. merged from shards counted elsewhere).
 
     Args:
@@ -388,6 +390,10 @@ def train_from_counts(
         max_token_length: Never learn tokens longer than this many bytes.
         pattern: The split pattern for the tokenizer; defaults to ``counts.pattern``.
         show_progress: Progress bar and final summary line on stderr.
+        return_summary: Return ``(tokenizer, TrainSummary)`` instead of the tokenizer.
+
+    Returns:
+        A :class:`supertok.Tokenizer` (saves as HF ``tokenizer.json``; ``to_tiktoken()``).
     """
     if not isinstance(counts, PretokenCounts):
         raise TypeError(f"counts must be a PretokenCounts, not {type(counts).__name__}")
@@ -396,7 +402,7 @@ def train_from_counts(
     if pat is None:
         raise ValueError("these counts have no pattern; pass pattern=...")
     res = _train_counts(counts, vocab_size, specials, min_frequency, max_token_length, pat, show_progress, 0.0)
-    return _build(res)
+    return _build(res, return_summary)
 
 
 def train(
@@ -411,7 +417,8 @@ def train(
     show_progress: bool = True,
     errors: str = "strict",
     split_lines: bool = False,
-) -> Any:
+    return_summary: bool = False,
+) -> TrainReturn:
     """Train a byte-level BPE tokenizer on text files.
 
     Args:
@@ -425,6 +432,11 @@ def train(
         show_progress: Progress bars and the final summary line on stderr.
         errors: ``"strict"`` or ``"replace"`` for invalid UTF-8.
         split_lines: Pretokenize each line on its own (HF ``train(files)`` behaviour).
+        return_summary: Return ``(tokenizer, TrainSummary)`` instead of the tokenizer.
+
+    Returns:
+        A :class:`supertok.Tokenizer` (encodes with the fast encoder, saves as HF
+        ``tokenizer.json``, ``to_tiktoken()`` gives a tiktoken-compatible Encoding).
     """
     specials = _check_vocab(vocab_size, special_tokens)
     pat = resolve_pattern(pattern)
@@ -436,7 +448,7 @@ def train(
     res = _train_counts(
         counts, vocab_size, specials, min_frequency, max_token_length, pat, show_progress, count_seconds
     )
-    return _build(res)
+    return _build(res, return_summary)
 
 
 def train_from_iterator(
@@ -450,7 +462,8 @@ def train_from_iterator(
     threads: int | None = None,
     show_progress: bool = True,
     split_lines: bool = False,
-) -> Any:
+    return_summary: bool = False,
+) -> TrainReturn:
     """Train a byte-level BPE tokenizer on an iterable of ``str`` (each item is one text).
 
     Same options as :func:`train`.
@@ -465,4 +478,4 @@ def train_from_iterator(
     res = _train_counts(
         counts, vocab_size, specials, min_frequency, max_token_length, pat, show_progress, count_seconds
     )
-    return _build(res)
+    return _build(res, return_summary)

@@ -77,7 +77,17 @@ fn main() {
         drop(tr);
         let t = Instant::now();
         let c0 = cpu();
-        let out = train::train_bpe(&c, &cfg, None, &mut |_| Ok(())).expect("train");
+        let mut marks: Vec<(usize, f64)> = vec![];
+        let out = train::train_bpe(&c, &cfg, None, &mut |n| {
+            marks.push((n, t.elapsed().as_secs_f64()));
+            Ok(())
+        })
+        .expect("train");
+        for want in [512usize, 1280, 4352, 8448, 16640, 33024, 65792] {
+            if let Some((n, s)) = marks.iter().find(|(n, _)| *n >= want) {
+                println!("  {n} tokens after {s:.3} s");
+            }
+        }
         println!(
             "merges: {:.3} s wall, {:.2} s cpu ({} merges)",
             t.elapsed().as_secs_f64(),
