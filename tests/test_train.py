@@ -614,3 +614,22 @@ def test_train_files_returns_tokenizer_and_cli_json(tmp_path):
     hf = tokenizers.Tokenizer.from_file(str(out))
     for t in held[:20]:
         assert hf.encode(t).ids == tok.encode(t)
+
+
+def test_progress_bar_without_tqdm(monkeypatch, capsys):
+    import sys as _sys
+
+    from supertok._progress import ProgressBar
+
+    monkeypatch.setitem(_sys.modules, "tqdm", None)
+    monkeypatch.setitem(_sys.modules, "tqdm.auto", None)
+    bar = ProgressBar(1000, "Counting", "B")
+    bar.update_to(500)
+    bar.update_to(1000)
+    bar.close()
+    err = capsys.readouterr().err
+    assert "Counting" in err and "100.0%" in err and "1.0 KB" in err
+    off = ProgressBar(10, "x", enabled=False)
+    off.update_to(5)
+    off.close()
+    assert capsys.readouterr().err == ""
