@@ -188,6 +188,8 @@ pub struct Trainer {
     merges: Vec<Merge>,
     /// Scratch: `(pair key, pretoken)` for pairs created in the current step.
     new_pos: Vec<(u64, u32)>,
+    /// Scratch: this step's count changes (mod 2^64) by pair.
+    delta: FxHashMap<u64, u64>,
     /// Scratch: keys whose count changed in this step (only when tracing).
     touched: Vec<u64>,
     tracing: bool,
@@ -249,6 +251,7 @@ impl Trainer {
             heap: BinaryHeap::new(),
             merges: Vec::new(),
             new_pos: Vec::new(),
+            delta: FxHashMap::default(),
             touched: Vec::new(),
             tracing: false,
             trace: Vec::new(),
@@ -422,34 +425,6 @@ impl Trainer {
         id
     }
 
-    #[inline]
-    fn dec(&mut self, k: u64, by: u64, c: u32) {
-        if let Entry::Occupied(mut e) = self.pairs.entry(k) {
-            let p = e.get_mut();
-            p.count = p.count.saturating_sub(by);
-            if self.tracing {
-                self.touched.push(k);
-            }
-            let (l, r) = unkey(k);
-            // A pair without the new token can never grow again: forget it at zero.
-            if p.count == 0 && l != c && r != c {
-                e.remove();
-            }
-        } else {
-            debug_assert!(false, "decrement of a missing pair");
-        }
-    }
-
-    #[inline]
-    fn inc(&mut self, k: u64, by: u64, w: u32) {
-        let p = self.pairs.entry(k).or_insert(PairInfo::new());
-        p.count = p.count.saturating_add(by);
-        self.new_pos.push((k, w));
-        if self.tracing {
-            self.touched.push(k);
-        }
-    }
-
     /// Apply the merge `(a, b) -> c` to every pretoken containing the pair, updating counts.
     fn apply(&mut self, a: u32, b: u32, c: u32) {
         let pk = key(a, b);
@@ -480,21 +455,31 @@ impl Trainer {
             let mut j = i;
             while i < n {
                 if i + 1 < n && self.syms[st + i] == a && self.syms[st + i + 1] == b {
+                    // Deltas are aggregated per step in a small map (exact modulo 2^64,
+                    // and the true final counts fit in u64).
                     if j > 0 {
                         let l = self.syms[st + j - 1];
                         let k1 = key(l, a);
                         if k1 != pk {
-                            self.dec(k1, wc, c);
+                            let e = self.delta.entry(k1).or_insert(0);
+                            *e = e.wrapping_sub(wc);
                         }
-                        self.inc(key(l, c), wc, w);
+                        let k3 = key(l, c);
+                        let e = self.delta.entry(k3).or_insert(0);
+                        *e = e.wrapping_add(wc);
+                        self.new_pos.push((k3, w));
                     }
                     if i + 2 < n {
                         let r = self.syms[st + i + 2];
                         let k2 = key(b, r);
                         if k2 != pk {
-                            self.dec(k2, wc, c);
+                            let e = self.delta.entry(k2).or_insert(0);
+                            *e = e.wrapping_sub(wc);
                         }
-                        self.inc(key(c, r), wc, w);
+                        let k4 = key(c, r);
+                        let e = self.delta.entry(k4).or_insert(0);
+                        *e = e.wrapping_add(wc);
+                        self.new_pos.push((k4, w));
                     }
                     self.syms[st + j] = c;
                     j += 1;
@@ -507,6 +492,35 @@ impl Trainer {
             }
             self.wlen[wi] = j as u32;
         }
+        // Apply the aggregated deltas: one lookup per distinct pair.
+        let mut delta = std::mem::take(&mut self.delta);
+        for (k, d) in delta.drain() {
+            if d == 0 {
+                continue;
+            }
+            if self.tracing {
+                self.touched.push(k);
+            }
+            let (l, r) = unkey(k);
+            match self.pairs.entry(k) {
+                Entry::Occupied(mut e) => {
+                    let p = e.get_mut();
+                    p.count = p.count.wrapping_add(d);
+                    // A pair without the new token can never grow again: forget it at zero.
+                    if p.count == 0 && l != c && r != c {
+                        e.remove();
+                    }
+                }
+                Entry::Vacant(e) => {
+                    debug_assert!(l == c || r == c, "decrement of a missing pair");
+                    e.insert(PairInfo {
+                        count: d,
+                        ..PairInfo::new()
+                    });
+                }
+            }
+        }
+        self.delta = delta;
         // The merged pair is gone everywhere.
         if let Some(p) = self.pairs.remove(&pk) {
             if self.tracing && p.count > 0 {
