@@ -726,6 +726,31 @@ mod tests {
     }
 
     #[test]
+    fn whole_lines_from_files() {
+        let mut text = String::new();
+        for i in 0..50_000 {
+            text.push_str(&format!("line {} {}\n", i % 977, "x".repeat(i % 13)));
+            if i % 7 == 0 {
+                text.push_str("\n  \n");
+            }
+        }
+        let path = tmp("lines.txt", text.as_bytes());
+        let c = count_files(
+            LineSplitter(WholeChunks),
+            std::slice::from_ref(&path),
+            Utf8Errors::Strict,
+            &mut |_| Ok(()),
+        )
+        .unwrap();
+        let mut want = PretokenCounts::new(None);
+        for l in text.split_inclusive('\n') {
+            want.add(l.as_bytes(), 1);
+        }
+        assert_eq!(c.len(), want.len());
+        assert_eq!(c, want);
+    }
+
+    #[test]
     fn long_line_fallback() {
         let text = "ab".repeat(5000);
         let path = tmp("long.txt", text.as_bytes());

@@ -20,12 +20,16 @@
 //! is the same whatever the thread count, the pretoken order or the sharding of the counts.
 //!
 //! # Data structures
-//! Pretokens are stored flat (`u32` symbols); pairs live in one hash map holding each
-//! pair's count and a write-once segment of an arena listing the pretokens that contain it.
-//! A pair's count can only grow during the step that creates the newer of its two tokens
-//! (and at initialisation), and only shrink afterwards; so a lazy max-heap is exact: an
-//! entry whose count is stale is re-pushed with the live count when popped, and a pair's
-//! pretoken list is complete when it is created and never needs appending.
+//! Pretokens are stored flat as `u32` symbols in doubly linked lists (a merge keeps the left
+//! position and kills the right one), so a merge costs O(its occurrences), never a scan of
+//! whole pretokens: KB-long chunks (SuperBPE stage 2, long letter runs) stay linear. Pairs
+//! live in one hash map holding each pair's count and a write-once segment of an arena
+//! listing the positions where the pair was created (entries may go stale; they are checked
+//! when used). A pair's count can only grow during the step that creates the newer of its
+//! two tokens (and at initialisation), and only shrink afterwards; so a lazy max-heap is
+//! exact (an entry whose count is stale is re-pushed with the live count when popped), and
+//! a pair's occurrence list is complete when it is created. Each step aggregates its count
+//! changes in a small map, then updates the big map once per distinct pair.
 
 use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
@@ -44,6 +48,11 @@ const COMPACT_MIN: usize = 16;
 /// Number of base (byte) tokens.
 pub const N_BYTES: u32 = 256;
 
+/// End of a pretoken in `next` / `prev`.
+const NONE: u32 = u32::MAX;
+/// Symbol of a position absorbed by a merge (never a token id: ids stay below 2^32 - 2).
+const DEAD: u32 = u32::MAX - 1;
+
 #[inline]
 fn key(l: u32, r: u32) -> u64 {
     ((l as u64) << 32) | r as u64
@@ -57,7 +66,7 @@ fn unkey(k: u64) -> (u32, u32) {
 #[derive(Clone, Copy, Debug)]
 struct PairInfo {
     count: u64,
-    /// Start of this pair's pretoken list in the arena.
+    /// Start of this pair's occurrence list (positions) in the arena.
     off: usize,
     len: u32,
     /// Rejected by a veto; never merged by the greedy loop.
@@ -174,9 +183,16 @@ impl Default for GreedyOptions<'_> {
 
 /// BPE training state over a set of weighted pretokens.
 pub struct Trainer {
+    /// Symbol at each position (all pretokens laid out back to back); `DEAD` once the
+    /// position was absorbed by a merge into its left neighbour.
     syms: Vec<u32>,
-    wstart: Vec<usize>,
-    wlen: Vec<u32>,
+    /// Next / previous live position in the same pretoken (`NONE` at the ends).
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    /// Pretoken of each position.
+    word_of: Vec<u32>,
+    /// First position of each pretoken (never dies: a merge keeps its left position).
+    wstart: Vec<u32>,
     wcount: Vec<u64>,
     tokens: Vec<Box<[u8]>>,
     token_ids: FxHashMap<Box<[u8]>, u32>,
@@ -186,7 +202,7 @@ pub struct Trainer {
     arena_compacted: usize,
     heap: BinaryHeap<HeapEntry>,
     merges: Vec<Merge>,
-    /// Scratch: `(pair key, pretoken)` for pairs created in the current step.
+    /// Scratch: `(pair key, position)` for pairs created in the current step.
     new_pos: Vec<(u64, u32)>,
     /// Scratch: this step's count changes (mod 2^64) by pair.
     delta: FxHashMap<u64, u64>,
@@ -206,9 +222,8 @@ impl Trainer {
     where
         I: IntoIterator<Item = (&'a [u8], u64)>,
     {
-        let mut syms = Vec::new();
-        let mut wstart = Vec::new();
-        let mut wlen = Vec::new();
+        let mut syms: Vec<u32> = Vec::new();
+        let mut wstart: Vec<u32> = Vec::new();
         let mut wcount = Vec::new();
         let mut n_pretokens = 0usize;
         for (bytes, count) in pretokens {
@@ -216,19 +231,14 @@ impl Trainer {
             if bytes.len() < 2 || count == 0 {
                 continue;
             }
-            let len = u32::try_from(bytes.len()).map_err(|_| {
-                Error::InvalidArgument(format!(
-                    "a pretoken of {} bytes is too long to train on (limit 4 GiB)",
-                    bytes.len()
-                ))
-            })?;
-            if wcount.len() >= u32::MAX as usize - 1 {
+            if syms.len() + bytes.len() >= DEAD as usize {
                 return Err(Error::InvalidArgument(
-                    "more than 2^32 - 2 distinct pretokens".into(),
+                    "the distinct pretokens total 4 GiB or more: too large to train on in one \
+                     process (use min-count filtering or fewer distinct pretokens)"
+                        .into(),
                 ));
             }
-            wstart.push(syms.len());
-            wlen.push(len);
+            wstart.push(syms.len() as u32);
             wcount.push(count);
             syms.extend(bytes.iter().map(|&b| b as u32));
         }
@@ -238,10 +248,22 @@ impl Trainer {
             .enumerate()
             .map(|(i, t)| (t.clone(), i as u32))
             .collect();
+        let n = syms.len();
+        let mut next: Vec<u32> = (1..=n as u32).collect();
+        let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+        let mut word_of = vec![0u32; n];
+        for (w, &st) in wstart.iter().enumerate() {
+            let end = wstart.get(w + 1).map_or(n, |&e| e as usize);
+            prev[st as usize] = NONE;
+            next[end - 1] = NONE;
+            word_of[st as usize..end].fill(w as u32);
+        }
         let mut t = Trainer {
             syms,
+            next,
+            prev,
+            word_of,
             wstart,
-            wlen,
             wcount,
             tokens,
             token_ids,
@@ -263,21 +285,23 @@ impl Trainer {
         Ok(t)
     }
 
-    /// Count all pairs and build their pretoken lists (two passes, no sorting: pretokens
-    /// are visited in order, so each list comes out sorted and duplicates are adjacent).
+    /// Count all pairs and build their occurrence lists (two passes, no sorting: positions
+    /// are visited in order, so each list comes out sorted).
     fn init_pairs(&mut self) {
         let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
-        // Pass 1: counts and list capacities (an upper bound: repeated pairs in a pretoken).
-        for w in 0..self.wcount.len() {
-            let s = &self.syms[self.wstart[w]..self.wstart[w] + self.wlen[w] as usize];
-            let c = self.wcount[w];
-            for win in s.windows(2) {
-                let e = pairs.entry(key(win[0], win[1])).or_insert(PairInfo::new());
-                e.count = e.count.saturating_add(c);
-                e.len += 1;
+        let n = self.syms.len();
+        // Pass 1: counts and list lengths.
+        for p in 0..n.saturating_sub(1) {
+            if self.next[p] == NONE {
+                continue;
             }
+            let c = self.wcount[self.word_of[p] as usize];
+            let e = pairs
+                .entry(key(self.syms[p], self.syms[p + 1]))
+                .or_insert(PairInfo::new());
+            e.count = e.count.saturating_add(c);
+            e.len += 1;
         }
-        // Assign segments.
         let mut off = 0usize;
         for p in pairs.values_mut() {
             p.off = off;
@@ -285,17 +309,14 @@ impl Trainer {
             p.len = 0;
         }
         let mut arena = vec![u32::MAX; off];
-        // Pass 2: fill, skipping a pretoken already recorded for this pair.
-        for w in 0..self.wcount.len() {
-            let s = &self.syms[self.wstart[w]..self.wstart[w] + self.wlen[w] as usize];
-            for win in s.windows(2) {
-                if let Some(p) = pairs.get_mut(&key(win[0], win[1])) {
-                    let end = p.off + p.len as usize;
-                    if p.len == 0 || arena[end - 1] != w as u32 {
-                        arena[end] = w as u32;
-                        p.len += 1;
-                    }
-                }
+        // Pass 2: fill.
+        for p in 0..n.saturating_sub(1) {
+            if self.next[p] == NONE {
+                continue;
+            }
+            if let Some(e) = pairs.get_mut(&key(self.syms[p], self.syms[p + 1])) {
+                arena[e.off + e.len as usize] = p as u32;
+                e.len += 1;
             }
         }
         self.heap = pairs
@@ -403,8 +424,13 @@ impl Trainer {
     pub fn segmentations(&self) -> Vec<(Vec<u32>, u64)> {
         (0..self.wcount.len())
             .map(|w| {
-                let s = &self.syms[self.wstart[w]..self.wstart[w] + self.wlen[w] as usize];
-                (s.to_vec(), self.wcount[w])
+                let mut ids = Vec::new();
+                let mut p = self.wstart[w];
+                while p != NONE {
+                    ids.push(self.syms[p as usize]);
+                    p = self.next[p as usize];
+                }
+                (ids, self.wcount[w])
             })
             .collect()
     }
@@ -433,64 +459,51 @@ impl Trainer {
             None => (0, 0),
         };
         self.new_pos.clear();
+        // Occurrences in ascending position order: left to right within each pretoken, so
+        // overlapping runs (`aaaa`) merge exactly like a left-to-right scan.
         for idx in off..off + len {
-            let w = self.arena[idx];
-            let wi = w as usize;
-            let st = self.wstart[wi];
-            let n = self.wlen[wi] as usize;
-            let wc = self.wcount[wi];
-            let mut i = 0usize;
-            // Quick reject: most listed pretokens still hold the pair, but not all.
-            let mut found = false;
-            while i + 1 < n {
-                if self.syms[st + i] == a && self.syms[st + i + 1] == b {
-                    found = true;
-                    break;
+            let p = self.arena[idx] as usize;
+            if self.syms[p] != a {
+                continue; // stale: absorbed or already merged
+            }
+            let q = self.next[p];
+            if q == NONE || self.syms[q as usize] != b {
+                continue; // stale: the neighbour changed
+            }
+            let q = q as usize;
+            let wc = self.wcount[self.word_of[p] as usize];
+            // Deltas are aggregated per step in a small map (exact modulo 2^64, and the
+            // true final counts fit in u64).
+            let lp = self.prev[p];
+            if lp != NONE {
+                let l = self.syms[lp as usize];
+                let k1 = key(l, a);
+                if k1 != pk {
+                    let e = self.delta.entry(k1).or_insert(0);
+                    *e = e.wrapping_sub(wc);
                 }
-                i += 1;
+                let k3 = key(l, c);
+                let e = self.delta.entry(k3).or_insert(0);
+                *e = e.wrapping_add(wc);
+                self.new_pos.push((k3, lp));
             }
-            if !found {
-                continue;
-            }
-            let mut j = i;
-            while i < n {
-                if i + 1 < n && self.syms[st + i] == a && self.syms[st + i + 1] == b {
-                    // Deltas are aggregated per step in a small map (exact modulo 2^64,
-                    // and the true final counts fit in u64).
-                    if j > 0 {
-                        let l = self.syms[st + j - 1];
-                        let k1 = key(l, a);
-                        if k1 != pk {
-                            let e = self.delta.entry(k1).or_insert(0);
-                            *e = e.wrapping_sub(wc);
-                        }
-                        let k3 = key(l, c);
-                        let e = self.delta.entry(k3).or_insert(0);
-                        *e = e.wrapping_add(wc);
-                        self.new_pos.push((k3, w));
-                    }
-                    if i + 2 < n {
-                        let r = self.syms[st + i + 2];
-                        let k2 = key(b, r);
-                        if k2 != pk {
-                            let e = self.delta.entry(k2).or_insert(0);
-                            *e = e.wrapping_sub(wc);
-                        }
-                        let k4 = key(c, r);
-                        let e = self.delta.entry(k4).or_insert(0);
-                        *e = e.wrapping_add(wc);
-                        self.new_pos.push((k4, w));
-                    }
-                    self.syms[st + j] = c;
-                    j += 1;
-                    i += 2;
-                } else {
-                    self.syms[st + j] = self.syms[st + i];
-                    j += 1;
-                    i += 1;
+            let rp = self.next[q];
+            if rp != NONE {
+                let r = self.syms[rp as usize];
+                let k2 = key(b, r);
+                if k2 != pk {
+                    let e = self.delta.entry(k2).or_insert(0);
+                    *e = e.wrapping_sub(wc);
                 }
+                let k4 = key(c, r);
+                let e = self.delta.entry(k4).or_insert(0);
+                *e = e.wrapping_add(wc);
+                self.new_pos.push((k4, p as u32));
+                self.prev[rp as usize] = p as u32;
             }
-            self.wlen[wi] = j as u32;
+            self.syms[p] = c;
+            self.syms[q] = DEAD;
+            self.next[p] = rp;
         }
         // Apply the aggregated deltas: one lookup per distinct pair.
         let mut delta = std::mem::take(&mut self.delta);
