@@ -869,6 +869,26 @@ mod tests {
     }
 
     #[test]
+    fn long_pretokens_match_brute_force() {
+        let mut seed = 99u64;
+        for round in 0..6 {
+            let mut words = vec![];
+            for k in 0..3 {
+                let len = 500 + 700 * k + round * 50;
+                let w: Vec<u8> = (0..len)
+                    .map(|_| b"aab c"[(rng(&mut seed) % 5) as usize])
+                    .collect();
+                words.push((w, 1 + k as u64));
+            }
+            assert_eq!(
+                fast(&words, 256 + 60),
+                brute(&words, 256 + 60),
+                "round {round}"
+            );
+        }
+    }
+
+    #[test]
     fn overlapping_runs() {
         let words = vec![
             (b"aaaaaaa".to_vec(), 3),
