@@ -5,7 +5,8 @@
 //! * [`pretok`] — pre-tokenizers (general regex path; hand-written lexers for known patterns);
 //! * [`special`] — special-token matching;
 //! * [`encoding`] — the tiktoken-compatible encoding;
-//! * [`formats`] — file formats (`.tiktoken`).
+//! * [`formats`] — file formats (`.tiktoken`);
+//! * [`stochastic`] — StochasTok and seeded BPE-dropout.
 //!
 //! Nothing here depends on Python; `rust/python` holds the bindings.
 
@@ -15,6 +16,7 @@ pub mod error;
 pub mod formats;
 pub mod pretok;
 pub mod special;
+pub mod stochastic;
 pub mod util;
 pub mod vocab;
 

@@ -1,0 +1,368 @@
+//! Seeded BPE-dropout (Provilkov, Emelianenko & Voita, ACL 2020).
+//!
+//! # Semantics
+//! A piece starts as single bytes. At every merge step, **each applicable merge** (every
+//! adjacent pair of parts that the merge table can merge, at every position) is dropped
+//! independently with probability `p`; the surviving merge with the best priority (lowest
+//! rank, then leftmost) is applied; if every applicable merge was dropped, the piece is
+//! final. Draws are fresh at every step. This is the paper's algorithm. Consequences:
+//! `p = 0` is ordinary BPE, `p = 1` leaves the bytes.
+//!
+//! For the tiktoken-style encoder, plain encoding emits a piece that is itself a token as
+//! that token without merging ("whole piece first"). Under dropout that shortcut applies
+//! only when **no merge was dropped** while merging the piece: so an encode in which no
+//! merge was dropped is exactly the plain encoding (for every `p`, in particular `p = 0`),
+//! and `p = 1` yields bytes.
+//!
+//! # Difference from Hugging Face `tokenizers` (`BPE(dropout=p)`, `word.rs::merge_all`)
+//! HF pops candidates from its heap in priority order and skips each with probability `p`
+//! into a list that is pushed back after the next *non-skipped pop*. Its heap also holds
+//! stale entries (pairs destroyed by earlier merges), and HF draws for those too: a stale
+//! entry that is "not skipped" re-inserts the skipped candidates without any merge, giving
+//! them another chance in the same step. So HF's distribution depends on heap internals and
+//! drops slightly less than the paper's algorithm; here stale entries are discarded without
+//! a draw, so each step is exactly one independent draw per applicable merge (up to the
+//! first survivor, the only draws that can matter). HF also bypasses `ignore_merges` (the
+//! whole-word shortcut) whenever dropout is on, and uses an unseeded thread RNG and `f32`.
+//!
+//! The plain encoder's code paths are untouched: dropout uses its own merge loop over
+//! [`MergeTable::get`].
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::check_probability;
+use super::rng::Rng;
+use crate::bpe::{MergeTable, PSEUDO_BYTE_BASE};
+use crate::encoding::CoreEncoding;
+use crate::error::{Error, Result};
+use crate::special::SpecialSet;
+
+const NONE: u32 = u32::MAX;
+
+/// Reusable buffers for [`merge_with_dropout`].
+#[derive(Default, Debug)]
+pub struct DropoutScratch {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    rank: Vec<u32>,
+    res: Vec<u32>,
+    ver: Vec<u32>,
+    heap: BinaryHeap<Reverse<(u32, u32, u32)>>,
+    skipped: Vec<Reverse<(u32, u32, u32)>>,
+}
+
+/// Merge `parts` in place with BPE-dropout (see the module documentation). Returns whether
+/// any merge was dropped.
+pub fn merge_with_dropout(
+    table: &MergeTable,
+    parts: &mut Vec<u32>,
+    p: f64,
+    rng: &mut Rng,
+    s: &mut DropoutScratch,
+) -> bool {
+    let n = parts.len();
+    if n < 2 {
+        return false;
+    }
+    s.next.clear();
+    s.next.extend(1..=n as u32);
+    s.next[n - 1] = NONE;
+    s.prev.clear();
+    s.prev.extend((0..n as u32).map(|i| i.wrapping_sub(1)));
+    s.rank.clear();
+    s.rank.resize(n, NONE);
+    s.res.clear();
+    s.res.resize(n, 0);
+    s.ver.clear();
+    s.ver.resize(n, 0);
+    s.heap.clear();
+    s.skipped.clear();
+    for i in 0..n - 1 {
+        if let Some((r, t)) = table.get(parts[i], parts[i + 1]) {
+            s.rank[i] = r;
+            s.res[i] = t;
+            s.heap.push(Reverse((r, i as u32, 0)));
+        }
+    }
+    let mut dropped_any = false;
+    // Recompute the pair starting at `i` (its right neighbour changed).
+    fn refresh(table: &MergeTable, parts: &[u32], s: &mut DropoutScratch, i: usize) {
+        s.ver[i] = s.ver[i].wrapping_add(1);
+        let j = s.next[i];
+        s.rank[i] = NONE;
+        if j != NONE {
+            if let Some((r, t)) = table.get(parts[i], parts[j as usize]) {
+                s.rank[i] = r;
+                s.res[i] = t;
+                s.heap.push(Reverse((r, i as u32, s.ver[i])));
+            }
+        }
+    }
+    while let Some(entry) = s.heap.pop() {
+        let Reverse((r, i, v)) = entry;
+        let iu = i as usize;
+        if s.ver[iu] != v || s.rank[iu] != r {
+            continue; // stale: this pair no longer exists
+        }
+        if rng.bernoulli(p) {
+            dropped_any = true;
+            s.skipped.push(entry);
+            continue;
+        }
+        // apply the merge at i: absorb the right neighbour j
+        let j = s.next[iu] as usize;
+        parts[iu] = s.res[iu];
+        s.rank[j] = NONE;
+        s.ver[j] = s.ver[j].wrapping_add(1);
+        let k = s.next[j];
+        s.next[iu] = k;
+        if k != NONE {
+            s.prev[k as usize] = i;
+        }
+        refresh(table, parts, s, iu);
+        let pv = s.prev[iu];
+        if pv != NONE {
+            refresh(table, parts, s, pv as usize);
+        }
+        // the dropped candidates of this step are applicable again at the next step
+        // (unless this merge destroyed them: their version no longer matches)
+        let skipped = std::mem::take(&mut s.skipped);
+        s.heap.extend(skipped.iter().copied());
+        s.skipped = skipped;
+        s.skipped.clear();
+    }
+    let mut w = 0usize;
+    let mut i = 0u32;
+    while i != NONE {
+        parts[w] = parts[i as usize];
+        w += 1;
+        i = s.next[i as usize];
+    }
+    parts.truncate(w);
+    dropped_any
+}
+
+/// Encode one piece of bytes with BPE-dropout, appending to `out`: merge from bytes with
+/// dropout; if nothing was dropped and the whole piece is a token, emit that token (the
+/// plain encoder's rule).
+pub fn encode_piece_dropout(
+    enc: &CoreEncoding,
+    piece: &[u8],
+    p: f64,
+    rng: &mut Rng,
+    parts: &mut Vec<u32>,
+    scratch: &mut DropoutScratch,
+    out: &mut Vec<u32>,
+) -> Result<()> {
+    if piece.is_empty() {
+        return Ok(());
+    }
+    let merges = enc.merges();
+    parts.clear();
+    parts.extend(piece.iter().map(|&b| merges.byte_id(b)));
+    let dropped = merge_with_dropout(merges, parts, p, rng, scratch);
+    if !dropped {
+        if let Some(id) = enc.vocab().get(piece) {
+            out.push(id);
+            return Ok(());
+        }
+    }
+    if parts.iter().any(|&t| t >= PSEUDO_BYTE_BASE) {
+        return Err(Error::UnencodableBytes(piece.to_vec()));
+    }
+    out.extend_from_slice(parts);
+    Ok(())
+}
+
+/// [`CoreEncoding::encode`] with BPE-dropout: identical special-token handling and
+/// pre-tokenization; every piece is merged by [`encode_piece_dropout`]. `p = 0` takes the
+/// plain encoder itself.
+pub fn encode_dropout(
+    enc: &CoreEncoding,
+    text: &str,
+    allowed: &SpecialSet,
+    disallowed: &SpecialSet,
+    p: f64,
+    seed: u64,
+) -> Result<Vec<u32>> {
+    check_probability(p, "dropout")?;
+    if p == 0.0 {
+        return enc.encode(text, allowed, disallowed);
+    }
+    let mut rng = Rng::new(seed, 0);
+    let mut parts = Vec::new();
+    let mut scratch = DropoutScratch::default();
+    let mut out = Vec::with_capacity(text.len() / 2 + 1);
+    let bytes = text.as_bytes();
+    let specials = enc.specials();
+    let check = !specials.overlapping() && !disallowed.is_empty();
+    let mut start = 0usize;
+    loop {
+        // the next allowed special token, exactly as the plain encoder finds it
+        let mut find_pos = start;
+        let next = loop {
+            match specials.find_from(text, find_pos) {
+                None => break None,
+                Some(m) => {
+                    if check && disallowed.contains(m.index) {
+                        return Err(Error::DisallowedSpecial(
+                            specials.tokens()[m.index].0.clone(),
+                        ));
+                    }
+                    if allowed.contains(m.index) {
+                        break Some(m);
+                    }
+                    find_pos = m.start + 1;
+                }
+            }
+        };
+        let end = next.map_or(text.len(), |m| m.start);
+        enc.pretokenizer()
+            .for_each_piece(&text[start..end], |a, b| {
+                encode_piece_dropout(
+                    enc,
+                    &bytes[start + a..start + b],
+                    p,
+                    &mut rng,
+                    &mut parts,
+                    &mut scratch,
+                    &mut out,
+                )
+            })?;
+        match next {
+            Some(m) => {
+                out.push(specials.tokens()[m.index].1);
+                start = m.end;
+            }
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::Vocab;
+
+    fn enc(tokens: &[&[u8]], pattern: &str) -> CoreEncoding {
+        let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        for (i, t) in tokens.iter().enumerate() {
+            pairs.push((t.to_vec(), 256 + i as u32));
+        }
+        CoreEncoding::new(pairs, vec![("<|x|>".into(), 1000)], pattern).unwrap()
+    }
+
+    fn all(e: &CoreEncoding) -> SpecialSet {
+        SpecialSet::all(e.specials().len())
+    }
+
+    #[test]
+    fn p0_is_plain_and_p1_is_bytes() {
+        let e = enc(&[b"ab", b"cd", b"abcd", b"ba", b"aba"], r"\S+|\s+");
+        let text = "abcd ababab<|x|>cdcd abba";
+        let a = all(&e);
+        let none = SpecialSet::none(1);
+        let plain = e.encode(text, &a, &none).unwrap();
+        for seed in 0..20 {
+            assert_eq!(
+                encode_dropout(&e, text, &a, &none, 0.0, seed).unwrap(),
+                plain
+            );
+            // tiny p: nothing is dropped (with overwhelming probability) -> plain
+            assert_eq!(
+                encode_dropout(&e, text, &a, &none, 1e-300, seed).unwrap(),
+                plain
+            );
+            let bytes = encode_dropout(&e, text, &a, &none, 1.0, seed).unwrap();
+            let expect: Vec<u32> = "abcd ababab"
+                .bytes()
+                .map(u32::from)
+                .chain([1000])
+                .chain("cdcd abba".bytes().map(u32::from))
+                .collect();
+            assert_eq!(bytes, expect);
+        }
+        assert!(encode_dropout(&e, text, &a, &none, -0.1, 0).is_err());
+        assert!(encode_dropout(&e, text, &a, &none, 1.1, 0).is_err());
+        let dis = SpecialSet::all(1);
+        let err = encode_dropout(&e, text, &none, &dis, 0.5, 0).unwrap_err();
+        assert!(matches!(err, Error::DisallowedSpecial(_)));
+    }
+
+    #[test]
+    fn round_trip_and_reproducible() {
+        let e = enc(&[b"ab", b"cd", b"abcd", b"ba", b"aba"], r"\S+|\s+");
+        let text = "abcd ababab cdcd abba ".repeat(20);
+        let none = SpecialSet::none(1);
+        for &p in &[0.1, 0.5, 0.9] {
+            for seed in 0..10 {
+                let ids = encode_dropout(&e, &text, &none, &none, p, seed).unwrap();
+                assert_eq!(e.decode_bytes(&ids).unwrap(), text.as_bytes());
+                assert_eq!(
+                    ids,
+                    encode_dropout(&e, &text, &none, &none, p, seed).unwrap()
+                );
+            }
+        }
+    }
+
+    /// Straightforward reference: at each step, list applicable merges, drop each with
+    /// probability p, apply the best survivor.
+    fn reference(t: &MergeTable, parts: &[u32], drop: &mut dyn FnMut() -> bool) -> Vec<u32> {
+        let mut ids = parts.to_vec();
+        loop {
+            let mut cands: Vec<(u32, usize, u32)> = (0..ids.len().saturating_sub(1))
+                .filter_map(|i| t.get(ids[i], ids[i + 1]).map(|(r, res)| (r, i, res)))
+                .collect();
+            cands.sort();
+            match cands.into_iter().find(|_| !drop()) {
+                None => return ids,
+                Some((_, i, res)) => {
+                    ids[i] = res;
+                    ids.remove(i + 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn same_draws_same_result_as_reference() {
+        // Both consume one draw per examined candidate in priority order, so with the same
+        // generator they must produce identical outputs.
+        let v = Vocab::from_pairs((0..=255u8).map(|b| (vec![b], b as u32)).chain([
+            (b"aa".to_vec(), 256),
+            (b"ab".to_vec(), 257),
+            (b"aab".to_vec(), 258),
+            (b"ba".to_vec(), 259),
+            (b"aaaa".to_vec(), 260),
+            (b"bab".to_vec(), 261),
+        ]))
+        .unwrap();
+        let t = MergeTable::from_vocab_ranks(&v);
+        let mut scratch = DropoutScratch::default();
+        let mut seed = 1u64;
+        for len in 1..60 {
+            for &p in &[0.0, 0.2, 0.5, 0.8, 1.0] {
+                let piece: Vec<u32> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        if (seed >> 33).is_multiple_of(3) {
+                            b'b' as u32
+                        } else {
+                            b'a' as u32
+                        }
+                    })
+                    .collect();
+                let mut r1 = Rng::new(seed, 3);
+                let mut r2 = Rng::new(seed, 3);
+                let mut ours = piece.clone();
+                merge_with_dropout(&t, &mut ours, p, &mut r1, &mut scratch);
+                let theirs = reference(&t, &piece, &mut || r2.bernoulli(p));
+                assert_eq!(ours, theirs, "len {len} p {p}");
+                assert_eq!(r1, r2, "same number of draws");
+            }
+        }
+    }
+}
