@@ -8,10 +8,9 @@ import random
 from collections import Counter
 
 import pytest
+import supertok
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import supertok
 from stoch_helpers import Xoshiro, chi2_two_sample, ref_dropout_piece
 from test_stochastic import ENCODINGS, nasty_text, seeds, superbpe_style
 
@@ -103,7 +102,9 @@ def test_distribution_against_reference():
         n = 4000
         ours = Counter(tuple(e.encode(word, dropout=p, seed=s)) for s in range(n))
         rng = random.Random(hash(word) & 0xFFFF)
-        ref = Counter(tuple(ref_dropout_piece(ranks, word.encode(), lambda: rng.random() < p)) for _ in range(n))
+        ref = Counter(
+            tuple(ref_dropout_piece(ranks, word.encode(), lambda rng=rng, p=p: rng.random() < p)) for _ in range(n)
+        )
         pv = chi2_two_sample(ours, ref)
         assert pv > 1e-4, (word, p, pv, ours.most_common(5), ref.most_common(5))
         assert len(ours) > 1

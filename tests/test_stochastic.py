@@ -8,11 +8,9 @@ import random
 from collections import Counter
 
 import pytest
+import supertok
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import supertok
-from supertok.stochastic import split_table, split_table_arrays, stochastok, stochastok_batch
 from stoch_helpers import (
     chi2_goodness_of_fit,
     chi2_two_sample,
@@ -20,6 +18,12 @@ from stoch_helpers import (
     hf_byte_level_bpe_json,
     ref_split_table,
     ref_stochastok,
+)
+from supertok.stochastic import (
+    split_table,
+    split_table_arrays,
+    stochastok,
+    stochastok_batch,
 )
 
 np = pytest.importorskip("numpy")
@@ -132,7 +136,8 @@ def test_invariants_hypothesis_long(name, text, p, seed):
 def test_invariants_on_corpus():
     from conftest import require_corpus
 
-    text = open(require_corpus("en.txt"), encoding="utf-8").read(300_000)
+    with open(require_corpus("en.txt"), encoding="utf-8") as f:
+        text = f.read(300_000)
     for name in ENCODINGS:
         e = enc(name)
         ids = e.encode_ordinary(text)
@@ -333,8 +338,9 @@ def test_success_count_distribution_against_reference(p, cap):
 
 
 def test_tiktoken_encoding_is_accepted():
-    tiktoken = pytest.importorskip("tiktoken")
-    import tiktoken.load  # noqa: F401  (conftest's helper uses the submodule)
+    pytest.importorskip("tiktoken")
+    import tiktoken
+    import tiktoken.load  # noqa: F401  (conftest's helper needs the submodule loaded)
     from conftest import tiktoken_reference
 
     ref = tiktoken_reference("cl100k_base")

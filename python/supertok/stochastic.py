@@ -27,7 +27,16 @@ import operator
 import secrets
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Sequence, Tuple, Union, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Union,
+    overload,
+)
 
 from supertok import _core
 
@@ -51,7 +60,7 @@ def _check_p(p: object, what: str = "p") -> float:
         try:
             import numpy as np
 
-            if isinstance(p, np.floating) or isinstance(p, np.integer):
+            if isinstance(p, (np.floating, np.integer)):
                 p = float(p)
             else:
                 raise TypeError

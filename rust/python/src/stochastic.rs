@@ -176,10 +176,7 @@ impl SplitTable {
     /// Legal splits of `id` as `(left, right)` pairs, in cut order.
     fn splits(&self, id: i64) -> Vec<(u32, u32)> {
         match u32::try_from(id) {
-            Ok(id) => {
-                let (l, r) = self.inner.splits(id);
-                l.iter().copied().zip(r.iter().copied()).collect()
-            }
+            Ok(id) => self.inner.splits(id).iter().map(|p| (p[0], p[1])).collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -198,11 +195,13 @@ impl SplitTable {
         Bound<'py, PyBytes>,
         Bound<'py, PyBytes>,
     ) {
-        let (o, l, r) = self.inner.csr();
+        let (o, pairs) = self.inner.csr();
+        let l: Vec<u32> = pairs.iter().map(|p| p[0]).collect();
+        let r: Vec<u32> = pairs.iter().map(|p| p[1]).collect();
         (
             u32s_to_bytes(py, o),
-            u32s_to_bytes(py, l),
-            u32s_to_bytes(py, r),
+            u32s_to_bytes(py, &l),
+            u32s_to_bytes(py, &r),
         )
     }
 

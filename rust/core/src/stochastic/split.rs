@@ -15,10 +15,12 @@
 //!
 //! # Algorithm: O(n + N)
 //! Drawing a position uniformly in the current sequence only depends on the *multiset* of
-//! current tokens, not on their order. So the current tokens are kept as an unordered
-//! vector of leaves of a forest (one binary tree per input token): a split replaces the
-//! chosen leaf in place by its left half and appends the right half. Every attempt is
-//! O(1); the order is restored at the end by an in-order walk of each tree. The output has
+//! current tokens, not on their order. So the current tokens live in an unordered array of
+//! slots (slot `i < n` starts as input token `i`): a split overwrites the chosen slot with
+//! its left half and appends the right half as a new slot, linked right after it in a
+//! singly linked list that records the order. Every attempt is O(1) (one uniform draw over
+//! the slots, one table lookup); at the end, runs of input tokens that were never split are
+//! copied as they are and the list is followed only from the split ones. The output has
 //! the reference's distribution exactly (not its random stream).
 
 use rayon::prelude::*;
@@ -29,18 +31,18 @@ use super::rng::Rng;
 use crate::error::{Error, Result};
 use crate::vocab::Vocab;
 
-const NONE: u32 = u32::MAX;
+/// End of the slot list.
+const END: u32 = u32::MAX;
 
 /// For every token, all its legal binary splits, in CSR form.
 ///
-/// The splits of id `t` are `(left[k], right[k])` for `k` in `offsets[t]..offsets[t + 1]`,
+/// The splits of id `t` are `pairs[k] = [left, right]` for `k` in `offsets[t]..offsets[t + 1]`,
 /// in increasing order of the cut position. Ids outside the vocabulary, single-byte tokens
 /// and special tokens have none.
 #[derive(Clone, Debug)]
 pub struct SplitTable {
     offsets: Vec<u32>,
-    left: Vec<u32>,
-    right: Vec<u32>,
+    pairs: Vec<[u32; 2]>,
     /// Bit `id` set iff `id < offsets.len() - 1` is a token (or special token) in range.
     known: Vec<u64>,
     /// Known special ids at or beyond `offsets.len() - 1`.
@@ -67,8 +69,7 @@ impl SplitTable {
         }
         let is_half = |b: &[u8]| vocab.get(b).filter(|h| !special_set.contains(h));
         let mut offsets = Vec::with_capacity(slots + 1);
-        let mut left = Vec::new();
-        let mut right = Vec::new();
+        let mut pairs = Vec::new();
         offsets.push(0u32);
         for id in 0..slots as u32 {
             if let Some(bytes) = vocab.bytes(id) {
@@ -76,20 +77,18 @@ impl SplitTable {
                 if !special_set.contains(&id) {
                     for j in 1..bytes.len() {
                         if let (Some(l), Some(r)) = (is_half(&bytes[..j]), is_half(&bytes[j..])) {
-                            left.push(l);
-                            right.push(r);
+                            pairs.push([l, r]);
                         }
                     }
                 }
             }
             // Vocab::from_pairs guarantees the total byte size fits in u32, and there is
             // at most one split per byte.
-            offsets.push(left.len() as u32);
+            offsets.push(pairs.len() as u32);
         }
         SplitTable {
             offsets,
-            left,
-            right,
+            pairs,
             known,
             known_high,
         }
@@ -102,23 +101,23 @@ impl SplitTable {
 
     /// Total number of legal splits.
     pub fn n_splits(&self) -> usize {
-        self.left.len()
+        self.pairs.len()
     }
 
-    /// CSR arrays `(offsets, left, right)`; `offsets` has `n_slots() + 1` entries.
-    pub fn csr(&self) -> (&[u32], &[u32], &[u32]) {
-        (&self.offsets, &self.left, &self.right)
+    /// CSR arrays `(offsets, pairs)`: `offsets` has `n_slots() + 1` entries; the splits of
+    /// `t` are `pairs[offsets[t]..offsets[t + 1]]`, each `[left, right]`.
+    pub fn csr(&self) -> (&[u32], &[[u32; 2]]) {
+        (&self.offsets, &self.pairs)
     }
 
-    /// Legal splits of `id` as parallel slices `(left, right)` (empty if none).
+    /// Legal splits of `id`, each `[left, right]`, in cut order (empty if none).
     #[inline]
-    pub fn splits(&self, id: u32) -> (&[u32], &[u32]) {
+    pub fn splits(&self, id: u32) -> &[[u32; 2]] {
         let i = id as usize;
         if i + 1 >= self.offsets.len() {
-            return (&[], &[]);
+            return &[];
         }
-        let (a, b) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
-        (&self.left[a..b], &self.right[a..b])
+        &self.pairs[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
 
     /// The largest known id (token or special), `None` for an empty vocabulary.
@@ -152,6 +151,10 @@ impl SplitTable {
 
     /// StochasTok-expand `ids` (see the module documentation) with generator `rng`,
     /// appending the result to `out`. Returns the number of successful splits.
+    ///
+    /// Draw order (part of the reproducibility contract): per attempt, one
+    /// `below(current length)` for the slot, then, only if the token there has two or more
+    /// legal splits, one `below(number of splits)` for the split.
     pub fn stochastok_into(
         &self,
         ids: &[u32],
@@ -169,71 +172,79 @@ impl SplitTable {
             out.extend_from_slice(ids);
             return Ok(0);
         }
-        // Nodes 0..n are the input tokens; a split node's halves are two consecutive nodes
-        // starting at `child[node]`. Bounded by n + 2·min(attempts, cap) nodes.
         let max_new = attempts.min(cap);
-        let total = (n as u64).saturating_add(max_new.saturating_mul(2));
-        if total >= NONE as u64 {
+        let slots = (n as u64).saturating_add(max_new);
+        if slots >= END as u64 {
             return Err(Error::InvalidArgument(format!(
                 "sequence too long for one StochasTok call ({n} ids, up to {max_new} splits); \
                  split it into chunks"
             )));
         }
-        let reserve = total as usize;
-        let mut tok: Vec<u32> = Vec::with_capacity(reserve);
-        tok.extend_from_slice(ids);
-        let mut child: Vec<u32> = vec![NONE; n];
-        child.reserve(reserve - n);
-        let mut leaves: Vec<u32> = (0..n as u32).collect();
+        let slots = slots as usize;
+        // slot[k] = [token, next]: the token in slot k and the slot after it in sequence
+        // order. For an input slot, next == 0 means "not split: the next input slot" (slot
+        // 0 is never anyone's successor). Token and link share a cache line: one miss per
+        // attempt on long sequences.
+        let mut slot: Vec<[u32; 2]> = Vec::with_capacity(slots);
+        slot.extend(ids.iter().map(|&t| [t, 0]));
+        // bit k: input slot k was split
+        let mut split_bits: Vec<u64> = vec![0; n.div_ceil(64)];
         let mut done = 0u64;
         for _ in 0..attempts {
-            let k = rng.below(leaves.len() as u64) as usize;
-            let node = leaves[k] as usize;
-            let (ls, rs) = self.splits(tok[node]);
-            if ls.is_empty() {
-                continue;
-            }
-            let j = if ls.len() == 1 {
-                0
-            } else {
-                rng.below(ls.len() as u64) as usize
+            let len = slot.len();
+            let k = rng.below(len as u64) as usize;
+            let [t, nx] = slot[k];
+            let options = self.splits(t);
+            let [l, r] = match options.len() {
+                0 => continue,
+                1 => options[0],
+                m => options[rng.below(m as u64) as usize],
             };
-            let a = tok.len() as u32;
-            tok.push(ls[j]);
-            tok.push(rs[j]);
-            child.push(NONE);
-            child.push(NONE);
-            child[node] = a;
-            leaves[k] = a;
-            leaves.push(a + 1);
+            let succ = if nx == 0 {
+                // an input slot split for the first time (appended slots never hold 0)
+                split_bits[k / 64] |= 1 << (k % 64);
+                if k + 1 < n {
+                    (k + 1) as u32
+                } else {
+                    END
+                }
+            } else {
+                nx
+            };
+            slot[k] = [l, len as u32];
+            slot.push([r, succ]);
             done += 1;
             if done >= cap {
                 break;
             }
         }
-        drop(leaves);
-        out.reserve(n + done as usize);
+        out.reserve(slot.len());
         if done == 0 {
             out.extend_from_slice(ids);
             return Ok(0);
         }
-        let mut stack: Vec<u32> = Vec::new();
-        for i in 0..n {
-            if child[i] == NONE {
-                out.push(tok[i]);
-                continue;
-            }
-            stack.push(i as u32);
-            while let Some(v) = stack.pop() {
-                let c = child[v as usize];
-                if c == NONE {
-                    out.push(tok[v as usize]);
-                } else {
-                    stack.push(c + 1);
-                    stack.push(c);
+        // runs of unsplit input slots are copied; from each split input slot, the chain of
+        // right halves is followed up to the next input slot (or the end)
+        let mut pos = 0usize;
+        for (w, &bits) in split_bits.iter().enumerate() {
+            let mut b = bits;
+            while b != 0 {
+                let h = w * 64 + b.trailing_zeros() as usize;
+                b &= b - 1;
+                out.extend(slot[pos..h].iter().map(|s| s[0]));
+                let mut i = h;
+                loop {
+                    let [t, nx] = slot[i];
+                    out.push(t);
+                    if nx == END || (nx as usize) < n {
+                        break;
+                    }
+                    i = nx as usize;
                 }
+                pos = h + 1;
             }
         }
+        out.extend(slot[pos..n].iter().map(|s| s[0]));
         Ok(done)
     }
 
@@ -373,17 +384,25 @@ mod tests {
         let v = vocab(&[b"ab", b"bc", b"abc", b"abcd", b"cd"]);
         let t = SplitTable::new(&v, []);
         let abc = v.get(b"abc").unwrap();
-        let (l, r) = t.splits(abc);
         // a|bc and ab|c, in cut order
-        assert_eq!(l, &[b'a' as u32, v.get(b"ab").unwrap()]);
-        assert_eq!(r, &[v.get(b"bc").unwrap(), b'c' as u32]);
+        assert_eq!(
+            t.splits(abc),
+            &[
+                [b'a' as u32, v.get(b"bc").unwrap()],
+                [v.get(b"ab").unwrap(), b'c' as u32]
+            ]
+        );
         let abcd = v.get(b"abcd").unwrap();
-        let (l, r) = t.splits(abcd);
         // a|bcd no (bcd not a token), ab|cd yes, abc|d yes
-        assert_eq!(l, &[v.get(b"ab").unwrap(), abc]);
-        assert_eq!(r, &[v.get(b"cd").unwrap(), b'd' as u32]);
-        assert_eq!(t.splits(b'a' as u32).0.len(), 0);
-        assert_eq!(t.splits(100_000).0.len(), 0);
+        assert_eq!(
+            t.splits(abcd),
+            &[
+                [v.get(b"ab").unwrap(), v.get(b"cd").unwrap()],
+                [abc, b'd' as u32]
+            ]
+        );
+        assert!(t.splits(b'a' as u32).is_empty());
+        assert!(t.splits(100_000).is_empty());
         assert_eq!(t.n_splits(), 1 + 1 + 2 + 2 + 1);
     }
 
@@ -393,9 +412,8 @@ mod tests {
         let s = v.get(b"<s>").unwrap();
         let t = SplitTable::new(&v, [s, 5000]);
         assert!(t.is_known(s) && t.is_known(5000) && !t.is_known(5001));
-        assert_eq!(t.splits(s).0.len(), 0);
-        let (l, _) = t.splits(v.get(b"<s>x").unwrap());
-        assert!(!l.contains(&s));
+        assert!(t.splits(s).is_empty());
+        assert!(t.splits(v.get(b"<s>x").unwrap()).iter().all(|p| p[0] != s));
         assert!(t.check_ids(&[1, 5000, 7]).is_ok());
         let e = t.check_ids(&[1, 2, 5001]).unwrap_err();
         assert!(e.to_string().contains("5001") && e.to_string().contains("position 2"));
