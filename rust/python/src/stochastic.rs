@@ -8,7 +8,9 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
-use supertok_core::stochastic::{encode_dropout as core_encode_dropout, SplitTable as Core};
+use supertok_core::stochastic::{
+    encode_dropout as core_encode_dropout, ragged_rows, SplitTable as Core,
+};
 use supertok_core::vocab::Vocab;
 
 use crate::encoding::CoreEncoding;
@@ -284,16 +286,29 @@ impl SplitTable {
         num_threads: usize,
     ) -> PyResult<(Bound<'py, PyByteArray>, Bound<'py, PyByteArray>)> {
         let pool = pool(num_threads.max(1))?;
-        let (v, o) = py.detach(|| -> PyResult<(Vec<u32>, Vec<u64>)> {
+        let rows = py.detach(|| -> PyResult<Vec<Vec<u32>>> {
             let values = u32s_from_bytes(values, "values")?;
             let offsets = u64s_from_bytes(offsets, "offsets")?;
-            pool.install(|| {
-                self.inner
-                    .stochastok_ragged(&values, &offsets, p, max_expansions, seed)
-            })
-            .map_err(to_py)
+            let rows = ragged_rows(&values, &offsets).map_err(to_py)?;
+            pool.install(|| self.inner.stochastok_batch(&rows, p, max_expansions, seed))
+                .map_err(to_py)
         })?;
-        Ok((bytearray_u32(py, &v)?, bytearray_u64(py, &o)?))
+        // write the rows straight into the output buffers (no intermediate flat copy)
+        let total: usize = rows.iter().map(Vec::len).sum();
+        let mut offs = Vec::with_capacity(rows.len() + 1);
+        offs.push(0u64);
+        let values = PyByteArray::new_with(py, total * 4, |buf| {
+            let mut at = 0usize;
+            for r in &rows {
+                for (chunk, t) in buf[at * 4..(at + r.len()) * 4].chunks_exact_mut(4).zip(r) {
+                    chunk.copy_from_slice(&t.to_ne_bytes());
+                }
+                at += r.len();
+                offs.push(at as u64);
+            }
+            Ok(())
+        })?;
+        Ok((values, bytearray_u64(py, &offs)?))
     }
 }
 
