@@ -6,6 +6,7 @@
 //! * [`special`] — special-token matching;
 //! * [`encoding`] — the tiktoken-compatible encoding;
 //! * [`formats`] — file formats (`.tiktoken`);
+//! * [`hf`] — HF `tokenizer.json` byte-level BPE tokenizers;
 //! * [`stochastic`] — StochasTok and seeded BPE-dropout.
 //!
 //! Nothing here depends on Python; `rust/python` holds the bindings.
@@ -14,6 +15,7 @@ pub mod bpe;
 pub mod encoding;
 pub mod error;
 pub mod formats;
+pub mod hf;
 pub mod pretok;
 pub mod special;
 pub mod stochastic;
