@@ -44,7 +44,15 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["stochastok", "stochastok_batch", "split_table", "SplitTable", "encode_dropout"]
+__all__ = [
+    "stochastok",
+    "stochastok_batch",
+    "split_table",
+    "split_table_arrays",
+    "SplitTable",
+    "encode_dropout",
+    "encode_dropout_hf",
+]
 
 SplitTable = _core.SplitTable
 
@@ -171,6 +179,9 @@ def _build_table(tokenizer: Any) -> SplitTable:
     core = getattr(tokenizer, "_core_bpe", None)
     if isinstance(core, _core.CoreEncoding):
         return SplitTable.from_encoding(core)
+    core = getattr(tokenizer, "_core", None)
+    if isinstance(core, _core.CoreTokenizer):
+        return SplitTable.from_tokenizer(core)
     module = type(tokenizer).__module__ or ""
     if module.startswith("tiktoken") and hasattr(tokenizer, "_mergeable_ranks"):
         ranks = tokenizer._mergeable_ranks
@@ -179,16 +190,18 @@ def _build_table(tokenizer: Any) -> SplitTable:
     if module.startswith("tokenizers") and hasattr(tokenizer, "to_str"):
         return _table_from_hf(tokenizer)
     raise TypeError(
-        "tokenizer must be a supertok.Encoding, an encoding name, a tiktoken.Encoding, a "
-        f"byte-level BPE tokenizers.Tokenizer or a SplitTable, not {type(tokenizer).__name__}"
+        "tokenizer must be a supertok.Encoding, a supertok.Tokenizer, an encoding name, a "
+        "tiktoken.Encoding, a byte-level BPE tokenizers.Tokenizer or a SplitTable, not "
+        f"{type(tokenizer).__name__}"
     )
 
 
 def split_table(tokenizer: Any) -> SplitTable:
     """The :class:`SplitTable` of ``tokenizer`` (built once per tokenizer object, then cached).
 
-    ``tokenizer`` may be a :class:`supertok.Encoding`, an encoding name (``"gpt2"``), a
-    ``tiktoken.Encoding``, a byte-level BPE ``tokenizers.Tokenizer``, or a ``SplitTable``.
+    ``tokenizer`` may be a :class:`supertok.Encoding`, a :class:`supertok.Tokenizer`, an
+    encoding name (``"gpt2"``), a ``tiktoken.Encoding``, a byte-level BPE
+    ``tokenizers.Tokenizer``, or a ``SplitTable``.
     Special (and added) tokens are never split and never produced.
 
     The table lists, for every token id, every cut of its bytes into two halves that are
@@ -312,8 +325,9 @@ def stochastok(
 
     Args:
         ids: token ids: a list (or any iterable of ints) or a 1-D numpy integer array.
-        tokenizer: a :class:`supertok.Encoding`, an encoding name, a ``tiktoken.Encoding``, a
-            byte-level BPE ``tokenizers.Tokenizer`` or a :class:`SplitTable`.
+        tokenizer: a :class:`supertok.Encoding`, a :class:`supertok.Tokenizer`, an encoding
+            name, a ``tiktoken.Encoding``, a byte-level BPE ``tokenizers.Tokenizer`` or a
+            :class:`SplitTable`.
         p: proportion of attempts, in ``[0, 1]`` (the reference's ``expand_prop``).
         seed: int in ``[0, 2**64)`` for a reproducible result; ``None`` for a fresh seed.
         max_expansions: stop after this many successful splits (``None``: no cap).
@@ -441,3 +455,14 @@ def encode_dropout(core: Any, text: str, allowed: object, disallowed: object, dr
     p = _check_p(dropout, "dropout")
     s = _check_seed(seed)
     return _core.encode_dropout(core, text, allowed, disallowed, p, s)
+
+
+def encode_dropout_hf(core: Any, text: str, add_special_tokens: bool, dropout: object, seed: object) -> List[int]:
+    """BPE-dropout encoding used by ``Tokenizer.encode(text, dropout=p, seed=s)``: the
+    semantics of :func:`encode_dropout` applied to each pre-tokenized piece of an HF
+    byte-level BPE tokenizer (added tokens, normalizer, pre-tokenizer and post-processor
+    unchanged). With ``ignore_merges``, a piece that is a token stays whole when no merge was
+    dropped (HF ignores ``ignore_merges`` whenever dropout is on)."""
+    p = _check_p(dropout, "dropout")
+    s = _check_seed(seed)
+    return _core.encode_dropout_hf(core, text, add_special_tokens, p, s)

@@ -184,12 +184,30 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ encoding
 
-    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+    def encode(
+        self,
+        text: str,
+        add_special_tokens: bool = True,
+        *,
+        dropout: float | None = None,
+        seed: int | None = None,
+    ) -> list[int]:
         """Token ids of ``text`` (HF's ``encode(text).ids``).
 
         ``add_special_tokens`` controls the template post-processor's tokens (BOS/EOS);
         added tokens in the text are always matched, as in HF.
+
+        ``dropout=p`` enables seeded BPE-dropout (each applicable merge skipped with
+        probability ``p``; ``0``: plain encoding, ``1``: bytes), reproducible with ``seed``;
+        see :func:`supertok.stochastic.encode_dropout_hf`.
         """
+        if dropout is not None:
+            from supertok.stochastic import encode_dropout_hf
+
+            try:
+                return encode_dropout_hf(self._core, _check_str(text), bool(add_special_tokens), dropout, seed)
+            except UnicodeEncodeError as e:
+                raise _surrogate_error(e) from None
         try:
             return self._core.encode(_check_str(text), bool(add_special_tokens))
         except UnicodeEncodeError as e:

@@ -9,11 +9,13 @@ use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
 use supertok_core::stochastic::{
-    encode_dropout as core_encode_dropout, ragged_rows, SplitTable as Core,
+    encode_dropout as core_encode_dropout, hf_encode_dropout as core_hf_encode_dropout,
+    ragged_rows, SplitTable as Core,
 };
 use supertok_core::vocab::Vocab;
 
 use crate::encoding::CoreEncoding;
+use crate::tokenizer::CoreTokenizer;
 use crate::{pool, to_py, u32s_to_bytes};
 
 /// The legal binary splits of every token of a vocabulary (built once per vocabulary),
@@ -134,6 +136,17 @@ impl SplitTable {
             let specials = enc.specials().tokens().iter().map(|t| t.1);
             Core::new(enc.vocab(), specials)
         });
+        SplitTable {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The split table of an HF byte-level BPE tokenizer (`supertok.Tokenizer`); added
+    /// tokens are never split.
+    #[staticmethod]
+    fn from_tokenizer(py: Python<'_>, tokenizer: PyRef<'_, CoreTokenizer>) -> Self {
+        let tok = tokenizer.inner.clone();
+        let inner = py.detach(move || Core::from_hf(&tok));
         SplitTable {
             inner: Arc::new(inner),
         }
@@ -331,9 +344,26 @@ fn encode_dropout(
         .map_err(to_py)
 }
 
+/// `CoreTokenizer.encode` with seeded BPE-dropout probability `p`.
+#[pyfunction]
+#[pyo3(signature = (tokenizer, text, add_special_tokens, p, seed))]
+fn encode_dropout_hf(
+    py: Python<'_>,
+    tokenizer: PyRef<'_, CoreTokenizer>,
+    text: PyBackedStr,
+    add_special_tokens: bool,
+    p: f64,
+    seed: u64,
+) -> PyResult<Vec<u32>> {
+    let tok = tokenizer.inner.clone();
+    py.detach(move || core_hf_encode_dropout(&tok, &text, add_special_tokens, p, seed))
+        .map_err(to_py)
+}
+
 /// Register this module's classes and functions.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SplitTable>()?;
     m.add_function(wrap_pyfunction!(encode_dropout, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_dropout_hf, m)?)?;
     Ok(())
 }

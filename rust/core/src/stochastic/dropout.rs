@@ -36,6 +36,8 @@ use super::rng::Rng;
 use crate::bpe::{MergeTable, PSEUDO_BYTE_BASE};
 use crate::encoding::CoreEncoding;
 use crate::error::{Error, Result};
+use crate::hf::model::BpeModel;
+use crate::hf::HfTokenizer;
 use crate::special::SpecialSet;
 
 const NONE: u32 = u32::MAX;
@@ -239,6 +241,96 @@ pub fn encode_dropout(
         }
     }
     Ok(out)
+}
+
+/// BPE-dropout for one piece of an HF byte-level BPE model, mirroring
+/// [`BpeModel::encode_piece`]: maximal runs of bytes that have tokens are merged with
+/// dropout; a byte without a token becomes the unk token (consecutive ones fused if
+/// `fuse_unk`) or is dropped when there is no unk token; with `ignore_merges`, a piece that
+/// is a token is emitted whole **if no merge was dropped** (so an encode in which nothing
+/// was dropped is the plain encoding; HF instead bypasses `ignore_merges` under dropout).
+pub fn hf_piece_dropout(
+    model: &BpeModel,
+    piece: &[u8],
+    p: f64,
+    rng: &mut Rng,
+    parts: &mut Vec<u32>,
+    scratch: &mut DropoutScratch,
+    out: &mut Vec<u32>,
+) -> Result<()> {
+    if piece.is_empty() {
+        return Ok(());
+    }
+    let vocab = model.byte_vocab();
+    let table = model.merge_table();
+    let start = out.len();
+    let mut dropped = false;
+    let unk = || -> Result<u32> {
+        let name = model.unk_token.as_deref().unwrap_or("");
+        model.token_to_id(name).ok_or_else(|| {
+            Error::InvalidVocab(format!("unk_token {name:?} is not in the vocabulary"))
+        })
+    };
+    let mut pending_unk = false;
+    let mut i = 0usize;
+    while i < piece.len() {
+        if vocab.byte_id(piece[i]).is_some() {
+            let j = i + piece[i..]
+                .iter()
+                .position(|&b| vocab.byte_id(b).is_none())
+                .unwrap_or(piece.len() - i);
+            if pending_unk {
+                out.push(unk()?);
+                pending_unk = false;
+            }
+            parts.clear();
+            parts.extend(piece[i..j].iter().map(|&b| table.byte_id(b)));
+            dropped |= merge_with_dropout(table, parts, p, rng, scratch);
+            out.extend_from_slice(parts);
+            i = j;
+        } else {
+            if model.unk_token.is_some() {
+                if pending_unk && !model.fuse_unk {
+                    out.push(unk()?);
+                }
+                pending_unk = true;
+            }
+            i += 1;
+        }
+    }
+    if pending_unk {
+        out.push(unk()?);
+    }
+    if !dropped && model.ignore_merges {
+        if let Some(id) = vocab.get(piece) {
+            out.truncate(start);
+            out.push(id);
+        }
+    }
+    Ok(())
+}
+
+/// [`HfTokenizer::encode`] with BPE-dropout probability `p` and generator `(seed, 0)`: the
+/// pipeline is unchanged, every pre-tokenized piece is merged by [`hf_piece_dropout`].
+/// `p = 0` takes the plain encoder.
+pub fn hf_encode_dropout(
+    tok: &HfTokenizer,
+    text: &str,
+    add_special_tokens: bool,
+    p: f64,
+    seed: u64,
+) -> Result<Vec<u32>> {
+    check_probability(p, "dropout")?;
+    if p == 0.0 {
+        return tok.encode(text, add_special_tokens);
+    }
+    let mut rng = Rng::new(seed, 0);
+    let mut parts = Vec::new();
+    let mut scratch = DropoutScratch::default();
+    let model = tok.model();
+    tok.encode_with_pieces(text, add_special_tokens, |piece, out| {
+        hf_piece_dropout(model, piece, p, &mut rng, &mut parts, &mut scratch, out)
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub mod dropout;
 pub mod rng;
 pub mod split;
 
-pub use dropout::{encode_dropout, merge_with_dropout, DropoutScratch};
+pub use dropout::{encode_dropout, hf_encode_dropout, merge_with_dropout, DropoutScratch};
 pub use rng::Rng;
 pub use split::{num_attempts, ragged_rows, SplitTable};
 

@@ -29,6 +29,7 @@ use rustc_hash::FxHashSet;
 use super::check_probability;
 use super::rng::Rng;
 use crate::error::{Error, Result};
+use crate::hf::HfTokenizer;
 use crate::vocab::Vocab;
 
 /// End of the slot list.
@@ -92,6 +93,22 @@ impl SplitTable {
             known,
             known_high,
         }
+    }
+
+    /// The split table of an HF byte-level BPE tokenizer: its byte-level model entries are
+    /// the tokens; added tokens (special or not) and entries that are not byte strings are
+    /// known but never split and never produced.
+    pub fn from_hf(tok: &HfTokenizer) -> Self {
+        let model = tok.model();
+        let bytes = model.byte_vocab();
+        let mut fixed: Vec<u32> = tok.added().tokens().iter().map(|(id, _)| *id).collect();
+        fixed.extend(
+            model
+                .entries()
+                .filter(|&(_, id)| bytes.bytes(id).is_none())
+                .map(|(_, id)| id),
+        );
+        SplitTable::new(bytes, fixed)
     }
 
     /// Number of id slots covered by the CSR arrays (one past the largest token id).
