@@ -4,7 +4,8 @@ decoded text), with a Rust core that releases the GIL.
 
 Supported components (anything else raises ``ValueError`` naming the component and its JSON
 path): model BPE (byte-level vocabulary, merges as ``"a b"`` or ``["a", "b"]``,
-``ignore_merges``, ``unk_token``/``fuse_unk``; no dropout, no ``byte_fallback``, no
+``ignore_merges``, ``unk_token``/``fuse_unk``; no ``dropout`` field (seeded dropout is
+``encode(text, dropout=p, seed=s)``), no ``byte_fallback``, no
 affixes); pre-tokenizers ``ByteLevel``, ``Split`` (regex or string, all behaviors,
 ``invert``), ``Digits``, ``Whitespace``, ``WhitespaceSplit``, ``Punctuation``, ``Sequence``
 (``ByteLevel`` must come last); normalizers ``NFC``, ``NFKC``, ``NFD``, ``NFKD``,
