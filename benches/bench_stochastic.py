@@ -81,13 +81,19 @@ def wall_and_cpu(fns: dict, repeats: int) -> tuple[dict, dict]:
     return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
 
 
-def hf_gpt2(enc: supertok.Encoding, dropout: float):
-    """HF tokenizers byte-level BPE equivalent to gpt2 (merges derived from the ranks)."""
+def hf_gpt2_json(enc: supertok.Encoding, dropout: float | None = None) -> str:
+    """tokenizer.json of a byte-level BPE equivalent to gpt2 (merges derived from the ranks)."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-    import tokenizers
     from stoch_helpers import hf_byte_level_bpe_json
 
-    return tokenizers.Tokenizer.from_str(hf_byte_level_bpe_json(enc._mergeable_ranks, enc._special_tokens, dropout))
+    return hf_byte_level_bpe_json(enc._mergeable_ranks, enc._special_tokens, dropout)
+
+
+def hf_gpt2(enc: supertok.Encoding, dropout: float):
+    """HF tokenizers' own BPE(dropout=p) for that tokenizer.json."""
+    import tokenizers
+
+    return tokenizers.Tokenizer.from_str(hf_gpt2_json(enc, dropout))
 
 
 def main() -> None:
@@ -230,8 +236,13 @@ def main() -> None:
             q: sum(len(enc.encode(d, dropout=q, seed=i, disallowed_special=())) for i, d in enumerate(hf_sub)) / hf_base - 1
             for q in PS
         }
+        # the same HF merge list in supertok.Tokenizer: only the dropout algorithm differs
+        st_tok = supertok.Tokenizer.from_str(hf_gpt2_json(enc))
+        tok_small = {
+            q: sum(len(st_tok.encode(d, dropout=q, seed=i)) for i, d in enumerate(hf_sub)) / hf_base - 1 for q in PS
+        }
     except ImportError:
-        ours_small = {}
+        ours_small, tok_small = {}, {}
 
     # ------------------------------------------------------------------ report
     lines = [
@@ -271,12 +282,24 @@ def main() -> None:
         "StochasTok: per 8 KB document, mean of seeds 0–2 (and, for comparison, the whole file as one "
         f"sequence, seed 0). BPE-dropout (`Encoding.encode(text, dropout=p, seed=i)`): first "
         f"{len(sub.encode()):,} bytes of en.txt ({base:,} plain tokens); encode time relative to plain "
-        "`encode` of the same documents. Hugging Face `tokenizers` `BPE(dropout=p)` (unseeded; "
-        "merges derived from the gpt2 ranks, identical ids at p = 0) on the first quarter of those "
-        "documents, next to ours on the same quarter.",
+        "`encode` of the same documents. On the first quarter of those documents: Hugging Face "
+        "`tokenizers` `BPE(dropout=p)` (unseeded) and `supertok.Tokenizer.encode(dropout=p)` on the "
+        "same tokenizer.json (merges derived from the gpt2 ranks; identical ids at p = 0), so that "
+        "the two differ only in the dropout algorithm (HF re-draws for stale heap entries, which "
+        "gives skipped merges extra chances: docs/stochastic.md), and `Encoding` (tiktoken merge "
+        "semantics: any two parts whose concatenation is a token can merge).",
         "",
         md_table(
-            ["p", "StochasTok (per doc)", "StochasTok (one sequence)", "dropout (supertok)", "dropout time / plain", "dropout (HF, ¼ subset)", "dropout (supertok, ¼ subset)"],
+            [
+                "p",
+                "StochasTok (per doc)",
+                "StochasTok (one sequence)",
+                "dropout (Encoding)",
+                "dropout time / plain",
+                "¼ subset: HF `BPE(dropout=p)`",
+                "¼ subset: supertok.Tokenizer (same merge list)",
+                "¼ subset: Encoding",
+            ],
             [
                 [
                     q,
@@ -285,6 +308,7 @@ def main() -> None:
                     f"+{drop_inc[q] * 100:.2f}%",
                     f"{drop_time[q] / t_plain:.1f}×",
                     f"+{hf_inc[q] * 100:.2f}%" if q in hf_inc else "n/a",
+                    f"+{tok_small[q] * 100:.2f}%" if q in tok_small else "n/a",
                     f"+{ours_small[q] * 100:.2f}%" if q in ours_small else "n/a",
                 ]
                 for q in PS

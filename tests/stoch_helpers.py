@@ -79,31 +79,76 @@ def exact_stochastok_distribution(
 # ----------------------------------------------------------------------------- BPE-dropout
 
 
-def ref_dropout_piece(ranks: Dict[bytes, int], piece: bytes, drop: Callable[[], bool]) -> List[int]:
-    """BPE-dropout, Provilkov et al. Algorithm 1, on tiktoken ranks: at every step list the
-    applicable merges (adjacent parts whose concatenation is a token), in priority order
-    (rank, then position); drop each with ``drop()``; apply the first survivor; stop when all
-    are dropped. If nothing was dropped, the piece is encoded as without dropout (a piece
-    that is a token is emitted whole)."""
-    parts = [bytes([b]) for b in piece]
+def lazy_dropout_parts(parts: list, rank_of: Callable, drop: Callable[[], bool]) -> Tuple[list, bool]:
+    """BPE-dropout of Provilkov et al. as implemented by its authors (subword-nmt
+    ``apply_bpe.py``): at every step each applicable merge is dropped with probability p, the
+    best surviving pair (rank, then position) is merged at all its surviving positions (left
+    to right, no overlaps); stop when all are dropped. Draws are made lazily in the
+    documented order (candidates in priority order until the first survivor, then the other
+    occurrences of its pair to the right), which gives the same distribution.
+    ``rank_of(a, b)`` is the rank of merging parts a and b, or None. Returns the parts and
+    whether anything was dropped."""
+    parts = list(parts)
     dropped = False
     while True:
-        cands = []
-        for i in range(len(parts) - 1):
-            r = ranks.get(parts[i] + parts[i + 1])
-            if r is not None:
-                cands.append((r, i))
-        cands.sort()
-        chosen = None
-        for r, i in cands:
+        cands = sorted((r, i) for i in range(len(parts) - 1) if (r := rank_of(parts[i], parts[i + 1])) is not None)
+        k = None
+        for idx, _ in enumerate(cands):
             if drop():
                 dropped = True
                 continue
-            chosen = i
+            k = idx
             break
-        if chosen is None:
+        if k is None:
+            return parts, dropped
+        r, i = cands[k]
+        pair = (parts[i], parts[i + 1])
+        merge = [i]
+        for r2, j in cands[k + 1 :]:
+            if r2 != r:
+                break
+            if (parts[j], parts[j + 1]) != pair or j == merge[-1] + 1:
+                continue
+            if drop():
+                dropped = True
+            else:
+                merge.append(j)
+        for j in reversed(merge):
+            parts[j : j + 2] = [parts[j] + parts[j + 1]]
+
+
+def subword_nmt_dropout_parts(parts: list, rank_of: Callable, p: float, rng: random.Random) -> list:
+    """A literal transcription of subword-nmt's ``encode(..., dropout=p)`` loop (every pair
+    position drawn at every step), for distribution tests."""
+    word = list(parts)
+    while len(word) > 1:
+        pairs = [
+            (r, i, pair)
+            for i, pair in enumerate(zip(word, word[1:]))
+            if rng.random() > p and (r := rank_of(*pair)) is not None
+        ]
+        if not pairs:
             break
-        parts[chosen : chosen + 2] = [parts[chosen] + parts[chosen + 1]]
+        bigram = min(pairs)[2]
+        positions = [i for (_, i, pair) in pairs if pair == bigram]
+        i = 0
+        new_word = []
+        for j in positions:
+            if j < i:
+                continue
+            new_word.extend(word[i:j])
+            new_word.append(bigram[0] + bigram[1])
+            i = j + 2
+        new_word.extend(word[i:])
+        word = new_word
+    return word
+
+
+def ref_dropout_piece(ranks: Dict[bytes, int], piece: bytes, drop: Callable[[], bool]) -> List[int]:
+    """BPE-dropout of one piece with tiktoken merge rules (two parts merge iff their
+    concatenation is a token, at that token's rank); a piece in which nothing was dropped
+    gets the plain encoding (a piece that is a token is emitted whole)."""
+    parts, dropped = lazy_dropout_parts([bytes([b]) for b in piece], lambda a, b: ranks.get(a + b), drop)
     if not dropped and piece in ranks:
         return [ranks[piece]]
     return [ranks[x] for x in parts]

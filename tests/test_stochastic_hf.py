@@ -12,7 +12,14 @@ import pytest
 
 import hf_util as u
 import supertok
-from stoch_helpers import Xoshiro, bytes_to_unicode, chi2_two_sample, ref_split_table, ref_stochastok
+from stoch_helpers import (
+    Xoshiro,
+    bytes_to_unicode,
+    chi2_two_sample,
+    lazy_dropout_parts,
+    ref_split_table,
+    ref_stochastok,
+)
 from supertok.stochastic import split_table, stochastok, stochastok_batch
 from test_stochastic import NASTY
 
@@ -133,25 +140,9 @@ def test_dropout_p1_equals_hf(config):
 
 
 def ref_hf_dropout_piece(vocab, merge_rank, piece: str, ignore_merges: bool, drop) -> list[int]:
-    """Provilkov et al. Algorithm 1 over an HF merge list (pairs of byte-level strings)."""
-    parts = list(piece)
-    dropped = False
-    while True:
-        cands = sorted(
-            (merge_rank[(parts[i], parts[i + 1])], i)
-            for i in range(len(parts) - 1)
-            if (parts[i], parts[i + 1]) in merge_rank
-        )
-        chosen = None
-        for _, i in cands:
-            if drop():
-                dropped = True
-                continue
-            chosen = i
-            break
-        if chosen is None:
-            break
-        parts[chosen : chosen + 2] = [parts[chosen] + parts[chosen + 1]]
+    """The documented algorithm over an HF merge list (pairs of byte-level strings); a piece
+    in which nothing was dropped gets its plain encoding."""
+    parts, dropped = lazy_dropout_parts(list(piece), lambda a, b: merge_rank.get((a, b)), drop)
     if ignore_merges and not dropped and piece in vocab:
         return [vocab[piece]]
     return [vocab[x] for x in parts]

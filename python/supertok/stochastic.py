@@ -442,15 +442,17 @@ def stochastok_batch(
 def encode_dropout(core: Any, text: str, allowed: object, disallowed: object, dropout: object, seed: object) -> List[int]:
     """BPE-dropout encoding used by ``Encoding.encode(text, dropout=p, seed=s)``.
 
-    Semantics (Provilkov et al. 2020, Algorithm 1): each piece starts as bytes; at every
-    merge step each applicable merge (each adjacent mergeable pair) is dropped independently
-    with probability ``p``, the best surviving merge (lowest rank, leftmost) is applied, and
-    the piece is final when every applicable merge was dropped. A piece in which no merge was
-    dropped is encoded exactly as without dropout (including tiktoken's rule that a piece
-    that is itself a token is emitted whole), so ``p = 0`` is plain encoding and ``p = 1``
-    gives bytes. Unlike Hugging Face ``tokenizers`` (which draws for stale heap entries and
-    re-inserts skipped merges after any non-skipped pop), every step here makes one fresh
-    draw per applicable merge. Special-token handling is that of plain ``encode``.
+    Semantics (Provilkov et al. 2020, as implemented by the authors in subword-nmt): each
+    piece starts as bytes; at every merge step each applicable merge (each adjacent
+    mergeable pair, at every position) is dropped independently with probability ``p``; the
+    best surviving pair (lowest rank, then leftmost) is merged at all its surviving
+    positions; the piece is final when every applicable merge was dropped. A piece in which
+    no merge was dropped is encoded exactly as without dropout (including tiktoken's rule
+    that a piece that is itself a token is emitted whole), so ``p = 0`` is plain encoding and
+    ``p = 1`` gives bytes. Hugging Face ``tokenizers`` differs (it draws for stale heap
+    entries, re-inserts skipped merges after any non-skipped pop and merges one position at
+    a time), and drops noticeably less at the same ``p``. Special-token handling is that of
+    plain ``encode``. See ``docs/stochastic.md``.
     """
     p = _check_p(dropout, "dropout")
     s = _check_seed(seed)

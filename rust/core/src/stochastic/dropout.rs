@@ -1,29 +1,33 @@
 //! Seeded BPE-dropout (Provilkov, Emelianenko & Voita, ACL 2020).
 //!
 //! # Semantics
-//! A piece starts as single bytes. At every merge step, **each applicable merge** (every
-//! adjacent pair of parts that the merge table can merge, at every position) is dropped
-//! independently with probability `p`; the surviving merge with the best priority (lowest
-//! rank, then leftmost) is applied; if every applicable merge was dropped, the piece is
-//! final. Draws are fresh at every step. This is the paper's algorithm. Consequences:
-//! `p = 0` is ordinary BPE, `p = 1` leaves the bytes.
+//! The algorithm of the paper, as its authors implemented it (`apply_bpe.py` of
+//! subword-nmt, `dropout=p`). A piece starts as single bytes. At every merge step, **each
+//! applicable merge** — every adjacent pair of parts that the merge table can merge, at
+//! every position — is dropped independently with probability `p`. Among the survivors the
+//! pair with the best priority (lowest rank, then leftmost) is chosen, and it is merged at
+//! **all** its surviving positions (left to right, skipping overlaps: `x x x → xx x`). If
+//! every applicable merge was dropped, the piece is final. Draws are fresh at every step.
 //!
-//! For the tiktoken-style encoder, plain encoding emits a piece that is itself a token as
-//! that token without merging ("whole piece first"). Under dropout that shortcut applies
-//! only when **no merge was dropped** while merging the piece: so an encode in which no
-//! merge was dropped is exactly the plain encoding (for every `p`, in particular `p = 0`),
-//! and `p = 1` yields bytes.
+//! A piece in which no merge was dropped is encoded exactly as without dropout (for the
+//! tiktoken-style encoder that includes "a piece that is itself a token is emitted whole";
+//! for HF, `ignore_merges` and unknown bytes), so `p = 0` is plain encoding and `p = 1`
+//! leaves the bytes.
+//!
+//! Draws are made lazily, in an order that gives exactly this distribution: candidates are
+//! examined in priority order, one draw each, until the first survivor; then every other
+//! occurrence of the chosen pair to its right gets one draw. Draws of candidates that
+//! cannot affect the step are not made (nothing depends on them: the next step redraws).
 //!
 //! # Difference from Hugging Face `tokenizers` (`BPE(dropout=p)`, `word.rs::merge_all`)
-//! HF pops candidates from its heap in priority order and skips each with probability `p`
-//! into a list that is pushed back after the next *non-skipped pop*. Its heap also holds
-//! stale entries (pairs destroyed by earlier merges), and HF draws for those too: a stale
-//! entry that is "not skipped" re-inserts the skipped candidates without any merge, giving
-//! them another chance in the same step. So HF's distribution depends on heap internals and
-//! drops slightly less than the paper's algorithm; here stale entries are discarded without
-//! a draw, so each step is exactly one independent draw per applicable merge (up to the
-//! first survivor, the only draws that can matter). HF also bypasses `ignore_merges` (the
-//! whole-word shortcut) whenever dropout is on, and uses an unseeded thread RNG and `f32`.
+//! HF pops candidates from a heap in priority order and skips each with probability `p` into
+//! a list that is pushed back after the next *non-skipped pop*, merging one position at a
+//! time. Its heap also holds stale entries (pairs destroyed by earlier merges), and HF draws
+//! for those too: a stale entry that is "not skipped" re-inserts the skipped candidates
+//! without any merge, giving them another chance. So HF's distribution depends on heap
+//! internals and drops much less than the paper at the same `p` (BENCHMARKS.md, "stochastic").
+//! HF also bypasses `ignore_merges` whenever dropout is on, and uses an unseeded thread RNG
+//! and `f32`. At `p = 1` both give bytes.
 //!
 //! The plain encoder's code paths are untouched: dropout uses its own merge loop over
 //! [`MergeTable::get`].
@@ -51,11 +55,18 @@ pub struct DropoutScratch {
     res: Vec<u32>,
     ver: Vec<u32>,
     heap: BinaryHeap<Reverse<(u32, u32, u32)>>,
+    /// Dropped candidates of the current step.
     skipped: Vec<Reverse<(u32, u32, u32)>>,
+    /// Candidates of the current step that cannot take part in it (same rank, other pair).
+    deferred: Vec<Reverse<(u32, u32, u32)>>,
+    /// Pairs created by the current step's merges (they compete from the next step on).
+    fresh: Vec<Reverse<(u32, u32, u32)>>,
 }
 
 /// Merge `parts` in place with BPE-dropout (see the module documentation). Returns whether
-/// any merge was dropped.
+/// any merge was dropped. Callers replace a result without drops by the plain encoding
+/// (the two agree except for the whole-piece rules, and for vocabularies in which a merge
+/// can create a pair ranked before the one just merged).
 pub fn merge_with_dropout(
     table: &MergeTable,
     parts: &mut Vec<u32>,
@@ -80,6 +91,8 @@ pub fn merge_with_dropout(
     s.ver.resize(n, 0);
     s.heap.clear();
     s.skipped.clear();
+    s.deferred.clear();
+    s.fresh.clear();
     for i in 0..n - 1 {
         if let Some((r, t)) = table.get(parts[i], parts[i + 1]) {
             s.rank[i] = r;
@@ -87,8 +100,8 @@ pub fn merge_with_dropout(
             s.heap.push(Reverse((r, i as u32, 0)));
         }
     }
-    let mut dropped_any = false;
-    // Recompute the pair starting at `i` (its right neighbour changed).
+    // Recompute the pair starting at `i` (its right neighbour changed); the new candidate
+    // waits in `fresh` until the step ends.
     fn refresh(table: &MergeTable, parts: &[u32], s: &mut DropoutScratch, i: usize) {
         s.ver[i] = s.ver[i].wrapping_add(1);
         let j = s.next[i];
@@ -97,42 +110,76 @@ pub fn merge_with_dropout(
             if let Some((r, t)) = table.get(parts[i], parts[j as usize]) {
                 s.rank[i] = r;
                 s.res[i] = t;
-                s.heap.push(Reverse((r, i as u32, s.ver[i])));
+                s.fresh.push(Reverse((r, i as u32, s.ver[i])));
             }
         }
     }
-    while let Some(entry) = s.heap.pop() {
-        let Reverse((r, i, v)) = entry;
-        let iu = i as usize;
-        if s.ver[iu] != v || s.rank[iu] != r {
-            continue; // stale: this pair no longer exists
-        }
-        if rng.bernoulli(p) {
-            dropped_any = true;
-            s.skipped.push(entry);
-            continue;
-        }
-        // apply the merge at i: absorb the right neighbour j
-        let j = s.next[iu] as usize;
-        parts[iu] = s.res[iu];
+    // Merge the pair starting at `i` (absorbing its right neighbour).
+    fn merge_at(table: &MergeTable, parts: &mut [u32], s: &mut DropoutScratch, i: usize) {
+        let j = s.next[i] as usize;
+        parts[i] = s.res[i];
         s.rank[j] = NONE;
         s.ver[j] = s.ver[j].wrapping_add(1);
         let k = s.next[j];
-        s.next[iu] = k;
+        s.next[i] = k;
         if k != NONE {
-            s.prev[k as usize] = i;
+            s.prev[k as usize] = i as u32;
         }
-        refresh(table, parts, s, iu);
-        let pv = s.prev[iu];
+        refresh(table, parts, s, i);
+        let pv = s.prev[i];
         if pv != NONE {
             refresh(table, parts, s, pv as usize);
         }
-        // the dropped candidates of this step are applicable again at the next step
-        // (unless this merge destroyed them: their version no longer matches)
-        let skipped = std::mem::take(&mut s.skipped);
-        s.heap.extend(skipped.iter().copied());
-        s.skipped = skipped;
-        s.skipped.clear();
+    }
+    let valid = |s: &DropoutScratch, r: u32, i: u32, v: u32| {
+        s.ver[i as usize] == v && s.rank[i as usize] == r
+    };
+    let mut dropped_any = false;
+    'steps: loop {
+        // the best surviving candidate
+        let (r, i) = loop {
+            let Some(entry) = s.heap.pop() else {
+                break 'steps; // every applicable merge was dropped (or there is none)
+            };
+            let Reverse((r, i, v)) = entry;
+            if !valid(s, r, i, v) {
+                continue; // stale: this pair no longer exists
+            }
+            if rng.bernoulli(p) {
+                dropped_any = true;
+                s.skipped.push(entry);
+                continue;
+            }
+            break (r, i as usize);
+        };
+        let pair = (parts[i], parts[s.next[i] as usize]);
+        merge_at(table, parts, s, i);
+        // its other occurrences to the right (they come next in the heap: same rank, larger
+        // position); new pairs wait in `fresh`, so the heap holds only this step's candidates
+        while let Some(&Reverse((r2, j, v2))) = s.heap.peek() {
+            if r2 != r {
+                break;
+            }
+            let entry = s.heap.pop().expect("peeked");
+            if !valid(s, r2, j, v2) {
+                continue; // overlapped by a merge of this step, or destroyed earlier
+            }
+            let ju = j as usize;
+            if (parts[ju], parts[s.next[ju] as usize]) != pair {
+                s.deferred.push(entry); // same rank, another pair: not part of this step
+                continue;
+            }
+            if rng.bernoulli(p) {
+                dropped_any = true;
+                s.skipped.push(entry);
+                continue;
+            }
+            merge_at(table, parts, s, ju);
+        }
+        // the next step redraws for everything still applicable
+        for list in [&mut s.skipped, &mut s.deferred, &mut s.fresh] {
+            s.heap.extend(list.drain(..));
+        }
     }
     let mut w = 0usize;
     let mut i = 0u32;
@@ -146,8 +193,8 @@ pub fn merge_with_dropout(
 }
 
 /// Encode one piece of bytes with BPE-dropout, appending to `out`: merge from bytes with
-/// dropout; if nothing was dropped and the whole piece is a token, emit that token (the
-/// plain encoder's rule).
+/// dropout; if nothing was dropped, emit the plain encoding of the piece instead (which
+/// emits a piece that is itself a token whole).
 pub fn encode_piece_dropout(
     enc: &CoreEncoding,
     piece: &[u8],
@@ -163,12 +210,9 @@ pub fn encode_piece_dropout(
     let merges = enc.merges();
     parts.clear();
     parts.extend(piece.iter().map(|&b| merges.byte_id(b)));
-    let dropped = merge_with_dropout(merges, parts, p, rng, scratch);
-    if !dropped {
-        if let Some(id) = enc.vocab().get(piece) {
-            out.push(id);
-            return Ok(());
-        }
+    if !merge_with_dropout(merges, parts, p, rng, scratch) {
+        // nothing dropped: exactly the plain encoding
+        return enc.encode_piece(piece, out);
     }
     if parts.iter().any(|&t| t >= PSEUDO_BYTE_BASE) {
         return Err(Error::UnencodableBytes(piece.to_vec()));
@@ -246,9 +290,9 @@ pub fn encode_dropout(
 /// BPE-dropout for one piece of an HF byte-level BPE model, mirroring
 /// [`BpeModel::encode_piece`]: maximal runs of bytes that have tokens are merged with
 /// dropout; a byte without a token becomes the unk token (consecutive ones fused if
-/// `fuse_unk`) or is dropped when there is no unk token; with `ignore_merges`, a piece that
-/// is a token is emitted whole **if no merge was dropped** (so an encode in which nothing
-/// was dropped is the plain encoding; HF instead bypasses `ignore_merges` under dropout).
+/// `fuse_unk`) or is dropped when there is no unk token. If no merge was dropped the piece
+/// gets its plain encoding, so with `ignore_merges` a piece that is a token stays whole
+/// unless a merge was dropped (HF instead bypasses `ignore_merges` under dropout).
 pub fn hf_piece_dropout(
     model: &BpeModel,
     piece: &[u8],
@@ -301,11 +345,10 @@ pub fn hf_piece_dropout(
     if pending_unk {
         out.push(unk()?);
     }
-    if !dropped && model.ignore_merges {
-        if let Some(id) = vocab.get(piece) {
-            out.truncate(start);
-            out.push(id);
-        }
+    if !dropped {
+        // nothing dropped: exactly the plain encoding (ignore_merges included)
+        out.truncate(start);
+        return model.encode_piece(piece, out, None);
     }
     Ok(())
 }
@@ -400,21 +443,37 @@ mod tests {
         }
     }
 
-    /// Straightforward reference: at each step, list applicable merges, drop each with
-    /// probability p, apply the best survivor.
+    /// Straightforward reference with the same lazy draw order: at each step, list the
+    /// applicable merges in priority order, draw until the first survivor, then draw for the
+    /// other occurrences of its pair to the right (skipping overlaps) and merge the survivors.
     fn reference(t: &MergeTable, parts: &[u32], drop: &mut dyn FnMut() -> bool) -> Vec<u32> {
         let mut ids = parts.to_vec();
         loop {
-            let mut cands: Vec<(u32, usize, u32)> = (0..ids.len().saturating_sub(1))
-                .filter_map(|i| t.get(ids[i], ids[i + 1]).map(|(r, res)| (r, i, res)))
+            let mut cands: Vec<(u32, usize)> = (0..ids.len().saturating_sub(1))
+                .filter_map(|i| t.get(ids[i], ids[i + 1]).map(|(r, _)| (r, i)))
                 .collect();
             cands.sort();
-            match cands.into_iter().find(|_| !drop()) {
-                None => return ids,
-                Some((_, i, res)) => {
-                    ids[i] = res;
-                    ids.remove(i + 1);
+            let Some(k) = cands.iter().position(|_| !drop()) else {
+                return ids;
+            };
+            let (r, i) = cands[k];
+            let pair = (ids[i], ids[i + 1]);
+            let mut merge = vec![i];
+            for &(r2, j) in &cands[k + 1..] {
+                if r2 != r {
+                    break;
                 }
+                if (ids[j], ids[j + 1]) != pair || j == merge[merge.len() - 1] + 1 {
+                    continue;
+                }
+                if !drop() {
+                    merge.push(j);
+                }
+            }
+            let res = t.get(pair.0, pair.1).map(|x| x.1).unwrap_or(0);
+            for &j in merge.iter().rev() {
+                ids[j] = res;
+                ids.remove(j + 1);
             }
         }
     }
