@@ -7,10 +7,11 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
+use rayon::prelude::*;
 
 use supertok_core::stochastic::{
-    encode_dropout as core_encode_dropout, hf_encode_dropout as core_hf_encode_dropout,
-    ragged_rows, SplitTable as Core,
+    check_probability, check_ragged_offsets, encode_dropout as core_encode_dropout,
+    hf_encode_dropout as core_hf_encode_dropout, SplitTable as Core,
 };
 use supertok_core::vocab::Vocab;
 
@@ -300,11 +301,32 @@ impl SplitTable {
     ) -> PyResult<(Bound<'py, PyByteArray>, Bound<'py, PyByteArray>)> {
         let pool = pool(num_threads.max(1))?;
         let rows = py.detach(|| -> PyResult<Vec<Vec<u32>>> {
-            let values = u32s_from_bytes(values, "values")?;
+            if !values.len().is_multiple_of(4) {
+                return Err(PyValueError::new_err(format!(
+                    "values: buffer length {} is not a multiple of 4",
+                    values.len()
+                )));
+            }
             let offsets = u64s_from_bytes(offsets, "offsets")?;
-            let rows = ragged_rows(&values, &offsets).map_err(to_py)?;
-            pool.install(|| self.inner.stochastok_batch(&rows, p, max_expansions, seed))
-                .map_err(to_py)
+            check_ragged_offsets(values.len() / 4, &offsets).map_err(to_py)?;
+            check_probability(p, "p").map_err(to_py)?;
+            // rows are converted from the byte buffer inside the workers (no full copy)
+            let n_rows = offsets.len() - 1;
+            pool.install(|| {
+                (0..n_rows)
+                    .into_par_iter()
+                    .map(|i| {
+                        let (a, b) = (offsets[i] as usize * 4, offsets[i + 1] as usize * 4);
+                        let row: Vec<u32> = values[a..b]
+                            .chunks_exact(4)
+                            .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+                            .collect();
+                        self.inner
+                            .stochastok_row(&row, p, max_expansions, seed, i as u64)
+                    })
+                    .collect::<supertok_core::Result<Vec<Vec<u32>>>>()
+            })
+            .map_err(to_py)
         })?;
         // write the rows straight into the output buffers (no intermediate flat copy)
         let total: usize = rows.iter().map(Vec::len).sum();

@@ -16,7 +16,7 @@ pub mod split;
 
 pub use dropout::{encode_dropout, hf_encode_dropout, merge_with_dropout, DropoutScratch};
 pub use rng::Rng;
-pub use split::{num_attempts, ragged_rows, SplitTable};
+pub use split::{check_ragged_offsets, num_attempts, ragged_rows, SplitTable};
 
 use crate::error::{Error, Result};
 

@@ -279,9 +279,29 @@ impl SplitTable {
         Ok(out)
     }
 
-    /// StochasTok-expand every row independently; row `i` uses stream `i` of `seed`, so
-    /// row 0 equals [`SplitTable::stochastok`] with the same seed and the output does not
-    /// depend on the number of threads. Runs on the current rayon pool.
+    /// StochasTok-expand row `row` of a batch: the generator is stream `row` of `seed`
+    /// (row 0 is [`SplitTable::stochastok`]). Errors name the row.
+    pub fn stochastok_row(
+        &self,
+        ids: &[u32],
+        p: f64,
+        max_expansions: Option<u64>,
+        seed: u64,
+        row: u64,
+    ) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        let mut rng = Rng::new(seed, row);
+        self.stochastok_into(ids, p, max_expansions, &mut rng, &mut out)
+            .map_err(|e| match e {
+                Error::InvalidArgument(m) => Error::InvalidArgument(format!("row {row}: {m}")),
+                e => e,
+            })?;
+        Ok(out)
+    }
+
+    /// StochasTok-expand every row independently with [`SplitTable::stochastok_row`] (row
+    /// `i` uses stream `i` of `seed`), so the output does not depend on the number of
+    /// threads. Runs on the current rayon pool.
     pub fn stochastok_batch<R: AsRef<[u32]> + Sync>(
         &self,
         rows: &[R],
@@ -292,18 +312,7 @@ impl SplitTable {
         check_probability(p, "p")?;
         rows.par_iter()
             .enumerate()
-            .map(|(i, row)| {
-                let mut out = Vec::new();
-                let mut rng = Rng::new(seed, i as u64);
-                self.stochastok_into(row.as_ref(), p, max_expansions, &mut rng, &mut out)
-                    .map_err(|e| match e {
-                        Error::InvalidArgument(m) => {
-                            Error::InvalidArgument(format!("row {i}: {m}"))
-                        }
-                        e => e,
-                    })?;
-                Ok(out)
-            })
+            .map(|(i, row)| self.stochastok_row(row.as_ref(), p, max_expansions, seed, i as u64))
             .collect()
     }
 
@@ -342,9 +351,9 @@ pub fn num_attempts(n: usize, p: f64) -> u64 {
     }
 }
 
-/// Validate ragged offsets (non-decreasing, starting at 0, ending at `values.len()`) and
-/// slice the rows.
-pub fn ragged_rows<'a>(values: &'a [u32], offsets: &[u64]) -> Result<Vec<&'a [u32]>> {
+/// Validate ragged offsets: at least one, non-decreasing, starting at 0 and ending at
+/// `n_values`.
+pub fn check_ragged_offsets(n_values: usize, offsets: &[u64]) -> Result<()> {
     let bad = |m: String| {
         Err(Error::InvalidArgument(format!(
             "invalid ragged offsets: {m}"
@@ -357,13 +366,11 @@ pub fn ragged_rows<'a>(values: &'a [u32], offsets: &[u64]) -> Result<Vec<&'a [u3
         return bad(format!("the first offset must be 0, got {}", offsets[0]));
     }
     let last = offsets[offsets.len() - 1];
-    if last != values.len() as u64 {
+    if last != n_values as u64 {
         return bad(format!(
-            "the last offset must equal the number of values ({}), got {last}",
-            values.len()
+            "the last offset must equal the number of values ({n_values}), got {last}"
         ));
     }
-    let mut rows = Vec::with_capacity(offsets.len() - 1);
     for (i, w) in offsets.windows(2).enumerate() {
         if w[1] < w[0] {
             return bad(format!(
@@ -373,9 +380,17 @@ pub fn ragged_rows<'a>(values: &'a [u32], offsets: &[u64]) -> Result<Vec<&'a [u3
                 w[0]
             ));
         }
-        rows.push(&values[w[0] as usize..w[1] as usize]);
     }
-    Ok(rows)
+    Ok(())
+}
+
+/// Validate ragged offsets (see [`check_ragged_offsets`]) and slice the rows.
+pub fn ragged_rows<'a>(values: &'a [u32], offsets: &[u64]) -> Result<Vec<&'a [u32]>> {
+    check_ragged_offsets(values.len(), offsets)?;
+    Ok(offsets
+        .windows(2)
+        .map(|w| &values[w[0] as usize..w[1] as usize])
+        .collect())
 }
 
 #[cfg(test)]
