@@ -424,3 +424,33 @@ def test_superbpe_style_superwords_split_into_subwords():
     halves = Counter(tuple(o) for o in stochastok_batch([[of_the]] * 200, s, p=1.0, seed=3))
     assert set(halves) == set(table.splits(of_the))
     assert all(not s.decode_single_token_bytes(l).endswith(b" ") for l, _ in halves)
+
+
+def test_chunked_ragged_equals_single_call(monkeypatch):
+    # Large ragged batches go to Rust in chunks; row i must keep stream i.
+    import supertok.stochastic as st
+
+    e = enc("gpt2")
+    rows = [e.encode(f"row {i}: " + "some text to split " * (i % 7)) for i in range(40)] + [[], [262]]
+    values = np.concatenate([np.asarray(r, dtype=np.uint32) for r in rows])
+    offsets = np.cumsum([0] + [len(r) for r in rows]).astype(np.uint64)
+    whole = stochastok_batch(values, e, p=0.5, seed=2, offsets=offsets)
+    listed = stochastok_batch(rows, e, p=0.5, seed=2)
+    for chunk in (1, 7, 50):
+        monkeypatch.setattr(st, "_CHUNK_TOKENS", chunk)
+        v, o = stochastok_batch(values, e, p=0.5, seed=2, offsets=offsets)
+        assert np.array_equal(v, whole[0]) and np.array_equal(o, whole[1])
+        v, o = stochastok_batch(values, e, p=1.0, seed=2, offsets=offsets, max_expansions=3)
+        assert [v[o[i] : o[i + 1]].tolist() for i in range(len(rows))] == stochastok_batch(
+            rows, e, p=1.0, seed=2, max_expansions=3
+        )
+        grid = np.array([r[:3] for r in rows if len(r) >= 3], dtype=np.uint16)
+        v2, o2 = stochastok_batch(grid, e, p=1.0, seed=9)
+        assert v2.dtype == np.uint16
+        assert [v2[o2[i] : o2[i + 1]].tolist() for i in range(len(grid))] == stochastok_batch(
+            grid.tolist(), e, p=1.0, seed=9
+        )
+        assert [x.tolist() for x in stochastok_batch([np.asarray(r) for r in rows], e, p=0.5, seed=2)] == listed
+        for bad in ([0, 5, 3, len(values)], [1, len(values)], [0, 3]):
+            with pytest.raises(ValueError, match="offsets"):
+                stochastok_batch(values, e, p=0.5, seed=0, offsets=np.array(bad))

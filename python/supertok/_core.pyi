@@ -123,7 +123,14 @@ class SplitTable:
         self, rows: Iterable[Iterable[int]], p: float, max_expansions: int | None, seed: int, num_threads: int
     ) -> list[list[int]]: ...
     def stochastok_ragged(
-        self, values: bytes, offsets: bytes, p: float, max_expansions: int | None, seed: int, num_threads: int
+        self,
+        values: bytes,
+        offsets: bytes,
+        p: float,
+        max_expansions: int | None,
+        seed: int,
+        num_threads: int,
+        first_row: int = 0,
     ) -> tuple[bytearray, bytearray]: ...
 
 def encode_dropout(

@@ -294,6 +294,65 @@ def _from_buffer(buf: bytearray, dtype: Any) -> Any:
 
 # ---------------------------------------------------------------------------- StochasTok
 
+# Ragged batches are passed to Rust in chunks of about this many tokens: the buffers of a
+# chunk stay below the allocator's mmap threshold and are reused, instead of two fresh
+# full-size copies (numpy's ``tobytes`` and the result) whose page faults would dominate.
+_CHUNK_TOKENS = 1 << 21
+
+
+def _check_offsets(offs: Any, n_values: int) -> None:
+    import numpy as np
+
+    if len(offs) == 0:
+        raise ValueError("invalid ragged offsets: need at least one offset (0)")
+    if int(offs[0]) != 0:
+        raise ValueError(f"invalid ragged offsets: the first offset must be 0, got {int(offs[0])}")
+    if int(offs[-1]) != n_values:
+        raise ValueError(
+            f"invalid ragged offsets: the last offset must equal the number of values ({n_values}), "
+            f"got {int(offs[-1])}"
+        )
+    bad = np.nonzero(offs[1:] < offs[:-1])[0]
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"invalid ragged offsets: offsets[{i + 1}] = {int(offs[i + 1])} < offsets[{i}] = {int(offs[i])}")
+
+
+def _ragged(table: SplitTable, values: Any, offs: Any, p: float, m: Optional[int], s: int, threads: int) -> Any:
+    """StochasTok over ragged rows (uint32 values, uint64 offsets); returns (values, offsets)
+    as numpy arrays. Row ``i`` always uses stream ``i``, however the rows are chunked."""
+    import numpy as np
+
+    n = len(values)
+    if n <= _CHUNK_TOKENS:
+        vb, ob = table.stochastok_ragged(values.tobytes(), offs.tobytes(), p, m, s, threads)
+        return np.frombuffer(vb, dtype=np.uint32), np.frombuffer(ob, dtype=np.uint64)
+    _check_offsets(offs, n)
+    n_rows = len(offs) - 1
+    lens = np.diff(offs).astype(np.float64)
+    attempts = np.floor(lens * p)  # the core's floor(n * p), in double precision
+    if m is not None:
+        attempts = np.minimum(attempts, float(m))
+    out = np.empty(n + int(attempts.sum()), dtype=np.uint32)  # upper bound on the result
+    out_offs = np.zeros(n_rows + 1, dtype=np.uint64)
+    pos = 0
+    r0 = 0
+    while r0 < n_rows:
+        r1 = int(np.searchsorted(offs, offs[r0] + np.uint64(_CHUNK_TOKENS), side="right")) - 1
+        r1 = min(max(r1, r0 + 1), n_rows)
+        a, b = int(offs[r0]), int(offs[r1])
+        vb, ob = table.stochastok_ragged(
+            values[a:b].tobytes(), (offs[r0 : r1 + 1] - offs[r0]).tobytes(), p, m, s, threads, r0
+        )
+        chunk = np.frombuffer(vb, dtype=np.uint32)
+        out[pos : pos + len(chunk)] = chunk
+        out_offs[r0 + 1 : r1 + 1] = np.frombuffer(ob, dtype=np.uint64)[1:] + np.uint64(pos)
+        pos += len(chunk)
+        r0 = r1
+    return out[:pos], out_offs
+
+
+
 IdsLike = Union[Sequence[int], "npt.NDArray[Any]"]
 
 
@@ -347,6 +406,8 @@ def stochastok(
     if _is_ndarray(ids):
         if ids.ndim != 1:
             raise TypeError(f"ids must be 1-D, got a {ids.ndim}-D array (use stochastok_batch for batches)")
+        if ids.size == 0:
+            return ids.copy()  # nothing to split (numpy makes [] float64: accept it)
         a = _to_u32(ids)
         out = table.stochastok_buffer(a.tobytes(), p, m, s)
         return _from_buffer(out, _out_dtype(ids.dtype, table))
@@ -404,8 +465,9 @@ def stochastok_batch(
             if o.size and o.dtype.kind == "i" and (o < 0).any():
                 raise ValueError("invalid ragged offsets: negative offset")
             offs = np.ascontiguousarray(o, dtype=np.uint64)
-        vb, ob = table.stochastok_ragged(values.tobytes(), offs.tobytes(), p, m, s, threads)
-        return _from_buffer(vb, _out_dtype(batch.dtype, table)), np.frombuffer(ob, dtype=np.uint64)
+        vals, offs_out = _ragged(table, values, offs, p, m, s, threads)
+        dtype = _out_dtype(batch.dtype, table)
+        return (vals if vals.dtype == dtype else vals.astype(dtype)), offs_out
     if isinstance(batch, (str, bytes)) or _is_ndarray(batch):
         raise TypeError("batch must be a sequence of token sequences, a 2-D array, or values with offsets=")
     rows_list = list(batch)
@@ -418,17 +480,17 @@ def stochastok_batch(
                 r = np.asarray(r, dtype=np.int64) if len(r) else np.zeros(0, dtype=np.int64)
             if r.ndim != 1:
                 raise TypeError(f"row {i} must be 1-D, got {r.ndim}-D")
-            arrays.append(r)
+            arrays.append(r if r.size else np.zeros(0, dtype=np.uint32))
         values = np.concatenate([_to_u32(r) for r in arrays]) if arrays else np.zeros(0, dtype=np.uint32)
         offs = np.zeros(len(arrays) + 1, dtype=np.uint64)
         np.cumsum([len(r) for r in arrays], out=offs[1:])
-        vb, ob = table.stochastok_ragged(values.tobytes(), offs.tobytes(), p, m, s, threads)
-        flat = np.frombuffer(vb, dtype=np.uint32)
-        o = np.frombuffer(ob, dtype=np.uint64)
+        flat, o = _ragged(table, values, offs, p, m, s, threads)
         out: list[Any] = []
         for i, r in enumerate(rows_list):
             piece = flat[int(o[i]) : int(o[i + 1])]
-            if _is_ndarray(r):
+            if _is_ndarray(r) and r.size == 0:
+                out.append(r.copy())
+            elif _is_ndarray(r):
                 out.append(piece.astype(_out_dtype(r.dtype, table), copy=True))
             else:
                 out.append(piece.tolist())

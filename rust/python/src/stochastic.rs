@@ -286,8 +286,9 @@ impl SplitTable {
     }
 
     /// Ragged StochasTok: `values` (uint32 bytes) and `offsets` (uint64 bytes, rows + 1)
-    /// in, `(values, offsets)` bytearrays out.
-    #[pyo3(signature = (values, offsets, p, max_expansions, seed, num_threads))]
+    /// in, `(values, offsets)` bytearrays out. Row `i` of this call is row `first_row + i`
+    /// of the batch (its generator stream), so a batch can be processed in chunks.
+    #[pyo3(signature = (values, offsets, p, max_expansions, seed, num_threads, first_row = 0))]
     #[allow(clippy::too_many_arguments)]
     fn stochastok_ragged<'py>(
         &self,
@@ -298,6 +299,7 @@ impl SplitTable {
         max_expansions: Option<u64>,
         seed: u64,
         num_threads: usize,
+        first_row: u64,
     ) -> PyResult<(Bound<'py, PyByteArray>, Bound<'py, PyByteArray>)> {
         let pool = pool(num_threads.max(1))?;
         let rows = py.detach(|| -> PyResult<Vec<Vec<u32>>> {
@@ -321,8 +323,9 @@ impl SplitTable {
                             .chunks_exact(4)
                             .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
                             .collect();
+                        let stream = first_row.wrapping_add(i as u64);
                         self.inner
-                            .stochastok_row(&row, p, max_expansions, seed, i as u64)
+                            .stochastok_row(&row, p, max_expansions, seed, stream)
                     })
                     .collect::<supertok_core::Result<Vec<Vec<u32>>>>()
             })
