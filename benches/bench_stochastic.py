@@ -18,6 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
+import supertok  # noqa: E402
 from _common import (  # noqa: E402
     chunk_documents,
     git_rev,
@@ -28,8 +29,6 @@ from _common import (  # noqa: E402
     versions,
     write_section,
 )
-
-import supertok  # noqa: E402
 from supertok import _core  # noqa: E402
 from supertok.stochastic import stochastok, stochastok_batch  # noqa: E402
 

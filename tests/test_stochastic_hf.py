@@ -8,9 +8,8 @@ import json
 import random
 from collections import Counter
 
-import pytest
-
 import hf_util as u
+import pytest
 import supertok
 from stoch_helpers import (
     Xoshiro,
@@ -169,7 +168,7 @@ def test_dropout_draw_for_draw(config):
             rng = Xoshiro(seed, 0)
             ref = []
             for piece in pieces:
-                ref += ref_hf_dropout_piece(vocab, merge_rank, piece, ignore, lambda: rng.bernoulli(p))
+                ref += ref_hf_dropout_piece(vocab, merge_rank, piece, ignore, lambda rng=rng, p=p: rng.bernoulli(p))
             assert o.encode(text, dropout=p, seed=seed) == ref, (config, text[:80], p)
 
 

@@ -501,7 +501,7 @@ def stochastok_batch(
 # ---------------------------------------------------------------------------- BPE-dropout
 
 
-def encode_dropout(core: Any, text: str, allowed: object, disallowed: object, dropout: object, seed: object) -> List[int]:
+def encode_dropout(core: Any, text: str, allowed: Any, disallowed: Any, dropout: object, seed: object) -> List[int]:
     """BPE-dropout encoding used by ``Encoding.encode(text, dropout=p, seed=s)``.
 
     Semantics (Provilkov et al. 2020, as implemented by the authors in subword-nmt): each
