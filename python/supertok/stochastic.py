@@ -9,8 +9,9 @@
 * :func:`stochastok_batch` — the same over many sequences (lists, ragged arrays, 2-D
   arrays) on all cores.
 * :func:`split_table` — the table of legal splits of a tokenizer's vocabulary.
-* BPE-dropout is ``Encoding.encode(text, dropout=p, seed=s)``; see
-  :func:`encode_dropout` for the exact semantics.
+* BPE-dropout is ``Encoding.encode(text, dropout=p, seed=s)`` and
+  ``Tokenizer.encode(text, dropout=p, seed=s)``; see :func:`encode_dropout` for the exact
+  semantics (the paper's, as its authors implemented it; not Hugging Face's).
 
 Randomness: a documented xoshiro256++ generator (``supertok_core::stochastic::rng``).
 ``seed=None`` draws a fresh seed from the OS; an explicit ``seed`` (an int in
