@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use supertok_core::Error;
 
+mod bytes;
 mod encoding;
 
 /// Map a core error to the Python exception a tiktoken user expects.
@@ -147,6 +148,8 @@ pub(crate) fn u64s_to_bytes<'py>(py: Python<'py>, v: &[u64]) -> Bound<'py, PyByt
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encoding::CoreEncoding>()?;
+    m.add_class::<bytes::ByteTokenizer>()?;
+    m.add_class::<bytes::ByteTree>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

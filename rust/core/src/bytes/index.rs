@@ -175,19 +175,41 @@ mod tests {
     #[test]
     fn ranges_match_brute_force() {
         let toks: Vec<&[u8]> = vec![
-            b"a", b"ab", b"abc", b"abd", b"b", b"ba", b"\xff", b"\xff\xff", b"\xff\x00", b" ",
-            b"  ", b"x", b"abcd",
+            b"a",
+            b"ab",
+            b"abc",
+            b"abd",
+            b"b",
+            b"ba",
+            b"\xff",
+            b"\xff\xff",
+            b"\xff\x00",
+            b" ",
+            b"  ",
+            b"x",
+            b"abcd",
         ];
         let v = vocab(&toks);
         let idx = ByteIndex::new(&v);
         let probes: Vec<&[u8]> = vec![
-            b"", b"a", b"ab", b"abc", b"abcd", b"abcde", b"b", b"c", b"\xff", b"\xff\xff", b" ",
+            b"",
+            b"a",
+            b"ab",
+            b"abc",
+            b"abcd",
+            b"abcde",
+            b"b",
+            b"c",
+            b"\xff",
+            b"\xff\xff",
+            b" ",
             b"z",
         ];
         for p in probes {
             for strict in [false, true] {
                 let (lo, hi) = idx.prefix_range(p, strict);
-                let got: std::collections::BTreeSet<u32> = idx.ids()[lo..hi].iter().copied().collect();
+                let got: std::collections::BTreeSet<u32> =
+                    idx.ids()[lo..hi].iter().copied().collect();
                 let want: std::collections::BTreeSet<u32> = v
                     .iter()
                     .filter(|(_, b)| b.starts_with(p) && !(strict && *b == p))

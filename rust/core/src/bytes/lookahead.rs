@@ -28,16 +28,50 @@ use crate::error::{Error, Result};
 
 /// Unicode general categories, in the order of [`GC_NAMES`].
 const GC_NAMES: [&str; 29] = [
-    "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe",
-    "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cn",
+    "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi",
+    "Pf", "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Co", "Cn",
 ];
 
 /// Preferred representatives (any character of a class would do).
 const PREFERRED: &[char] = &[
-    'a', 'A', '\u{1c5}', '\u{2b0}', '\u{4e2d}', '\u{301}', '\u{903}', '\u{20dd}', '1', '\u{216b}',
-    '\u{bd}', '_', '-', '(', ')', '\u{ab}', '\u{bb}', '!', '+', '$', '^', '\u{a9}', '\u{a0}',
-    '\u{2028}', '\u{2029}', '\t', '\0', '\u{ad}', '\u{e000}', '\u{378}', ' ', '\n', '\r',
-    '\u{3000}', '\u{1f600}', '\u{200d}', '\u{85}', '\u{b}',
+    'a',
+    'A',
+    '\u{1c5}',
+    '\u{2b0}',
+    '\u{4e2d}',
+    '\u{301}',
+    '\u{903}',
+    '\u{20dd}',
+    '1',
+    '\u{216b}',
+    '\u{bd}',
+    '_',
+    '-',
+    '(',
+    ')',
+    '\u{ab}',
+    '\u{bb}',
+    '!',
+    '+',
+    '$',
+    '^',
+    '\u{a9}',
+    '\u{a0}',
+    '\u{2028}',
+    '\u{2029}',
+    '\t',
+    '\0',
+    '\u{ad}',
+    '\u{e000}',
+    '\u{378}',
+    ' ',
+    '\n',
+    '\r',
+    '\u{3000}',
+    '\u{1f600}',
+    '\u{200d}',
+    '\u{85}',
+    '\u{b}',
 ];
 
 /// One boundary configuration of a tail, in character indices relative to the tail.
@@ -78,7 +112,10 @@ impl Classes {
         let mut buf = [0u8; 4];
         let s = c.encode_utf8(&mut buf);
         let m = self.set.matches(s);
-        let gc = m.iter().find(|&i| i < GC_NAMES.len()).unwrap_or(GC_NAMES.len() - 1) as u32;
+        let gc = m
+            .iter()
+            .find(|&i| i < GC_NAMES.len())
+            .unwrap_or(GC_NAMES.len() - 1) as u32;
         let ws = m.matched(GC_NAMES.len()) as u32;
         gc * 2 + ws
     }
@@ -143,9 +180,7 @@ impl Lookahead {
                 let k = classes.key(c);
                 let is_lit = k >= 1000;
                 let gc = if is_lit { u32::MAX } else { k / 2 };
-                c.is_whitespace()
-                    || (8..=10).contains(&gc)
-                    || (is_lit && !c.is_alphabetic())
+                c.is_whitespace() || (8..=10).contains(&gc) || (is_lit && !c.is_alphabetic())
             })
             .collect();
         Ok(Lookahead {
@@ -358,7 +393,10 @@ fn certain_boundary(hyps: &[Hyp]) -> u32 {
     for &p in cands.iter().rev() {
         let prefix = |h: &Hyp| -> Vec<u32> { all(h).into_iter().filter(|&b| b <= p).collect() };
         let fp = prefix(first);
-        if hyps.iter().all(|h| prefix(h) == fp && fp.last() == Some(&p)) {
+        if hyps
+            .iter()
+            .all(|h| prefix(h) == fp && fp.last() == Some(&p))
+        {
             return p;
         }
     }

@@ -45,7 +45,10 @@ mod tests {
     fn neg_inf_safe() {
         assert_eq!(logsumexp(&[]), f64::NEG_INFINITY);
         assert_eq!(logsumexp(&[f64::NEG_INFINITY; 3]), f64::NEG_INFINITY);
-        assert_eq!(logaddexp(f64::NEG_INFINITY, f64::NEG_INFINITY), f64::NEG_INFINITY);
+        assert_eq!(
+            logaddexp(f64::NEG_INFINITY, f64::NEG_INFINITY),
+            f64::NEG_INFINITY
+        );
         assert!((logsumexp(&[0.0, 0.0]) - 2f64.ln()).abs() < 1e-15);
         assert!((logaddexp(-1000.0, -1000.0) - (-1000.0 + 2f64.ln())).abs() < 1e-12);
     }

@@ -118,7 +118,8 @@ pub fn regex_literals(pattern: &str) -> Vec<char> {
                                 }
                             }
                         }
-                        if let Some(ch) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
+                        if let Some(ch) =
+                            u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
                         {
                             lits.push(ch);
                         }
@@ -131,7 +132,8 @@ pub fn regex_literals(pattern: &str) -> Vec<char> {
                                 i += 1;
                             }
                         }
-                        if let Some(ch) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
+                        if let Some(ch) =
+                            u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
                         {
                             lits.push(ch);
                         }
@@ -352,7 +354,9 @@ mod tests {
     #[test]
     fn literals_of_cl100k() {
         let l = regex_literals(crate::pretok::patterns::CL100K);
-        for c in ['\'', 's', 'S', 'd', 'm', 't', 'l', 'v', 'e', 'r', 'R', '\r', '\n', ' ', '\u{17f}'] {
+        for c in [
+            '\'', 's', 'S', 'd', 'm', 't', 'l', 'v', 'e', 'r', 'R', '\r', '\n', ' ', '\u{17f}',
+        ] {
             assert!(l.contains(&c), "{c:?}");
         }
         for c in ['p', 'N', '1', '3', '$', 'a'] {

@@ -158,7 +158,7 @@ struct Node {
     depth: usize,
     /// log P(path | trunk), valid once evaluated
     cum: f64,
-    stats: Option<Stats>,
+    stats: Option<Arc<Stats>>,
     alive: bool,
     mark: u32,
 }
@@ -189,7 +189,7 @@ pub struct TreeStats {
 }
 
 /// One stream of bytes and its covering tree.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ByteTree {
     bt: Arc<ByteTokenizer>,
     text: Vec<u8>,
@@ -218,8 +218,9 @@ pub struct ByteTree {
 }
 
 impl ByteTree {
-    /// A fresh stream at the start of a text. With `known`, the stream may only be fed
-    /// that text (its bytes in order), which makes evaluation cheaper.
+    /// A fresh stream at the start of a text. With `known`, the stream must first be fed
+    /// those bytes (in order): rows of nodes that end inside them are then summarised over
+    /// the tokens that start with the next known byte only, which makes evaluation cheaper.
     pub fn new(bt: Arc<ByteTokenizer>, known: Option<Vec<u8>>) -> Self {
         let root = Node {
             token: NONE,
@@ -357,7 +358,7 @@ impl ByteTree {
                 let end = self.nodes[node as usize].end;
                 match k.get(end) {
                     Some(&b) => idx.first_byte_range(b),
-                    None => (0, 0),
+                    None => (0, idx.len()),
                 }
             }
             None => (0, idx.len()),
@@ -410,7 +411,7 @@ impl ByteTree {
             total,
             eot: eot_lp,
         };
-        self.nodes[node as usize].stats = Some(stats);
+        self.nodes[node as usize].stats = Some(Arc::new(stats));
         self.pending.remove(pos);
         // children created before this row arrived get their cumulative log-probability
         // when every pending node is done
@@ -425,7 +426,12 @@ impl ByteTree {
         let st = p.stats.as_ref().ok_or_else(|| {
             Error::InvalidArgument("internal: parent evaluated after child".into())
         })?;
-        let r = self.bt.rank.get(token as usize).copied().unwrap_or(u32::MAX) as usize;
+        let r = self
+            .bt
+            .rank
+            .get(token as usize)
+            .copied()
+            .unwrap_or(u32::MAX) as usize;
         if r < st.lo || r >= st.hi {
             return Err(Error::InvalidArgument(format!(
                 "internal: token {token} outside the evaluated range"
@@ -583,15 +589,12 @@ impl ByteTree {
                 "evaluate the pending tree nodes before pushing more bytes".into(),
             ));
         }
-        if let Some(k) = &self.known {
-            match k.get(self.text.len()) {
-                Some(&kb) if kb == b => {}
-                _ => {
-                    return Err(Error::InvalidArgument(
-                        "this stream was created for a known text; push its bytes in order"
-                            .into(),
-                    ))
-                }
+        if let Some(&kb) = self.known.as_ref().and_then(|k| k.get(self.text.len())) {
+            if kb != b {
+                return Err(Error::InvalidArgument(
+                    "this stream was created for a known prefix; push its bytes in order first"
+                        .into(),
+                ));
             }
         }
         self.text.push(b);
@@ -797,7 +800,12 @@ impl ByteTree {
         for p in self.pending.iter_mut() {
             *p = m(*p);
         }
-        self.fresh = self.fresh.iter().map(|&x| m(x)).filter(|&x| x != NONE).collect();
+        self.fresh = self
+            .fresh
+            .iter()
+            .map(|&x| m(x))
+            .filter(|&x| x != NONE)
+            .collect();
         for st in self.streams.iter_mut() {
             st.key = m(st.key);
             for h in st.heads.iter_mut() {
@@ -850,6 +858,7 @@ impl ByteTree {
             self.committed_unread += 1;
         }
         let shift = self.nodes[new_root as usize].cum;
+        let shift = if shift.is_finite() { shift } else { 0.0 };
         let old_root = self.root;
         self.root = new_root;
         self.root_pos = self.nodes[new_root as usize].end;
@@ -948,7 +957,11 @@ impl ByteTree {
     /// computing the other outcomes. Works for known-text streams.
     pub fn target_logprob(&self, b: Option<u8>) -> Result<f64> {
         let (z, m) = self.target_masses(b)?;
-        Ok(if z.is_finite() { m - z } else { f64::NEG_INFINITY })
+        Ok(if z.is_finite() {
+            m - z
+        } else {
+            f64::NEG_INFINITY
+        })
     }
 
     /// `(log total mass, log mass of the outcome)` relative to the trunk.
@@ -1042,9 +1055,10 @@ impl ByteTree {
         if nd.end == n {
             return Ok(Some(path));
         }
-        let st = nd.stats.as_ref().ok_or_else(|| {
-            Error::InvalidArgument("internal: head without evaluation".into())
-        })?;
+        let st = nd
+            .stats
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("internal: head without evaluation".into()))?;
         let (lo, hi) = idx.prefix_range(&self.text[nd.end..n], true);
         let vals = &st.vals[lo - st.lo..hi - st.lo];
         let lz = logsumexp(vals);
