@@ -84,6 +84,7 @@ def hf_bytelevel(vocab_size: int = 420):
         show_progress=False,
     )
     tok.train_from_iterator(_corpus(["a", "b", " ", "1", "'", "\n", "\u00e9", "s", "  "], 1), trainer)
+    tok.encode_special_tokens = True  # specials never come from text (canonical = ordinary)
     return tok, to_byte_tokenizer(tok, GPT2_HF_PATTERN), GPT2_HF_PATTERN
 
 
@@ -109,4 +110,5 @@ def hf_superbpe(vocab_size: int = 480):
         show_progress=False,
     )
     tok.train_from_iterator(_corpus(["a", "b", " ", "1", "2", "\n", "\u00e9", "ab "], 2), trainer)
+    tok.encode_special_tokens = True
     return tok, to_byte_tokenizer(tok, SUPERBPE_PATTERN), SUPERBPE_PATTERN

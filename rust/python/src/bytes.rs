@@ -162,6 +162,15 @@ impl ByteTokenizer {
         Ok(PyBytes::new(py, &out))
     }
 
+    /// Pure BPE of one piece under the merge table (no whole-piece shortcut).
+    fn bpe(&self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<u32>> {
+        let mut out = Vec::new();
+        let t = self.inner.tokenizer();
+        py.detach(|| t.merges().encode_piece(data, &mut out))
+            .map_err(to_py)?;
+        Ok(out)
+    }
+
     /// Token ids sorted by bytes, as native uint32 bytes.
     fn sorted_ids<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         u32s_to_bytes(py, self.inner.index().ids())
