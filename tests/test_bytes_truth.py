@@ -78,6 +78,13 @@ def _check(blm: ByteLM, truth: ByteTruth, max_bytes: int, lm: CanonicalTokenLM, 
         hv = healed_next_byte(lm, encode, token_bytes, x)
         if hv is not None:
             heal_tv.append(0.5 * float(np.abs(hv - true).sum()))
+    # known-text scoring (pruned by the next byte): per-byte ratios equal the truth
+    for d in deep[:30]:
+        bl = blm.byte_logprobs(d, eos=True)
+        for i in range(len(d)):
+            want = math.log(truth.prefix[d[: i + 1]] / truth.prefix[d[:i]])
+            assert abs(bl[i] - want) < 1e-9, (d, i, bl[i], want)
+        assert abs(bl[-1] - math.log(truth.end[d] / truth.prefix[d])) < 1e-9
     # guards against a trivially exact setup: the baselines must be visibly wrong
     assert n > 200
     assert max(naive_tv) > 0.1 and float(np.mean(naive_tv)) > 0.01, (max(naive_tv), np.mean(naive_tv))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 from supertok import _core
@@ -107,6 +108,7 @@ class ByteStream:
         self._temperature = float(temperature)
         self._top_p = float(top_p)
         self.evaluated = 0
+        self.rust_seconds = 0.0
         self._evaluate()
 
     def copy(self) -> "ByteStream":
@@ -118,6 +120,7 @@ class ByteStream:
         new._temperature = self._temperature
         new._top_p = self._top_p
         new.evaluated = self.evaluated
+        new.rust_seconds = self.rust_seconds
         return new
 
     @property
@@ -144,8 +147,16 @@ class ByteStream:
         rows = self.lm._rows(self._trunk, paths)
         rows = _transform(rows, self._temperature, self._top_p)
         np = _np()
-        rows = np.ascontiguousarray(rows, dtype=np.float64)
-        self._tree.set_rows(ids, rows.tobytes(), "f8", self.lm.eot)
+        if rows.dtype != np.float32:
+            rows = np.ascontiguousarray(rows, dtype=np.float64)
+        else:
+            rows = np.ascontiguousarray(rows)
+        if rows.shape[0] != len(ids) or rows.ndim != 2 or rows.shape[1] == 0:
+            raise ValueError(f"model rows have shape {rows.shape}, expected ({len(ids)}, n_vocab)")
+        dtype = "f4" if rows.dtype == np.float32 else "f8"
+        t0 = time.perf_counter()
+        self._tree.set_rows_ptr(ids, rows.ctypes.data, rows.shape[1], dtype, self.lm.eot)
+        self.rust_seconds += time.perf_counter() - t0
         self.evaluated += len(ids)
         self._sync()
 
@@ -154,7 +165,9 @@ class ByteStream:
         if isinstance(data, int):
             data = bytes([data])
         for b in _as_bytes(data, "data"):
+            t0 = time.perf_counter()
             self._tree.push(b)
+            self.rust_seconds += time.perf_counter() - t0
             self._evaluate()
 
     def logprobs(self) -> "np.ndarray":
@@ -264,8 +277,10 @@ class ByteLM:
         s = ByteStream(self, data)
         out = np.empty(len(data) + (1 if eos else 0), dtype=np.float64)
         for i, b in enumerate(data):
-            out[i] = s.logprob_next(b)
+            t0 = time.perf_counter()
+            out[i] = s._tree.target_logprob(b)
             s._tree.push(b)
+            s.rust_seconds += time.perf_counter() - t0
             s._evaluate()
         if eos:
             out[len(data)] = s.logprob_next(None)

@@ -309,6 +309,67 @@ impl ByteTree {
         .map_err(to_py)
     }
 
+    /// Zero-copy variant of `set_rows` for the Python wrapper: `address` is the data pointer
+    /// of a live, C-contiguous numpy array of `len(ids) * row_len` float64 (`"f8"`) or
+    /// float32 (`"f4"`) values that the caller keeps alive for the duration of the call.
+    #[pyo3(signature = (ids, address, row_len, dtype="f8", eot=None))]
+    fn set_rows_ptr(
+        &mut self,
+        py: Python<'_>,
+        ids: Vec<u32>,
+        address: usize,
+        row_len: usize,
+        dtype: &str,
+        eot: Option<u32>,
+    ) -> PyResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if address == 0 || row_len == 0 {
+            return Err(PyValueError::new_err("empty row buffer"));
+        }
+        let n = ids
+            .len()
+            .checked_mul(row_len)
+            .ok_or_else(|| PyValueError::new_err("row buffer too large"))?;
+        let t = &mut self.inner;
+        match dtype {
+            "f8" => {
+                if address % std::mem::align_of::<f64>() != 0 {
+                    return Err(PyValueError::new_err("misaligned float64 buffer"));
+                }
+                // SAFETY: the Python wrapper passes the data pointer of a C-contiguous
+                // float64 array of exactly `ids.len() * row_len` elements that it keeps
+                // alive (and does not mutate) during this call.
+                let all: &[f64] = unsafe { std::slice::from_raw_parts(address as *const f64, n) };
+                py.detach(|| -> supertok_core::Result<()> {
+                    for (k, id) in ids.iter().enumerate() {
+                        t.set_row_with(*id, &all[k * row_len..(k + 1) * row_len], eot)?;
+                    }
+                    Ok(())
+                })
+                .map_err(to_py)
+            }
+            "f4" => {
+                if address % std::mem::align_of::<f32>() != 0 {
+                    return Err(PyValueError::new_err("misaligned float32 buffer"));
+                }
+                // SAFETY: as above, for float32.
+                let all: &[f32] = unsafe { std::slice::from_raw_parts(address as *const f32, n) };
+                py.detach(|| -> supertok_core::Result<()> {
+                    for (k, id) in ids.iter().enumerate() {
+                        t.set_row_with(*id, &all[k * row_len..(k + 1) * row_len], eot)?;
+                    }
+                    Ok(())
+                })
+                .map_err(to_py)
+            }
+            other => Err(PyValueError::new_err(format!(
+                "unsupported row dtype {other:?} (expected 'f4' or 'f8')"
+            ))),
+        }
+    }
+
     /// Normalised 257-way next-byte log-distribution (index 256 = end of text).
     fn distribution(&self, py: Python<'_>) -> PyResult<Vec<f64>> {
         let t = &self.inner;

@@ -98,6 +98,8 @@ pub struct Hyps {
 #[derive(Debug)]
 struct Classes {
     set: RegexSet,
+    /// the pre-tokenizer's own class atoms, when known
+    atoms: Option<RegexSet>,
     literals: Vec<char>,
     /// class key -> representative
     reps: FxHashMap<u32, char>,
@@ -107,9 +109,18 @@ struct Classes {
 impl Classes {
     fn key(&self, c: char) -> u32 {
         if let Ok(i) = self.literals.binary_search(&c) {
-            return 1000 + i as u32;
+            return 1_000_000 + i as u32;
         }
+        self.class_key(c)
+    }
+
+    fn class_key(&self, c: char) -> u32 {
         let mut buf = [0u8; 4];
+        if let Some(atoms) = &self.atoms {
+            let s = c.encode_utf8(&mut buf);
+            let m = atoms.matches(s);
+            return m.iter().fold(0u32, |acc, i| acc | (1 << i));
+        }
         let s = c.encode_utf8(&mut buf);
         let m = self.set.matches(s);
         let gc = m
@@ -118,6 +129,13 @@ impl Classes {
             .unwrap_or(GC_NAMES.len() - 1) as u32;
         let ws = m.matched(GC_NAMES.len()) as u32;
         gc * 2 + ws
+    }
+
+    /// Representative of `c`'s class ignoring whether it is a literal.
+    fn class_rep(&mut self, c: char) -> char {
+        let k = self.class_key(c);
+        // a class without a non-literal representative keeps the character itself
+        self.reps.get(&k).copied().unwrap_or(c)
     }
 
     fn rep(&mut self, c: char) -> char {
@@ -146,6 +164,8 @@ pub struct Lookahead {
     r2: Vec<char>,
     cache: Mutex<FxHashMap<String, Arc<Hyps>>>,
     partial_cache: Mutex<FxHashMap<Vec<u8>, Vec<char>>>,
+    /// literal letters outside these anchors' reach act as their class
+    letter_context: Option<(Vec<char>, usize)>,
 }
 
 impl Lookahead {
@@ -157,13 +177,22 @@ impl Lookahead {
         let mut literals = tok.pattern_literals();
         literals.sort_unstable();
         literals.dedup();
+        let atoms = match tok.class_atoms() {
+            Some(a) if a.len() <= 24 => {
+                let pats: Vec<String> = a.iter().map(|x| format!(r"\A(?:{x})\z")).collect();
+                RegexSet::new(&pats).ok()
+            }
+            _ => None,
+        };
         let mut classes = Classes {
             set,
+            atoms,
             literals: literals.clone(),
             reps: FxHashMap::default(),
             cache: FxHashMap::default(),
         };
-        for &c in PREFERRED {
+        let ascii: Vec<char> = (0u8..128).map(|b| b as char).collect();
+        for &c in PREFERRED.iter().chain(ascii.iter()) {
             if classes.literals.binary_search(&c).is_err() {
                 let k = classes.key(c);
                 classes.reps.entry(k).or_insert(c);
@@ -177,10 +206,8 @@ impl Lookahead {
             .iter()
             .copied()
             .filter(|&c| {
-                let k = classes.key(c);
-                let is_lit = k >= 1000;
-                let gc = if is_lit { u32::MAX } else { k / 2 };
-                c.is_whitespace() || (8..=10).contains(&gc) || (is_lit && !c.is_alphabetic())
+                let is_lit = classes.literals.binary_search(&c).is_ok();
+                c.is_whitespace() || c.is_numeric() || (is_lit && !c.is_alphabetic())
             })
             .collect();
         Ok(Lookahead {
@@ -189,6 +216,7 @@ impl Lookahead {
             r2,
             cache: Mutex::new(FxHashMap::default()),
             partial_cache: Mutex::new(FxHashMap::default()),
+            letter_context: tok.letter_context(),
         })
     }
 
@@ -257,7 +285,25 @@ impl Lookahead {
                 (s, &tail[v..])
             }
         };
-        let mut key: String = text.chars().map(|c| self.rep(c)).collect();
+        let mut key: String = match (&self.letter_context, self.classes.lock()) {
+            (Some((anchors, w)), Ok(mut g)) => {
+                let cs: Vec<char> = text.chars().collect();
+                let mut out = String::with_capacity(text.len());
+                for (i, &c) in cs.iter().enumerate() {
+                    let r = g.rep(c);
+                    if r == c && c.is_alphabetic() {
+                        let near = cs[i.saturating_sub(*w)..i]
+                            .iter()
+                            .any(|a| anchors.contains(a));
+                        out.push(if near { c } else { g.class_rep(c) });
+                    } else {
+                        out.push(r);
+                    }
+                }
+                out
+            }
+            _ => text.chars().map(|c| self.rep(c)).collect(),
+        };
         let completions = if partial.is_empty() {
             None
         } else {
@@ -270,6 +316,9 @@ impl Lookahead {
             if let Some(h) = g.get(&key) {
                 return Ok(h.clone());
             }
+        }
+        if std::env::var_os("SUPERTOK_DEBUG_LOOKAHEAD").is_some() {
+            eprintln!("lookahead miss {key:?}");
         }
         let h = Arc::new(self.compute(tok, &key, completions.as_deref())?);
         if let Ok(mut g) = self.cache.lock() {

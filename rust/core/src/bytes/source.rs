@@ -30,6 +30,20 @@ pub trait PieceTokenizer: Send + Sync + std::fmt::Debug {
     fn split(&self, text: &str, out: &mut Vec<(usize, usize)>) -> Result<()>;
     /// Characters the pre-tokenizer treats individually (literals of its patterns).
     fn pattern_literals(&self) -> Vec<char>;
+    /// `Some((anchors, w))` if the pre-tokenizer only ever matches its literal *letters*
+    /// within `w` characters after one of the `anchors` (as in contraction rules such as
+    /// `'(?i:[sdmt]|ll|ve|re)`); elsewhere letters then act through their class only. `None`
+    /// (the safe default) keeps every literal letter distinct.
+    fn letter_context(&self) -> Option<(Vec<char>, usize)> {
+        None
+    }
+    /// The character classes the pre-tokenizer tests, as regex atoms (`\\p{L}`, `\\s`,
+    /// `.`, ...); characters that match the same atoms and are not literals are then
+    /// interchangeable. `None` (the safe default) distinguishes every Unicode general
+    /// category and White_Space.
+    fn class_atoms(&self) -> Option<Vec<String>> {
+        None
+    }
     /// Ids that exist but have no bytes (special / control tokens).
     fn special_ids(&self) -> Vec<u32>;
     /// The end-of-text token, if the tokenizer has one.
@@ -183,6 +197,22 @@ pub fn regex_literals(pattern: &str) -> Vec<char> {
                 }
             }
             '[' | ']' | ')' | '|' | '?' | '*' | '+' | '.' | '^' | '$' => i += 1,
+            '-' if i > 0
+                && chars[i - 1] != '['
+                && chars.get(i + 1).is_some_and(|&n| n != ']' && n != '\\') =>
+            {
+                // a range a-z inside a class: every character of it is a literal
+                if let (Some(&lo), Some(&hi)) = (lits.last(), chars.get(i + 1)) {
+                    if (hi as u32) >= (lo as u32) && (hi as u32) - (lo as u32) <= 0x10000 {
+                        for u in lo as u32..=hi as u32 {
+                            if let Some(ch) = char::from_u32(u) {
+                                lits.push(ch);
+                            }
+                        }
+                    }
+                }
+                i += 2;
+            }
             _ => {
                 lits.push(c);
                 i += 1;
@@ -208,6 +238,127 @@ pub fn regex_literals(pattern: &str) -> Vec<char> {
     lits
 }
 
+/// The class atoms of a regex pattern (see [`PieceTokenizer::class_atoms`]): every
+/// `\\p{..}` / `\\P{..}`, `\\s`, `\\d`, `\\w`, `\\h` and `.`; `None` if the pattern uses a
+/// construct whose character test is not one of those (`\\b`, scripts via `\\p{Greek}`-like
+/// names are fine, back-references are not supported by the contract anyway).
+pub fn regex_atoms(pattern: &str) -> Option<Vec<String>> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut atoms: Vec<String> = Vec::new();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' => {
+                let e = *chars.get(i + 1)?;
+                i += 2;
+                let atom = match e {
+                    'p' | 'P' => {
+                        if chars.get(i) == Some(&'{') {
+                            let mut name = String::new();
+                            i += 1;
+                            while i < chars.len() && chars[i] != '}' {
+                                name.push(chars[i]);
+                                i += 1;
+                            }
+                            i += 1;
+                            Some(format!("\\p{{{name}}}"))
+                        } else {
+                            let n = *chars.get(i)?;
+                            i += 1;
+                            Some(format!("\\p{n}"))
+                        }
+                    }
+                    's' | 'S' => Some("\\s".to_string()),
+                    'd' | 'D' => Some("\\d".to_string()),
+                    'w' | 'W' => Some("\\w".to_string()),
+                    'h' | 'H' => Some("\\h".to_string()),
+                    'b' | 'B' => return None,
+                    _ => None,
+                };
+                if let Some(a) = atom {
+                    if !atoms.contains(&a) {
+                        atoms.push(a);
+                    }
+                }
+                continue;
+            }
+            '[' => in_class = true,
+            ']' => in_class = false,
+            '.' if !in_class => {
+                if !atoms.iter().any(|a| a == ".") {
+                    atoms.push(".".to_string());
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Some(atoms)
+}
+
+/// For a regex pattern: the non-letter literals that every literal letter follows (see
+/// [`PieceTokenizer::letter_context`]), found by walking back from each literal letter in
+/// the pattern source over letters and group syntax. `None` if some literal letter has no
+/// such anchor.
+pub fn regex_letter_context(pattern: &str) -> Option<(Vec<char>, usize)> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut anchors: Vec<char> = Vec::new();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' {
+            // escapes: \p{..} and friends are classes, never literal letters
+            i += 2;
+            if matches!(chars.get(i - 1), Some('p') | Some('P')) && chars.get(i) == Some(&'{') {
+                while i < chars.len() && chars[i] != '}' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            continue;
+        }
+        if c == '[' {
+            in_class = true;
+        } else if c == ']' {
+            in_class = false;
+        }
+        let is_flag = c == 'i' && i >= 1 && (chars[i - 1] == '?' || chars[i - 1] == '-');
+        if c.is_alphabetic() && !is_flag {
+            // walk back over letters and group / alternation syntax
+            let mut k = i;
+            let mut anchor = None;
+            while k > 0 {
+                k -= 1;
+                let d = chars[k];
+                if d.is_alphabetic() || "()|?:[]".contains(d) {
+                    continue;
+                }
+                if k > 0 && chars[k - 1] == '\\' {
+                    break;
+                }
+                if !"*+{}.^$\\-,".contains(d) && !d.is_ascii_digit() && !d.is_whitespace() {
+                    anchor = Some(d);
+                }
+                break;
+            }
+            match anchor {
+                Some(a) => {
+                    if !anchors.contains(&a) {
+                        anchors.push(a);
+                    }
+                }
+                None => return None,
+            }
+        }
+        let _ = in_class;
+        i += 1;
+    }
+    Some((anchors, 4))
+}
+
 impl PieceTokenizer for CoreEncoding {
     fn vocab(&self) -> &Vocab {
         CoreEncoding::vocab(self)
@@ -226,6 +377,12 @@ impl PieceTokenizer for CoreEncoding {
     }
     fn pattern_literals(&self) -> Vec<char> {
         regex_literals(self.pretokenizer().pattern())
+    }
+    fn letter_context(&self) -> Option<(Vec<char>, usize)> {
+        regex_letter_context(self.pretokenizer().pattern())
+    }
+    fn class_atoms(&self) -> Option<Vec<String>> {
+        regex_atoms(self.pretokenizer().pattern())
     }
     fn special_ids(&self) -> Vec<u32> {
         let v = CoreEncoding::vocab(self);
@@ -335,6 +492,12 @@ impl PieceTokenizer for RegexBpe {
     fn pattern_literals(&self) -> Vec<char> {
         regex_literals(self.pretok.pattern())
     }
+    fn letter_context(&self) -> Option<(Vec<char>, usize)> {
+        regex_letter_context(self.pretok.pattern())
+    }
+    fn class_atoms(&self) -> Option<Vec<String>> {
+        regex_atoms(self.pretok.pattern())
+    }
     fn special_ids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = self.specials.iter().map(|t| t.1).collect();
         ids.extend((0..self.vocab.n_slots() as u32).filter(|&i| self.vocab.bytes(i).is_none()));
@@ -362,5 +525,44 @@ mod tests {
         for c in ['p', 'N', '1', '3', '$', 'a'] {
             assert!(!l.contains(&c), "{c:?}");
         }
+    }
+
+    #[test]
+    fn atoms_and_ranges() {
+        let a = regex_atoms(crate::pretok::patterns::CL100K).unwrap();
+        assert_eq!(
+            a,
+            vec![
+                "\\p{L}".to_string(),
+                "\\p{N}".to_string(),
+                "\\s".to_string()
+            ]
+        );
+        assert!(regex_atoms(r"\bx").is_none());
+        let l = regex_literals(r"[a-f]+|x");
+        for c in ['a', 'b', 'c', 'd', 'e', 'f', 'x'] {
+            assert!(l.contains(&c), "{c}");
+        }
+    }
+
+    #[test]
+    fn letter_context_of_known_patterns() {
+        use crate::pretok::patterns::{CL100K, O200K, R50K};
+        for p in [
+            CL100K,
+            O200K,
+            R50K,
+            r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+|\s+",
+        ] {
+            let (a, w) = regex_letter_context(p).expect(p);
+            assert_eq!(a, vec!['\'']);
+            assert!(w >= 2);
+        }
+        assert_eq!(
+            regex_letter_context(r"\p{N}{1,3}(?=(?:\p{N}{3})*(?!\p{N}))|\P{N}+"),
+            Some((vec![], 4))
+        );
+        assert!(regex_letter_context(r"hello|\p{L}+").is_none());
+        assert!(regex_letter_context(r"\bab|\s").is_none());
     }
 }

@@ -22,7 +22,7 @@ use rustc_hash::FxHashMap;
 use crate::bytes::canon::Canon;
 use crate::bytes::index::ByteIndex;
 use crate::bytes::lookahead::Lookahead;
-use crate::bytes::math::{logaddexp, logsumexp};
+use crate::bytes::math::{exp_neg, logaddexp, logsumexp};
 use crate::bytes::source::PieceTokenizer;
 use crate::error::{Error, Result};
 
@@ -37,6 +37,8 @@ pub struct ByteTokenizer {
     index: ByteIndex,
     /// sorted position of each id (`u32::MAX` for ids without bytes)
     rank: Vec<u32>,
+    /// for each first byte: `(id, position - range start)` of its tokens in id order
+    by_first: Vec<Vec<(u32, u32)>>,
     canon: Canon,
     look: Lookahead,
     specials: Vec<u32>,
@@ -57,6 +59,15 @@ impl ByteTokenizer {
         for (i, &id) in index.ids().iter().enumerate() {
             rank[id as usize] = i as u32;
         }
+        let mut by_first: Vec<Vec<(u32, u32)>> = vec![Vec::new(); 256];
+        for b in 0..=255u8 {
+            let (lo, hi) = index.first_byte_range(b);
+            let mut v: Vec<(u32, u32)> = (lo..hi)
+                .map(|i| (index.ids()[i], (i - lo) as u32))
+                .collect();
+            v.sort_unstable();
+            by_first[b as usize] = v;
+        }
         let canon = Canon::new(vocab, tok.merges());
         let look = Lookahead::new(tok.as_ref())?;
         let specials = tok.special_ids();
@@ -67,6 +78,7 @@ impl ByteTokenizer {
             tok,
             index,
             rank,
+            by_first,
             canon,
             look,
             specials,
@@ -112,6 +124,36 @@ impl ByteTokenizer {
     }
 }
 
+/// Read access to one LM row (natural-log probabilities indexed by token id).
+pub trait Row {
+    /// Number of entries.
+    fn len(&self) -> usize;
+    /// Entry `i < len()`.
+    fn get(&self, i: usize) -> f64;
+    /// Whether the row is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Row for [f64] {
+    fn len(&self) -> usize {
+        <[f64]>::len(self)
+    }
+    fn get(&self, i: usize) -> f64 {
+        self[i]
+    }
+}
+
+impl Row for [f32] {
+    fn len(&self) -> usize {
+        <[f32]>::len(self)
+    }
+    fn get(&self, i: usize) -> f64 {
+        self[i] as f64
+    }
+}
+
 /// Per-node summary of one LM row over a range of sorted positions.
 #[derive(Clone, Debug)]
 struct Stats {
@@ -122,8 +164,6 @@ struct Stats {
     /// `prefix[i] = sum(exp(vals[..i] - shift))`
     prefix: Vec<f64>,
     shift: f64,
-    /// log of the total probability of tokens with bytes
-    total: f64,
     /// log-probability of the end-of-text token
     eot: f64,
 }
@@ -207,12 +247,17 @@ pub struct ByteTree {
     child: FxHashMap<(u32, u32), u32>,
     streams: Vec<Stream>,
     heads: Vec<u32>,
+    /// log prefix mass of the text relative to the trunk (the outcome mass of the last
+    /// pushed byte at the step before it)
+    prefix_mass: f64,
     eot_head: u32,
     pending: Vec<u32>,
     /// nodes created since the last evaluation (cumulative log-prob unknown)
     fresh: Vec<u32>,
     /// alive nodes
     live: Vec<u32>,
+    /// buffers of dropped node summaries, reused
+    pool: Vec<Vec<f64>>,
     gen: u32,
     stats: TreeStats,
 }
@@ -251,10 +296,12 @@ impl ByteTree {
                 heads: vec![(0, 0)],
             }],
             heads: vec![0],
+            prefix_mass: 0.0,
             eot_head: 0,
             pending: vec![0],
             fresh: Vec::new(),
             live: vec![0],
+            pool: Vec::new(),
             gen: 0,
             stats: TreeStats {
                 evaluated: 1,
@@ -342,73 +389,90 @@ impl ByteTree {
     /// Give the LM row (natural-log next-token probabilities, any length) of a pending
     /// node. `eot` overrides the tokenizer's end-of-text id.
     pub fn set_row(&mut self, node: u32, row: &[f64], eot: Option<u32>) -> Result<()> {
+        self.set_row_with(node, row, eot)
+    }
+
+    /// [`set_row`](Self::set_row) for any row representation. Only the entries the tree
+    /// needs are read (the tokens starting with the next known byte, the special ids and
+    /// the end-of-text id), so a row costs far less than its length when the text is known.
+    pub fn set_row_with<R: Row + ?Sized>(
+        &mut self,
+        node: u32,
+        row: &R,
+        eot: Option<u32>,
+    ) -> Result<()> {
         let Some(pos) = self.pending.iter().position(|&p| p == node) else {
             return Err(Error::InvalidArgument(format!(
                 "node {node} is not waiting for a row"
             )));
         };
-        if row.iter().any(|x| x.is_nan() || *x == f64::INFINITY) {
+        let idx = &self.bt.index;
+        let first_byte = self
+            .known
+            .as_ref()
+            .and_then(|k| k.get(self.nodes[node as usize].end).copied());
+        let (lo, hi) = match first_byte {
+            Some(b) => idx.first_byte_range(b),
+            None => (0, idx.len()),
+        };
+        let n = row.len();
+        let at = |id: u32| -> f64 {
+            if (id as usize) < n {
+                row.get(id as usize)
+            } else {
+                f64::NEG_INFINITY
+            }
+        };
+        let bad = |x: f64| x.is_nan() || x == f64::INFINITY;
+        let mut vals = self.pool.pop().unwrap_or_default();
+        vals.clear();
+        match first_byte {
+            Some(b) => {
+                // tokens of one first byte in id order: a forward sweep through the row
+                vals.resize(hi - lo, f64::NEG_INFINITY);
+                for &(id, pos) in &self.bt.by_first[b as usize] {
+                    if (id as usize) < n {
+                        vals[pos as usize] = row.get(id as usize);
+                    }
+                }
+            }
+            None => vals.extend(idx.ids()[lo..hi].iter().map(|&id| at(id))),
+        }
+        let mut shift = f64::NEG_INFINITY;
+        for &v in &vals {
+            if bad(v) {
+                return Err(Error::InvalidArgument(
+                    "the model returned NaN or +inf log-probabilities".into(),
+                ));
+            }
+            shift = shift.max(v);
+        }
+        let mut prefix = self.pool.pop().unwrap_or_default();
+        prefix.clear();
+        prefix.resize(vals.len() + 1, 0.0);
+        if shift.is_finite() {
+            for (o, &v) in prefix[1..].iter_mut().zip(vals.iter()) {
+                *o = exp_neg(v - shift);
+            }
+            let mut acc = 0.0f64;
+            for o in prefix[1..].iter_mut() {
+                acc += *o;
+                *o = acc;
+            }
+        }
+        let eot_id = eot.or(self.bt.eot);
+        let eot_lp = eot_id.map_or(f64::NEG_INFINITY, at);
+        if bad(eot_lp) {
             return Err(Error::InvalidArgument(
                 "the model returned NaN or +inf log-probabilities".into(),
             ));
         }
-        let idx = &self.bt.index;
-        let (lo, hi) = match &self.known {
-            Some(k) => {
-                let end = self.nodes[node as usize].end;
-                match k.get(end) {
-                    Some(&b) => idx.first_byte_range(b),
-                    None => (0, idx.len()),
-                }
-            }
-            None => (0, idx.len()),
-        };
-        let at = |id: u32| -> f64 { row.get(id as usize).copied().unwrap_or(f64::NEG_INFINITY) };
-        let vals: Vec<f64> = idx.ids()[lo..hi].iter().map(|&id| at(id)).collect();
-        let shift = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let mut prefix = Vec::with_capacity(vals.len() + 1);
-        prefix.push(0.0);
-        let mut acc = 0.0f64;
-        if shift.is_finite() {
-            for &v in &vals {
-                acc += (v - shift).exp();
-                prefix.push(acc);
-            }
-        } else {
-            prefix.resize(vals.len() + 1, 0.0);
-        }
-        let eot_id = eot.or(self.bt.eot);
-        let eot_lp = eot_id.map_or(f64::NEG_INFINITY, at);
-        let total = if lo == 0 && hi == idx.len() {
-            if shift.is_finite() {
-                acc.ln() + shift
-            } else {
-                f64::NEG_INFINITY
-            }
-        } else {
-            let mut special = 0.0f64;
-            for &s in &self.bt.specials {
-                if (s as usize) < row.len() {
-                    special += row[s as usize].exp();
-                }
-            }
-            for v in row.iter().skip(self.bt.n_ids) {
-                special += v.exp();
-            }
-            if special < 0.5 {
-                (-special).ln_1p()
-            } else {
-                let all: Vec<f64> = idx.ids().iter().map(|&id| at(id)).collect();
-                logsumexp(&all)
-            }
-        };
         let stats = Stats {
             lo,
             hi,
             vals,
             prefix,
             shift,
-            total,
             eot: eot_lp,
         };
         self.nodes[node as usize].stats = Some(Arc::new(stats));
@@ -544,27 +608,39 @@ impl ByteTree {
         Ok(Some((cur, at)))
     }
 
-    fn extend_stream(&mut self, si: usize, n: usize) {
+    /// Advance stream `si` to `n` bytes: drop heads no token can extend over the new byte
+    /// and add the (at most one) new head that ends at `n`. With `next` (the byte after
+    /// `n`, when known), a new head is only created if some token starting with it may
+    /// follow inside the piece.
+    fn extend_stream(&mut self, si: usize, n: usize, next: Option<u8>) {
         let bt = self.bt.clone();
         let vocab = bt.tok.vocab();
         let mut new_heads: Vec<(usize, u32)> = Vec::new();
         let s = self.streams[si].s;
         let heads = std::mem::take(&mut self.streams[si].heads);
-        for &(j, node) in &heads {
-            if n - j > bt.max_len {
-                continue;
-            }
-            if let Some(t) = vocab.get(&self.text[j..n]) {
-                let ok = if j == s {
-                    bt.canon.reachable(t)
-                } else {
-                    let l = self.nodes[node as usize].token;
-                    bt.pair_valid(l, t)
-                };
-                if ok {
-                    let c = self.node(node, t, n);
-                    if !new_heads.iter().any(|h| h.1 == c) {
-                        new_heads.push((n, c));
+        {
+            for &(j, node) in &heads {
+                if n - j > bt.max_len {
+                    continue;
+                }
+                if let Some(t) = vocab.get(&self.text[j..n]) {
+                    let ok = if j == s {
+                        bt.canon.reachable(t)
+                    } else {
+                        let l = self.nodes[node as usize].token;
+                        bt.pair_valid(l, t)
+                    };
+                    let useful = match next {
+                        Some(b) => bt
+                            .canon
+                            .exists_valid_successor(vocab, bt.tok.merges(), t, &[b]),
+                        None => true,
+                    };
+                    if ok && useful {
+                        let c = self.node(node, t, n);
+                        if !new_heads.iter().any(|h| h.1 == c) {
+                            new_heads.push((n, c));
+                        }
                     }
                 }
             }
@@ -579,6 +655,40 @@ impl ByteTree {
             })
             .collect();
         kept.extend(new_heads);
+        self.streams[si].heads = kept;
+    }
+
+    /// Keep only the heads of stream `si` from which a cover of the text extended by the
+    /// known next byte `b` can pass (a token starting with the rest of the text and `b`,
+    /// valid after the head inside the piece).
+    fn prune_stream(&mut self, si: usize, n: usize, b: u8) {
+        let bt = self.bt.clone();
+        let vocab = bt.tok.vocab();
+        let s = self.streams[si].s;
+        let heads = std::mem::take(&mut self.streams[si].heads);
+        let mut p: Vec<u8> = Vec::new();
+        let kept = heads
+            .into_iter()
+            .filter(|&(j, node)| {
+                p.clear();
+                p.extend_from_slice(&self.text[j..n]);
+                p.push(b);
+                if p.len() > bt.max_len {
+                    return false;
+                }
+                let (lo, hi) = bt.index.prefix_range(&p, false);
+                if lo == hi {
+                    return false;
+                }
+                if j == s || j == n {
+                    // full heads were checked when created; piece roots are unconstrained
+                    return true;
+                }
+                let l = self.nodes[node as usize].token;
+                bt.canon
+                    .exists_valid_successor(vocab, bt.tok.merges(), l, &p)
+            })
+            .collect();
         self.streams[si].heads = kept;
     }
 
@@ -597,17 +707,34 @@ impl ByteTree {
                 ));
             }
         }
+        let mass = self.outcome_mass(Some(b))?;
+        let saved = std::mem::replace(&mut self.prefix_mass, mass);
         self.text.push(b);
         let r = self.advance();
         if r.is_err() {
             self.text.pop();
+            self.prefix_mass = saved;
         }
         r
+    }
+
+    fn char_offsets(base: usize, tail: &[u8]) -> Vec<usize> {
+        let mut offs: Vec<usize> = Vec::with_capacity(tail.len() + 1);
+        let mut i = 0;
+        while i < tail.len() {
+            offs.push(base + i);
+            i += crate::util::utf8_len(tail[i]).max(1);
+        }
+        if i == tail.len() {
+            offs.push(base + tail.len());
+        }
+        offs
     }
 
     fn advance(&mut self) -> Result<()> {
         let n = self.text.len();
         let bt = self.bt.clone();
+        let next = self.known.as_ref().and_then(|k| k.get(n).copied());
         let tail = &self.text[self.pre_start..n];
         let hyps = bt.look.hypotheses(bt.tok.as_ref(), tail)?;
         if hyps.hyps.is_empty() {
@@ -616,20 +743,44 @@ impl ByteTree {
                     .into(),
             ));
         }
-        // char index -> absolute byte offset
-        let mut offs: Vec<usize> = Vec::with_capacity(tail.len() + 1);
-        {
-            let mut i = 0;
-            while i < tail.len() {
-                offs.push(self.pre_start + i);
-                let l = crate::util::utf8_len(tail[i]).max(1);
-                i += l;
+        let offs = Self::char_offsets(self.pre_start, tail);
+        // configurations that the known next byte keeps possible
+        let consistent: Option<Vec<(Vec<usize>, usize)>> = match next {
+            None => None,
+            Some(b) => {
+                // boundaries before the certain one never move: probe from there
+                let base = offs[hyps.certain as usize];
+                let mut ext = self.text[base..n].to_vec();
+                ext.push(b);
+                match bt.look.hypotheses(bt.tok.as_ref(), &ext) {
+                    Ok(nh) => {
+                        let offs2 = Self::char_offsets(base, &ext);
+                        let mut v = Vec::new();
+                        for h in &nh.hyps {
+                            let open2 = offs2[h.open as usize];
+                            let mut starts: Vec<usize> =
+                                h.bounds.iter().map(|&c| offs2[c as usize]).collect();
+                            starts.push(open2);
+                            let open_r = starts
+                                .iter()
+                                .copied()
+                                .filter(|&p| p <= n)
+                                .max()
+                                .unwrap_or(base);
+                            let bounds_r: Vec<usize> = starts
+                                .iter()
+                                .copied()
+                                .filter(|&p| p > base && p < open_r)
+                                .collect();
+                            v.push((bounds_r, open_r));
+                        }
+                        Some(v)
+                    }
+                    // the next byte cannot continue the text: nothing is consistent with it
+                    Err(_) => Some(Vec::new()),
+                }
             }
-            if i == tail.len() {
-                offs.push(n);
-            }
-        }
-        // all state changes below; first compute the new stream set
+        };
         let old_streams = std::mem::take(&mut self.streams);
         let mut old: Vec<Option<Stream>> = old_streams.into_iter().map(Some).collect();
         let mut new_streams: Vec<Stream> = Vec::new();
@@ -639,6 +790,14 @@ impl ByteTree {
         for h in &hyps.hyps {
             let s_abs = offs[h.open as usize];
             let bounds: Vec<usize> = h.bounds.iter().map(|&c| offs[c as usize]).collect();
+            let certain_at = offs[hyps.certain as usize];
+            let ok = consistent.as_ref().map_or(true, |v| {
+                let late: Vec<usize> = bounds.iter().copied().filter(|&p| p > certain_at).collect();
+                v.iter().any(|(bb, o)| *o == s_abs && *bb == late)
+            });
+            if !ok {
+                continue;
+            }
             let Some((key, at)) =
                 self.insert_path(self.pre_start, self.pre_node, &bounds, s_abs)?
             else {
@@ -649,7 +808,7 @@ impl ByteTree {
                     certain_node = Some(nd);
                 }
             }
-            if h.eot && s_abs == n && key != COMMITTED {
+            if next.is_none() && h.eot && s_abs == n && key != COMMITTED {
                 eot_head = key;
             }
             if new_streams.iter().any(|st| st.key == key && st.s == s_abs) {
@@ -664,7 +823,7 @@ impl ByteTree {
                     new_streams.push(st);
                     let si = new_streams.len() - 1;
                     self.streams = std::mem::take(&mut new_streams);
-                    self.extend_stream(si, n);
+                    self.extend_stream(si, n, next);
                     new_streams = std::mem::take(&mut self.streams);
                 }
                 None => {
@@ -680,14 +839,25 @@ impl ByteTree {
                     let si = new_streams.len() - 1;
                     self.streams = std::mem::take(&mut new_streams);
                     for p in s_abs + 1..=n {
-                        self.extend_stream(si, p);
+                        let nb = if p < n { Some(self.text[p]) } else { next };
+                        self.extend_stream(si, p, nb);
+                        if let Some(b) = nb {
+                            if p < n {
+                                self.prune_stream(si, p, b);
+                            }
+                        }
                     }
                     new_streams = std::mem::take(&mut self.streams);
                 }
             }
         }
-        new_streams.retain(|st| !st.heads.is_empty());
         self.streams = new_streams;
+        if let Some(b) = next {
+            for si in 0..self.streams.len() {
+                self.prune_stream(si, n, b);
+            }
+        }
+        self.streams.retain(|st| !st.heads.is_empty());
         self.eot_head = eot_head;
         if certain_abs > self.pre_start {
             if let Some(nd) = certain_node {
@@ -698,7 +868,6 @@ impl ByteTree {
                 self.pre_node = COMMITTED;
             }
         }
-        // live heads
         let mut heads: Vec<u32> = Vec::new();
         for st in &self.streams {
             for &(_, nd) in &st.heads {
@@ -749,7 +918,12 @@ impl ByteTree {
                 keep.push(i);
             } else if nd.alive {
                 nd.alive = false;
-                nd.stats = None;
+                if let Some(st) = nd.stats.take().and_then(|a| Arc::try_unwrap(a).ok()) {
+                    if self.pool.len() < 16 {
+                        self.pool.push(st.vals);
+                        self.pool.push(st.prefix);
+                    }
+                }
                 if nd.parent != NONE {
                     let key = (nd.parent, nd.token);
                     self.child.remove(&key);
@@ -797,6 +971,7 @@ impl ByteTree {
         for h in self.heads.iter_mut() {
             *h = m(*h);
         }
+
         for p in self.pending.iter_mut() {
             *p = m(*p);
         }
@@ -892,6 +1067,7 @@ impl ByteTree {
                 nd.cum -= shift;
             }
         }
+        self.prefix_mass -= shift;
     }
 
     /// The 257-way next-byte distribution (natural logs; index 256 = end of text),
@@ -911,6 +1087,15 @@ impl ByteTree {
     /// Unnormalised log-masses of the 257 outcomes relative to the trunk, and their total.
     pub fn masses(&self) -> Result<(f64, Vec<f64>)> {
         self.ready()?;
+        if self
+            .known
+            .as_ref()
+            .is_some_and(|k| k.len() > self.text.len())
+        {
+            return Err(Error::InvalidArgument(
+                "the full next-byte distribution is only available after the known prefix".into(),
+            ));
+        }
         let n = self.text.len();
         let idx = &self.bt.index;
         let mut out = vec![f64::NEG_INFINITY; 257];
@@ -954,7 +1139,12 @@ impl ByteTree {
     }
 
     /// log P(next = `b` | text) for a byte (`Some`) or the end of text (`None`), without
-    /// computing the other outcomes. Works for known-text streams.
+    /// computing the other outcomes: the ratio of the prefix masses (sums over covers) of
+    /// the text with and without the outcome. The ratios chain exactly: their sum over a
+    /// text plus the end-of-text term is the log-probability of its canonical encoding
+    /// followed by end-of-text, for any model; for a model that puts no mass on
+    /// non-canonical token strings they equal [`distribution`](Self::distribution).
+    /// Inside a known prefix only the known next byte can be asked for.
     pub fn target_logprob(&self, b: Option<u8>) -> Result<f64> {
         let (z, m) = self.target_masses(b)?;
         Ok(if z.is_finite() {
@@ -964,43 +1154,53 @@ impl ByteTree {
         })
     }
 
-    /// `(log total mass, log mass of the outcome)` relative to the trunk.
+    /// `(log prefix mass of the text, log mass of the text followed by the outcome)`,
+    /// relative to the trunk.
     pub fn target_masses(&self, b: Option<u8>) -> Result<(f64, f64)> {
         self.ready()?;
         let n = self.text.len();
+        let known_next = self.known.as_ref().and_then(|k| k.get(n).copied());
+        if known_next.is_some() && known_next != b {
+            return Err(Error::InvalidArgument(
+                "inside the known prefix only the known next byte can be scored".into(),
+            ));
+        }
+        Ok((self.prefix_mass, self.outcome_mass(b)?))
+    }
+
+    /// Log mass (relative to the trunk) of the covers of the text followed by `b`
+    /// (`None`: of the canonical encoding followed by end-of-text).
+    fn outcome_mass(&self, b: Option<u8>) -> Result<f64> {
+        self.ready()?;
+        let n = self.text.len();
         let idx = &self.bt.index;
-        let mut z = f64::NEG_INFINITY;
         let mut m = f64::NEG_INFINITY;
+        let mut p: Vec<u8> = Vec::new();
         for &h in &self.heads {
             let nd = &self.nodes[h as usize];
-            let st = nd.stats.as_ref().ok_or_else(|| {
+            let st = nd.stats.as_deref().ok_or_else(|| {
                 Error::InvalidArgument("internal: head without evaluation".into())
             })?;
-            let j = nd.end;
-            if j < n {
-                let p = &self.text[j..n];
-                let (lo, hi) = idx.prefix_range(p, true);
-                z = logaddexp(z, nd.cum + st.range_lse(lo, hi)?);
-                if let Some(b) = b {
-                    let (a, e) = idx.narrow(lo, hi, p.len(), b);
-                    m = logaddexp(m, nd.cum + st.range_lse(a, e)?);
+            match b {
+                Some(b) => {
+                    let (lo, hi) = if nd.end < n {
+                        p.clear();
+                        p.extend_from_slice(&self.text[nd.end..n]);
+                        p.push(b);
+                        idx.prefix_range(&p, false)
+                    } else {
+                        idx.first_byte_range(b)
+                    };
+                    m = logaddexp(m, nd.cum + st.range_lse(lo, hi)?);
                 }
-            } else {
-                let mut zz = st.total;
-                if h == self.eot_head {
-                    zz = logaddexp(zz, st.eot);
-                    if b.is_none() {
+                None => {
+                    if h == self.eot_head {
                         m = logaddexp(m, nd.cum + st.eot);
                     }
                 }
-                z = logaddexp(z, nd.cum + zz);
-                if let Some(b) = b {
-                    let (a, e) = idx.first_byte_range(b);
-                    m = logaddexp(m, nd.cum + st.range_lse(a, e)?);
-                }
             }
         }
-        Ok((z, m))
+        Ok(m)
     }
 
     /// Sample one cover of the text (a token path from the trunk whose decoding starts
