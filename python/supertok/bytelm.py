@@ -56,7 +56,9 @@ def byte_tokenizer(tokenizer: Any) -> "_core.ByteTokenizer":
     hit = _BT_CACHE.get(key)
     if hit is not None and hit[0] is tokenizer:
         return hit[1]
-    if hasattr(tokenizer, "byte_tokenizer"):
+    if isinstance(getattr(tokenizer, "_core", None), _core.CoreTokenizer):
+        bt = _core.ByteTokenizer.from_hf(tokenizer._core)
+    elif hasattr(tokenizer, "byte_tokenizer"):
         bt = tokenizer.byte_tokenizer()
     elif hasattr(tokenizer, "_core_bpe"):
         bt = _core.ByteTokenizer.from_encoding(tokenizer._core_bpe)

@@ -12,6 +12,7 @@ use supertok_core::bytes::tree::{ByteTokenizer as CoreBT, ByteTree as CoreTree};
 use supertok_core::bytes::{PieceTokenizer, RegexBpe};
 
 use crate::encoding::CoreEncoding;
+use crate::tokenizer::CoreTokenizer;
 use crate::{extract_ids, to_py, u32s_to_bytes};
 
 /// Tokenizer-side analysis for exact byte-level probabilities (shared, immutable).
@@ -67,6 +68,27 @@ impl ByteTokenizer {
         let core = enc.get().inner.clone();
         let tok: Arc<dyn PieceTokenizer> = core;
         let inner = py.detach(move || CoreBT::new(tok)).map_err(to_py)?;
+        Ok(ByteTokenizer {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Analyse an HF byte-level BPE tokenizer (`supertok.Tokenizer._core`); `eot` names its
+    /// end-of-text special token (default `<|endoftext|>` when present).
+    #[staticmethod]
+    #[pyo3(signature = (tok, eot=None))]
+    fn from_hf(
+        py: Python<'_>,
+        tok: &Bound<'_, CoreTokenizer>,
+        eot: Option<String>,
+    ) -> PyResult<Self> {
+        let hf = (*tok.get().inner).clone();
+        let inner = py
+            .detach(move || -> supertok_core::Result<CoreBT> {
+                let p = supertok_core::bytes::hf::HfPieces::new(hf, eot.as_deref())?;
+                CoreBT::new(Arc::new(p))
+            })
+            .map_err(to_py)?;
         Ok(ByteTokenizer {
             inner: Arc::new(inner),
         })

@@ -25,6 +25,7 @@
 //! ByteSampler's default does). The distribution is renormalised over the 257 outcomes.
 
 pub mod canon;
+pub mod hf;
 pub mod index;
 pub mod lookahead;
 pub mod math;
