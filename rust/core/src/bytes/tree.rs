@@ -124,6 +124,36 @@ impl ByteTokenizer {
     }
 }
 
+/// Which of the 257 outcomes (256 bytes, end of text) keep `text` a prefix of valid UTF-8.
+pub fn valid_next(text: &[u8]) -> [bool; 257] {
+    // start of the last character (at most 3 continuation bytes back)
+    let mut start = text.len();
+    while start > 0 && text.len() - start < 4 {
+        start -= 1;
+        if text[start] & 0xC0 != 0x80 {
+            break;
+        }
+    }
+    // the incomplete character at the end, if any
+    let tail: &[u8] = match std::str::from_utf8(&text[start..]) {
+        Ok(_) => &[],
+        Err(e) if e.error_len().is_none() => &text[start + e.valid_up_to()..],
+        Err(_) => &text[text.len()..],
+    };
+    let mut out = [false; 257];
+    let mut buf = [0u8; 4];
+    buf[..tail.len()].copy_from_slice(tail);
+    for b in 0..=255u8 {
+        buf[tail.len()] = b;
+        out[b as usize] = match std::str::from_utf8(&buf[..tail.len() + 1]) {
+            Ok(_) => true,
+            Err(e) => e.error_len().is_none(),
+        };
+    }
+    out[256] = tail.is_empty();
+    out
+}
+
 /// Read access to one LM row (natural-log probabilities indexed by token id).
 pub trait Row {
     /// Number of entries.
@@ -661,7 +691,7 @@ impl ByteTree {
     /// Keep only the heads of stream `si` from which a cover of the text extended by the
     /// known next byte `b` can pass (a token starting with the rest of the text and `b`,
     /// valid after the head inside the piece).
-    fn prune_stream(&mut self, si: usize, n: usize, b: u8) {
+    fn prune_stream(&mut self, si: usize, n: usize, b: u8, check_full: bool) {
         let bt = self.bt.clone();
         let vocab = bt.tok.vocab();
         let s = self.streams[si].s;
@@ -680,8 +710,9 @@ impl ByteTree {
                 if lo == hi {
                     return false;
                 }
-                if j == s || j == n {
-                    // full heads were checked when created; piece roots are unconstrained
+                if j == s || (j == n && !check_full) {
+                    // piece roots are unconstrained; full heads of a known text were checked
+                    // when they were created
                     return true;
                 }
                 let l = self.nodes[node as usize].token;
@@ -707,13 +738,34 @@ impl ByteTree {
                 ));
             }
         }
-        let mass = self.outcome_mass(Some(b))?;
+        let saved_streams = self.streams.clone();
+        let saved_heads = self.heads.clone();
+        let n = self.text.len();
+        let known_here = self.known.as_ref().is_some_and(|k| k.len() > n);
+        if !known_here {
+            // the heads a known text would have kept: those from which a cover of the text
+            // and `b` can pass (full heads included, as they were not checked at creation)
+            for si in 0..self.streams.len() {
+                self.prune_stream(si, n, b, true);
+            }
+            self.collect_heads();
+        }
+        let mass = match self.outcome_mass(Some(b)) {
+            Ok(m) => m,
+            Err(e) => {
+                self.streams = saved_streams;
+                self.heads = saved_heads;
+                return Err(e);
+            }
+        };
         let saved = std::mem::replace(&mut self.prefix_mass, mass);
         self.text.push(b);
         let r = self.advance();
         if r.is_err() {
             self.text.pop();
             self.prefix_mass = saved;
+            self.streams = saved_streams;
+            self.heads = saved_heads;
         }
         r
     }
@@ -843,7 +895,7 @@ impl ByteTree {
                         self.extend_stream(si, p, nb);
                         if let Some(b) = nb {
                             if p < n {
-                                self.prune_stream(si, p, b);
+                                self.prune_stream(si, p, b, false);
                             }
                         }
                     }
@@ -854,7 +906,7 @@ impl ByteTree {
         self.streams = new_streams;
         if let Some(b) = next {
             for si in 0..self.streams.len() {
-                self.prune_stream(si, n, b);
+                self.prune_stream(si, n, b, false);
             }
         }
         self.streams.retain(|st| !st.heads.is_empty());
@@ -868,6 +920,18 @@ impl ByteTree {
                 self.pre_node = COMMITTED;
             }
         }
+        self.collect_heads();
+        self.stats.bytes += 1;
+        self.stats.heads += self.heads.len() as u64;
+        self.stats.max_heads = self.stats.max_heads.max(self.heads.len() as u64);
+        self.gc();
+        if self.pending.is_empty() {
+            self.commit();
+        }
+        Ok(())
+    }
+
+    fn collect_heads(&mut self) {
         let mut heads: Vec<u32> = Vec::new();
         for st in &self.streams {
             for &(_, nd) in &st.heads {
@@ -877,14 +941,6 @@ impl ByteTree {
             }
         }
         self.heads = heads;
-        self.stats.bytes += 1;
-        self.stats.heads += self.heads.len() as u64;
-        self.stats.max_heads = self.stats.max_heads.max(self.heads.len() as u64);
-        self.gc();
-        if self.pending.is_empty() {
-            self.commit();
-        }
-        Ok(())
     }
 
     /// Drop nodes that are neither ancestors of live heads nor stream keys.
@@ -1125,6 +1181,14 @@ impl ByteTree {
                 }
             }
         }
+        // outcomes that would make the text invalid UTF-8 cannot happen (such bytes cannot be
+        // pushed, and canonical encodings only exist for valid text)
+        let ok = valid_next(&self.text);
+        for (o, &v) in out.iter_mut().zip(ok.iter()) {
+            if !v {
+                *o = f64::NEG_INFINITY;
+            }
+        }
         let z = logsumexp(&out);
         Ok((z, out))
     }
@@ -1207,12 +1271,16 @@ impl ByteTree {
     /// with the text and whose last token reaches or passes its end) with probability
     /// proportional to the model's probability of the path. `u1`, `u2` are uniforms in
     /// `[0, 1)`. Returns the path below the trunk, or `None` if every cover has probability
-    /// zero. Only for streams without a known text.
+    /// zero. Only after the known prefix (if any).
     pub fn sample_cover(&self, u1: f64, u2: f64) -> Result<Option<Vec<u32>>> {
         self.ready()?;
-        if self.known.is_some() {
+        if self
+            .known
+            .as_ref()
+            .is_some_and(|k| k.len() > self.text.len())
+        {
             return Err(Error::InvalidArgument(
-                "sample_cover needs a stream without a known text".into(),
+                "sample_cover is only available after the known prefix".into(),
             ));
         }
         let n = self.text.len();
@@ -1279,5 +1347,23 @@ impl ByteTree {
         };
         path.push(idx.ids()[pick]);
         Ok(Some(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_next;
+
+    #[test]
+    fn utf8_continuations() {
+        let ok = |t: &[u8]| valid_next(t);
+        let v = ok("\u{e9}a\u{e9}".as_bytes());
+        assert!(v[b'a' as usize] && v[256] && !v[0x80]);
+        let v = ok(b"\xc3\xa9a\xc3");
+        assert!(v[0xa9] && !v[b'a' as usize] && !v[256]);
+        let v = ok(b"\xe4\xb8");
+        assert!(v[0xad] && !v[0xc3]);
+        let v = ok(b"");
+        assert!(v[b'a' as usize] && !v[0xff] && !v[0x80] && v[256]);
     }
 }
