@@ -15,6 +15,9 @@ use crate::encoding::CoreEncoding;
 use crate::tokenizer::CoreTokenizer;
 use crate::{extract_ids, to_py, u32s_to_bytes};
 
+/// `([(bounds, open, eot)], certain)`.
+type HypsOut = (Vec<(Vec<u32>, u32, bool)>, u32);
+
 /// Tokenizer-side analysis for exact byte-level probabilities (shared, immutable).
 #[pyclass(frozen, module = "supertok._core")]
 pub struct ByteTokenizer {
@@ -34,7 +37,7 @@ fn rows_from_bytes(data: &[u8], dtype: &str, n_rows: usize) -> PyResult<Vec<Vec<
     if n_rows == 0 {
         return Ok(Vec::new());
     }
-    if data.len() % (width * n_rows) != 0 {
+    if !data.len().is_multiple_of(width * n_rows) {
         return Err(PyValueError::new_err(format!(
             "row buffer of {} bytes does not hold {n_rows} rows of {dtype}",
             data.len()
@@ -244,11 +247,7 @@ impl ByteTokenizer {
     }
 
     /// Pre-token hypotheses of a tail: `([(bounds, open, eot)], certain)` in characters.
-    fn hypotheses(
-        &self,
-        py: Python<'_>,
-        tail: &[u8],
-    ) -> PyResult<(Vec<(Vec<u32>, u32, bool)>, u32)> {
+    fn hypotheses(&self, py: Python<'_>, tail: &[u8]) -> PyResult<HypsOut> {
         let bt = self.inner.clone();
         let tail = tail.to_vec();
         let h = py
@@ -357,7 +356,7 @@ impl ByteTree {
         let t = &mut self.inner;
         match dtype {
             "f8" => {
-                if address % std::mem::align_of::<f64>() != 0 {
+                if !address.is_multiple_of(std::mem::align_of::<f64>()) {
                     return Err(PyValueError::new_err("misaligned float64 buffer"));
                 }
                 // SAFETY: the Python wrapper passes the data pointer of a C-contiguous
@@ -373,7 +372,7 @@ impl ByteTree {
                 .map_err(to_py)
             }
             "f4" => {
-                if address % std::mem::align_of::<f32>() != 0 {
+                if !address.is_multiple_of(std::mem::align_of::<f32>()) {
                     return Err(PyValueError::new_err("misaligned float32 buffer"));
                 }
                 // SAFETY: as above, for float32.

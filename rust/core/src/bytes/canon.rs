@@ -15,6 +15,9 @@ use crate::bpe::MergeTable;
 use crate::bytes::index::ByteIndex;
 use crate::vocab::Vocab;
 
+/// Memo of [`Canon::exists_valid_successor`]: `(left token, prefix) -> answer`.
+type SuccMemo = FxHashMap<(u32, Box<[u8]>), bool>;
+
 /// Pair validity and reachability for one merge table.
 #[derive(Debug)]
 pub struct Canon {
@@ -24,7 +27,7 @@ pub struct Canon {
     /// left-edge forest: `children[x]` = `(rank, t)` for every reachable `t` whose BPE
     /// history ends with a merge `(x, y)`, sorted by rank
     forest: OnceLock<Vec<Vec<(u32, u32)>>>,
-    succ_memo: Mutex<FxHashMap<(u32, Box<[u8]>), bool>>,
+    succ_memo: Mutex<SuccMemo>,
 }
 
 /// Simulate BPE on `a ‖ b` and return the first merge that spans the boundary between them,
@@ -42,7 +45,7 @@ pub fn first_crossing(merges: &MergeTable, a: &[u8], b: &[u8]) -> Option<(u32, u
         let mut best: Option<(u32, usize, u32)> = None;
         for i in 0..parts.len().saturating_sub(1) {
             if let Some((r, res)) = merges.get(parts[i].0, parts[i + 1].0) {
-                if best.map_or(true, |(br, _, _)| r < br) {
+                if !matches!(best, Some((br, _, _)) if br <= r) {
                     best = Some((r, i, res));
                 }
             }
@@ -63,7 +66,7 @@ fn last_merge(merges: &MergeTable, t: &[u8]) -> Option<(u32, u32)> {
         let mut best: Option<(u32, usize, u32)> = None;
         for i in 0..parts.len() - 1 {
             if let Some((r, res)) = merges.get(parts[i], parts[i + 1]) {
-                if best.map_or(true, |(br, _, _)| r < br) {
+                if !matches!(best, Some((br, _, _)) if br <= r) {
                     best = Some((r, i, res));
                 }
             }

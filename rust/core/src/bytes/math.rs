@@ -42,7 +42,7 @@ pub fn log_normalize(v: &mut [f64]) -> f64 {
 /// over it vectorise.
 #[inline]
 pub fn exp_neg(x: f64) -> f64 {
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     const INV_LN2: f64 = std::f64::consts::LOG2_E;
     // round-to-nearest through the 1.5 * 2^52 trick (no SSE4.1 needed)

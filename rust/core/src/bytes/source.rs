@@ -286,11 +286,7 @@ pub fn regex_atoms(pattern: &str) -> Option<Vec<String>> {
             }
             '[' => in_class = true,
             ']' => in_class = false,
-            '.' if !in_class => {
-                if !atoms.iter().any(|a| a == ".") {
-                    atoms.push(".".to_string());
-                }
-            }
+            '.' if !in_class && !atoms.iter().any(|a| a == ".") => atoms.push(".".to_string()),
             _ => {}
         }
         i += 1;

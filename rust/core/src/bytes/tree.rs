@@ -30,6 +30,9 @@ const NONE: u32 = u32::MAX;
 /// Key of a stream whose piece root lies inside the committed trunk.
 const COMMITTED: u32 = u32::MAX - 1;
 
+/// The node at the end of an inserted path and the nodes at each position on it.
+type PathEnds = (u32, Vec<(usize, u32)>);
+
 /// Tokenizer-side analysis shared by all streams of one tokenizer.
 #[derive(Debug)]
 pub struct ByteTokenizer {
@@ -584,7 +587,7 @@ impl ByteTree {
         start_node: u32,
         bounds: &[usize],
         s: usize,
-    ) -> Result<Option<(u32, Vec<(usize, u32)>)>> {
+    ) -> Result<Option<PathEnds>> {
         let tok = self.bt.tok.clone();
         let mut toks: Vec<(u32, usize)> = Vec::new();
         let mut a = start;
@@ -843,10 +846,14 @@ impl ByteTree {
             let s_abs = offs[h.open as usize];
             let bounds: Vec<usize> = h.bounds.iter().map(|&c| offs[c as usize]).collect();
             let certain_at = offs[hyps.certain as usize];
-            let ok = consistent.as_ref().map_or(true, |v| {
-                let late: Vec<usize> = bounds.iter().copied().filter(|&p| p > certain_at).collect();
-                v.iter().any(|(bb, o)| *o == s_abs && *bb == late)
-            });
+            let ok = match consistent.as_ref() {
+                None => true,
+                Some(v) => {
+                    let late: Vec<usize> =
+                        bounds.iter().copied().filter(|&p| p > certain_at).collect();
+                    v.iter().any(|(bb, o)| *o == s_abs && *bb == late)
+                }
+            };
             if !ok {
                 continue;
             }
