@@ -14,6 +14,7 @@ use supertok_core::Error;
 
 mod bytes;
 mod encoding;
+mod stochastic;
 mod tokenizer;
 
 /// Map a core error to the Python exception a tiktoken user expects.
@@ -161,6 +162,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encoding::CoreEncoding>()?;
     m.add_class::<bytes::ByteTokenizer>()?;
     m.add_class::<bytes::ByteTree>()?;
+    stochastic::register(m)?;
     m.add_class::<tokenizer::CoreTokenizer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
