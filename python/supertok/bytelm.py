@@ -245,7 +245,8 @@ class ByteLM:
                 )
         if not self._checked and out.shape[0]:
             self._checked = True
-            z = float(np.logaddexp.reduce(out[0]))
+            with np.errstate(invalid="ignore"):
+                z = float(np.logaddexp.reduce(out[0]))
             if not abs(z) < 1e-3:
                 raise ValueError(
                     f"model rows must be normalised natural-log probabilities (logsumexp = {z:.4g})"
