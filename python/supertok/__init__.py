@@ -5,6 +5,7 @@
 """
 
 from supertok._core import __version__
+from supertok.bytelm import ByteLM
 from supertok.core import Encoding
 from supertok.load import dump_tiktoken_bpe, load_tiktoken_bpe
 from supertok.model import encoding_for_model, encoding_name_for_model
@@ -24,6 +25,7 @@ __all__ = [
     "__version__",
     "Encoding",
     "Tokenizer",
+    "ByteLM",
     "get_encoding",
     "list_encoding_names",
     "encoding_for_model",
