@@ -7,7 +7,8 @@
 //! * [`encoding`] — the tiktoken-compatible encoding;
 //! * [`formats`] — file formats (`.tiktoken`);
 //! * [`hf`] — HF `tokenizer.json` byte-level BPE tokenizers;
-//! * [`stochastic`] — StochasTok and seeded BPE-dropout.
+//! * [`stochastic`] — StochasTok and seeded BPE-dropout;
+//! * [`superbpe`] — SuperBPE two-stage superword training and newline sharding.
 //!
 //! Nothing here depends on Python; `rust/python` holds the bindings.
 
@@ -20,6 +21,7 @@ pub mod hf;
 pub mod pretok;
 pub mod special;
 pub mod stochastic;
+pub mod superbpe;
 pub mod train;
 pub mod util;
 pub mod vocab;

@@ -243,6 +243,85 @@ impl Trainer {
             syms.extend(bytes.iter().map(|&b| b as u32));
         }
         let tokens: Vec<Box<[u8]>> = (0..=255u8).map(|b| vec![b].into_boxed_slice()).collect();
+        Ok(Self::build(
+            syms,
+            wstart,
+            wcount,
+            tokens,
+            Vec::new(),
+            n_pretokens,
+        ))
+    }
+
+    /// Build from pretokens that are already segmented into tokens (e.g. after replaying a
+    /// merge list chunk by chunk, see `superbpe::replay`): `tokens` are the token bytes by
+    /// id (the first 256 must be the single bytes, id = byte value, and all bytes must be
+    /// distinct), `merges` the merges already made (recorded as the start of the merge
+    /// list), `syms` all pretokens' token ids back to back, `starts` the start of each
+    /// pretoken in `syms` (ascending, first 0) and `counts` their counts. Pretokens of
+    /// fewer than two tokens hold no pair and may be left out; `n_pretokens` is the number
+    /// reported by [`Trainer::n_pretokens`].
+    pub fn from_segments(
+        tokens: Vec<Box<[u8]>>,
+        merges: Vec<Merge>,
+        syms: Vec<u32>,
+        starts: Vec<u32>,
+        counts: Vec<u64>,
+        n_pretokens: usize,
+    ) -> Result<Self> {
+        let bad = |m: &str| Err(Error::InvalidArgument(format!("from_segments: {m}")));
+        if tokens.len() < N_BYTES as usize
+            || tokens[..N_BYTES as usize]
+                .iter()
+                .enumerate()
+                .any(|(i, t)| t.len() != 1 || t[0] as usize != i)
+        {
+            return bad("the first 256 tokens must be the single bytes");
+        }
+        if tokens.len() >= DEAD as usize || syms.len() >= DEAD as usize {
+            return bad("too many tokens or positions");
+        }
+        if starts.len() != counts.len() {
+            return bad("starts and counts differ in length");
+        }
+        let n = syms.len();
+        for (w, &s) in starts.iter().enumerate() {
+            let end = starts.get(w + 1).map_or(n, |&e| e as usize);
+            if (w == 0 && s != 0) || (s as usize) >= end {
+                return bad("starts must be ascending, begin at 0, and every pretoken non-empty");
+            }
+        }
+        if starts.is_empty() && n > 0 {
+            return bad("symbols without pretokens");
+        }
+        let nt = tokens.len() as u32;
+        if syms.iter().any(|&s| s >= nt) {
+            return bad("a symbol is not a token id");
+        }
+        if merges
+            .iter()
+            .any(|m| m.left >= nt || m.right >= nt || m.result >= nt)
+        {
+            return bad("a merge refers to a missing token");
+        }
+        Ok(Self::build(
+            syms,
+            starts,
+            counts,
+            tokens,
+            merges,
+            n_pretokens,
+        ))
+    }
+
+    fn build(
+        syms: Vec<u32>,
+        wstart: Vec<u32>,
+        wcount: Vec<u64>,
+        tokens: Vec<Box<[u8]>>,
+        merges: Vec<Merge>,
+        n_pretokens: usize,
+    ) -> Self {
         let token_ids = tokens
             .iter()
             .enumerate()
@@ -271,7 +350,7 @@ impl Trainer {
             arena: Vec::new(),
             arena_compacted: 0,
             heap: BinaryHeap::new(),
-            merges: Vec::new(),
+            merges,
             new_pos: Vec::new(),
             delta: FxHashMap::default(),
             touched: Vec::new(),
@@ -282,7 +361,7 @@ impl Trainer {
             n_pretokens,
         };
         t.init_pairs();
-        Ok(t)
+        t
     }
 
     /// Count all pairs and build their occurrence lists (two passes, no sorting: positions

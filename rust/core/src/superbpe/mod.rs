@@ -1,0 +1,293 @@
+//! SuperBPE (Liu et al. 2025): two-stage superword BPE.
+//!
+//! Stage 1 is ordinary byte-level BPE with a whitespace-aware pre-tokenizer, trained until
+//! the vocabulary has `transition` tokens. Stage 2 re-splits the same corpus with a
+//! pre-tokenizer that (almost) never splits — training chunks are whole lines minus digit
+//! groups — replays the stage-1 merges in order, then continues greedy BPE across
+//! whitespace up to the final size, rejecting merges whose token would contain a forbidden
+//! substring or span too many words. The output is a plain BPE model (vocabulary + ordered
+//! merges) that encodes with the stage-2 pre-tokenizer.
+//!
+//! This module holds the parts specific to SuperBPE; everything else reuses the trainer
+//! ([`crate::train`]) and the HF pipeline ([`crate::hf`]):
+//! * [`presets`]: the two regex generations of the reference code ("paper", "recommended")
+//!   as HF pre-tokenizer objects;
+//! * [`HfSplitter`]: counts training units with exactly the HF pre-tokenizer the final
+//!   tokenizer uses (so training and encoding split text identically);
+//! * [`replay`]: stage-2 replay of the stage-1 merges chunk by chunk (parallel, and the
+//!   trainer then only stores post-replay token sequences instead of bytes);
+//! * [`Filters`]: the `forbid` / `max_words` veto of the stage-2 merge loop;
+//! * [`stage2`]: replay + greedy continuation, returning the full tokenizer;
+//! * [`newline`]: the vocabulary property that makes cutting input after newlines exact.
+
+pub mod newline;
+pub mod presets;
+pub mod replay;
+
+use std::cell::RefCell;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::hf::pretokenize::{self, Piece, PreTokenizer, Scratch, Step};
+use crate::train::{
+    self, counts::PretokenCounts, GreedyOptions, Merge, ReplayPolicy, Splitter, StopReason,
+    TrainConfig, TrainOutput, Trainer,
+};
+
+/// Splits text with a list of HF pre-tokenizer objects (the part of a `tokenizer.json`
+/// pre-tokenizer that comes before `ByteLevel(use_regex=false)`), with HF's semantics:
+/// `Split` keeps the text between matches as pieces (`Isolated`), `Digits` splits numeric
+/// runs, and so on. Used to count training units so that training sees exactly the pieces
+/// the final tokenizer will encode.
+#[derive(Clone, Debug)]
+pub struct HfSplitter {
+    steps: Vec<Step>,
+    description: String,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<(Vec<Piece>, Scratch)> = RefCell::new((Vec::new(), Scratch::default()));
+}
+
+impl HfSplitter {
+    /// Build from HF pre-tokenizer JSON objects (`ByteLevel` is not allowed here: the
+    /// byte-level mapping is implied).
+    pub fn new(objects: &[Value]) -> Result<Self> {
+        let mut parsed = Vec::with_capacity(objects.len());
+        for (i, v) in objects.iter().enumerate() {
+            let p = PreTokenizer::from_json(v, &format!("pre_tokenizer[{i}]"))?;
+            parsed.push(p);
+        }
+        let mut flat = Vec::new();
+        for (i, p) in parsed.iter().enumerate() {
+            p.flatten(&format!("pre_tokenizer[{i}]"), &mut flat);
+        }
+        for (path, p) in &flat {
+            if matches!(p, PreTokenizer::ByteLevel { .. }) {
+                return Err(Error::InvalidArgument(format!(
+                    "{path}: ByteLevel is implied and must not be listed"
+                )));
+            }
+        }
+        let steps = pretokenize::compile(&flat)?;
+        Ok(HfSplitter {
+            steps,
+            description: serde_json::to_string(&Value::Array(objects.to_vec())).unwrap_or_default(),
+        })
+    }
+
+    /// Call `f(start, end)` for every piece of `text`.
+    pub fn for_each_piece(
+        &self,
+        text: &str,
+        f: &mut dyn FnMut(usize, usize) -> Result<()>,
+    ) -> Result<()> {
+        SCRATCH.with(|cell| {
+            // Re-entrancy cannot happen (f never calls back into a splitter), but do not
+            // panic if it did: fall back to fresh buffers.
+            match cell.try_borrow_mut() {
+                Ok(mut g) => {
+                    let (pieces, sc) = &mut *g;
+                    pretokenize::run(text, &self.steps, pieces, sc)?;
+                    for p in pieces.iter() {
+                        f(p.start, p.end)?;
+                    }
+                    Ok(())
+                }
+                Err(_) => {
+                    let mut pieces = Vec::new();
+                    let mut sc = Scratch::default();
+                    pretokenize::run(text, &self.steps, &mut pieces, &mut sc)?;
+                    for p in &pieces {
+                        f(p.start, p.end)?;
+                    }
+                    Ok(())
+                }
+            }
+        })
+    }
+}
+
+impl Splitter for HfSplitter {
+    fn split(&self, text: &str, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        let b = text.as_bytes();
+        self.for_each_piece(text, &mut |s, e| {
+            f(&b[s..e]);
+            Ok(())
+        })
+    }
+    fn describe(&self) -> Option<String> {
+        Some(self.description.clone())
+    }
+}
+
+/// The merge filters of SuperBPE's stage 2 (the reference fork hard-codes `": "` and 4).
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    /// Reject a merge whose token contains any of these byte strings.
+    pub forbid: Vec<Vec<u8>>,
+    /// Reject a merge whose token has more than this many words: non-empty pieces when
+    /// split on the space byte (U+0020 only; tabs, newlines and NBSP are not separators).
+    pub max_words: Option<usize>,
+}
+
+impl Filters {
+    /// Whether the token `left ++ right` is rejected.
+    pub fn rejects(&self, left: &[u8], right: &[u8]) -> bool {
+        if let Some(max) = self.max_words {
+            if count_words(left, right) > max {
+                return true;
+            }
+        }
+        if !self.forbid.is_empty() {
+            let mut b = Vec::with_capacity(left.len() + right.len());
+            b.extend_from_slice(left);
+            b.extend_from_slice(right);
+            for f in &self.forbid {
+                if !f.is_empty() && memchr::memmem::find(&b, f).is_some() {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether no filter is active.
+    pub fn is_empty(&self) -> bool {
+        self.max_words.is_none() && self.forbid.iter().all(|f| f.is_empty())
+    }
+}
+
+/// Number of non-empty pieces of `left ++ right` split on `b' '`.
+pub fn count_words(left: &[u8], right: &[u8]) -> usize {
+    let mut n = 0usize;
+    let mut in_word = false;
+    for &c in left.iter().chain(right.iter()) {
+        if c == b' ' {
+            in_word = false;
+        } else if !in_word {
+            in_word = true;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Options of [`stage2`].
+#[derive(Clone, Debug)]
+pub struct Stage2Config {
+    /// Final vocabulary size (bytes + learned tokens + special tokens) and special tokens.
+    pub train: TrainConfig,
+    /// What replay does with a merge that never occurs in the stage-2 chunks.
+    pub policy: ReplayPolicy,
+    /// The merge filters of the greedy continuation.
+    pub filters: Filters,
+}
+
+/// What [`stage2`] returns besides the tokenizer.
+#[derive(Clone, Debug)]
+pub struct Stage2Output {
+    pub out: TrainOutput,
+    /// Number of merges replayed (recorded) from the stage-1 list.
+    pub n_replayed: usize,
+    /// Replayed merges dropped because they never occur ([`ReplayPolicy::Skip`]).
+    pub dropped: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Merges rejected by the filters (the token bytes), in the order they were rejected.
+    pub rejected: u64,
+    /// Distinct chunks, and chunk positions (tokens) the merge loop started with.
+    pub n_chunks: usize,
+    pub n_positions: usize,
+}
+
+/// Progress of [`stage2`]: `(phase, done, total)` with phase `"replay"` (done = chunks
+/// replayed) or `"merge"` (done = vocabulary size so far).
+pub type Stage2Progress<'a> = dyn FnMut(&str, u64, u64) -> Result<()> + 'a;
+
+/// Stage 2 of SuperBPE on stage-2 chunk counts: replay `stage1` (merges as the bytes of
+/// their two sides, in rank order) chunk by chunk, then continue greedily to
+/// `cfg.train.vocab_size` with the filters. Consumes the chunk counts (their memory is
+/// released while the chunks are converted to token sequences). Runs in the current rayon
+/// pool.
+pub fn stage2(
+    chunks: PretokenCounts,
+    stage1: &[(Vec<u8>, Vec<u8>)],
+    cfg: &Stage2Config,
+    progress: &mut Stage2Progress<'_>,
+) -> Result<Stage2Output> {
+    let target = train::check_config(&cfg.train)?;
+    if stage1.len() + 256 > target {
+        return Err(Error::InvalidArgument(format!(
+            "the stage-1 merges ({}) do not fit in the vocabulary: 256 + {} > {target} regular tokens",
+            stage1.len(),
+            stage1.len()
+        )));
+    }
+    let table = replay::ReplayTable::new(stage1)?;
+    let n_chunks = chunks.len();
+    let seg = replay::replay_counts(&table, chunks, &mut |d, t| progress("replay", d, t))?;
+    let replay::Segmented {
+        tokens,
+        merges,
+        dropped,
+        syms,
+        starts,
+        counts,
+    } = table.finish(seg, cfg.policy)?;
+    let n_replayed = merges.len();
+    let n_positions = syms.len();
+    let mut t = Trainer::from_segments(tokens, merges, syms, starts, counts, n_chunks)?;
+    let filters = &cfg.filters;
+    let veto = |l: &[u8], r: &[u8]| filters.rejects(l, r);
+    let rejected = std::sync::atomic::AtomicU64::new(0);
+    let counting_veto = |l: &[u8], r: &[u8]| {
+        let r = veto(l, r);
+        if r {
+            rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    };
+    let opts = GreedyOptions {
+        target_tokens: target,
+        min_frequency: cfg.train.min_frequency,
+        max_token_length: cfg.train.max_token_length,
+        forbidden_tokens: cfg
+            .train
+            .special_tokens
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect(),
+        veto: if filters.is_empty() {
+            None
+        } else {
+            Some(&counting_veto)
+        },
+    };
+    let total = target as u64;
+    let stop: StopReason = t.train_greedy(&opts, &mut |n| progress("merge", n as u64, total))?;
+    let out = train::finish(&t, &cfg.train, stop);
+    Ok(Stage2Output {
+        out,
+        n_replayed,
+        dropped,
+        rejected: rejected.into_inner(),
+        n_chunks,
+        n_positions,
+    })
+}
+
+/// The stage-1 merges of a trained output as the bytes of their two sides.
+pub fn merges_as_bytes(vocab: &[Vec<u8>], merges: &[Merge]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    merges
+        .iter()
+        .map(|m| {
+            (
+                vocab[m.left as usize].clone(),
+                vocab[m.right as usize].clone(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,429 @@
+//! Stage-2 replay of an existing merge list, chunk by chunk.
+//!
+//! # Semantics
+//! The reference replays merge `0`, then merge `1`, ... over the whole corpus, each merge
+//! applied left to right without overlap to every chunk that holds its pair
+//! ([`crate::train::Trainer::replay`] does exactly that on a trainer). Merges act on one
+//! chunk at a time, so the same result is obtained chunk by chunk: a heap of `(rank,
+//! position)` pops the lowest rank first, the leftmost position among equal ranks, and a
+//! pair that appears at rank `r` is given the first rank of that pair *after* `r` (the
+//! global sweep has already passed the earlier ones). This equals HF's encode-time
+//! `merge_all` whenever the list never re-creates a token (the usual case) and stays
+//! identical to the sequential sweep when it does.
+//!
+//! # Why chunk by chunk
+//! Stage-2 chunks are whole lines (KBs). Converting every distinct chunk to its post-replay
+//! token sequence in parallel, and only then building the trainer, means the trainer holds
+//! ~4× fewer positions than bytes (stage-1 tokens are ~4 bytes long) and never stores the
+//! bytes of the corpus: the chunk text is freed block by block while it is converted.
+//!
+//! Ids during replay are those of a "keep" run: bytes are `0..256`, every listed merge
+//! creates its token (or reuses it when its bytes already are a token). [`ReplayTable::finish`]
+//! applies the policy for merges that never occurred and renumbers.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+use crate::train::counts::PretokenCounts;
+use crate::train::{Merge, ReplayPolicy};
+
+const NONE: u32 = u32::MAX;
+const DEAD: u32 = u32::MAX - 1;
+
+#[inline]
+fn key(l: u32, r: u32) -> u64 {
+    ((l as u64) << 32) | r as u64
+}
+
+/// The merge list to replay, in "keep" ids.
+#[derive(Clone, Debug)]
+pub struct ReplayTable {
+    /// Token bytes by keep id.
+    tokens: Vec<Box<[u8]>>,
+    /// `(left, right, result)` by rank.
+    merges: Vec<(u32, u32, u32)>,
+    /// First rank of each pair.
+    first: FxHashMap<u64, u32>,
+    /// All ranks (ascending) of pairs listed more than once.
+    more: FxHashMap<u64, Vec<u32>>,
+}
+
+impl ReplayTable {
+    /// Build from merges given as the bytes of their two sides, in rank order. Every side
+    /// must be a single byte or the result of an earlier merge.
+    pub fn new(merges: &[(Vec<u8>, Vec<u8>)]) -> Result<Self> {
+        let mut tokens: Vec<Box<[u8]>> = (0..=255u8).map(|b| vec![b].into_boxed_slice()).collect();
+        let mut ids: FxHashMap<Box<[u8]>, u32> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let mut list = Vec::with_capacity(merges.len());
+        let mut first: FxHashMap<u64, u32> = FxHashMap::default();
+        let mut more: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+        for (i, (lb, rb)) in merges.iter().enumerate() {
+            if lb.is_empty() || rb.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "merge {i} has an empty side"
+                )));
+            }
+            let side = |b: &[u8]| {
+                ids.get(b).copied().ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "merge {i} ({} + {}) uses the token {}, which no earlier merge creates",
+                        crate::util::bytes_repr(lb),
+                        crate::util::bytes_repr(rb),
+                        crate::util::bytes_repr(b)
+                    ))
+                })
+            };
+            let l = side(lb)?;
+            let r = side(rb)?;
+            let mut nb = Vec::with_capacity(lb.len() + rb.len());
+            nb.extend_from_slice(lb);
+            nb.extend_from_slice(rb);
+            let res = match ids.get(&nb[..]) {
+                Some(&id) => id,
+                None => {
+                    if tokens.len() >= DEAD as usize {
+                        return Err(Error::InvalidArgument("too many merges".into()));
+                    }
+                    let id = tokens.len() as u32;
+                    let b: Box<[u8]> = nb.into_boxed_slice();
+                    ids.insert(b.clone(), id);
+                    tokens.push(b);
+                    id
+                }
+            };
+            let k = key(l, r);
+            let rank = i as u32;
+            match first.get(&k) {
+                None => {
+                    first.insert(k, rank);
+                }
+                Some(&f) => more.entry(k).or_insert_with(|| vec![f]).push(rank),
+            }
+            list.push((l, r, res));
+        }
+        Ok(ReplayTable {
+            tokens,
+            merges: list,
+            first,
+            more,
+        })
+    }
+
+    /// Number of merges.
+    pub fn len(&self) -> usize {
+        self.merges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.merges.is_empty()
+    }
+
+    /// Token bytes by keep id.
+    pub fn tokens(&self) -> &[Box<[u8]>] {
+        &self.tokens
+    }
+
+    /// The first rank of the pair `(l, r)` after `after` (any rank when `None`).
+    #[inline]
+    fn next_rank(&self, l: u32, r: u32, after: Option<u32>) -> Option<u32> {
+        let k = key(l, r);
+        let f = *self.first.get(&k)?;
+        match after {
+            None => Some(f),
+            Some(a) if f > a => Some(f),
+            Some(a) => {
+                let all = self.more.get(&k)?;
+                let i = all.partition_point(|&x| x <= a);
+                all.get(i).copied()
+            }
+        }
+    }
+
+    /// Replay every merge on one chunk. Appends the resulting keep ids to `out` and adds
+    /// `weight × occurrences` to `counts[rank]` for every merge applied (occurrences are
+    /// counted with overlaps, as the trainer counts pairs: `aaa` holds `(a, a)` twice).
+    pub fn replay_chunk(
+        &self,
+        bytes: &[u8],
+        weight: u64,
+        out: &mut Vec<u32>,
+        counts: &mut [u64],
+        sc: &mut ReplayScratch,
+    ) {
+        let n = bytes.len();
+        if n == 0 {
+            return;
+        }
+        if n == 1 || self.merges.is_empty() {
+            out.extend(bytes.iter().map(|&b| b as u32));
+            return;
+        }
+        let ReplayScratch {
+            syms,
+            next,
+            prev,
+            heap,
+        } = sc;
+        syms.clear();
+        syms.extend(bytes.iter().map(|&b| b as u32));
+        next.clear();
+        next.extend(1..=n as u32);
+        next[n - 1] = NONE;
+        prev.clear();
+        prev.extend((0..n as u32).map(|i| i.wrapping_sub(1)));
+        heap.clear();
+        for i in 0..n - 1 {
+            if let Some(q) = self.next_rank(syms[i], syms[i + 1], None) {
+                heap.push(Reverse((q, i as u32)));
+            }
+        }
+        while let Some(Reverse((q, p))) = heap.pop() {
+            let p = p as usize;
+            let (l, r, c) = self.merges[q as usize];
+            if syms[p] != l {
+                continue;
+            }
+            let nx = next[p];
+            if nx == NONE || syms[nx as usize] != r {
+                continue;
+            }
+            let nx = nx as usize;
+            let nn = next[nx];
+            let mut occ = 1u64;
+            if l == r && nn != NONE && syms[nn as usize] == r {
+                occ += 1; // the overlapping occurrence this merge absorbs
+            }
+            counts[q as usize] = counts[q as usize].wrapping_add(occ.wrapping_mul(weight));
+            syms[p] = c;
+            syms[nx] = DEAD;
+            next[p] = nn;
+            if nn != NONE {
+                prev[nn as usize] = p as u32;
+                if let Some(q2) = self.next_rank(c, syms[nn as usize], Some(q)) {
+                    heap.push(Reverse((q2, p as u32)));
+                }
+            }
+            let pp = prev[p];
+            if pp != NONE {
+                if let Some(q2) = self.next_rank(syms[pp as usize], c, Some(q)) {
+                    heap.push(Reverse((q2, pp)));
+                }
+            }
+        }
+        let mut p = 0u32;
+        while p != NONE {
+            out.push(syms[p as usize]);
+            p = next[p as usize];
+        }
+    }
+
+    /// Apply `policy` to the replay result and renumber: returns the tokens and merges the
+    /// trainer starts from, and the chunks in those ids.
+    pub fn finish(&self, seg: SegmentedKeep, policy: ReplayPolicy) -> Result<Segmented> {
+        let SegmentedKeep {
+            mut syms,
+            starts,
+            counts,
+            merge_counts,
+        } = seg;
+        // Which merges are recorded.
+        let recorded: Vec<bool> = match policy {
+            ReplayPolicy::Keep => vec![true; self.merges.len()],
+            ReplayPolicy::Skip => merge_counts.iter().map(|&c| c > 0).collect(),
+            ReplayPolicy::Error => {
+                if let Some(i) = merge_counts.iter().position(|&c| c == 0) {
+                    let (l, r, _) = self.merges[i];
+                    return Err(Error::InvalidArgument(format!(
+                        "replayed merge {i} ({} + {}) does not occur in the data",
+                        crate::util::bytes_repr(&self.tokens[l as usize]),
+                        crate::util::bytes_repr(&self.tokens[r as usize])
+                    )));
+                }
+                vec![true; self.merges.len()]
+            }
+        };
+        // New ids: bytes keep theirs; a token gets the next id at its first recorded
+        // creation.
+        let mut map = vec![NONE; self.tokens.len()];
+        for (b, m) in map.iter_mut().enumerate().take(256) {
+            *m = b as u32;
+        }
+        let mut tokens: Vec<Box<[u8]>> = self.tokens[..256].to_vec();
+        let mut merges = Vec::new();
+        let mut dropped = Vec::new();
+        for (i, &(l, r, c)) in self.merges.iter().enumerate() {
+            if !recorded[i] {
+                dropped.push((
+                    self.tokens[l as usize].to_vec(),
+                    self.tokens[r as usize].to_vec(),
+                ));
+                continue;
+            }
+            if map[c as usize] == NONE {
+                map[c as usize] = tokens.len() as u32;
+                tokens.push(self.tokens[c as usize].clone());
+            }
+            let (nl, nr) = (map[l as usize], map[r as usize]);
+            if nl == NONE || nr == NONE {
+                // Unreachable: a merge can only occur once its sides exist, and a side is
+                // created by an earlier recorded merge.
+                return Err(Error::InvalidArgument(format!(
+                    "internal error: replayed merge {i} uses a token that was dropped"
+                )));
+            }
+            merges.push(Merge {
+                left: nl,
+                right: nr,
+                result: map[c as usize],
+                count: merge_counts[i],
+            });
+        }
+        if matches!(policy, ReplayPolicy::Skip) {
+            let map = &map;
+            let bad = syms
+                .par_iter_mut()
+                .with_min_len(1 << 16)
+                .map(|s| {
+                    let m = map[*s as usize];
+                    *s = m;
+                    (m == NONE) as usize
+                })
+                .sum::<usize>();
+            if bad > 0 {
+                return Err(Error::InvalidArgument(
+                    "internal error: a replayed chunk holds a dropped token".into(),
+                ));
+            }
+        }
+        Ok(Segmented {
+            tokens,
+            merges,
+            dropped,
+            syms,
+            starts,
+            counts,
+        })
+    }
+}
+
+/// Reusable buffers of [`ReplayTable::replay_chunk`].
+#[derive(Default)]
+pub struct ReplayScratch {
+    syms: Vec<u32>,
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    heap: BinaryHeap<Reverse<(u32, u32)>>,
+}
+
+/// Chunks after replay, in keep ids.
+pub struct SegmentedKeep {
+    /// All chunks' token ids back to back.
+    pub syms: Vec<u32>,
+    /// Start of each chunk in `syms`.
+    pub starts: Vec<u32>,
+    /// Count of each chunk.
+    pub counts: Vec<u64>,
+    /// Occurrences of each replayed merge's pair just before it was applied.
+    pub merge_counts: Vec<u64>,
+}
+
+/// What the stage-2 trainer starts from.
+pub struct Segmented {
+    /// Token bytes by id (bytes, then the recorded replayed tokens).
+    pub tokens: Vec<Box<[u8]>>,
+    /// The recorded replayed merges (with their counts).
+    pub merges: Vec<Merge>,
+    /// Merges dropped by [`ReplayPolicy::Skip`], as bytes.
+    pub dropped: Vec<(Vec<u8>, Vec<u8>)>,
+    pub syms: Vec<u32>,
+    pub starts: Vec<u32>,
+    pub counts: Vec<u64>,
+}
+
+/// Chunks are converted in blocks of this many (their text is freed block by block).
+const BLOCK: usize = 1 << 14;
+
+/// Replay `table` on every chunk of `chunks` (in the current rayon pool), consuming the
+/// counts. Chunks that end up as a single token are dropped (they hold no pair).
+/// `progress(done, total)` counts chunks.
+pub fn replay_counts(
+    table: &ReplayTable,
+    chunks: PretokenCounts,
+    progress: &mut dyn FnMut(u64, u64) -> Result<()>,
+) -> Result<SegmentedKeep> {
+    let total = chunks.len() as u64;
+    let bytes_total: u64 = chunks.iter().map(|(k, _)| k.len() as u64).sum();
+    let mut syms: Vec<u32> = Vec::with_capacity((bytes_total / 3).min(u32::MAX as u64) as usize);
+    let mut starts: Vec<u32> = Vec::new();
+    let mut counts: Vec<u64> = Vec::new();
+    let nm = table.len();
+    let mut merge_counts = vec![0u64; nm];
+    let mut it = chunks.into_map().into_iter();
+    let mut done = 0u64;
+    let workers = rayon::current_num_threads().max(1);
+    loop {
+        let block: Vec<(Box<[u8]>, u64)> = it.by_ref().take(BLOCK).collect();
+        if block.is_empty() {
+            break;
+        }
+        let per = block.len().div_ceil(workers * 4).max(64);
+        let parts: Vec<(Vec<u32>, Vec<u32>, Vec<u64>, Vec<u64>)> = block
+            .par_chunks(per)
+            .map(|part| {
+                let mut sc = ReplayScratch::default();
+                let mut out = Vec::new();
+                let mut lens = Vec::with_capacity(part.len());
+                let mut cs = Vec::with_capacity(part.len());
+                let mut mc = vec![0u64; nm];
+                for (b, c) in part {
+                    let before = out.len();
+                    table.replay_chunk(b, *c, &mut out, &mut mc, &mut sc);
+                    let len = out.len() - before;
+                    if len < 2 {
+                        out.truncate(before);
+                        continue;
+                    }
+                    lens.push(len as u32);
+                    cs.push(*c);
+                }
+                (out, lens, cs, mc)
+            })
+            .collect();
+        drop(block);
+        for (out, lens, cs, mc) in parts {
+            if syms.len() + out.len() >= (DEAD - 1) as usize {
+                return Err(Error::InvalidArgument(
+                    "the distinct stage-2 chunks hold 4 billion tokens or more after replay: \
+                     too large to train on in one process (subsample the corpus)"
+                        .into(),
+                ));
+            }
+            let mut at = syms.len() as u32;
+            for l in lens {
+                starts.push(at);
+                at += l;
+            }
+            syms.extend_from_slice(&out);
+            counts.extend_from_slice(&cs);
+            for (a, b) in merge_counts.iter_mut().zip(mc) {
+                *a = a.wrapping_add(b);
+            }
+        }
+        done = (done + BLOCK as u64).min(total);
+        progress(done, total)?;
+    }
+    Ok(SegmentedKeep {
+        syms,
+        starts,
+        counts,
+        merge_counts,
+    })
+}
