@@ -11,6 +11,7 @@ from supertok.load import dump_tiktoken_bpe, load_tiktoken_bpe
 from supertok.model import encoding_for_model, encoding_name_for_model
 from supertok.registry import get_encoding, list_encoding_names
 from supertok.stochastic import split_table, stochastok, stochastok_batch
+from supertok.superbpe import train_superbpe, train_superbpe_from_iterator
 from supertok.tokenizer import Tokenizer
 from supertok.train import (
     PretokenCounts,
@@ -38,6 +39,8 @@ __all__ = [
     "train",
     "train_from_counts",
     "train_from_iterator",
+    "train_superbpe",
+    "train_superbpe_from_iterator",
     "stochastok",
     "stochastok_batch",
     "split_table",

@@ -21,14 +21,14 @@ use crate::{pool, to_py};
 
 /// Calls a Python progress callback at most every 100 ms (re-acquiring the GIL), and
 /// checks for Ctrl-C. A Python error stops the Rust loop and is re-raised afterwards.
-struct Progress<'a> {
+pub(crate) struct Progress<'a> {
     cb: Option<&'a Py<PyAny>>,
     last: Instant,
     err: Option<PyErr>,
 }
 
 impl<'a> Progress<'a> {
-    fn new(cb: Option<&'a Py<PyAny>>) -> Self {
+    pub(crate) fn new(cb: Option<&'a Py<PyAny>>) -> Self {
         Progress {
             cb,
             last: Instant::now(),
@@ -36,7 +36,7 @@ impl<'a> Progress<'a> {
         }
     }
 
-    fn tick(&mut self, done: u64, force: bool) -> supertok_core::Result<()> {
+    pub(crate) fn tick(&mut self, done: u64, force: bool) -> supertok_core::Result<()> {
         if !force && self.last.elapsed() < Duration::from_millis(100) {
             return Ok(());
         }
@@ -57,7 +57,7 @@ impl<'a> Progress<'a> {
         }
     }
 
-    fn finish<T>(self, r: supertok_core::Result<T>) -> PyResult<T> {
+    pub(crate) fn finish<T>(self, r: supertok_core::Result<T>) -> PyResult<T> {
         match (r, self.err) {
             (_, Some(e)) => Err(e),
             (Ok(v), None) => Ok(v),
@@ -66,14 +66,14 @@ impl<'a> Progress<'a> {
     }
 }
 
-fn threads_or_default(threads: Option<usize>) -> usize {
+pub(crate) fn threads_or_default(threads: Option<usize>) -> usize {
     match threads {
         Some(n) if n > 0 => n,
         _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
     }
 }
 
-fn utf8_errors(errors: &str) -> PyResult<Utf8Errors> {
+pub(crate) fn utf8_errors(errors: &str) -> PyResult<Utf8Errors> {
     match errors {
         "strict" => Ok(Utf8Errors::Strict),
         "replace" => Ok(Utf8Errors::Replace),
@@ -360,7 +360,7 @@ impl PretokenCounter {
     }
 }
 
-fn stop_name(s: StopReason) -> &'static str {
+pub(crate) fn stop_name(s: StopReason) -> &'static str {
     match s {
         StopReason::VocabSize => "vocab_size",
         StopReason::MinFrequency => "min_frequency",
@@ -417,7 +417,7 @@ pub fn train_from_counts<'py>(
     ))
 }
 
-fn policy(s: &str) -> PyResult<ReplayPolicy> {
+pub(crate) fn policy(s: &str) -> PyResult<ReplayPolicy> {
     match s {
         "skip" => Ok(ReplayPolicy::Skip),
         "keep" => Ok(ReplayPolicy::Keep),

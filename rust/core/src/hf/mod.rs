@@ -16,6 +16,7 @@ pub mod bytelevel;
 pub mod json;
 pub mod model;
 pub mod normalize;
+pub mod parallel;
 pub mod pattern;
 pub mod post;
 pub mod pretokenize;
@@ -44,6 +45,9 @@ pub struct HfTokenizer {
     added: AddedVocab,
     post: Option<PostProcessor>,
     decoder: Option<Decoder>,
+    /// No token spans a newline cut (`superbpe::newline`): long pieces are encoded line by
+    /// line (and in parallel by [`HfTokenizer::encode_parallel`]).
+    newline_cuts: bool,
 }
 
 /// Ids and offsets of an encoding.
@@ -162,6 +166,9 @@ impl HfTokenizer {
             model.n_entries(),
             normalizer.as_ref(),
         )?;
+        let newline_cuts = crate::superbpe::newline::vocab_allows_newline_cuts(
+            model.byte_vocab().iter().map(|(_, b)| b),
+        );
         Ok(HfTokenizer {
             normalizer,
             pre_tokenizer,
@@ -170,6 +177,7 @@ impl HfTokenizer {
             added,
             post,
             decoder,
+            newline_cuts,
         })
     }
 
@@ -459,9 +467,7 @@ impl HfTokenizer {
 
     /// The pipeline up to (not including) post-processing.
     fn run(&self, text: &str, enc: &mut Encoded) -> Result<()> {
-        self.run_with(text, enc, |b, out, lens| {
-            self.model.encode_piece(b, out, lens)
-        })
+        self.run_with(text, enc, |b, out, lens| self.encode_piece_sharded(b, out, lens))
     }
 
     /// [`HfTokenizer::run`] with a custom piece encoder `piece(bytes, ids, lens)`.

@@ -1,0 +1,295 @@
+//! Bindings of SuperBPE (`supertok-core::superbpe`): counting with HF pre-tokenizer
+//! objects, stage 2 (replay + filtered greedy continuation), presets, the merge list of an
+//! existing tokenizer (for `inherit=`) and the newline-cut property. Sugar lives in
+//! `python/supertok/superbpe.py`.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::PyBytes;
+use serde_json::Value;
+
+use supertok_core::hf::syntax::tiktoken_to_onig;
+use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config};
+use supertok_core::train::{self as core_train, Counter, LineSplitter, Splitter, TrainConfig};
+
+use crate::tokenizer::CoreTokenizer;
+use crate::train::{policy, stop_name, threads_or_default, utf8_errors, Progress, PyPretokenCounts};
+use crate::{pool, to_py};
+
+type DynSplitter = Box<dyn Splitter + Send>;
+
+fn parse_objects(json: &str) -> PyResult<Vec<Value>> {
+    match serde_json::from_str::<Value>(json) {
+        Ok(Value::Array(a)) => Ok(a),
+        Ok(_) => Err(PyValueError::new_err(
+            "pre_tokenizer must be a JSON list of pre-tokenizer objects",
+        )),
+        Err(e) => Err(PyValueError::new_err(format!("pre_tokenizer: {e}"))),
+    }
+}
+
+fn splitter(pre_tokenizer: &str, split_lines: bool) -> PyResult<DynSplitter> {
+    let objs = parse_objects(pre_tokenizer)?;
+    let s = HfSplitter::new(&objs).map_err(to_py)?;
+    Ok(if split_lines {
+        Box::new(LineSplitter(s))
+    } else {
+        Box::new(s)
+    })
+}
+
+/// The pre-tokenizer objects (JSON list, before ByteLevel) of a SuperBPE preset
+/// (``"paper"`` or ``"recommended"``) for ``stage`` 1 or 2, or of a single
+/// ``Split(regex, Isolated)`` when ``spec`` is a regex in tiktoken (fancy-regex) syntax.
+#[pyfunction]
+pub fn superbpe_pre_tokenizer(spec: &str, stage: u8) -> PyResult<String> {
+    let st = match stage {
+        1 => presets::Stage::One,
+        2 => presets::Stage::Two,
+        _ => return Err(PyValueError::new_err("stage must be 1 or 2")),
+    };
+    let objs = match spec {
+        "paper" | "recommended" => presets::preset(spec, st).map_err(to_py)?,
+        "" => return Err(PyValueError::new_err("the pattern must not be empty")),
+        regex => {
+            let onig = tiktoken_to_onig(regex);
+            // compile now, so that a bad regex fails with its own message
+            HfSplitter::new(&presets::split_regex(&onig)).map_err(to_py)?;
+            presets::split_regex(&onig)
+        }
+    };
+    serde_json::to_string(&objs).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// Count training units of text files split with HF pre-tokenizer objects (JSON list),
+/// each line on its own when ``split_lines``. Streamed in blocks, GIL released.
+#[pyfunction]
+#[pyo3(signature = (paths, pre_tokenizer, threads=None, errors="strict", progress=None, split_lines=true))]
+pub fn superbpe_count_files(
+    py: Python<'_>,
+    paths: Vec<String>,
+    pre_tokenizer: &str,
+    threads: Option<usize>,
+    errors: &str,
+    progress: Option<Py<PyAny>>,
+    split_lines: bool,
+) -> PyResult<PyPretokenCounts> {
+    let errors = utf8_errors(errors)?;
+    let sp = splitter(pre_tokenizer, split_lines)?;
+    let p = pool(threads_or_default(threads))?;
+    let mut prog = Progress::new(progress.as_ref());
+    let r = py.detach(|| {
+        p.install(|| core_train::count_files(&sp, &paths, errors, &mut |d| prog.tick(d, false)))
+    });
+    let inner = prog.finish(r)?;
+    Ok(PyPretokenCounts { inner })
+}
+
+type Pending = std::thread::JoinHandle<supertok_core::Result<()>>;
+
+/// Counts training units of batches of Python strings with HF pre-tokenizer objects; a
+/// batch is counted in the background while Python produces the next one.
+#[pyclass(module = "supertok._core")]
+pub struct SuperbpeCounter {
+    counter: Arc<Counter<DynSplitter>>,
+    pool: Arc<rayon::ThreadPool>,
+    pending: Option<Pending>,
+}
+
+impl SuperbpeCounter {
+    fn wait(&mut self, py: Python<'_>) -> PyResult<()> {
+        if let Some(h) = self.pending.take() {
+            match py.detach(|| h.join()) {
+                Ok(r) => r.map_err(to_py)?,
+                Err(_) => return Err(PyValueError::new_err("counting thread panicked")),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl SuperbpeCounter {
+    #[new]
+    #[pyo3(signature = (pre_tokenizer, threads=None, split_lines=true))]
+    fn py_new(pre_tokenizer: &str, threads: Option<usize>, split_lines: bool) -> PyResult<Self> {
+        let sp = splitter(pre_tokenizer, split_lines)?;
+        let p = pool(threads_or_default(threads))?;
+        let counter = Arc::new(p.install(|| Counter::new(sp)));
+        Ok(SuperbpeCounter {
+            counter,
+            pool: p,
+            pending: None,
+        })
+    }
+
+    /// Count a batch in the background (waits for the previous batch first).
+    fn add_texts(&mut self, py: Python<'_>, texts: Vec<PyBackedStr>) -> PyResult<()> {
+        self.wait(py)?;
+        let p = self.pool.clone();
+        let c = self.counter.clone();
+        self.pending = Some(std::thread::spawn(move || {
+            p.install(|| c.add_texts(&texts))
+        }));
+        Ok(())
+    }
+
+    /// The counts so far (the counter is emptied).
+    fn finish(&mut self, py: Python<'_>) -> PyResult<PyPretokenCounts> {
+        self.wait(py)?;
+        let c = Arc::get_mut(&mut self.counter)
+            .ok_or_else(|| PyValueError::new_err("counter still in use"))?;
+        let inner = py.detach(|| c.take());
+        Ok(PyPretokenCounts { inner })
+    }
+}
+
+type Stage2Tuple<'py> = (
+    Vec<Bound<'py, PyBytes>>,
+    Vec<(u32, u32)>,
+    Vec<u64>,
+    Vec<(String, u32)>,
+    &'static str,
+    Vec<String>,
+    (usize, usize, usize, u64),
+    Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
+);
+
+/// SuperBPE stage 2 on chunk counts (which are consumed: the object is empty afterwards).
+///
+/// Returns ``(vocab, merges, merge_counts, special_tokens, stop_reason, special_collisions,
+/// (n_replayed, n_chunks, n_positions, n_rejected), dropped_replays)``.
+#[pyfunction]
+#[pyo3(signature = (chunks, stage1, vocab_size, special_tokens, policy_name, forbid, max_words, threads=None, replay_progress=None, merge_progress=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn superbpe_stage2<'py>(
+    py: Python<'py>,
+    mut chunks: PyRefMut<'_, PyPretokenCounts>,
+    stage1: Vec<(Vec<u8>, Vec<u8>)>,
+    vocab_size: usize,
+    special_tokens: Vec<String>,
+    policy_name: &str,
+    forbid: Vec<Vec<u8>>,
+    max_words: Option<usize>,
+    threads: Option<usize>,
+    replay_progress: Option<Py<PyAny>>,
+    merge_progress: Option<Py<PyAny>>,
+) -> PyResult<Stage2Tuple<'py>> {
+    let cfg = Stage2Config {
+        train: TrainConfig {
+            vocab_size,
+            special_tokens,
+            min_frequency: 1,
+            max_token_length: None,
+        },
+        policy: policy(policy_name)?,
+        filters: Filters { forbid, max_words },
+    };
+    core_train::check_config(&cfg.train).map_err(to_py)?;
+    let taken = std::mem::take(&mut chunks.inner);
+    drop(chunks);
+    let p = pool(threads_or_default(threads))?;
+    let mut rp = Progress::new(replay_progress.as_ref());
+    let mut mp = Progress::new(merge_progress.as_ref());
+    let r = py.detach(|| {
+        p.install(|| {
+            superbpe::stage2(taken, &stage1, &cfg, &mut |phase, d, _| {
+                if phase == "replay" {
+                    rp.tick(d, false)
+                } else {
+                    mp.tick(d, false)
+                }
+            })
+        })
+    });
+    let r = mp.finish(r);
+    let r = rp.finish(Ok(())).and(r)?;
+    let o = r;
+    let vocab = o.out.vocab.iter().map(|b| PyBytes::new(py, b)).collect();
+    let merges = o.out.merges.iter().map(|m| (m.left, m.right)).collect();
+    let mcounts = o.out.merges.iter().map(|m| m.count).collect();
+    let dropped = o
+        .dropped
+        .iter()
+        .map(|(l, r)| (PyBytes::new(py, l), PyBytes::new(py, r)))
+        .collect();
+    Ok((
+        vocab,
+        merges,
+        mcounts,
+        o.out.special_tokens,
+        stop_name(o.out.stop),
+        o.out.special_collisions,
+        (o.n_replayed, o.n_chunks, o.n_positions, o.rejected),
+        dropped,
+    ))
+}
+
+/// The merges of a tokenizer as ``(left bytes, right bytes)`` in rank order, and its
+/// byte-level vocabulary as ``(id, bytes)``.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn tokenizer_bpe_parts<'py>(
+    py: Python<'py>,
+    tok: PyRef<'_, CoreTokenizer>,
+) -> PyResult<(
+    Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
+    Vec<(u32, Bound<'py, PyBytes>)>,
+)> {
+    let model = tok.inner.model();
+    let bv = model.byte_vocab();
+    let mut merges = Vec::with_capacity(model.merges().len());
+    for (k, &(l, r)) in model.merges().iter().enumerate() {
+        match (bv.bytes(l), bv.bytes(r)) {
+            (Some(a), Some(b)) => merges.push((PyBytes::new(py, a), PyBytes::new(py, b))),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "merge {k} of the tokenizer uses a token that is not byte-level"
+                )))
+            }
+        }
+    }
+    let vocab = bv.iter().map(|(id, b)| (id, PyBytes::new(py, b))).collect();
+    Ok((merges, vocab))
+}
+
+/// Whether no token of the tokenizer spans a newline cut (see ``Tokenizer.newline_shardable``).
+#[pyfunction]
+pub fn tokenizer_newline_shardable(tok: PyRef<'_, CoreTokenizer>) -> bool {
+    tok.inner.newline_shardable()
+}
+
+/// Encode one long text on ``num_threads`` threads (identical ids to ``encode``).
+#[pyfunction]
+pub fn tokenizer_encode_parallel(
+    py: Python<'_>,
+    tok: PyRef<'_, CoreTokenizer>,
+    text: PyBackedStr,
+    add_special_tokens: bool,
+    num_threads: usize,
+    task_bytes: usize,
+) -> PyResult<Vec<u32>> {
+    let inner = tok.inner.clone();
+    if num_threads <= 1 {
+        return py
+            .detach(|| inner.encode(&text, add_special_tokens))
+            .map_err(to_py);
+    }
+    let p = pool(num_threads)?;
+    py.detach(|| p.install(|| inner.encode_parallel(&text, add_special_tokens, task_bytes)))
+        .map_err(to_py)
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(tokenizer_encode_parallel, m)?)?;
+    m.add_class::<SuperbpeCounter>()?;
+    m.add_function(wrap_pyfunction!(superbpe_pre_tokenizer, m)?)?;
+    m.add_function(wrap_pyfunction!(superbpe_count_files, m)?)?;
+    m.add_function(wrap_pyfunction!(superbpe_stage2, m)?)?;
+    m.add_function(wrap_pyfunction!(tokenizer_bpe_parts, m)?)?;
+    m.add_function(wrap_pyfunction!(tokenizer_newline_shardable, m)?)?;
+    Ok(())
+}
