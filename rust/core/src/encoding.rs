@@ -10,13 +10,15 @@ use crate::bpe::MergeTable;
 use crate::error::{Error, Result};
 use crate::formats;
 use crate::pretok::Pretokenizer;
+use crate::rank_bpe;
 use crate::special::{SpecialSet, SpecialTokens};
 use crate::vocab::Vocab;
 
 #[derive(Debug)]
 pub struct CoreEncoding {
     vocab: Vocab,
-    merges: MergeTable,
+    /// Pair table, built on first use (the encoder itself merges by byte ranks).
+    merges: OnceLock<MergeTable>,
     pretok: Pretokenizer,
     specials: SpecialTokens,
     sorted_ids: OnceLock<Vec<u32>>,
@@ -55,10 +57,9 @@ impl CoreEncoding {
         pretok: Pretokenizer,
     ) -> Result<Self> {
         let specials = SpecialTokens::new(special_tokens)?;
-        let merges = MergeTable::from_vocab_ranks(&vocab);
         Ok(CoreEncoding {
             vocab,
-            merges,
+            merges: OnceLock::new(),
             pretok,
             specials,
             sorted_ids: OnceLock::new(),
@@ -68,8 +69,11 @@ impl CoreEncoding {
     pub fn vocab(&self) -> &Vocab {
         &self.vocab
     }
+    /// The `(left, right) -> (rank, result)` table equivalent to this encoding's ranks
+    /// (built on first call).
     pub fn merges(&self) -> &MergeTable {
-        &self.merges
+        self.merges
+            .get_or_init(|| MergeTable::from_vocab_ranks(&self.vocab))
     }
     pub fn pretokenizer(&self) -> &Pretokenizer {
         &self.pretok
@@ -93,12 +97,12 @@ impl CoreEncoding {
             out.push(id);
             return Ok(());
         }
-        self.merges.encode_piece(piece, out)
+        rank_bpe::encode(&self.vocab, piece, out)
     }
 
     /// BPE-merge a piece without the whole-piece shortcut (tiktoken's `byte_pair_encode`).
     pub fn bpe_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
-        self.merges.encode_piece(piece, out)
+        rank_bpe::encode(&self.vocab, piece, out)
     }
 
     /// Encode ignoring special tokens.

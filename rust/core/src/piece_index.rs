@@ -1,0 +1,188 @@
+//! Byte string → token id: a flat open-addressing hash table tuned for the encoder's hot
+//! path (the whole-piece lookup of tiktoken semantics and the byte-rank merges).
+//!
+//! Each slot is 16 bytes: the first (up to) 8 bytes of the token packed little-endian,
+//! the id and the length. Tokens of at most 8 bytes are therefore compared with one
+//! integer comparison, without touching the token data; longer tokens compare their
+//! tail against the vocabulary's byte buffer. Linear probing at a load factor ≤ 1/2.
+//! Pieces of one or two bytes are answered from a direct table without hashing.
+
+/// An empty slot has `len == 0` (tokens are never empty).
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct Slot {
+    head: u64,
+    id: u32,
+    len: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Index from token bytes to ids. Built once from `(bytes, id)`; see [`PieceIndex::get`].
+#[derive(Clone)]
+pub struct PieceIndex {
+    slots: Box<[Slot]>,
+    shift: u32,
+    /// ids of the 1- and 2-byte tokens: `short[b0]` for one byte at index `b0`,
+    /// `short[256 + (b0 << 8 | b1)]` for two bytes.
+    short: Box<[u32]>,
+}
+
+impl std::fmt::Debug for PieceIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PieceIndex")
+            .field("slots", &self.slots.len())
+            .finish()
+    }
+}
+
+#[inline(always)]
+fn le32(b: &[u8], i: usize) -> u64 {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as u64
+}
+
+/// First `min(len, 8)` bytes of `b`, little-endian, zero-padded (`b` non-empty). Uses
+/// overlapping loads instead of a variable-length copy.
+#[inline(always)]
+fn head(b: &[u8]) -> u64 {
+    let n = b.len();
+    if n >= 8 {
+        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    } else if n >= 4 {
+        // bytes n-4..n shifted into place overlap bytes 0..4 with equal values
+        le32(b, 0) | (le32(b, n - 4) << (8 * (n - 4)))
+    } else {
+        let lo = b[0] as u64;
+        let mid = (b[n / 2] as u64) << (8 * (n / 2));
+        let hi = (b[n - 1] as u64) << (8 * (n - 1));
+        lo | mid | hi
+    }
+}
+
+/// Last 8 bytes of `b` (`b.len() > 8`).
+#[inline(always)]
+fn tail(b: &[u8]) -> u64 {
+    let n = b.len();
+    u64::from_le_bytes([
+        b[n - 8],
+        b[n - 7],
+        b[n - 6],
+        b[n - 5],
+        b[n - 4],
+        b[n - 3],
+        b[n - 2],
+        b[n - 1],
+    ])
+}
+
+/// Equality of two slices of the same length `> 8` whose first 8 bytes are equal.
+#[inline(always)]
+fn same_tail(a: &[u8], b: &[u8]) -> bool {
+    let n = b.len();
+    if a.len() != n {
+        return false;
+    }
+    if n <= 16 {
+        return tail(a) == tail(b);
+    }
+    a[8..] == b[8..]
+}
+
+#[inline(always)]
+fn hash(head: u64, tail: u64, len: usize) -> u64 {
+    let x = head ^ tail.rotate_left(23) ^ ((len as u64) << 58);
+    let x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x ^ (x >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+}
+
+impl PieceIndex {
+    /// Build from the ids `ids`, whose bytes `bytes_of(id)` gives (non-empty). Returns the
+    /// index and, if some byte string occurs twice, the first duplicate's
+    /// `(earlier id, later id)` (the later id is then not indexed).
+    pub fn build<'v, I, F>(ids: I, count: usize, bytes_of: F) -> (Self, Option<(u32, u32)>)
+    where
+        I: Iterator<Item = u32>,
+        F: Fn(u32) -> &'v [u8],
+    {
+        let cap = (count.max(8) * 2).next_power_of_two();
+        let shift = 64 - cap.trailing_zeros();
+        let mut slots = vec![Slot::default(); cap].into_boxed_slice();
+        let mut short = vec![NONE; 256 + 65536].into_boxed_slice();
+        let mut dup = None;
+        let mask = cap - 1;
+        for id in ids {
+            let b = bytes_of(id);
+            let n = b.len();
+            let h = head(b);
+            let t = if n > 8 { tail(b) } else { 0 };
+            let mut i = (hash(h, t, n) >> shift) as usize;
+            loop {
+                let s = slots[i];
+                if s.len == 0 {
+                    slots[i] = Slot {
+                        head: h,
+                        id,
+                        len: n as u32,
+                    };
+                    match n {
+                        1 => short[b[0] as usize] = id,
+                        2 => short[256 + ((b[0] as usize) << 8 | b[1] as usize)] = id,
+                        _ => {}
+                    }
+                    break;
+                }
+                if s.len as usize == n && s.head == h && (n <= 8 || bytes_of(s.id) == b) {
+                    if dup.is_none() {
+                        dup = Some((s.id, id));
+                    }
+                    break;
+                }
+                i = (i + 1) & mask;
+            }
+        }
+        (
+            PieceIndex {
+                slots,
+                shift,
+                short,
+            },
+            dup,
+        )
+    }
+
+    /// Id of the token whose bytes are `piece`; `bytes_of` gives the bytes of an id (used
+    /// only for tokens longer than 8 bytes).
+    #[inline(always)]
+    pub fn get<'v, F>(&self, piece: &[u8], bytes_of: F) -> Option<u32>
+    where
+        F: Fn(u32) -> &'v [u8],
+    {
+        let n = piece.len();
+        if n <= 2 {
+            if n == 0 {
+                return None;
+            }
+            let k = if n == 1 {
+                piece[0] as usize
+            } else {
+                256 + ((piece[0] as usize) << 8 | piece[1] as usize)
+            };
+            let id = self.short[k];
+            return (id != NONE).then_some(id);
+        }
+        let h = head(piece);
+        let t = if n > 8 { tail(piece) } else { 0 };
+        let mask = self.slots.len() - 1;
+        let mut i = (hash(h, t, n) >> self.shift) as usize;
+        loop {
+            let s = &self.slots[i];
+            if s.len as usize == n && s.head == h && (n <= 8 || same_tail(bytes_of(s.id), piece)) {
+                return Some(s.id);
+            }
+            if s.len == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! tiktoken's byte-pair merge, driven directly by the vocabulary: two adjacent parts merge
+//! iff their concatenated bytes are a token, lowest id (= rank) first, leftmost among
+//! equals. This is the definition tiktoken uses, so no pair table is needed; every lookup
+//! goes to the vocabulary's [`crate::piece_index::PieceIndex`], which the whole-piece
+//! lookups keep hot in cache.
+//!
+//! * Pieces shorter than [`LINEAR_MAX`] bytes: parts in small stack arrays, linear scan
+//!   for the minimum (cache friendly, no allocation).
+//! * Longer pieces: [`crate::backtrack`] when the vocabulary supports it (linear time),
+//!   else a binary heap with lazy invalidation over a linked list (`O(n log n)`).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::error::{Error, Result};
+use crate::vocab::Vocab;
+
+/// Pieces of fewer bytes than this use the linear scan.
+pub const LINEAR_MAX: usize = 64;
+
+const MAX: u32 = u32::MAX;
+
+/// Rank of the token `piece[a..b]`, or `MAX`.
+#[inline(always)]
+fn rank(vocab: &Vocab, piece: &[u8], a: usize, b: usize, max_len: usize) -> u32 {
+    if b - a > max_len {
+        return MAX;
+    }
+    vocab.get(&piece[a..b]).unwrap_or(MAX)
+}
+
+/// Append the ids of the byte-pair merge of `piece` (no whole-piece shortcut) to `out`.
+/// Fails if a byte without a token of its own survives the merging.
+pub fn encode(vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+    let start = out.len();
+    let ok = match piece.len() {
+        0 => true,
+        1 => match vocab.byte_id(piece[0]) {
+            Some(id) => {
+                out.push(id);
+                true
+            }
+            None => false,
+        },
+        n if n < LINEAR_MAX => linear(vocab, piece, out),
+        _ => heap(vocab, piece, out),
+    };
+    if !ok {
+        out.truncate(start);
+        return Err(Error::UnencodableBytes(piece.to_vec()));
+    }
+    Ok(())
+}
+
+/// Resolve the final parts: merged parts carry their id, single bytes need their own
+/// token. Returns false if one is missing.
+#[inline(always)]
+fn emit(vocab: &Vocab, piece: &[u8], a: usize, b: usize, id: u32, out: &mut Vec<u32>) -> bool {
+    if b - a == 1 {
+        match vocab.byte_id(piece[a]) {
+            Some(id) => out.push(id),
+            None => return false,
+        }
+    } else {
+        out.push(id);
+    }
+    true
+}
+
+fn linear(vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> bool {
+    let n = piece.len();
+    let max_len = vocab.max_token_len();
+    // Parts are indexed by their start byte. For a part start i: end[i] is its end,
+    // prev[i] the previous part's start, ids[i] its id once merged, and ranks[i] the rank
+    // of merging it with the next part (MAX if none or if i is not a part start). No
+    // shifting on merges; the minimum is found with a vectorizable scan.
+    let mut ranks = [MAX; LINEAR_MAX];
+    let mut end = [0u8; LINEAR_MAX];
+    let mut prev = [0u8; LINEAR_MAX];
+    let mut ids = [MAX; LINEAR_MAX];
+    for i in 0..n {
+        end[i] = (i + 1) as u8;
+        prev[i] = i.wrapping_sub(1) as u8;
+    }
+    for i in 0..n - 1 {
+        ranks[i] = rank(vocab, piece, i, i + 2, max_len);
+    }
+    let ranks_n = &mut ranks[..n];
+    loop {
+        let best = ranks_n.iter().copied().min().unwrap_or(MAX);
+        if best == MAX {
+            break;
+        }
+        let at = ranks_n.iter().position(|&r| r == best).unwrap_or(0);
+        let j = end[at] as usize;
+        let k = end[j] as usize;
+        ids[at] = best;
+        end[at] = k as u8;
+        ranks_n[j] = MAX;
+        ranks_n[at] = if k < n {
+            prev[k] = at as u8;
+            rank(vocab, piece, at, end[k] as usize, max_len)
+        } else {
+            MAX
+        };
+        if at > 0 {
+            let p = prev[at] as usize;
+            ranks_n[p] = rank(vocab, piece, p, k, max_len);
+        }
+    }
+    let mut i = 0;
+    while i < n {
+        let e = end[i] as usize;
+        if !emit(vocab, piece, i, e, ids[i], out) {
+            return false;
+        }
+        i = e;
+    }
+    true
+}
+
+/// `O(n log n)` merge for long pieces: a linked list of parts and a min-heap of
+/// `(rank, start)` candidates with lazy invalidation.
+pub(crate) fn heap(vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> bool {
+    const NIL: u32 = u32::MAX;
+    let n = piece.len();
+    let max_len = vocab.max_token_len();
+    // Parts are identified by their start offset. end[i]: end of the part starting at i
+    // (0 if i is not a part start); prev[i]: start of the previous part.
+    let mut end: Vec<u32> = (1..=n as u32).collect();
+    let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+    let mut ids: Vec<u32> = vec![MAX; n];
+    // cur[i]: rank of merging the part at i with its successor (MAX: none)
+    let mut cur: Vec<u32> = vec![MAX; n];
+    let mut heap: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::with_capacity(n);
+    for i in 0..n - 1 {
+        let r = rank(vocab, piece, i, i + 2, max_len);
+        cur[i] = r;
+        if r != MAX {
+            heap.push(Reverse((r, i as u32)));
+        }
+    }
+    while let Some(Reverse((r, i))) = heap.pop() {
+        let i = i as usize;
+        if cur[i] != r {
+            continue; // stale
+        }
+        let j = end[i] as usize; // start of the right part
+        let k = end[j] as usize; // its end
+        ids[i] = r;
+        end[i] = k as u32;
+        end[j] = 0;
+        cur[j] = MAX;
+        if k < n {
+            prev[k] = i as u32;
+            let r2 = rank(vocab, piece, i, end[k] as usize, max_len);
+            cur[i] = r2;
+            if r2 != MAX {
+                heap.push(Reverse((r2, i as u32)));
+            }
+        } else {
+            cur[i] = MAX;
+        }
+        let p = prev[i];
+        if p != NIL {
+            let p = p as usize;
+            let r2 = rank(vocab, piece, p, k, max_len);
+            cur[p] = r2;
+            if r2 != MAX {
+                heap.push(Reverse((r2, p as u32)));
+            }
+        }
+    }
+    let mut i = 0usize;
+    while i < n {
+        let e = end[i] as usize;
+        if !emit(vocab, piece, i, e, ids[i], out) {
+            return false;
+        }
+        i = e;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpe::MergeTable;
+
+    fn vocab(tokens: &[&[u8]]) -> Vocab {
+        let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        for (i, t) in tokens.iter().enumerate() {
+            pairs.push((t.to_vec(), 256 + i as u32));
+        }
+        Vocab::from_pairs(pairs).unwrap()
+    }
+
+    #[test]
+    fn agrees_with_merge_table() {
+        let v = vocab(&[
+            b"aa",
+            b"ab",
+            b"ba",
+            b"aaa",
+            b"aaaa",
+            b"bab",
+            b"aab",
+            b"abab",
+            b"bb",
+            b"bbb",
+            b"aaaaaaaa",
+            b"abba",
+        ]);
+        let t = MergeTable::from_vocab_ranks(&v);
+        let mut seed = 7u64;
+        for len in 1..300 {
+            for _ in 0..4 {
+                let piece: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        if (seed >> 33) % 3 == 0 {
+                            b'b'
+                        } else {
+                            b'a'
+                        }
+                    })
+                    .collect();
+                let mut a = vec![];
+                let mut b = vec![];
+                let mut c = vec![];
+                encode(&v, &piece, &mut a).unwrap();
+                t.encode_piece(&piece, &mut b).unwrap();
+                assert_eq!(a, b, "{len}");
+                if len > 1 {
+                    assert!(heap(&v, &piece, &mut c));
+                    assert_eq!(a, c, "{len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn missing_byte_is_error() {
+        let v = Vocab::from_pairs(vec![(b"a".to_vec(), 0), (b"ab".to_vec(), 1)]).unwrap();
+        let mut out = vec![];
+        encode(&v, b"ab", &mut out).unwrap();
+        assert_eq!(out, vec![1]);
+        assert!(encode(&v, b"abb", &mut out).is_err());
+        assert_eq!(out, vec![1]);
+        let long = b"ab".repeat(100);
+        encode(&v, &long, &mut out).unwrap();
+        assert_eq!(out.len(), 101);
+    }
+}
