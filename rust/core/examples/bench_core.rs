@@ -61,6 +61,85 @@ fn main() {
     let enc = CoreEncoding::from_tiktoken_bytes(&data, &args[1], vec![], pat).expect("load");
     eprintln!("load {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
     let mode = std::env::var("MODE").unwrap_or_default();
+    if mode == "build" {
+        for _ in 0..3 {
+            let t = cpu_now();
+            let bt = supertok_core::backtrack::Backtrack::build(enc.vocab());
+            println!(
+                "backtrack build {:.1} ms ({})",
+                (cpu_now() - t) * 1e3,
+                bt.is_some()
+            );
+        }
+        return;
+    }
+    if mode == "worst" {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let b64: Vec<u8> =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".to_vec();
+        let cases: Vec<(&str, String)> = vec![
+            ("x*1M", "x".repeat(1_000_000)),
+            (
+                "100K letters",
+                (0..100_000)
+                    .map(|_| (b'a' + (rnd() % 26) as u8) as char)
+                    .collect(),
+            ),
+            ("100K spaces", " ".repeat(100_000)),
+            (
+                "1M digits",
+                (0..1_000_000)
+                    .map(|_| (b'0' + (rnd() % 10) as u8) as char)
+                    .collect(),
+            ),
+            (
+                "1MB base64",
+                (0..1_000_000)
+                    .map(|_| b64[(rnd() % 64) as usize] as char)
+                    .collect(),
+            ),
+            (
+                "100KB CJK",
+                (0..33_333)
+                    .map(|_| char::from_u32(0x4e00 + (rnd() % 20000) as u32).unwrap())
+                    .collect(),
+            ),
+            (
+                "100KB emoji ZWJ",
+                "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}\u{200D}\u{1F466}".repeat(100_000 / 25),
+            ),
+        ];
+        let only = std::env::var("ONLY").unwrap_or_default();
+        for (name, text) in &cases {
+            if !only.is_empty() && !name.contains(only.as_str()) {
+                continue;
+            }
+            let mut best = f64::MAX;
+            let mut nt = 0;
+            for _ in 0..std::env::var("REPS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(3)
+            {
+                let t = cpu_now();
+                nt = enc.encode_ordinary(text).unwrap().len();
+                best = best.min(cpu_now() - t);
+            }
+            println!(
+                "{name:16} {:8} bytes {nt:8} tokens {:8.1} MB/s {:6.1} ns/B",
+                text.len(),
+                text.len() as f64 / best / 1e6,
+                best * 1e9 / text.len() as f64
+            );
+        }
+        return;
+    }
     if mode == "stats" {
         for path in &args[3..] {
             let text = std::fs::read_to_string(path).expect("corpus");

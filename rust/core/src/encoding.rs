@@ -6,6 +6,7 @@
 
 use std::sync::OnceLock;
 
+use crate::backtrack::Backtrack;
 use crate::bpe::MergeTable;
 use crate::error::{Error, Result};
 use crate::formats;
@@ -14,9 +15,16 @@ use crate::rank_bpe;
 use crate::special::{SpecialSet, SpecialTokens};
 use crate::vocab::Vocab;
 
+/// Pieces of at least this many bytes that are not tokens use the linear-time
+/// backtracking encoder (shorter ones the byte-rank merge).
+pub const BACKTRACK_MIN: usize = 192;
+
 #[derive(Debug)]
 pub struct CoreEncoding {
     vocab: Vocab,
+    /// Linear-time encoder for long pieces, built on the first one (`None` inside: the
+    /// vocabulary does not qualify and long pieces use the heap merge).
+    backtrack: OnceLock<Option<Backtrack>>,
     /// Pair table, built on first use (the encoder itself merges by byte ranks).
     merges: OnceLock<MergeTable>,
     pretok: Pretokenizer,
@@ -60,6 +68,7 @@ impl CoreEncoding {
         Ok(CoreEncoding {
             vocab,
             merges: OnceLock::new(),
+            backtrack: OnceLock::new(),
             pretok,
             specials,
             sorted_ids: OnceLock::new(),
@@ -97,11 +106,19 @@ impl CoreEncoding {
             out.push(id);
             return Ok(());
         }
-        rank_bpe::encode(&self.vocab, piece, out)
+        self.bpe_piece(piece, out)
     }
 
     /// BPE-merge a piece without the whole-piece shortcut (tiktoken's `byte_pair_encode`).
     pub fn bpe_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        if piece.len() >= BACKTRACK_MIN {
+            let bt = self.backtrack.get_or_init(|| Backtrack::build(&self.vocab));
+            if let Some(bt) = bt {
+                if bt.encode_long(&self.vocab, piece, out) {
+                    return Ok(());
+                }
+            }
+        }
         rank_bpe::encode(&self.vocab, piece, out)
     }
 

@@ -9,6 +9,7 @@
 //!
 //! Nothing here depends on Python; `rust/python` holds the bindings.
 
+pub mod backtrack;
 pub mod bpe;
 pub mod encoding;
 pub mod error;

@@ -26,6 +26,10 @@ pub struct PieceIndex {
     /// ids of the 1- and 2-byte tokens: `short[b0]` for one byte at index `b0`,
     /// `short[256 + (b0 << 8 | b1)]` for two bytes.
     short: Box<[u32]>,
+    /// Bloom filter (two bits per token, about 10 bits per token, so it stays in L2)
+    /// answering most lookups of non-tokens without touching the slot array.
+    bloom: Box<[u64]>,
+    bloom_mask: u64,
 }
 
 impl std::fmt::Debug for PieceIndex {
@@ -88,11 +92,43 @@ fn same_tail(a: &[u8], b: &[u8]) -> bool {
     a[8..] == b[8..]
 }
 
+/// The two Bloom filter bits of a hash (taken from its low bits; slots use the high ones).
+#[inline(always)]
+fn bloom_positions(h: u64, mask: u64) -> [u64; 2] {
+    [h & mask, (h >> 26) & mask]
+}
+
 #[inline(always)]
 fn hash(head: u64, tail: u64, len: usize) -> u64 {
     let x = head ^ tail.rotate_left(23) ^ ((len as u64) << 58);
     let x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (x ^ (x >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+}
+
+/// First 8 bytes of `a ++ b` (`a.len() + b.len() >= 8`).
+#[inline(always)]
+fn head_concat(a: &[u8], b: &[u8]) -> u64 {
+    if a.len() >= 8 {
+        return head(a);
+    }
+    let mut buf = [0u8; 8];
+    let k = a.len();
+    buf[..k].copy_from_slice(a);
+    buf[k..].copy_from_slice(&b[..8 - k]);
+    u64::from_le_bytes(buf)
+}
+
+/// Last 8 bytes of `a ++ b` (`a.len() + b.len() >= 8`).
+#[inline(always)]
+fn tail_concat(a: &[u8], b: &[u8]) -> u64 {
+    if b.len() >= 8 {
+        return tail(b);
+    }
+    let mut buf = [0u8; 8];
+    let k = 8 - b.len();
+    buf[..k].copy_from_slice(&a[a.len() - k..]);
+    buf[k..].copy_from_slice(b);
+    u64::from_le_bytes(buf)
 }
 
 impl PieceIndex {
@@ -110,12 +146,19 @@ impl PieceIndex {
         let mut short = vec![NONE; 256 + 65536].into_boxed_slice();
         let mut dup = None;
         let mask = cap - 1;
+        let bloom_bits = (count.max(64) * 10).next_power_of_two();
+        let bloom_mask = bloom_bits as u64 - 1;
+        let mut bloom = vec![0u64; bloom_bits / 64].into_boxed_slice();
         for id in ids {
             let b = bytes_of(id);
             let n = b.len();
             let h = head(b);
             let t = if n > 8 { tail(b) } else { 0 };
-            let mut i = (hash(h, t, n) >> shift) as usize;
+            let hv = hash(h, t, n);
+            for p in bloom_positions(hv, bloom_mask) {
+                bloom[(p >> 6) as usize] |= 1 << (p & 63);
+            }
+            let mut i = (hv >> shift) as usize;
             loop {
                 let s = slots[i];
                 if s.len == 0 {
@@ -145,9 +188,94 @@ impl PieceIndex {
                 slots,
                 shift,
                 short,
+                bloom,
+                bloom_mask,
             },
             dup,
         )
+    }
+
+    /// Like [`PieceIndex::get`], but consults the Bloom filter first: faster when most
+    /// queries are not tokens (the byte-pair merge), slightly slower otherwise.
+    #[inline(always)]
+    pub fn get_filtered<'v, F>(&self, piece: &[u8], bytes_of: F) -> Option<u32>
+    where
+        F: Fn(u32) -> &'v [u8],
+    {
+        let n = piece.len();
+        if n <= 2 {
+            return self.get(piece, bytes_of);
+        }
+        let h = head(piece);
+        let t = if n > 8 { tail(piece) } else { 0 };
+        let hv = hash(h, t, n);
+        if !self.maybe(hv) {
+            return None;
+        }
+        self.probe(hv, h, n, piece, bytes_of)
+    }
+
+    #[inline(always)]
+    fn maybe(&self, hv: u64) -> bool {
+        bloom_positions(hv, self.bloom_mask)
+            .iter()
+            .all(|&p| self.bloom[(p >> 6) as usize] >> (p & 63) & 1 == 1)
+    }
+
+    #[inline(always)]
+    fn probe<'v, F>(&self, hv: u64, h: u64, n: usize, piece: &[u8], bytes_of: F) -> Option<u32>
+    where
+        F: Fn(u32) -> &'v [u8],
+    {
+        let mask = self.slots.len() - 1;
+        let mut i = (hv >> self.shift) as usize;
+        loop {
+            let s = &self.slots[i];
+            if s.len as usize == n && s.head == h && (n <= 8 || same_tail(bytes_of(s.id), piece)) {
+                return Some(s.id);
+            }
+            if s.len == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Id of the token whose bytes are `a ++ b` (both non-empty), without building the
+    /// concatenation.
+    #[inline]
+    pub fn get_concat<'v, F>(&self, a: &[u8], b: &[u8], bytes_of: F) -> Option<u32>
+    where
+        F: Fn(u32) -> &'v [u8],
+    {
+        let n = a.len() + b.len();
+        if n <= 8 {
+            let mut buf = [0u8; 8];
+            buf[..a.len()].copy_from_slice(a);
+            buf[a.len()..n].copy_from_slice(b);
+            return self.get_filtered(&buf[..n], bytes_of);
+        }
+        let h = head_concat(a, b);
+        let t = tail_concat(a, b);
+        let hv = hash(h, t, n);
+        if !self.maybe(hv) {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = (hv >> self.shift) as usize;
+        loop {
+            let s = &self.slots[i];
+            if s.len as usize == n && s.head == h {
+                let tok = bytes_of(s.id);
+                if tail(tok) == t && (n <= 16 || (tok[..a.len()] == *a && tok[a.len()..] == *b)) {
+                    return Some(s.id);
+                }
+            }
+            if s.len == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
     }
 
     /// Id of the token whose bytes are `piece`; `bytes_of` gives the bytes of an id (used

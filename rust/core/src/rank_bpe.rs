@@ -16,9 +16,16 @@ use crate::error::{Error, Result};
 use crate::vocab::Vocab;
 
 /// Pieces of fewer bytes than this use the linear scan.
-pub const LINEAR_MAX: usize = 64;
+pub const LINEAR_MAX: usize = 128;
+const _: () = assert!(LINEAR_MAX <= 128);
 
 const MAX: u32 = u32::MAX;
+
+/// Whether [`linear`] can be used: its packed keys need ranks below 2^25.
+#[inline(always)]
+pub(crate) fn linear_ok(vocab: &Vocab) -> bool {
+    vocab.n_slots() < 1 << 25
+}
 
 /// Rank of the token `piece[a..b]`, or `MAX`.
 #[inline(always)]
@@ -26,7 +33,7 @@ fn rank(vocab: &Vocab, piece: &[u8], a: usize, b: usize, max_len: usize) -> u32 
     if b - a > max_len {
         return MAX;
     }
-    vocab.get(&piece[a..b]).unwrap_or(MAX)
+    vocab.get_filtered(&piece[a..b]).unwrap_or(MAX)
 }
 
 /// Append the ids of the byte-pair merge of `piece` (no whole-piece shortcut) to `out`.
@@ -42,8 +49,8 @@ pub fn encode(vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
             }
             None => false,
         },
-        n if n < LINEAR_MAX => linear(vocab, piece, out),
-        _ => heap(vocab, piece, out),
+        n if n < LINEAR_MAX && linear_ok(vocab) => linear(vocab, piece, out, &mut |_, _| {}),
+        _ => heap(vocab, piece, out, &mut |_, _| {}),
     };
     if !ok {
         out.truncate(start);
@@ -67,45 +74,56 @@ fn emit(vocab: &Vocab, piece: &[u8], a: usize, b: usize, id: u32, out: &mut Vec<
     true
 }
 
-fn linear(vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> bool {
+/// `on_merge(start, mid)` is called for every merge of the part starting at `start` with
+/// the part starting at `mid`.
+pub(crate) fn linear<M: FnMut(usize, usize)>(
+    vocab: &Vocab,
+    piece: &[u8],
+    out: &mut Vec<u32>,
+    on_merge: &mut M,
+) -> bool {
     let n = piece.len();
     let max_len = vocab.max_token_len();
     // Parts are indexed by their start byte. For a part start i: end[i] is its end,
-    // prev[i] the previous part's start, ids[i] its id once merged, and ranks[i] the rank
-    // of merging it with the next part (MAX if none or if i is not a part start). No
-    // shifting on merges; the minimum is found with a vectorizable scan.
-    let mut ranks = [MAX; LINEAR_MAX];
+    // prev[i] the previous part's start, ids[i] its id once merged, and keys[i] encodes
+    // the rank r of merging it with the next part as `r << 7 | i` (MAX if none or if i is
+    // not a part start), so that one vectorized minimum gives the lowest rank and, among
+    // equal ranks, the leftmost position. No shifting on merges. Indices fit in u8.
+    let mut keys = [MAX; LINEAR_MAX];
     let mut end = [0u8; LINEAR_MAX];
     let mut prev = [0u8; LINEAR_MAX];
     let mut ids = [MAX; LINEAR_MAX];
+    let key = |r: u32, i: usize| if r == MAX { MAX } else { (r << 7) | i as u32 };
     for i in 0..n {
         end[i] = (i + 1) as u8;
         prev[i] = i.wrapping_sub(1) as u8;
     }
     for i in 0..n - 1 {
-        ranks[i] = rank(vocab, piece, i, i + 2, max_len);
+        keys[i] = key(rank(vocab, piece, i, i + 2, max_len), i);
     }
-    let ranks_n = &mut ranks[..n];
+    let keys_n = &mut keys[..n];
     loop {
-        let best = ranks_n.iter().copied().min().unwrap_or(MAX);
-        if best == MAX {
+        let k_min = keys_n.iter().fold(MAX, |a, &b| a.min(b));
+        if k_min == MAX {
             break;
         }
-        let at = ranks_n.iter().position(|&r| r == best).unwrap_or(0);
+        let at = (k_min & 127) as usize;
+        let best = k_min >> 7;
         let j = end[at] as usize;
         let k = end[j] as usize;
+        on_merge(at, j);
         ids[at] = best;
         end[at] = k as u8;
-        ranks_n[j] = MAX;
-        ranks_n[at] = if k < n {
+        keys_n[j] = MAX;
+        keys_n[at] = if k < n {
             prev[k] = at as u8;
-            rank(vocab, piece, at, end[k] as usize, max_len)
+            key(rank(vocab, piece, at, end[k] as usize, max_len), at)
         } else {
             MAX
         };
         if at > 0 {
             let p = prev[at] as usize;
-            ranks_n[p] = rank(vocab, piece, p, k, max_len);
+            keys_n[p] = key(rank(vocab, piece, p, k, max_len), p);
         }
     }
     let mut i = 0;
@@ -121,7 +139,12 @@ fn linear(vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> bool {
 
 /// `O(n log n)` merge for long pieces: a linked list of parts and a min-heap of
 /// `(rank, start)` candidates with lazy invalidation.
-pub(crate) fn heap(vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> bool {
+pub(crate) fn heap<M: FnMut(usize, usize)>(
+    vocab: &Vocab,
+    piece: &[u8],
+    out: &mut Vec<u32>,
+    on_merge: &mut M,
+) -> bool {
     const NIL: u32 = u32::MAX;
     let n = piece.len();
     let max_len = vocab.max_token_len();
@@ -147,6 +170,7 @@ pub(crate) fn heap(vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> bool {
         }
         let j = end[i] as usize; // start of the right part
         let k = end[j] as usize; // its end
+        on_merge(i, j);
         ids[i] = r;
         end[i] = k as u32;
         end[j] = 0;
@@ -234,7 +258,7 @@ mod tests {
                 t.encode_piece(&piece, &mut b).unwrap();
                 assert_eq!(a, b, "{len}");
                 if len > 1 {
-                    assert!(heap(&v, &piece, &mut c));
+                    assert!(heap(&v, &piece, &mut c, &mut |_, _| {}));
                     assert_eq!(a, c, "{len}");
                 }
             }

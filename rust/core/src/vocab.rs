@@ -152,6 +152,18 @@ impl Vocab {
         self.index.get(bytes, |id| self.bytes_present(id))
     }
 
+    /// [`Vocab::get`] tuned for queries that are mostly not tokens (Bloom filter first).
+    #[inline]
+    pub fn get_filtered(&self, bytes: &[u8]) -> Option<u32> {
+        self.index.get_filtered(bytes, |id| self.bytes_present(id))
+    }
+
+    /// Id of the token whose bytes are `a ++ b` (both non-empty).
+    #[inline]
+    pub fn get_concat(&self, a: &[u8], b: &[u8]) -> Option<u32> {
+        self.index.get_concat(a, b, |id| self.bytes_present(id))
+    }
+
     /// Bytes of an id known to be present (used by the index).
     #[inline(always)]
     fn bytes_present(&self, id: u32) -> &[u8] {
