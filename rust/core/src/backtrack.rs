@@ -473,4 +473,54 @@ mod tests {
         // bytes must all be tokens: this vocabulary lacks most bytes
         assert!(Backtrack::build(&v2).is_none());
     }
+
+    /// The bundled vocabularies: long pieces of many kinds, chunked and backtracking
+    /// encoders against the heap merge.
+    #[test]
+    fn matches_heap_on_bundled_vocabs() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/supertok/data");
+        let alphabets: Vec<Vec<char>> = vec![
+            "abcdefghijklmnopqrstuvwxyz".chars().collect(),
+            "ab".chars().collect(),
+            "x".chars().collect(),
+            " ".chars().collect(),
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".chars().collect(),
+            (0x4e00..0x4e00 + 3000).filter_map(char::from_u32).collect(),
+            "\u{1F468}\u{200D}\u{1F469}\u{1F467}\u{1F466}\u{fe0f}\u{1f3fd}".chars().collect(),
+            "приветмир".chars().collect(),
+            "-=".chars().collect(),
+            "\u{e9}\u{301}\u{e8}e".chars().collect(),
+        ];
+        for file in ["o200k_base.tiktoken", "cl100k_base.tiktoken", "r50k_base.tiktoken"] {
+            let Ok(data) = std::fs::read(dir.join(file)) else {
+                eprintln!("skipping {file}: not found");
+                continue;
+            };
+            let pairs = crate::formats::tiktoken::parse(&data, file).unwrap();
+            let v = Vocab::from_pairs(pairs).unwrap();
+            let bt = Backtrack::build(&v).expect("bundled vocabularies qualify");
+            let mut seed = 0x9e3779b97f4a7c15u64;
+            let mut rnd = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed
+            };
+            for case in 0..60 {
+                let alpha = &alphabets[case % alphabets.len()];
+                let nchars = 150 + (rnd() % 900) as usize;
+                let text: String = (0..nchars)
+                    .map(|_| alpha[(rnd() % alpha.len() as u64) as usize])
+                    .collect();
+                let piece = text.as_bytes();
+                let expect = heap(&v, piece);
+                let mut a = vec![];
+                assert_eq!(bt.encode(&v, piece, &mut a), Ok(true));
+                assert_eq!(a, expect, "{file} backtracking {text:?}");
+                let mut b = vec![];
+                assert_eq!(bt.encode_chunked(&v, piece, &mut b), Ok(true));
+                assert_eq!(b, expect, "{file} chunked {text:?}");
+            }
+        }
+    }
 }
