@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use supertok_core::Error;
 
 mod encoding;
+mod intcache;
 
 /// Map a core error to the Python exception a tiktoken user expects.
 pub(crate) fn to_py(e: Error) -> PyErr {
