@@ -478,20 +478,29 @@ mod tests {
     /// encoders against the heap merge.
     #[test]
     fn matches_heap_on_bundled_vocabs() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/supertok/data");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/supertok/data");
         let alphabets: Vec<Vec<char>> = vec![
             "abcdefghijklmnopqrstuvwxyz".chars().collect(),
             "ab".chars().collect(),
             "x".chars().collect(),
             " ".chars().collect(),
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".chars().collect(),
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                .chars()
+                .collect(),
             (0x4e00..0x4e00 + 3000).filter_map(char::from_u32).collect(),
-            "\u{1F468}\u{200D}\u{1F469}\u{1F467}\u{1F466}\u{fe0f}\u{1f3fd}".chars().collect(),
+            "\u{1F468}\u{200D}\u{1F469}\u{1F467}\u{1F466}\u{fe0f}\u{1f3fd}"
+                .chars()
+                .collect(),
             "приветмир".chars().collect(),
             "-=".chars().collect(),
             "\u{e9}\u{301}\u{e8}e".chars().collect(),
         ];
-        for file in ["o200k_base.tiktoken", "cl100k_base.tiktoken", "r50k_base.tiktoken"] {
+        for file in [
+            "o200k_base.tiktoken",
+            "cl100k_base.tiktoken",
+            "r50k_base.tiktoken",
+        ] {
             let Ok(data) = std::fs::read(dir.join(file)) else {
                 eprintln!("skipping {file}: not found");
                 continue;

@@ -157,6 +157,35 @@ impl CoreEncoding {
         self.ints.list(py, &v)
     }
 
+    /// Encode one long text on `num_threads` threads (identical result; see
+    /// `supertok_core::CoreEncoding::parallel_ranges`).
+    fn encode_ordinary_parallel<'py>(
+        &self,
+        py: Python<'py>,
+        text: PyBackedStr,
+        num_threads: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let v = py.detach(|| -> PyResult<Vec<u32>> {
+            let ranges = self.inner.parallel_ranges(&text, num_threads);
+            let parts = par_map(&ranges, num_threads, |&(a, b)| {
+                let mut out = Vec::with_capacity((b - a) / 3 + 1);
+                self.inner
+                    .encode_ordinary_range(&text, a, b, &mut out)
+                    .map(|_| out)
+            })?;
+            let total = parts
+                .iter()
+                .map(|p| p.as_ref().map_or(0, |v| v.len()))
+                .sum();
+            let mut all = Vec::with_capacity(total);
+            for p in parts {
+                all.extend_from_slice(&p.map_err(to_py)?);
+            }
+            Ok(all)
+        })?;
+        self.ints.list(py, &v)
+    }
+
     fn encode<'py>(
         &self,
         py: Python<'py>,
