@@ -210,6 +210,9 @@ fn main() {
                 best_lex = best_lex.min(cpu_now() - t);
             }
             if mode != "lex" {
+                if std::env::var("CLEAR").is_ok() {
+                    supertok_core::piece_cache::clear_thread();
+                }
                 let t = cpu_now();
                 let mut nt = 0;
                 let mut out = Vec::new();

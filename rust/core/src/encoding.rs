@@ -11,6 +11,7 @@ use crate::bpe::MergeTable;
 use crate::error::{Error, Result};
 use crate::formats;
 use crate::pretok::{Lexer, Pretokenizer};
+use crate::piece_cache;
 use crate::rank_bpe;
 use crate::special::{SpecialSet, SpecialTokens};
 use crate::vocab::Vocab;
@@ -33,6 +34,8 @@ pub struct CoreEncoding {
     pretok: Pretokenizer,
     specials: SpecialTokens,
     sorted_ids: OnceLock<Vec<u32>>,
+    /// Key of this encoding in the per-thread piece caches.
+    cache_owner: u32,
 }
 
 /// Result of [`CoreEncoding::encode_with_unstable`]: stable tokens and the set of possible
@@ -75,6 +78,7 @@ impl CoreEncoding {
             pretok,
             specials,
             sorted_ids: OnceLock::new(),
+            cache_owner: piece_cache::new_owner(),
         })
     }
 
@@ -107,6 +111,15 @@ impl CoreEncoding {
     pub fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
         if let Some(id) = self.vocab.get(piece) {
             out.push(id);
+            return Ok(());
+        }
+        if piece.len() <= piece_cache::MAX_PIECE {
+            if piece_cache::get(self.cache_owner, piece, out) {
+                return Ok(());
+            }
+            let start = out.len();
+            self.bpe_piece(piece, out)?;
+            piece_cache::put(self.cache_owner, piece, &out[start..]);
             return Ok(());
         }
         self.bpe_piece(piece, out)

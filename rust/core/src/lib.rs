@@ -14,6 +14,7 @@ pub mod bpe;
 pub mod encoding;
 pub mod error;
 pub mod formats;
+pub mod piece_cache;
 pub mod piece_index;
 pub mod pretok;
 pub mod rank_bpe;
