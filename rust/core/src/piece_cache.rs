@@ -17,7 +17,7 @@ pub const MAX_PIECE: usize = 30;
 /// Most tokens a cached piece may have.
 pub const MAX_TOKENS: usize = 8;
 /// Number of slots.
-pub const ENTRIES: usize = 4096;
+pub const ENTRIES: usize = 16384;
 
 #[derive(Clone, Copy)]
 struct Entry {
@@ -64,7 +64,7 @@ fn slot(piece: &[u8]) -> usize {
     for &b in chunks.remainder() {
         h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
     }
-    ((h ^ (h >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize & (ENTRIES - 1)
+    ((h ^ (h >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & (ENTRIES - 1)
 }
 
 /// Append the cached tokens of `piece` for encoding `owner` to `out`; false if absent.
