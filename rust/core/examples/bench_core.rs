@@ -145,12 +145,23 @@ fn main() {
             let text = std::fs::read_to_string(path).expect("corpus");
             let mut hist = [[0u64; 2]; 34];
             let mut toks_miss = 0u64;
+            let mut idhist = [0u64; 5];
+            let mut distinct = std::collections::HashSet::new();
             enc.pretokenizer()
                 .for_each_piece(&text, |a, b| {
                     let p = &text.as_bytes()[a..b];
-                    let hit = enc.vocab().get(p).is_some();
+                    let got = enc.vocab().get(p);
+                    let hit = got.is_some();
+                    if let Some(id) = got {
+                        for (k, lim) in [4096u32, 8192, 16384, 32768, 65536].iter().enumerate() {
+                            if id < *lim {
+                                idhist[k] += 1;
+                            }
+                        }
+                    }
                     hist[p.len().min(33)][hit as usize] += 1;
                     if !hit {
+                        distinct.insert(p.to_vec());
                         let mut v = Vec::new();
                         enc.bpe_piece(p, &mut v).unwrap();
                         toks_miss += v.len() as u64;
@@ -160,6 +171,8 @@ fn main() {
                 .unwrap();
             let tot: u64 = hist.iter().map(|h| h[0] + h[1]).sum();
             let miss: u64 = hist.iter().map(|h| h[0]).sum();
+            println!("distinct missed pieces: {}", distinct.len());
+            println!("hit ids below 4k/8k/16k/32k/64k: {idhist:?}");
             println!(
                 "{path}: pieces {tot}, misses {miss} ({:.1}%), tokens from misses {toks_miss}",
                 100.0 * miss as f64 / tot as f64

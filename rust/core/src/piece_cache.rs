@@ -67,6 +67,29 @@ fn slot(piece: &[u8]) -> usize {
     ((h ^ (h >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & (ENTRIES - 1)
 }
 
+#[inline(always)]
+fn word(b: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]])
+}
+
+/// Whether `stored[..piece.len()] == piece`, with word-sized overlapping loads instead of
+/// a `memcmp` call (`piece.len() <= MAX_PIECE`, `stored.len() == MAX_PIECE`).
+#[inline(always)]
+fn same(stored: &[u8; MAX_PIECE], piece: &[u8]) -> bool {
+    let n = piece.len();
+    if n < 8 {
+        return stored[..n] == *piece;
+    }
+    let mut i = 0;
+    while i + 8 < n {
+        if word(stored, i) != word(piece, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(stored, n - 8) == word(piece, n - 8)
+}
+
 /// Append the cached tokens of `piece` for encoding `owner` to `out`; false if absent.
 #[inline]
 pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
@@ -79,7 +102,7 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
             return false;
         }
         let e = &c[slot(piece)];
-        if e.owner == owner && e.len as usize == piece.len() && &e.bytes[..piece.len()] == piece {
+        if e.owner == owner && e.len as usize == piece.len() && same(&e.bytes, piece) {
             out.extend_from_slice(&e.toks[..e.ntok as usize]);
             true
         } else {

@@ -26,7 +26,8 @@ pub struct PieceIndex {
     /// ids of the 1- and 2-byte tokens: `short[b0]` for one byte at index `b0`,
     /// `short[256 + (b0 << 8 | b1)]` for two bytes.
     short: Box<[u32]>,
-    /// Bloom filter (two bits per token, about 10 bits per token, so it stays in L2)
+    /// Blocked Bloom filter (two bits per token in one 64-bit word, about 10 bits per
+    /// token, so it stays in L2)
     /// answering most lookups of non-tokens without touching the slot array.
     bloom: Box<[u64]>,
     bloom_mask: u64,
@@ -92,10 +93,13 @@ fn same_tail(a: &[u8], b: &[u8]) -> bool {
     a[8..] == b[8..]
 }
 
-/// The two Bloom filter bits of a hash (taken from its low bits; slots use the high ones).
+/// Blocked Bloom filter: the word index and a mask of two bits inside that word, from the
+/// hash's low bits (slots use the high ones). One memory access per query.
 #[inline(always)]
-fn bloom_positions(h: u64, mask: u64) -> [u64; 2] {
-    [h & mask, (h >> 26) & mask]
+fn bloom_word(h: u64, word_mask: u64) -> (usize, u64) {
+    let w = (h & word_mask) as usize;
+    let bits = (1u64 << ((h >> 24) & 63)) | (1u64 << ((h >> 30) & 63));
+    (w, bits)
 }
 
 #[inline(always)]
@@ -147,7 +151,7 @@ impl PieceIndex {
         let mut dup = None;
         let mask = cap - 1;
         let bloom_bits = (count.max(64) * 10).next_power_of_two();
-        let bloom_mask = bloom_bits as u64 - 1;
+        let bloom_mask = (bloom_bits / 64) as u64 - 1;
         let mut bloom = vec![0u64; bloom_bits / 64].into_boxed_slice();
         for id in ids {
             let b = bytes_of(id);
@@ -155,9 +159,8 @@ impl PieceIndex {
             let h = head(b);
             let t = if n > 8 { tail(b) } else { 0 };
             let hv = hash(h, t, n);
-            for p in bloom_positions(hv, bloom_mask) {
-                bloom[(p >> 6) as usize] |= 1 << (p & 63);
-            }
+            let (w, bits) = bloom_word(hv, bloom_mask);
+            bloom[w] |= bits;
             let mut i = (hv >> shift) as usize;
             loop {
                 let s = slots[i];
@@ -217,9 +220,8 @@ impl PieceIndex {
 
     #[inline(always)]
     fn maybe(&self, hv: u64) -> bool {
-        bloom_positions(hv, self.bloom_mask)
-            .iter()
-            .all(|&p| self.bloom[(p >> 6) as usize] >> (p & 63) & 1 == 1)
+        let (w, bits) = bloom_word(hv, self.bloom_mask);
+        self.bloom[w] & bits == bits
     }
 
     #[inline(always)]
