@@ -9,10 +9,12 @@ from supertok.core import Encoding
 from supertok.load import dump_tiktoken_bpe, load_tiktoken_bpe
 from supertok.model import encoding_for_model, encoding_name_for_model
 from supertok.registry import get_encoding, list_encoding_names
+from supertok.tokenizer import Tokenizer
 
 __all__ = [
     "__version__",
     "Encoding",
+    "Tokenizer",
     "get_encoding",
     "list_encoding_names",
     "encoding_for_model",

@@ -5,7 +5,8 @@
 //! * [`pretok`] — pre-tokenizers (general regex path; hand-written lexers for known patterns);
 //! * [`special`] — special-token matching;
 //! * [`encoding`] — the tiktoken-compatible encoding;
-//! * [`formats`] — file formats (`.tiktoken`).
+//! * [`formats`] — file formats (`.tiktoken`);
+//! * [`hf`] — HF `tokenizer.json` byte-level BPE tokenizers.
 //!
 //! Nothing here depends on Python; `rust/python` holds the bindings.
 
@@ -14,6 +15,7 @@ pub mod bpe;
 pub mod encoding;
 pub mod error;
 pub mod formats;
+pub mod hf;
 pub mod piece_cache;
 pub mod piece_index;
 pub mod pretok;

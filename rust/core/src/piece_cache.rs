@@ -69,7 +69,16 @@ fn slot(piece: &[u8]) -> usize {
 
 #[inline(always)]
 fn word(b: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]])
+    u64::from_le_bytes([
+        b[i],
+        b[i + 1],
+        b[i + 2],
+        b[i + 3],
+        b[i + 4],
+        b[i + 5],
+        b[i + 6],
+        b[i + 7],
+    ])
 }
 
 /// Whether `stored[..piece.len()] == piece`, with word-sized overlapping loads instead of

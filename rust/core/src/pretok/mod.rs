@@ -41,6 +41,14 @@ impl Pretokenizer {
         Ok(Pretokenizer::Regex(RegexSplitter::new(pattern)?))
     }
 
+    /// Compile a pattern written for Oniguruma (HF `tokenizers`' regex engine) on the
+    /// general regex path.
+    pub fn new_oniguruma(pattern: &str) -> Result<Self> {
+        Ok(Pretokenizer::Regex(RegexSplitter::with_syntax(
+            pattern, true,
+        )?))
+    }
+
     /// The pattern this pre-tokenizer implements.
     pub fn pattern(&self) -> &str {
         match self {

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use fancy_regex::Regex;
+use fancy_regex::{Regex, RegexBuilder};
 
 use crate::error::{Error, Result};
 
@@ -40,10 +40,20 @@ pub struct RegexSplitter {
 
 impl RegexSplitter {
     pub fn new(pattern: &str) -> Result<Self> {
-        let re = Regex::new(pattern).map_err(|e| Error::InvalidPattern {
-            pattern: pattern.to_string(),
-            message: e.to_string(),
-        })?;
+        Self::with_syntax(pattern, false)
+    }
+
+    /// Compile `pattern` with Oniguruma's parsing rules (`x{n,m}+` is a repetition of
+    /// `x{n,m}`, not a possessive; see fancy-regex's `oniguruma_mode`) when `oniguruma`
+    /// is true. HF `tokenizers` compiles its regexes with Oniguruma.
+    pub fn with_syntax(pattern: &str, oniguruma: bool) -> Result<Self> {
+        let re = RegexBuilder::new(pattern)
+            .oniguruma_mode(oniguruma)
+            .build()
+            .map_err(|e| Error::InvalidPattern {
+                pattern: pattern.to_string(),
+                message: e.to_string(),
+            })?;
         let clones = (0..CLONES).map(|_| re.clone()).collect();
         Ok(RegexSplitter {
             pattern: pattern.into(),

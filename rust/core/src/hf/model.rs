@@ -1,0 +1,475 @@
+//! HF's `BPE` model over the byte-level alphabet.
+//!
+//! Vocabulary entries are strings of the byte-level alphabet; each is stored both as its
+//! string (for `id_to_token`, serialization and `trim_offsets`) and, when every character
+//! is in the alphabet, as bytes in a core [`Vocab`]. Merges are pairs of ids ranked by their
+//! position in the list, merged with the core [`MergeTable`] (lowest rank first, leftmost
+//! among equals), exactly HF's `merge_all`.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::{Map, Value};
+
+use super::bytelevel;
+use super::json::{self, err, join};
+use crate::bpe::MergeTable;
+use crate::error::{Error, Result};
+use crate::vocab::Vocab;
+
+/// Options of the BPE model other than its vocabulary and merges.
+#[derive(Clone, Debug, Default)]
+pub struct BpeOptions {
+    pub ignore_merges: bool,
+    pub unk_token: Option<String>,
+    pub fuse_unk: bool,
+    pub dropout: Option<f64>,
+    /// Write merges as `"a b"` strings (older HF) instead of pairs.
+    pub legacy_merges: bool,
+}
+
+/// The BPE model.
+#[derive(Clone, Debug)]
+pub struct BpeModel {
+    /// id → string (holes are `None`).
+    strings: Vec<Option<Box<str>>>,
+    by_string: FxHashMap<Box<str>, u32>,
+    /// Number of entries (HF's `get_vocab_size` of the model).
+    n_entries: usize,
+    /// Entries whose strings are all in the byte-level alphabet, as bytes.
+    bytes: Vocab,
+    table: MergeTable,
+    /// Merges as `(left, right)` ids in rank order, duplicates removed (HF keeps the last
+    /// occurrence's rank).
+    merges: Vec<(u32, u32)>,
+    /// Whether the file wrote merges as `"a b"` strings (kept when saving).
+    legacy_merges: bool,
+    pub ignore_merges: bool,
+    pub unk_token: Option<String>,
+    unk_id: Option<u32>,
+    pub fuse_unk: bool,
+    pub dropout: Option<f64>,
+    /// Leading/trailing counts of `Ġ`/whitespace chars in each token's string (for
+    /// `trim_offsets`), indexed by id.
+    trims: Vec<(u16, u16)>,
+}
+
+/// Leading and trailing counts of characters that `ByteLevel`'s `trim_offsets` strips.
+pub fn trim_counts(s: &str) -> (usize, usize) {
+    let sp = |c: &char| *c == 'Ġ' || c.is_whitespace();
+    let lead = s.chars().take_while(sp).count();
+    let trail = s.chars().rev().take_while(sp).count();
+    (lead, trail)
+}
+
+impl BpeModel {
+    /// Build from `(string, id)` entries and merges given as pairs of strings.
+    pub fn new(
+        entries: Vec<(String, u32)>,
+        merges: Vec<(String, String)>,
+        options: BpeOptions,
+        path: &str,
+    ) -> Result<Self> {
+        let BpeOptions {
+            ignore_merges,
+            unk_token,
+            fuse_unk,
+            dropout,
+            legacy_merges,
+        } = options;
+        let n_entries = entries.len();
+        let max_id = entries.iter().map(|e| e.1 as usize).max().unwrap_or(0);
+        if n_entries > 0 && max_id > 4 * n_entries + (1 << 20) {
+            return Err(err(
+                &join(path, "vocab"),
+                format!(
+                    "token ids are too sparse: {n_entries} tokens but the largest id is {max_id}"
+                ),
+            ));
+        }
+        let mut strings: Vec<Option<Box<str>>> =
+            vec![None; if n_entries == 0 { 0 } else { max_id + 1 }];
+        let mut by_string = FxHashMap::with_capacity_and_hasher(n_entries, Default::default());
+        let mut byte_pairs = Vec::with_capacity(n_entries);
+        let mut seen_bytes: FxHashSet<Vec<u8>> = FxHashSet::default();
+        for (s, id) in entries {
+            if let Some(prev) = &strings[id as usize] {
+                return Err(err(
+                    &join(path, "vocab"),
+                    format!("id {id} is used by both {prev:?} and {s:?}"),
+                ));
+            }
+            if let Some(b) = bytelevel::decode_str(&s) {
+                if !b.is_empty() && seen_bytes.insert(b.clone()) {
+                    byte_pairs.push((b, id));
+                }
+            }
+            let s: Box<str> = s.into();
+            by_string.insert(s.clone(), id);
+            strings[id as usize] = Some(s);
+        }
+        let bytes = Vocab::from_pairs(byte_pairs).map_err(|e| err(&join(path, "vocab"), e))?;
+        // HF builds its merge map with `collect()` into a hash map: for a repeated pair the
+        // last occurrence's rank wins. Keep only last occurrences, in order.
+        let mut pairs: Vec<(u32, u32, u32)> = Vec::with_capacity(merges.len());
+        for (i, (a, b)) in merges.iter().enumerate() {
+            let mp = json::index(&join(path, "merges"), i);
+            let l = *by_string
+                .get(a.as_str())
+                .ok_or_else(|| err(&mp, format!("merge token {a:?} is not in the vocabulary")))?;
+            let r = *by_string
+                .get(b.as_str())
+                .ok_or_else(|| err(&mp, format!("merge token {b:?} is not in the vocabulary")))?;
+            let joined = format!("{a}{b}");
+            let res = *by_string.get(joined.as_str()).ok_or_else(|| {
+                err(
+                    &mp,
+                    format!("merge result {joined:?} is not in the vocabulary"),
+                )
+            })?;
+            pairs.push((l, r, res));
+        }
+        let mut last: FxHashMap<(u32, u32), usize> = FxHashMap::default();
+        for (i, p) in pairs.iter().enumerate() {
+            last.insert((p.0, p.1), i);
+        }
+        let pairs: Vec<(u32, u32, u32)> = pairs
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| last.get(&(p.0, p.1)) == Some(i))
+            .map(|(_, p)| *p)
+            .collect();
+        let table = MergeTable::from_merges(&bytes, &pairs);
+        let unk_id = unk_token
+            .as_ref()
+            .and_then(|u| by_string.get(u.as_str()).copied());
+        let trims = strings
+            .iter()
+            .map(|s| {
+                s.as_ref().map_or((0, 0), |s| {
+                    let (a, b) = trim_counts(s);
+                    (
+                        a.min(u16::MAX as usize) as u16,
+                        b.min(u16::MAX as usize) as u16,
+                    )
+                })
+            })
+            .collect();
+        Ok(BpeModel {
+            strings,
+            by_string,
+            n_entries,
+            bytes,
+            table,
+            merges: pairs.iter().map(|p| (p.0, p.1)).collect(),
+            legacy_merges,
+            ignore_merges,
+            unk_token,
+            unk_id,
+            fuse_unk,
+            dropout,
+            trims,
+        })
+    }
+
+    /// Parse the `model` object.
+    pub fn from_json(v: &Value, path: &str) -> Result<Self> {
+        let m = json::obj(v, path)?;
+        let ty = match m.get("type") {
+            Some(Value::String(s)) => s.as_str(),
+            // HF accepts an untyped model object and tries each model kind; BPE is the only
+            // one with "merges".
+            None if m.contains_key("merges") => "BPE",
+            _ => json::type_of(m, path)?,
+        };
+        if ty != "BPE" {
+            return Err(err(
+                &join(path, "type"),
+                format!("unsupported model type {ty:?} (only byte-level BPE is supported)"),
+            ));
+        }
+        let dropout = match m.get("dropout") {
+            None | Some(Value::Null) => None,
+            Some(x) => Some(
+                x.as_f64()
+                    .ok_or_else(|| err(&join(path, "dropout"), "expected a number or null"))?,
+            ),
+        };
+        if let Some(d) = dropout {
+            if !(0.0..=1.0).contains(&d) {
+                return Err(err(
+                    &join(path, "dropout"),
+                    format!("dropout {d} is not in [0, 1]"),
+                ));
+            }
+            if d != 0.0 {
+                return Err(err(
+                    &join(path, "dropout"),
+                    format!("BPE dropout {d} is not supported (it makes encoding random)"),
+                ));
+            }
+        }
+        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
+            if let Some(s) = json::opt_string(m, key, path)? {
+                return Err(err(
+                    &join(path, key),
+                    format!("{key} {s:?} is not supported (only byte-level BPE without affixes)"),
+                ));
+            }
+        }
+        if json::boolean(m, "byte_fallback", path, false)? {
+            return Err(err(
+                &join(path, "byte_fallback"),
+                "byte_fallback=true is not supported (a byte-level BPE never needs it)",
+            ));
+        }
+        let vp = join(path, "vocab");
+        let vocab = match m.get("vocab") {
+            Some(Value::Object(o)) => o,
+            None | Some(Value::Null) => &Map::new() as &Map<String, Value>,
+            Some(x) => {
+                return Err(err(
+                    &vp,
+                    format!("expected an object, got {}", json::kind(x)),
+                ))
+            }
+        };
+        let mut entries = Vec::with_capacity(vocab.len());
+        for (k, v) in vocab.iter() {
+            entries.push((k.clone(), json::as_u32(v, &json::join(&vp, k))?));
+        }
+        let mp = join(path, "merges");
+        let mut merges = Vec::new();
+        let mut legacy = false;
+        match m.get("merges") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                merges.reserve(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let ip = json::index(&mp, i);
+                    match item {
+                        Value::String(s) => {
+                            legacy = true;
+                            let mut parts = s.split(' ');
+                            match (parts.next(), parts.next(), parts.next()) {
+                                (Some(a), Some(b), None) => {
+                                    merges.push((a.to_string(), b.to_string()))
+                                }
+                                _ => {
+                                    return Err(err(
+                                        &ip,
+                                        format!(
+                                            "merge {s:?} is not two tokens separated by one space"
+                                        ),
+                                    ))
+                                }
+                            }
+                        }
+                        Value::Array(p) if p.len() == 2 => match (&p[0], &p[1]) {
+                            (Value::String(a), Value::String(b)) => {
+                                merges.push((a.clone(), b.clone()))
+                            }
+                            _ => return Err(err(&ip, "expected a pair of strings")),
+                        },
+                        other => {
+                            return Err(err(
+                                &ip,
+                                format!("expected \"a b\" or [a, b], got {}", json::kind(other)),
+                            ))
+                        }
+                    }
+                }
+            }
+            Some(x) => {
+                return Err(err(
+                    &mp,
+                    format!("expected an array, got {}", json::kind(x)),
+                ))
+            }
+        }
+        BpeModel::new(
+            entries,
+            merges,
+            BpeOptions {
+                ignore_merges: json::boolean(m, "ignore_merges", path, false)?,
+                unk_token: json::opt_string(m, "unk_token", path)?,
+                fuse_unk: json::boolean(m, "fuse_unk", path, false)?,
+                dropout,
+                legacy_merges: legacy,
+            },
+            path,
+        )
+    }
+
+    /// The JSON object HF writes for this model.
+    pub fn to_json(&self) -> Value {
+        let mut vocab = Map::with_capacity(self.n_entries);
+        for (id, s) in self.strings.iter().enumerate() {
+            if let Some(s) = s {
+                vocab.insert(s.to_string(), Value::from(id as u64));
+            }
+        }
+        let name = |id: u32| {
+            self.strings[id as usize]
+                .as_deref()
+                .unwrap_or("")
+                .to_string()
+        };
+        let merges: Vec<Value> = self
+            .merges
+            .iter()
+            .map(|&(l, r)| {
+                if self.legacy_merges {
+                    Value::String(format!("{} {}", name(l), name(r)))
+                } else {
+                    Value::Array(vec![Value::String(name(l)), Value::String(name(r))])
+                }
+            })
+            .collect();
+        json::object([
+            ("type", Value::String("BPE".into())),
+            ("dropout", self.dropout.map_or(Value::Null, Value::from)),
+            (
+                "unk_token",
+                self.unk_token.clone().map_or(Value::Null, Value::String),
+            ),
+            ("continuing_subword_prefix", Value::Null),
+            ("end_of_word_suffix", Value::Null),
+            ("fuse_unk", Value::Bool(self.fuse_unk)),
+            ("byte_fallback", Value::Bool(false)),
+            ("ignore_merges", Value::Bool(self.ignore_merges)),
+            ("vocab", Value::Object(vocab)),
+            ("merges", Value::Array(merges)),
+        ])
+    }
+
+    pub fn n_entries(&self) -> usize {
+        self.n_entries
+    }
+
+    /// One past the largest id.
+    pub fn n_slots(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub fn token_to_id(&self, s: &str) -> Option<u32> {
+        self.by_string.get(s).copied()
+    }
+
+    pub fn id_to_token(&self, id: u32) -> Option<&str> {
+        self.strings.get(id as usize).and_then(|s| s.as_deref())
+    }
+
+    /// Byte-level entries.
+    pub fn byte_vocab(&self) -> &Vocab {
+        &self.bytes
+    }
+
+    /// Merges as id pairs in rank order.
+    pub fn merges(&self) -> &[(u32, u32)] {
+        &self.merges
+    }
+
+    pub fn merge_table(&self) -> &MergeTable {
+        &self.table
+    }
+
+    /// `(leading, trailing)` counts of strippable chars of token `id`'s string.
+    #[inline]
+    pub fn trims(&self, id: u32) -> (usize, usize) {
+        self.trims
+            .get(id as usize)
+            .map_or((0, 0), |&(a, b)| (a as usize, b as usize))
+    }
+
+    /// Iterate over `(string, id)` in id order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, u32)> + '_ {
+        self.strings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_deref().map(|s| (s, i as u32)))
+    }
+
+    /// Encode one piece (its bytes) and append the ids; when `lens` is given, also append
+    /// each token's length in bytes of the piece.
+    pub fn encode_piece(
+        &self,
+        piece: &[u8],
+        out: &mut Vec<u32>,
+        mut lens: Option<&mut Vec<u32>>,
+    ) -> Result<()> {
+        if piece.is_empty() {
+            return Ok(());
+        }
+        if self.ignore_merges {
+            if let Some(id) = self.bytes.get(piece) {
+                out.push(id);
+                if let Some(l) = lens {
+                    l.push(piece.len() as u32);
+                }
+                return Ok(());
+            }
+        }
+        let start = out.len();
+        if piece.iter().all(|&b| self.bytes.byte_id(b).is_some()) {
+            self.table.encode_piece(piece, out)?;
+        } else {
+            // Bytes without a token never merge: encode the runs between them separately;
+            // each unknown byte becomes the unk token (fused if `fuse_unk`) or is dropped.
+            let mut run_start = 0;
+            let mut pending_unk: Option<u32> = None; // length of the pending unk
+            let mut pending_lens: Vec<u32> = Vec::new();
+            let mut i = 0;
+            while i <= piece.len() {
+                let known = i < piece.len() && self.bytes.byte_id(piece[i]).is_some();
+                if i == piece.len() || !known {
+                    if run_start < i {
+                        if let Some(n) = pending_unk.take() {
+                            self.push_unk(out, &mut pending_lens, n)?;
+                        }
+                        let before = out.len();
+                        self.table.encode_piece(&piece[run_start..i], out)?;
+                        for &t in &out[before..] {
+                            pending_lens.push(self.bytes.bytes(t).map_or(0, |b| b.len()) as u32);
+                        }
+                    }
+                    if i < piece.len() && self.unk_token.is_some() {
+                        pending_unk = match pending_unk {
+                            Some(n) if self.fuse_unk => Some(n + 1),
+                            Some(n) => {
+                                self.push_unk(out, &mut pending_lens, n)?;
+                                Some(1)
+                            }
+                            None => Some(1),
+                        };
+                    }
+                    run_start = i + 1;
+                }
+                i += 1;
+            }
+            if let Some(n) = pending_unk.take() {
+                self.push_unk(out, &mut pending_lens, n)?;
+            }
+            if let Some(l) = lens.as_deref_mut() {
+                l.extend_from_slice(&pending_lens);
+            }
+            return Ok(());
+        }
+        if let Some(l) = lens {
+            for &t in &out[start..] {
+                l.push(self.bytes.bytes(t).map_or(0, |b| b.len()) as u32);
+            }
+        }
+        Ok(())
+    }
+
+    fn push_unk(&self, out: &mut Vec<u32>, lens: &mut Vec<u32>, n: u32) -> Result<()> {
+        let id = self.unk_id.ok_or_else(|| {
+            Error::InvalidVocab(format!(
+                "unk_token {:?} is not in the vocabulary",
+                self.unk_token.as_deref().unwrap_or("")
+            ))
+        })?;
+        out.push(id);
+        lens.push(n);
+        Ok(())
+    }
+}

@@ -1,0 +1,252 @@
+//! `CoreTokenizer`: HF `tokenizer.json` byte-level BPE tokenizers. The Python class
+//! `supertok.Tokenizer` wraps it; use that.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use supertok_core::hf::HfTokenizer;
+
+use crate::{extract_ids, par_map, to_py, u32s_to_bytes};
+
+/// The core of an HF-compatible tokenizer. The Python class `supertok.Tokenizer` wraps it.
+#[pyclass(frozen, module = "supertok._core")]
+pub struct CoreTokenizer {
+    pub(crate) inner: Arc<HfTokenizer>,
+}
+
+fn wrap(t: HfTokenizer) -> CoreTokenizer {
+    CoreTokenizer { inner: Arc::new(t) }
+}
+
+#[pymethods]
+impl CoreTokenizer {
+    /// Parse the text of a `tokenizer.json`.
+    #[staticmethod]
+    fn from_str(py: Python<'_>, json: PyBackedStr) -> PyResult<Self> {
+        py.detach(|| HfTokenizer::from_json_str(&json))
+            .map(wrap)
+            .map_err(to_py)
+    }
+
+    /// Read a `tokenizer.json` file.
+    #[staticmethod]
+    fn from_file(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+        py.detach(|| HfTokenizer::from_file(&path))
+            .map(wrap)
+            .map_err(to_py)
+    }
+
+    /// A freshly trained byte-level BPE (see `supertok.Tokenizer.from_bpe`).
+    /// `pre_tokenizer` is a JSON array of HF pre-tokenizer objects, as text.
+    #[staticmethod]
+    #[pyo3(signature = (vocab, merges, pre_tokenizer, pattern, special_tokens))]
+    fn from_bpe(
+        py: Python<'_>,
+        vocab: &Bound<'_, PyList>,
+        merges: Vec<(u32, u32)>,
+        pre_tokenizer: Option<String>,
+        pattern: Option<String>,
+        special_tokens: HashMap<String, u32>,
+    ) -> PyResult<Self> {
+        let mut v = Vec::with_capacity(vocab.len());
+        for (i, item) in vocab.iter().enumerate() {
+            let b = item.cast::<PyBytes>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "vocab[{i}] must be bytes, got {}",
+                    item.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            })?;
+            v.push(b.as_bytes().to_vec());
+        }
+        let pre = match pre_tokenizer {
+            None => None,
+            Some(s) => {
+                let val: serde_json::Value = serde_json::from_str(&s)
+                    .map_err(|e| PyValueError::new_err(format!("pre_tokenizer: {e}")))?;
+                match val {
+                    serde_json::Value::Array(a) => Some(a),
+                    _ => {
+                        return Err(PyValueError::new_err(
+                            "pre_tokenizer must be a list of pre-tokenizer objects",
+                        ))
+                    }
+                }
+            }
+        };
+        let specials: Vec<(String, u32)> = special_tokens.into_iter().collect();
+        py.detach(move || HfTokenizer::from_bpe(v, &merges, pre, pattern.as_deref(), specials))
+            .map(wrap)
+            .map_err(to_py)
+    }
+
+    /// An HF tokenizer equivalent to a tiktoken encoding.
+    #[staticmethod]
+    fn from_tiktoken(
+        py: Python<'_>,
+        mergeable_ranks: HashMap<Vec<u8>, u32>,
+        special_tokens: HashMap<String, u32>,
+        pattern: String,
+    ) -> PyResult<Self> {
+        let ranks: Vec<(Vec<u8>, u32)> = mergeable_ranks.into_iter().collect();
+        let specials: Vec<(String, u32)> = special_tokens.into_iter().collect();
+        py.detach(move || HfTokenizer::from_tiktoken(ranks, specials, &pattern))
+            .map(wrap)
+            .map_err(to_py)
+    }
+
+    /// `(mergeable_ranks, special_tokens, pattern)` of the equivalent tiktoken encoding.
+    fn tiktoken_parts<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>, String)> {
+        let parts = py.detach(|| self.inner.tiktoken_parts()).map_err(to_py)?;
+        let ranks = PyDict::new(py);
+        for (b, r) in &parts.mergeable_ranks {
+            ranks.set_item(PyBytes::new(py, b), r)?;
+        }
+        let specials = PyDict::new(py);
+        for (s, id) in &parts.special_tokens {
+            specials.set_item(s, id)?;
+        }
+        Ok((ranks, specials, parts.pattern))
+    }
+
+    /// `tokenizer.json` text.
+    #[pyo3(signature = (pretty=true))]
+    fn to_json(&self, py: Python<'_>, pretty: bool) -> PyResult<String> {
+        py.detach(|| self.inner.to_json_string(pretty))
+            .map_err(to_py)
+    }
+
+    fn encode(
+        &self,
+        py: Python<'_>,
+        text: PyBackedStr,
+        add_special_tokens: bool,
+    ) -> PyResult<Vec<u32>> {
+        py.detach(|| self.inner.encode(&text, add_special_tokens))
+            .map_err(to_py)
+    }
+
+    fn encode_with_offsets(
+        &self,
+        py: Python<'_>,
+        text: PyBackedStr,
+        add_special_tokens: bool,
+        char_offsets: bool,
+    ) -> PyResult<supertok_core::hf::IdsOffsets> {
+        py.detach(|| {
+            self.inner
+                .encode_with_offsets(&text, add_special_tokens, char_offsets)
+        })
+        .map_err(to_py)
+    }
+
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        texts: Vec<PyBackedStr>,
+        add_special_tokens: bool,
+        num_threads: usize,
+    ) -> PyResult<Vec<Vec<u32>>> {
+        let inner = &self.inner;
+        let res =
+            py.detach(|| par_map(&texts, num_threads, |t| inner.encode(t, add_special_tokens)))?;
+        res.into_iter().collect::<Result<_, _>>().map_err(to_py)
+    }
+
+    /// Ids of one text as native-endian u32 bytes (for numpy).
+    fn encode_to_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        text: PyBackedStr,
+        add_special_tokens: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let ids = py
+            .detach(|| self.inner.encode(&text, add_special_tokens))
+            .map_err(to_py)?;
+        Ok(u32s_to_bytes(py, &ids))
+    }
+
+    /// Ids of many texts concatenated as u32 bytes, and the u64 end offset of each text.
+    fn encode_batch_to_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<PyBackedStr>,
+        add_special_tokens: bool,
+        num_threads: usize,
+    ) -> PyResult<(Bound<'py, PyBytes>, Vec<u64>)> {
+        let inner = &self.inner;
+        let res =
+            py.detach(|| par_map(&texts, num_threads, |t| inner.encode(t, add_special_tokens)))?;
+        let mut all = Vec::new();
+        let mut ends = Vec::with_capacity(res.len());
+        for r in res {
+            all.extend_from_slice(&r.map_err(to_py)?);
+            ends.push(all.len() as u64);
+        }
+        Ok((u32s_to_bytes(py, &all), ends))
+    }
+
+    fn decode(
+        &self,
+        py: Python<'_>,
+        ids: &Bound<'_, PyAny>,
+        skip_special_tokens: bool,
+    ) -> PyResult<String> {
+        let ids = extract_ids(ids)?;
+        Ok(py.detach(|| self.inner.decode(&ids, skip_special_tokens)))
+    }
+
+    fn decode_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        ids: &Bound<'_, PyAny>,
+        skip_special_tokens: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let ids = extract_ids(ids)?;
+        let b = py.detach(|| self.inner.decode_bytes(&ids, skip_special_tokens));
+        Ok(PyBytes::new(py, &b))
+    }
+
+    fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    fn id_to_token(&self, id: i64) -> Option<String> {
+        u32::try_from(id)
+            .ok()
+            .and_then(|id| self.inner.id_to_token(id).map(|s| s.to_string()))
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.inner.vocab_size()
+    }
+
+    fn get_vocab<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (s, id) in self.inner.vocab() {
+            d.set_item(s, id)?;
+        }
+        Ok(d)
+    }
+
+    /// Contents of the special added tokens, with their ids.
+    fn special_tokens(&self) -> Vec<(String, u32)> {
+        self.inner
+            .added()
+            .tokens()
+            .iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, t)| (t.content.clone(), *id))
+            .collect()
+    }
+}
