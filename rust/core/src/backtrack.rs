@@ -56,8 +56,13 @@ const UNREACHABLE: u64 = u64::MAX - 2;
 /// Reachable, but some merge in its tree joins a token of larger rank (unsupported).
 const NON_MONOTONE: u64 = u64::MAX - 3;
 
+/// The piece met a token outside the supported class (a reachable token whose merge
+/// tree is not monotone); the caller falls back to the heap merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unsupported;
+
 /// Outcome of a step that may meet an unsupported token.
-type Step<T> = Result<T, ()>;
+type Step<T> = Result<T, Unsupported>;
 
 /// The linear-time encoder of long pieces for one vocabulary.
 pub struct Backtrack {
@@ -155,7 +160,7 @@ impl Backtrack {
     fn split(&self, vocab: &Vocab, t: u32) -> Step<Option<(u32, u32)>> {
         match self.info(vocab, t) {
             LEAF => Ok(None),
-            UNREACHABLE | NON_MONOTONE => Err(()),
+            UNREACHABLE | NON_MONOTONE => Err(Unsupported),
             v => Ok(Some(((v >> 32) as u32, v as u32))),
         }
     }
@@ -311,7 +316,7 @@ impl Backtrack {
             if let Some(t) = found {
                 match self.info(vocab, t) {
                     UNREACHABLE => {}
-                    NON_MONOTONE => return Err(()),
+                    NON_MONOTONE => return Err(Unsupported),
                     _ => return Ok(t),
                 }
             }

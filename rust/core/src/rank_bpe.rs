@@ -98,8 +98,8 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
         end[i] = (i + 1) as u8;
         prev[i] = i.wrapping_sub(1) as u8;
     }
-    for i in 0..n - 1 {
-        keys[i] = key(rank(vocab, piece, i, i + 2, max_len), i);
+    for (i, k) in keys.iter_mut().enumerate().take(n - 1) {
+        *k = key(rank(vocab, piece, i, i + 2, max_len), i);
     }
     let keys_n = &mut keys[..n];
     loop {
@@ -156,9 +156,9 @@ pub(crate) fn heap<M: FnMut(usize, usize)>(
     // cur[i]: rank of merging the part at i with its successor (MAX: none)
     let mut cur: Vec<u32> = vec![MAX; n];
     let mut heap: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::with_capacity(n);
-    for i in 0..n - 1 {
+    for (i, c) in cur.iter_mut().enumerate().take(n - 1) {
         let r = rank(vocab, piece, i, i + 2, max_len);
-        cur[i] = r;
+        *c = r;
         if r != MAX {
             heap.push(Reverse((r, i as u32)));
         }
@@ -244,7 +244,7 @@ mod tests {
                         seed = seed
                             .wrapping_mul(6364136223846793005)
                             .wrapping_add(1442695040888963407);
-                        if (seed >> 33) % 3 == 0 {
+                        if (seed >> 33).is_multiple_of(3) {
                             b'b'
                         } else {
                             b'a'
