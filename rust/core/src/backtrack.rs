@@ -45,7 +45,7 @@ use crate::vocab::Vocab;
 const NONE: u32 = u32::MAX;
 
 /// Chunk size of [`Backtrack::encode_chunked`].
-pub const CHUNK: usize = 96;
+pub const CHUNK: usize = 48;
 
 // Per-token codes in `Backtrack::info`.
 const NOT_COMPUTED: u64 = u64::MAX;
