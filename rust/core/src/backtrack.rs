@@ -47,6 +47,10 @@ const NONE: u32 = u32::MAX;
 /// Chunk size of [`Backtrack::encode_chunked`].
 pub const CHUNK: usize = 48;
 
+/// Pieces whose first 256 bytes hold at most this many distinct bytes use the backtracking
+/// search (runs of one character and other short periods), the others the chunked merge.
+pub const BACKTRACK_DISTINCT: u32 = 4;
+
 // Per-token codes in `Backtrack::info`.
 const NOT_COMPUTED: u64 = u64::MAX;
 /// A single byte: a leaf of every merge tree.
@@ -217,7 +221,7 @@ impl Backtrack {
             }
         }
         let base = out.len();
-        let ok = if distinct <= 16 {
+        let ok = if distinct <= BACKTRACK_DISTINCT {
             self.encode(vocab, piece, out)
         } else {
             self.encode_chunked(vocab, piece, out)

@@ -115,24 +115,30 @@ fn head_concat(a: &[u8], b: &[u8]) -> u64 {
     if a.len() >= 8 {
         return head(a);
     }
-    let mut buf = [0u8; 8];
-    let k = a.len();
-    buf[..k].copy_from_slice(a);
-    buf[k..].copy_from_slice(&b[..8 - k]);
-    u64::from_le_bytes(buf)
+    // head(a) is zero above its bytes; the shifted head(b) fills them (excess bits fall off)
+    head(a) | (head(b) << (8 * a.len()))
+}
+
+/// The last `k` bytes of `a` (`1 <= k <= min(8, a.len())`), little-endian.
+#[inline(always)]
+fn last_k(a: &[u8], k: usize) -> u64 {
+    let la = a.len();
+    if la >= 8 {
+        tail(a) >> (8 * (8 - k))
+    } else {
+        head(a) >> (8 * (la - k))
+    }
 }
 
 /// Last 8 bytes of `a ++ b` (`a.len() + b.len() >= 8`).
 #[inline(always)]
 fn tail_concat(a: &[u8], b: &[u8]) -> u64 {
-    if b.len() >= 8 {
+    let lb = b.len();
+    if lb >= 8 {
         return tail(b);
     }
-    let mut buf = [0u8; 8];
-    let k = 8 - b.len();
-    buf[..k].copy_from_slice(&a[a.len() - k..]);
-    buf[k..].copy_from_slice(b);
-    u64::from_le_bytes(buf)
+    let k = 8 - lb;
+    last_k(a, k) | (head(b) << (8 * k))
 }
 
 impl PieceIndex {
@@ -251,14 +257,12 @@ impl PieceIndex {
         F: Fn(u32) -> &'v [u8],
     {
         let n = a.len() + b.len();
-        if n <= 8 {
-            let mut buf = [0u8; 8];
-            buf[..a.len()].copy_from_slice(a);
-            buf[a.len()..n].copy_from_slice(b);
-            return self.get_filtered(&buf[..n], bytes_of);
+        if n <= 2 {
+            let id = self.short[256 + ((a[0] as usize) << 8 | b[0] as usize)];
+            return (id != NONE).then_some(id);
         }
         let h = head_concat(a, b);
-        let t = tail_concat(a, b);
+        let t = if n > 8 { tail_concat(a, b) } else { 0 };
         let hv = hash(h, t, n);
         if !self.maybe(hv) {
             return None;
@@ -268,6 +272,9 @@ impl PieceIndex {
         loop {
             let s = &self.slots[i];
             if s.len as usize == n && s.head == h {
+                if n <= 8 {
+                    return Some(s.id);
+                }
                 let tok = bytes_of(s.id);
                 if tail(tok) == t && (n <= 16 || (tok[..a.len()] == *a && tok[a.len()..] == *b)) {
                     return Some(s.id);
@@ -313,6 +320,62 @@ impl PieceIndex {
                 return None;
             }
             i = (i + 1) & mask;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concat_lookup_equals_plain_lookup() {
+        let toks: Vec<Vec<u8>> = vec![
+            b"a".to_vec(),
+            b"ab".to_vec(),
+            b"abc".to_vec(),
+            b"abcdefgh".to_vec(),
+            b"abcdefghi".to_vec(),
+            b"abcdefghijklmnop".to_vec(),
+            b"abcdefghijklmnopq".to_vec(),
+            b"\x00".to_vec(),
+            b"\x00\x00".to_vec(),
+            b"a\x00".to_vec(),
+            b"xyz".to_vec(),
+        ];
+        let bytes_of = |id: u32| toks[id as usize].as_slice();
+        let (ix, dup) = PieceIndex::build(0..toks.len() as u32, toks.len(), bytes_of);
+        assert!(dup.is_none());
+        let probes: Vec<&[u8]> = vec![
+            b"a",
+            b"b",
+            b"ab",
+            b"abc",
+            b"abcd",
+            b"abcdefgh",
+            b"abcdefghi",
+            b"abcdefghij",
+            b"abcdefghijklmnop",
+            b"abcdefghijklmnopq",
+            b"abcdefghijklmnopqr",
+            b"\x00",
+            b"\x00\x00",
+            b"a\x00",
+            b"\x00a",
+            b"xyz",
+            b"xy",
+        ];
+        for p in &probes {
+            let want = ix.get(p, bytes_of);
+            assert_eq!(want, toks.iter().position(|t| t == p).map(|i| i as u32));
+            assert_eq!(ix.get_filtered(p, bytes_of), want);
+            for k in 1..p.len() {
+                assert_eq!(
+                    ix.get_concat(&p[..k], &p[k..], bytes_of),
+                    want,
+                    "{p:?} at {k}"
+                );
+            }
         }
     }
 }
