@@ -253,9 +253,9 @@ impl CoreEncoding {
     ) -> PyResult<Bound<'py, PyList>> {
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
-        let res = py.detach(|| par_map(&texts, num_threads, |t| self.inner.encode(t, &a, &d)))?;
-        let rows: Vec<Vec<u32>> = res.into_iter().collect::<Result<_, _>>().map_err(to_py)?;
-        self.ints.lists(py, &rows)
+        self.ints.encode_batch_lists(py, &texts, num_threads, |t| {
+            self.inner.encode(t, &a, &d).map_err(to_py)
+        })
     }
 
     fn encode_ordinary_batch<'py>(
@@ -264,9 +264,9 @@ impl CoreEncoding {
         texts: Vec<PyBackedStr>,
         num_threads: usize,
     ) -> PyResult<Bound<'py, PyList>> {
-        let res = py.detach(|| par_map(&texts, num_threads, |t| self.inner.encode_ordinary(t)))?;
-        let rows: Vec<Vec<u32>> = res.into_iter().collect::<Result<_, _>>().map_err(to_py)?;
-        self.ints.lists(py, &rows)
+        self.ints.encode_batch_lists(py, &texts, num_threads, |t| {
+            self.inner.encode_ordinary(t).map_err(to_py)
+        })
     }
 
     /// Batch encode to two buffers: all ids (uint32) and row offsets (uint64, len n+1).

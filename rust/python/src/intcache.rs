@@ -5,7 +5,9 @@
 //! created on first use, so that a list is filled with new references to shared objects
 //! (as CPython does for small ints). Objects are immutable, so sharing is invisible.
 
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock};
+
+use rayon::prelude::*;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -60,16 +62,72 @@ impl IntCache {
         }
     }
 
-    /// Lists for a batch.
-    pub(crate) fn lists<'py>(
+    /// Encode a batch on `num_threads` threads and return one list per text.
+    ///
+    /// The lists must be built under the GIL, one thread at a time; so that this part
+    /// does not serialize the batch, the calling thread turns each row into a list as
+    /// soon as it is ready while the pool keeps encoding the following texts (the GIL is
+    /// released while it waits, and the pool never holds it).
+    pub(crate) fn encode_batch_lists<'py, T, F>(
         &self,
         py: Python<'py>,
-        rows: &[Vec<u32>],
-    ) -> PyResult<Bound<'py, PyList>> {
+        texts: &[T],
+        num_threads: usize,
+        encode: F,
+    ) -> PyResult<Bound<'py, PyList>>
+    where
+        T: Sync,
+        F: Fn(&T) -> PyResult<Vec<u32>> + Sync,
+    {
         let out = PyList::empty(py);
-        for r in rows {
-            out.append(self.list(py, r)?)?;
+        if num_threads <= 1 || texts.len() <= 1 {
+            let rows = py.detach(|| texts.iter().map(&encode).collect::<Vec<_>>());
+            for r in rows {
+                out.append(self.list(py, &r?)?)?;
+            }
+            return Ok(out);
         }
-        Ok(out)
+        let pool = crate::pool(num_threads)?;
+        let ready: Mutex<Vec<Option<PyResult<Vec<u32>>>>> =
+            Mutex::new((0..texts.len()).map(|_| None).collect());
+        let cv = Condvar::new();
+        let poisoned = || pyo3::exceptions::PyRuntimeError::new_err("batch worker panicked");
+        let mut first_err: Option<PyErr> = None;
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                pool.install(|| {
+                    texts.par_iter().enumerate().for_each(|(i, t)| {
+                        let r = encode(t);
+                        if let Ok(mut g) = ready.lock() {
+                            g[i] = Some(r);
+                        }
+                        cv.notify_all();
+                    })
+                })
+            });
+            for i in 0..texts.len() {
+                let row = py.detach(|| -> PyResult<PyResult<Vec<u32>>> {
+                    let mut g = ready.lock().map_err(|_| poisoned())?;
+                    loop {
+                        if let Some(r) = g[i].take() {
+                            return Ok(r);
+                        }
+                        g = cv.wait(g).map_err(|_| poisoned())?;
+                    }
+                });
+                let res = row
+                    .and_then(|r| r)
+                    .and_then(|r| self.list(py, &r))
+                    .and_then(|l| out.append(l));
+                if let Err(e) = res {
+                    first_err = Some(e);
+                    break;
+                }
+            }
+        });
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 }
