@@ -5,6 +5,7 @@
 """
 
 from supertok._core import __version__
+from supertok.alignment import align
 from supertok.core import Encoding
 from supertok.load import dump_tiktoken_bpe, load_tiktoken_bpe
 from supertok.model import encoding_for_model, encoding_name_for_model
@@ -21,4 +22,5 @@ __all__ = [
     "encoding_name_for_model",
     "load_tiktoken_bpe",
     "dump_tiktoken_bpe",
+    "align",
 ]
