@@ -1,0 +1,535 @@
+"""Data-mixture inference from a BPE merge list (Hayase, Liu, Choi, Oh, Smith 2024).
+
+A BPE merge list is an ordered record of argmax decisions: merge ``t`` was the most frequent
+pair of the training data after merges ``1..t-1``. If the training data was a mixture
+``sum_i alpha_i D_i`` of known categories, every step yields linear inequalities in
+``alpha``. :func:`replay` replays the merge list on a sample of each category and records
+every pair count before every merge (a compact :class:`PairTrace`, computed in Rust by the
+BPE trainer's own counting and merge loop); :func:`infer` solves the paper's linear program
+with scipy's HiGHS and lazy constraint generation and returns the proportions of training
+*bytes* per category.
+
+The linear program (``run_solver.py::lazy_optimize`` of the paper's code): variables
+``alpha_i >= 0`` with ``sum alpha_i = 1``, one slack ``v_t >= 0`` per merge step and one
+slack ``v_p >= 0`` per competing pair; for every step ``t`` and pair ``p != m(t)``::
+
+    sum_i alpha_i (c_i[t, m(t)] - c_i[t, p]) / Z_i + v_t + v_p >= 0
+
+minimising ``sum v_t + sum v_p``, with ``c_i[t, p]`` the count of pair ``p`` in category
+``i``'s sample before merge ``t`` and ``Z_i`` the sample's total pair count. Only violated
+constraints are added: sweep the steps with the current solution, add up to ``per_step``
+most violated competitors per step, re-solve, until a sweep finds none.
+
+numpy and scipy are needed (``pip install 'supertok[science]'``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["PairTrace", "MixtureResult", "replay", "infer", "infer_traces", "tokenizer_merges"]
+
+Samples = Mapping[str, Union[str, Sequence[str]]]
+
+
+def _np():  # type: ignore[no-untyped-def]
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        raise ImportError("supertok.mixture needs numpy and scipy: pip install 'supertok[science]'") from None
+    return np
+
+
+@dataclass
+class PairTrace:
+    """Pair counts of one category's sample before every merge of a merge list.
+
+    Pairs are keys ``(left_id << 32) | right_id`` in the replay's id space (ids ``0..256``
+    are bytes, merge ``t`` creates id ``256 + t`` unless its bytes already are a token), so
+    keys are comparable across the categories replayed with the same merge list.
+
+    ``counts_before(t)`` = the initial counts updated by the changes of steps ``0..t-1``.
+    """
+
+    name: str
+    merge_keys: "npt.NDArray[np.uint64]"
+    """Pair key of merge ``t`` (length ``T``)."""
+    init_keys: "npt.NDArray[np.uint64]"
+    """Pairs with a non-zero count before the first merge (sorted)."""
+    init_counts: "npt.NDArray[np.uint64]"
+    step_ptr: "npt.NDArray[np.int64]"
+    """Changes of step ``t`` are ``change_*[step_ptr[t]:step_ptr[t + 1]]`` (length ``T + 1``)."""
+    change_keys: "npt.NDArray[np.uint64]"
+    change_counts: "npt.NDArray[np.uint64]"
+    """Count of the pair after the step."""
+    n_bytes: int
+    """UTF-8 bytes of the sample."""
+    n_pairs: int
+    """Total pair count before the first merge (the normaliser ``Z``)."""
+    transition: Optional[int] = None
+    """First stage-2 merge of a SuperBPE replay (its changes re-pretokenize the sample)."""
+
+    @property
+    def n_steps(self) -> int:
+        """Number of merges replayed."""
+        return len(self.merge_keys)
+
+    def counts_before(self, t: int) -> dict[tuple[int, int], int]:
+        """Every non-zero pair count just before merge ``t`` (``0 <= t <= T``)."""
+        if not 0 <= t <= self.n_steps:
+            raise ValueError(f"step {t} is outside 0..{self.n_steps}")
+        d = {int(k): int(c) for k, c in zip(self.init_keys, self.init_counts)}
+        end = int(self.step_ptr[t])
+        for k, c in zip(self.change_keys[:end].tolist(), self.change_counts[:end].tolist()):
+            if c:
+                d[k] = c
+            else:
+                d.pop(k, None)
+        return {(k >> 32, k & 0xFFFFFFFF): c for k, c in sorted(d.items())}
+
+    def merge_counts(self) -> "npt.NDArray[np.uint64]":
+        """The count of each merged pair just before its merge."""
+        np = _np()
+        out = np.zeros(self.n_steps, dtype=np.uint64)
+        cur = dict(zip(self.init_keys.tolist(), self.init_counts.tolist()))
+        ck, cc = self.change_keys.tolist(), self.change_counts.tolist()
+        ptr = self.step_ptr.tolist()
+        for t, m in enumerate(self.merge_keys.tolist()):
+            out[t] = cur.get(m, 0)
+            for j in range(ptr[t], ptr[t + 1]):
+                cur[ck[j]] = cc[j]
+        return out
+
+
+@dataclass
+class MixtureResult:
+    """The solution of :func:`infer_traces`."""
+
+    proportions: dict[str, float]
+    """Estimated share of training bytes per category (sums to 1)."""
+    pair_weights: dict[str, float]
+    """The LP's ``alpha`` (shares in units of pairs, before the byte conversion)."""
+    objective: float
+    """Total slack of the final LP (0 when every merge is explained exactly)."""
+    n_constraints: int
+    rounds: int
+    converged: bool
+    """A sweep found no violated constraint (False when ``max_rounds`` was hit)."""
+    seconds_sweep: float = 0.0
+    seconds_lp: float = 0.0
+    step_slack: "Optional[npt.NDArray[np.float64]]" = field(default=None, repr=False)
+
+
+# ---------------------------------------------------------------------- merges of a tokenizer
+
+
+def _bytelevel_decoder() -> dict[str, int]:
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def tokenizer_merges(tok: Any) -> tuple[list[tuple[bytes, bytes]], Optional[str]]:
+    """``(merges as byte pairs in rank order, split pattern or None)`` of a tokenizer.
+
+    Accepts a :class:`supertok.Tokenizer` (its ``tokenizer.json`` merges and its ``Split``
+    pre-tokenizer's regex, if it has exactly one), a :class:`supertok.Encoding` (merges
+    derived from the ranks, as ``Tokenizer.from_tiktoken`` does; its split pattern), a path
+    or bundled name, or a list of byte pairs (pattern ``None``).
+    """
+    import json
+    import os
+
+    import supertok
+
+    if isinstance(tok, (str, os.PathLike)):
+        s = os.fspath(tok)
+        if s in supertok.list_encoding_names():
+            tok = supertok.get_encoding(s)
+        else:
+            tok = supertok.Tokenizer.from_file(s)
+    if isinstance(tok, supertok.Encoding):
+        pattern = tok._pat_str
+        tok = supertok.Tokenizer.from_tiktoken(tok)
+    else:
+        pattern = None
+    if isinstance(tok, supertok.Tokenizer):
+        spec = json.loads(tok.to_json(False))
+        dec = _bytelevel_decoder()
+
+        def tb(s: str) -> bytes:
+            try:
+                return bytes(dec[c] for c in s)
+            except KeyError:
+                raise ValueError(f"merge side {s!r} is not a byte-level token") from None
+
+        merges = []
+        for m in spec["model"]["merges"]:
+            a, b = m.split(" ", 1) if isinstance(m, str) else m
+            merges.append((tb(a), tb(b)))
+        if pattern is None:
+            pattern = _split_regex(spec.get("pre_tokenizer"))
+        return merges, pattern
+    out = []
+    for k, m in enumerate(tok):
+        try:
+            a, b = m
+            out.append((bytes(a), bytes(b)))
+        except (TypeError, ValueError):
+            raise TypeError(f"merges[{k}] must be a pair of bytes, got {m!r}") from None
+    return out, None
+
+
+def _split_regex(pre: Any) -> Optional[str]:
+    """The regex of the single ``Split`` step of an HF pre-tokenizer (Oniguruma syntax)."""
+    if not isinstance(pre, dict):
+        return None
+    steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    regs = [s.get("pattern", {}).get("Regex") for s in steps if s.get("type") == "Split"]
+    regs = [r for r in regs if r]
+    if len(regs) == 1:
+        return regs[0]
+    if not regs and any(s.get("type") == "ByteLevel" and s.get("use_regex", True) for s in steps):
+        from supertok.registry import R50K_PAT_STR
+
+        return R50K_PAT_STR
+    return None
+
+
+# ---------------------------------------------------------------------- replay
+
+
+def _sample_texts(name: str, v: Union[str, Sequence[str]]) -> list[str]:
+    if isinstance(v, str):
+        return [v]
+    if isinstance(v, (bytes, bytearray)):
+        raise TypeError(f"samples[{name!r}] must be str or a list of str, not bytes")
+    out = list(v)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise TypeError(f"samples[{name!r}][{i}] must be str, not {type(t).__name__}")
+    return out
+
+
+def replay(
+    merges_of_tokenizer: Any,
+    samples_by_category: Samples,
+    *,
+    pattern: Optional[str] = None,
+    transition: Optional[int] = None,
+    stage2_pattern: Optional[str] = None,
+    split_lines: bool = False,
+    max_merges: Optional[int] = None,
+    threads: Optional[int] = None,
+) -> dict[str, PairTrace]:
+    """Replay a tokenizer's merges on a sample of each category, recording every pair count
+    before every merge.
+
+    Counting and merging are the BPE trainer's own (``supertok_core::train``): pretokens are
+    counted with the split ``pattern``, pairs are counted per pretoken weighted by its count,
+    and the merges are replayed in order (merges that do not occur in a sample are kept, so
+    ids and pair keys agree across categories).
+
+    Args:
+        merges_of_tokenizer: A :class:`supertok.Tokenizer`, :class:`supertok.Encoding`, path,
+            bundled name, or a list of ``(left bytes, right bytes)``.
+        samples_by_category: ``{category: text or list of texts}``.
+        pattern: Split regex (or ``"o200k"``, ``"cl100k"``, ``"gpt2"``); default: the
+            tokenizer's own (required for a plain merge list).
+        transition: SuperBPE: index of the first stage-2 merge. From there on the sample is
+            re-pretokenized with ``stage2_pattern``, merges ``0..transition-1`` are applied to
+            it again (not traced: they were chosen under stage-1 counts) and the trace of
+            step ``transition`` holds the difference between both countings.
+        stage2_pattern: SuperBPE stage-2 split regex (or ``"none"`` for whole texts/lines).
+        split_lines: Pretokenize every line on its own (SuperBPE's stage 2 with lines as
+            training chunks; HF ``train(files)``); applies to both stages.
+        max_merges: Replay only the first this many merges.
+        threads: Counting threads (default: all cores).
+    """
+    from supertok import _core
+
+    merges, tok_pattern = tokenizer_merges(merges_of_tokenizer)
+    if max_merges is not None:
+        if max_merges < 0:
+            raise ValueError(f"max_merges must be >= 0, got {max_merges}")
+        merges = merges[:max_merges]
+    pat = pattern if pattern is not None else tok_pattern
+    if pat is None:
+        raise ValueError("the split pattern of this tokenizer is unknown: pass pattern=...")
+    pat = _resolve_pattern(pat)
+    if transition is not None:
+        if not 0 <= transition <= len(merges):
+            raise ValueError(f"transition {transition} is outside 0..{len(merges)}")
+        if stage2_pattern is None:
+            raise ValueError("a SuperBPE replay (transition=...) needs stage2_pattern")
+    s2 = None if stage2_pattern is None else _resolve_pattern(stage2_pattern)
+    if not isinstance(samples_by_category, Mapping) or not samples_by_category:
+        raise ValueError("samples_by_category must be a non-empty mapping category -> texts")
+    np = _np()
+    out: dict[str, PairTrace] = {}
+    for name, v in samples_by_category.items():
+        texts = _sample_texts(str(name), v)
+        if not any(t.strip() for t in texts):
+            raise ValueError(f"the sample of category {name!r} is empty")
+        raw = _core.mixture_replay(merges, texts, pat, transition, s2, bool(split_lines), threads)
+        (mk, ik, ic, ptr, ck, cc, n_bytes, n_pairs) = raw
+        out[str(name)] = PairTrace(
+            name=str(name),
+            merge_keys=np.frombuffer(mk, dtype=np.uint64),
+            init_keys=np.frombuffer(ik, dtype=np.uint64),
+            init_counts=np.frombuffer(ic, dtype=np.uint64),
+            step_ptr=np.frombuffer(ptr, dtype=np.int64),
+            change_keys=np.frombuffer(ck, dtype=np.uint64),
+            change_counts=np.frombuffer(cc, dtype=np.uint64),
+            n_bytes=int(n_bytes),
+            n_pairs=int(n_pairs),
+            transition=transition,
+        )
+    return out
+
+
+def _resolve_pattern(p: str) -> str:
+    try:
+        from supertok.train import resolve_pattern  # the trainer's names, when present
+
+        return resolve_pattern(p)
+    except ImportError:  # pragma: no cover
+        from supertok.registry import CL100K_PAT_STR, O200K_PAT_STR, R50K_PAT_STR
+
+        names = {"o200k": O200K_PAT_STR, "cl100k": CL100K_PAT_STR, "gpt2": R50K_PAT_STR, "r50k": R50K_PAT_STR}
+        return names.get(p, p)
+
+
+# ---------------------------------------------------------------------- inference
+
+
+def infer(
+    tokenizer: Any,
+    samples_by_category: Samples,
+    *,
+    pattern: Optional[str] = None,
+    transition: Optional[int] = None,
+    stage2_pattern: Optional[str] = None,
+    split_lines: bool = False,
+    max_merges: Optional[int] = None,
+    threads: Optional[int] = None,
+    **solver_options: Any,
+) -> dict[str, float]:
+    """Estimate the proportions of training bytes per category of ``tokenizer``'s training
+    data from a sample of each category (:func:`replay` then :func:`infer_traces`).
+
+    The samples should be disjoint from the training data but come from the same
+    distributions; all categories the training data drew from should be given (missing
+    categories bias the estimate). Returns ``{category: share}`` summing to 1.
+    ``solver_options`` go to :func:`infer_traces`.
+    """
+    traces = replay(
+        tokenizer, samples_by_category, pattern=pattern, transition=transition,
+        stage2_pattern=stage2_pattern, split_lines=split_lines, max_merges=max_merges, threads=threads,
+    )
+    return infer_traces(traces, **solver_options).proportions
+
+
+def infer_traces(
+    traces: Mapping[str, PairTrace],
+    *,
+    per_step: int = 10,
+    max_add: int = 20_000,
+    max_rounds: int = 100,
+    tol: float = 1e-9,
+    pair_slack: bool = True,
+) -> MixtureResult:
+    """Solve the mixture LP on replay traces with lazy constraint generation.
+
+    Args:
+        traces: From :func:`replay` (same merge list for every category).
+        per_step: At most this many violated competitors added per step and sweep (the
+            paper's ``competitor_batch_size`` = 10).
+        max_add: A sweep stops after adding this many constraints (then the LP is re-solved
+            and a new sweep starts from the first step).
+        max_rounds: Give up after this many solve rounds (``converged=False``).
+        tol: A constraint counts as violated if it misses by more than ``tol`` (in units
+            of normalised counts scaled by the median ``Z``).
+        pair_slack: Use the per-pair slacks ``v_p`` (the paper's formulation).
+    """
+    np = _np()
+    try:
+        import scipy.optimize
+        import scipy.sparse
+    except ImportError:  # pragma: no cover
+        raise ImportError("supertok.mixture.infer needs scipy: pip install 'supertok[science]'") from None
+    names = list(traces)
+    if not names:
+        raise ValueError("no traces")
+    trs = [traces[n] for n in names]
+    T = trs[0].n_steps
+    for tr in trs:
+        if tr.n_steps != T or not np.array_equal(tr.merge_keys, trs[0].merge_keys):
+            raise ValueError("the traces were not replayed with the same merge list")
+        if tr.n_pairs <= 0:
+            raise ValueError(f"category {tr.name!r} has no pairs (an empty sample?)")
+    n = len(names)
+    if n == 1:
+        return MixtureResult({names[0]: 1.0}, {names[0]: 1.0}, 0.0, 0, 0, True)
+    merge_keys = trs[0].merge_keys
+    # global pair index
+    allk = np.unique(np.concatenate([merge_keys] + [x for tr in trs for x in (tr.init_keys, tr.change_keys)]))
+    P = len(allk)
+    zs = np.array([tr.n_pairs for tr in trs], dtype=np.float64)
+    scale = float(np.median(zs)) / zs  # normalised counts, scaled back to raw-count magnitude
+    m_idx = np.searchsorted(allk, merge_keys)
+    init_idx = [np.searchsorted(allk, tr.init_keys) for tr in trs]
+    ch_idx = [np.searchsorted(allk, tr.change_keys) for tr in trs]
+    ch_val = [tr.change_counts.astype(np.float64) * s for tr, s in zip(trs, scale)]
+    init_val = [tr.init_counts.astype(np.float64) * s for tr, s in zip(trs, scale)]
+    ptrs = [tr.step_ptr for tr in trs]
+
+    alpha = np.full(n, 1.0 / n)
+    v_step = np.zeros(T)
+    v_pair = np.zeros(P)
+    rows_coef: list[Any] = []  # per constraint: coefficients of alpha (n,)
+    rows_t: list[int] = []
+    rows_p: list[int] = []
+    seen: set[tuple[int, int]] = set()
+    t_sweep = t_lp = 0.0
+    rounds = 0
+    converged = False
+    objective = 0.0
+    while rounds < max_rounds:
+        rounds += 1
+        t0 = time.perf_counter()
+        added = _sweep(
+            np, alpha, v_step, v_pair, T, P, m_idx, init_idx, init_val, ch_idx, ch_val, ptrs,
+            per_step, max_add, tol, seen, rows_coef, rows_t, rows_p, pair_slack,
+        )
+        t_sweep += time.perf_counter() - t0
+        if added == 0:
+            converged = True
+            break
+        t0 = time.perf_counter()
+        alpha, v_step, v_pair, objective = _solve_lp(
+            np, scipy, n, T, P, rows_coef, rows_t, rows_p, pair_slack
+        )
+        t_lp += time.perf_counter() - t0
+    bpp = np.array([tr.n_bytes / tr.n_pairs for tr in trs])
+    # alpha_i (pair units, normalised by Z_i) -> bytes: share_i ∝ alpha_i * bytes_i / Z_i
+    w = np.clip(alpha, 0.0, None) * bpp
+    props = w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / n)
+    return MixtureResult(
+        proportions={k: float(p) for k, p in zip(names, props)},
+        pair_weights={k: float(a) for k, a in zip(names, alpha)},
+        objective=float(objective),
+        n_constraints=len(rows_t),
+        rounds=rounds,
+        converged=converged,
+        seconds_sweep=t_sweep,
+        seconds_lp=t_lp,
+        step_slack=v_step,
+    )
+
+
+def _sweep(
+    np: Any, alpha: Any, v_step: Any, v_pair: Any, T: int, P: int, m_idx: Any,
+    init_idx: list[Any], init_val: list[Any], ch_idx: list[Any], ch_val: list[Any], ptrs: list[Any],
+    per_step: int, max_add: int, tol: float, seen: set[tuple[int, int]],
+    rows_coef: list[Any], rows_t: list[int], rows_p: list[int], pair_slack: bool,
+) -> int:
+    """One pass over the steps with the current solution; appends violated constraints."""
+    n = len(alpha)
+    counts = np.zeros((n, P))
+    for i in range(n):
+        counts[i, init_idx[i]] = init_val[i]
+    mixed = alpha @ counts
+    prio_off = v_pair if pair_slack else np.zeros(P)
+    added = 0
+    for t in range(T):
+        m = m_idx[t]
+        thr = mixed[m] + v_step[t] + tol
+        prio = mixed - prio_off
+        cand = np.flatnonzero(prio > thr)
+        if len(cand):
+            cand = cand[cand != m]
+        if len(cand):
+            if len(cand) > per_step:
+                top = np.argpartition(-prio[cand], per_step - 1)[:per_step]
+                cand = cand[top]
+            for p in cand.tolist():
+                if (t, p) in seen:
+                    continue
+                seen.add((t, p))
+                rows_coef.append(counts[:, m] - counts[:, p])
+                rows_t.append(t)
+                rows_p.append(p)
+                added += 1
+            if added >= max_add:
+                break
+        # apply step t's changes
+        for i in range(n):
+            a, b = ptrs[i][t], ptrs[i][t + 1]
+            if a == b:
+                continue
+            idx = ch_idx[i][a:b]
+            new = ch_val[i][a:b]
+            mixed[idx] += alpha[i] * (new - counts[i, idx])
+            counts[i, idx] = new
+    return added
+
+
+def _solve_lp(
+    np: Any, scipy: Any, n: int, T: int, P: int, rows_coef: list[Any], rows_t: list[int],
+    rows_p: list[int], pair_slack: bool,
+) -> tuple[Any, Any, Any, float]:
+    """Solve the LP restricted to the collected constraints (HiGHS)."""
+    import scipy.optimize
+    import scipy.sparse
+
+    R = len(rows_t)
+    used_t = np.unique(rows_t)
+    used_p = np.unique(rows_p) if pair_slack else np.zeros(0, dtype=np.int64)
+    nt, npair = len(used_t), len(used_p)
+    col_t = n + np.searchsorted(used_t, rows_t)
+    col_p = n + nt + np.searchsorted(used_p, rows_p) if pair_slack else None
+    coef = np.asarray(rows_coef)  # R x n
+    r_idx = np.repeat(np.arange(R), n)
+    c_idx = np.tile(np.arange(n), R)
+    vals = [-coef.reshape(-1), np.full(R, -1.0)]
+    rows = [r_idx, np.arange(R)]
+    cols = [c_idx, col_t]
+    if pair_slack:
+        vals.append(np.full(R, -1.0))
+        rows.append(np.arange(R))
+        cols.append(col_p)
+    nv = n + nt + npair
+    A = scipy.sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(R, nv)
+    )
+    c = np.concatenate([np.zeros(n), np.ones(nt + npair)])
+    A_eq = np.concatenate([np.ones(n), np.zeros(nt + npair)])[None, :]
+    bounds = [(0.0, 1.0)] * n + [(0.0, None)] * (nt + npair)
+    res = scipy.optimize.linprog(
+        c, A_ub=A, b_ub=np.zeros(R), A_eq=A_eq, b_eq=[1.0], bounds=bounds, method="highs"
+    )
+    if res.status != 0 or res.x is None:
+        raise RuntimeError(f"the mixture LP failed: {res.message}")
+    x = res.x
+    alpha = np.clip(x[:n], 0.0, None)
+    alpha = alpha / alpha.sum() if alpha.sum() > 0 else np.full(n, 1.0 / n)
+    v_step = np.zeros(T)
+    v_step[used_t] = x[n : n + nt]
+    v_pair = np.zeros(P)
+    if pair_slack:
+        v_pair[used_p] = x[n + nt :]
+    return alpha, v_step, v_pair, float(res.fun)
