@@ -131,6 +131,7 @@ class MixtureResult:
 
 
 def _bytelevel_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet: character -> byte."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
     n = 0
@@ -142,14 +143,12 @@ def _bytelevel_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(bs, cs)}
 
 
-def tokenizer_merges(tok: Any) -> tuple[list[tuple[bytes, bytes]], Optional[str]]:
-    """``(merges as byte pairs in rank order, split pattern or None)`` of a tokenizer.
+# A splitter for the Rust replay: (kind, spec), kind in regex | oniguruma | hf | none.
+_Split = tuple[str, str]
 
-    Accepts a :class:`supertok.Tokenizer` (its ``tokenizer.json`` merges and its ``Split``
-    pre-tokenizer's regex, if it has exactly one), a :class:`supertok.Encoding` (merges
-    derived from the ranks, as ``Tokenizer.from_tiktoken`` does; its split pattern), a path
-    or bundled name, or a list of byte pairs (pattern ``None``).
-    """
+
+def _parts(tok: Any) -> tuple[list[tuple[bytes, bytes]], Optional[_Split]]:
+    """Merges (byte pairs, rank order) and the tokenizer's own splitter (None if unknown)."""
     import json
     import os
 
@@ -161,13 +160,15 @@ def tokenizer_merges(tok: Any) -> tuple[list[tuple[bytes, bytes]], Optional[str]
             tok = supertok.get_encoding(s)
         else:
             tok = supertok.Tokenizer.from_file(s)
+    split: Optional[_Split] = None
     if isinstance(tok, supertok.Encoding):
-        pattern = tok._pat_str
+        split = ("regex", tok._pat_str)
         tok = supertok.Tokenizer.from_tiktoken(tok)
-    else:
-        pattern = None
     if isinstance(tok, supertok.Tokenizer):
-        spec = json.loads(tok.to_json(False))
+        text = tok.to_json(False)
+        spec = json.loads(text)
+        if split is None:
+            split = ("hf", text)
         dec = _bytelevel_decoder()
 
         def tb(s: str) -> bytes:
@@ -180,33 +181,36 @@ def tokenizer_merges(tok: Any) -> tuple[list[tuple[bytes, bytes]], Optional[str]
         for m in spec["model"]["merges"]:
             a, b = m.split(" ", 1) if isinstance(m, str) else m
             merges.append((tb(a), tb(b)))
-        if pattern is None:
-            pattern = _split_regex(spec.get("pre_tokenizer"))
-        return merges, pattern
+        return merges, split
+    if hasattr(tok, "merges") and hasattr(tok, "vocab") and hasattr(tok, "pattern"):  # TrainedBPE
+        vocab = list(tok.vocab)
+        return [(vocab[a], vocab[b]) for a, b in tok.merges], ("regex", tok.pattern)
+    if isinstance(tok, (bytes, bytearray)) or not isinstance(tok, Iterable):
+        raise TypeError(
+            "expected a supertok.Tokenizer, supertok.Encoding, a path, a bundled name or a list of "
+            f"(bytes, bytes) merges, not {type(tok).__name__}"
+        )
     out = []
     for k, m in enumerate(tok):
         try:
             a, b = m
+            if not isinstance(a, (bytes, bytearray)) or not isinstance(b, (bytes, bytearray)):
+                raise TypeError
             out.append((bytes(a), bytes(b)))
         except (TypeError, ValueError):
             raise TypeError(f"merges[{k}] must be a pair of bytes, got {m!r}") from None
     return out, None
 
 
-def _split_regex(pre: Any) -> Optional[str]:
-    """The regex of the single ``Split`` step of an HF pre-tokenizer (Oniguruma syntax)."""
-    if not isinstance(pre, dict):
-        return None
-    steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
-    regs = [s.get("pattern", {}).get("Regex") for s in steps if s.get("type") == "Split"]
-    regs = [r for r in regs if r]
-    if len(regs) == 1:
-        return regs[0]
-    if not regs and any(s.get("type") == "ByteLevel" and s.get("use_regex", True) for s in steps):
-        from supertok.registry import R50K_PAT_STR
+def tokenizer_merges(tok: Any) -> list[tuple[bytes, bytes]]:
+    """The merges of a tokenizer as ``(left bytes, right bytes)`` in rank order.
 
-        return R50K_PAT_STR
-    return None
+    Accepts a :class:`supertok.Tokenizer` (its ``tokenizer.json`` merges), a
+    :class:`supertok.Encoding` (merges derived from the ranks, as
+    ``Tokenizer.from_tiktoken`` does), a trained BPE result, a path or bundled name, or a
+    list of byte pairs.
+    """
+    return _parts(tok)[0]
 
 
 # ---------------------------------------------------------------------- replay
@@ -224,6 +228,12 @@ def _sample_texts(name: str, v: Union[str, Sequence[str]]) -> list[str]:
     return out
 
 
+def _split_spec(p: str) -> _Split:
+    if p == "none":
+        return ("none", "")
+    return ("regex", _resolve_pattern(p))
+
+
 def replay(
     merges_of_tokenizer: Any,
     samples_by_category: Samples,
@@ -239,59 +249,83 @@ def replay(
     before every merge.
 
     Counting and merging are the BPE trainer's own (``supertok_core::train``): pretokens are
-    counted with the split ``pattern``, pairs are counted per pretoken weighted by its count,
-    and the merges are replayed in order (merges that do not occur in a sample are kept, so
-    ids and pair keys agree across categories).
+    counted with the tokenizer's splitting, pairs are counted per pretoken weighted by its
+    count, and the merges are replayed in order (merges that do not occur in a sample are
+    kept, so ids and pair keys agree across categories). Categories run in parallel.
 
     Args:
-        merges_of_tokenizer: A :class:`supertok.Tokenizer`, :class:`supertok.Encoding`, path,
+        merges_of_tokenizer: A :class:`supertok.Tokenizer` (split exactly like its
+            ``tokenizer.json`` pipeline: added tokens, normalizer, pre-tokenizer), a
+            :class:`supertok.Encoding` (its split pattern), a trained BPE result, a path, a
             bundled name, or a list of ``(left bytes, right bytes)``.
-        samples_by_category: ``{category: text or list of texts}``.
-        pattern: Split regex (or ``"o200k"``, ``"cl100k"``, ``"gpt2"``); default: the
-            tokenizer's own (required for a plain merge list).
-        transition: SuperBPE: index of the first stage-2 merge. From there on the sample is
-            re-pretokenized with ``stage2_pattern``, merges ``0..transition-1`` are applied to
-            it again (not traced: they were chosen under stage-1 counts) and the trace of
-            step ``transition`` holds the difference between both countings.
-        stage2_pattern: SuperBPE stage-2 split regex (or ``"none"`` for whole texts/lines).
-        split_lines: Pretokenize every line on its own (SuperBPE's stage 2 with lines as
-            training chunks; HF ``train(files)``); applies to both stages.
+        samples_by_category: ``{category: text or list of texts}``; each text is split on
+            its own.
+        pattern: Split regex (supertok/tiktoken syntax, or ``"o200k"``, ``"cl100k"``,
+            ``"gpt2"``, or ``"none"`` for whole texts) instead of the tokenizer's own
+            splitting; required for a plain merge list and for a SuperBPE replay's stage 1.
+        transition: SuperBPE: index of the first stage-2 merge (``0`` = no stage 1). From
+            there on the sample is re-split by ``stage2_pattern`` (default: the tokenizer's
+            own splitting, which is stage 2's for a SuperBPE tokenizer), merges before the
+            transition are applied again to it (untraced: they were chosen under stage-1
+            counts) and "counts before merge ``transition``" are stage-2 counts.
+        stage2_pattern: SuperBPE stage-2 split regex (or ``"none"``).
+        split_lines: Split every text into lines first (training chunks are lines: HF
+            ``train(files)``, SuperBPE's stage 2 with ``split_lines=True``); both stages.
         max_merges: Replay only the first this many merges.
-        threads: Counting threads (default: all cores).
+        threads: Threads (default: all cores).
+
+    Raises:
+        ValueError: no pattern known, an empty sample, a bad transition, or a merge list
+            whose merges use tokens no earlier merge creates.
     """
     from supertok import _core
 
-    merges, tok_pattern = tokenizer_merges(merges_of_tokenizer)
+    merges, own = _parts(merges_of_tokenizer)
     if max_merges is not None:
         if max_merges < 0:
             raise ValueError(f"max_merges must be >= 0, got {max_merges}")
         merges = merges[:max_merges]
-    pat = pattern if pattern is not None else tok_pattern
-    if pat is None:
-        raise ValueError("the split pattern of this tokenizer is unknown: pass pattern=...")
-    pat = _resolve_pattern(pat)
-    if transition is not None:
+    if transition is None:
+        s1 = _split_spec(pattern) if pattern is not None else own
+        if s1 is None:
+            raise ValueError("the split pattern of this merge list is unknown: pass pattern=...")
+        stages = [(0, s1)]
+    else:
+        if isinstance(transition, bool) or not isinstance(transition, int):
+            raise TypeError(f"transition must be an int, not {type(transition).__name__}")
         if not 0 <= transition <= len(merges):
             raise ValueError(f"transition {transition} is outside 0..{len(merges)}")
-        if stage2_pattern is None:
-            raise ValueError("a SuperBPE replay (transition=...) needs stage2_pattern")
-    s2 = None if stage2_pattern is None else _resolve_pattern(stage2_pattern)
+        s2 = _split_spec(stage2_pattern) if stage2_pattern is not None else own
+        if s2 is None:
+            raise ValueError("a SuperBPE replay needs stage2_pattern for a plain merge list")
+        if transition == 0:
+            stages = [(0, s2)]
+        else:
+            if pattern is None:
+                raise ValueError("a SuperBPE replay (transition > 0) needs the stage-1 pattern=...")
+            stages = [(0, _split_spec(pattern)), (transition, s2)]
     if not isinstance(samples_by_category, Mapping) or not samples_by_category:
         raise ValueError("samples_by_category must be a non-empty mapping category -> texts")
-    np = _np()
-    out: dict[str, PairTrace] = {}
-    for name, v in samples_by_category.items():
-        texts = _sample_texts(str(name), v)
+    names = [str(k) for k in samples_by_category]
+    samples = [_sample_texts(k, v) for k, v in zip(names, samples_by_category.values())]
+    for k, texts in zip(names, samples):
         if not any(t.strip() for t in texts):
-            raise ValueError(f"the sample of category {name!r} is empty")
-        raw = _core.mixture_replay(merges, texts, pat, transition, s2, bool(split_lines), threads)
-        (mk, ik, ic, ptr, ck, cc, n_bytes, n_pairs) = raw
-        out[str(name)] = PairTrace(
-            name=str(name),
+            raise ValueError(f"the sample of category {k!r} is empty")
+    np = _np()
+    try:
+        raw = _core.mixture_replay(
+            merges, samples, [(st, kind, spec) for st, (kind, spec) in stages], bool(split_lines), threads
+        )
+    except UnicodeEncodeError as e:
+        raise ValueError(f"a sample contains a lone surrogate, which is not valid UTF-8: {e}") from None
+    out: dict[str, PairTrace] = {}
+    for name, (mk, ik, ic, ptr, ck, cc, n_bytes, n_pairs) in zip(names, raw):
+        out[name] = PairTrace(
+            name=name,
             merge_keys=np.frombuffer(mk, dtype=np.uint64),
             init_keys=np.frombuffer(ik, dtype=np.uint64),
             init_counts=np.frombuffer(ic, dtype=np.uint64),
-            step_ptr=np.frombuffer(ptr, dtype=np.int64),
+            step_ptr=np.frombuffer(ptr, dtype=np.uint64).astype(np.int64),
             change_keys=np.frombuffer(ck, dtype=np.uint64),
             change_counts=np.frombuffer(cc, dtype=np.uint64),
             n_bytes=int(n_bytes),
@@ -302,15 +336,18 @@ def replay(
 
 
 def _resolve_pattern(p: str) -> str:
-    try:
-        from supertok.train import resolve_pattern  # the trainer's names, when present
+    """Pattern names of the trainer (``o200k``, ``cl100k``, ``gpt2``/``r50k``, bundled
+    encoding names) or a regex."""
+    from supertok.registry import CL100K_PAT_STR, O200K_PAT_STR, R50K_PAT_STR
 
-        return resolve_pattern(p)
-    except ImportError:  # pragma: no cover
-        from supertok.registry import CL100K_PAT_STR, O200K_PAT_STR, R50K_PAT_STR
-
-        names = {"o200k": O200K_PAT_STR, "cl100k": CL100K_PAT_STR, "gpt2": R50K_PAT_STR, "r50k": R50K_PAT_STR}
-        return names.get(p, p)
+    names = {
+        "o200k": O200K_PAT_STR, "o200k_base": O200K_PAT_STR,
+        "cl100k": CL100K_PAT_STR, "cl100k_base": CL100K_PAT_STR,
+        "gpt2": R50K_PAT_STR, "r50k": R50K_PAT_STR, "r50k_base": R50K_PAT_STR,
+    }
+    if not isinstance(p, str) or not p:
+        raise ValueError(f"pattern must be a non-empty str, got {p!r}")
+    return names.get(p, p)
 
 
 # ---------------------------------------------------------------------- inference
