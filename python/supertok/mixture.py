@@ -25,8 +25,8 @@ numpy and scipy are needed (``pip install 'supertok[science]'``).
 
 from __future__ import annotations
 
-import math
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
 
@@ -385,9 +385,10 @@ def infer_traces(
     *,
     per_step: int = 10,
     max_add: int = 20_000,
-    max_rounds: int = 100,
+    max_rounds: int = 200,
     tol: float = 1e-9,
     pair_slack: bool = True,
+    solver: str = "auto",
 ) -> MixtureResult:
     """Solve the mixture LP on replay traces with lazy constraint generation.
 
@@ -398,20 +399,22 @@ def infer_traces(
         max_add: A sweep stops after adding this many constraints (then the LP is re-solved
             and a new sweep starts from the first step).
         max_rounds: Give up after this many solve rounds (``converged=False``).
-        tol: A constraint counts as violated if it misses by more than ``tol`` (in units
-            of normalised counts scaled by the median ``Z``).
+        tol: A constraint counts as violated if it misses by more than ``tol`` (counts are
+            normalised by each sample's pair total and scaled by the median total).
         pair_slack: Use the per-pair slacks ``v_p`` (the paper's formulation).
+        solver: ``"scipy"``: ``scipy.optimize.linprog(method="highs")``, re-solved from
+            scratch each round; ``"highspy"``: the same HiGHS solver through its own Python
+            package (``highspy``), rows added to the solved model and re-optimised from the
+            previous basis (an order of magnitude faster on large problems); ``"auto"``:
+            highspy when installed, else scipy. Both give the same optimum.
     """
     np = _np()
-    try:
-        import scipy.optimize
-        import scipy.sparse
-    except ImportError:  # pragma: no cover
-        raise ImportError("supertok.mixture.infer needs scipy: pip install 'supertok[science]'") from None
     names = list(traces)
     if not names:
         raise ValueError("no traces")
-    trs = [traces[n] for n in names]
+    if per_step < 1 or max_add < 1 or max_rounds < 1:
+        raise ValueError("per_step, max_add and max_rounds must be >= 1")
+    trs = [traces[k] for k in names]
     T = trs[0].n_steps
     for tr in trs:
         if tr.n_steps != T or not np.array_equal(tr.merge_keys, trs[0].merge_keys):
@@ -419,47 +422,47 @@ def infer_traces(
         if tr.n_pairs <= 0:
             raise ValueError(f"category {tr.name!r} has no pairs (an empty sample?)")
     n = len(names)
+    lp = _make_lp(solver, n, T)
     if n == 1:
-        return MixtureResult({names[0]: 1.0}, {names[0]: 1.0}, 0.0, 0, 0, True)
+        return MixtureResult({names[0]: 1.0}, {names[0]: 1.0}, 0.0, 0, 0, True, step_slack=np.zeros(T))
     merge_keys = trs[0].merge_keys
-    # global pair index
+    # global pair index over every category and step
     allk = np.unique(np.concatenate([merge_keys] + [x for tr in trs for x in (tr.init_keys, tr.change_keys)]))
     P = len(allk)
     zs = np.array([tr.n_pairs for tr in trs], dtype=np.float64)
     scale = float(np.median(zs)) / zs  # normalised counts, scaled back to raw-count magnitude
-    m_idx = np.searchsorted(allk, merge_keys)
-    init_idx = [np.searchsorted(allk, tr.init_keys) for tr in trs]
-    ch_idx = [np.searchsorted(allk, tr.change_keys) for tr in trs]
-    ch_val = [tr.change_counts.astype(np.float64) * s for tr, s in zip(trs, scale)]
-    init_val = [tr.init_counts.astype(np.float64) * s for tr, s in zip(trs, scale)]
-    ptrs = [tr.step_ptr for tr in trs]
-
+    data = _SweepData(
+        m_idx=np.searchsorted(allk, merge_keys),
+        init_idx=[np.searchsorted(allk, tr.init_keys) for tr in trs],
+        init_val=[tr.init_counts.astype(np.float64) * s for tr, s in zip(trs, scale)],
+        ch_idx=[np.searchsorted(allk, tr.change_keys) for tr in trs],
+        ch_val=[tr.change_counts.astype(np.float64) * s for tr, s in zip(trs, scale)],
+        ptrs=[tr.step_ptr for tr in trs],
+    )
     alpha = np.full(n, 1.0 / n)
     v_step = np.zeros(T)
     v_pair = np.zeros(P)
-    rows_coef: list[Any] = []  # per constraint: coefficients of alpha (n,)
-    rows_t: list[int] = []
-    rows_p: list[int] = []
     seen: set[tuple[int, int]] = set()
     t_sweep = t_lp = 0.0
     rounds = 0
     converged = False
     objective = 0.0
+    n_rows = 0
     while rounds < max_rounds:
         rounds += 1
         t0 = time.perf_counter()
-        added = _sweep(
-            np, alpha, v_step, v_pair, T, P, m_idx, init_idx, init_val, ch_idx, ch_val, ptrs,
-            per_step, max_add, tol, seen, rows_coef, rows_t, rows_p, pair_slack,
-        )
+        coefs, ts, ps = _sweep(np, data, alpha, v_step, v_pair if pair_slack else None, T, P, per_step, max_add, tol, seen)
         t_sweep += time.perf_counter() - t0
-        if added == 0:
+        if not ts:
             converged = True
             break
+        n_rows += len(ts)
         t0 = time.perf_counter()
-        alpha, v_step, v_pair, objective = _solve_lp(
-            np, scipy, n, T, P, rows_coef, rows_t, rows_p, pair_slack
-        )
+        lp.add(np.asarray(coefs), np.asarray(ts, dtype=np.int64), np.asarray(ps, dtype=np.int64) if pair_slack else None)
+        alpha, v_step, v_pair_used, objective = lp.solve()
+        v_pair = np.zeros(P)
+        for p, v in v_pair_used.items():
+            v_pair[p] = v
         t_lp += time.perf_counter() - t0
     bpp = np.array([tr.n_bytes / tr.n_pairs for tr in trs])
     # alpha_i (pair units, normalised by Z_i) -> bytes: share_i ∝ alpha_i * bytes_i / Z_i
@@ -469,7 +472,7 @@ def infer_traces(
         proportions={k: float(p) for k, p in zip(names, props)},
         pair_weights={k: float(a) for k, a in zip(names, alpha)},
         objective=float(objective),
-        n_constraints=len(rows_t),
+        n_constraints=n_rows,
         rounds=rounds,
         converged=converged,
         seconds_sweep=t_sweep,
@@ -478,95 +481,223 @@ def infer_traces(
     )
 
 
+@dataclass
+class _SweepData:
+    m_idx: Any
+    init_idx: list[Any]
+    init_val: list[Any]
+    ch_idx: list[Any]
+    ch_val: list[Any]
+    ptrs: list[Any]
+
+
 def _sweep(
-    np: Any, alpha: Any, v_step: Any, v_pair: Any, T: int, P: int, m_idx: Any,
-    init_idx: list[Any], init_val: list[Any], ch_idx: list[Any], ch_val: list[Any], ptrs: list[Any],
+    np: Any, d: _SweepData, alpha: Any, v_step: Any, v_pair: Any, T: int, P: int,
     per_step: int, max_add: int, tol: float, seen: set[tuple[int, int]],
-    rows_coef: list[Any], rows_t: list[int], rows_p: list[int], pair_slack: bool,
-) -> int:
-    """One pass over the steps with the current solution; appends violated constraints."""
+) -> tuple[list[Any], list[int], list[int]]:
+    """One pass over the steps with the current solution: the violated constraints (their
+    alpha coefficients, steps and competing pairs), at most ``per_step`` per step (the most
+    violated first) and ``max_add`` in all, skipping those in ``seen`` (which it extends)."""
     n = len(alpha)
     counts = np.zeros((n, P))
     for i in range(n):
-        counts[i, init_idx[i]] = init_val[i]
-    mixed = alpha @ counts
-    prio_off = v_pair if pair_slack else np.zeros(P)
-    added = 0
+        counts[i, d.init_idx[i]] = d.init_val[i]
+    prio = alpha @ counts  # mixed count minus the pair's slack
+    if v_pair is not None:
+        prio -= v_pair
+    coefs: list[Any] = []
+    ts: list[int] = []
+    ps: list[int] = []
     for t in range(T):
-        m = m_idx[t]
-        thr = mixed[m] + v_step[t] + tol
-        prio = mixed - prio_off
-        cand = np.flatnonzero(prio > thr)
+        m = d.m_idx[t]
+        mixed_m = prio[m] + (v_pair[m] if v_pair is not None else 0.0)
+        cand = np.flatnonzero(prio > mixed_m + v_step[t] + tol)
         if len(cand):
             cand = cand[cand != m]
         if len(cand):
-            if len(cand) > per_step:
-                top = np.argpartition(-prio[cand], per_step - 1)[:per_step]
-                cand = cand[top]
-            for p in cand.tolist():
+            order = np.argsort(-prio[cand], kind="stable")
+            k = 0
+            for p in cand[order].tolist():
+                if k >= per_step:
+                    break
                 if (t, p) in seen:
                     continue
                 seen.add((t, p))
-                rows_coef.append(counts[:, m] - counts[:, p])
-                rows_t.append(t)
-                rows_p.append(p)
-                added += 1
-            if added >= max_add:
+                coefs.append(counts[:, m] - counts[:, p])
+                ts.append(t)
+                ps.append(p)
+                k += 1
+            if len(ts) >= max_add:
                 break
-        # apply step t's changes
-        for i in range(n):
-            a, b = ptrs[i][t], ptrs[i][t + 1]
+        for i in range(n):  # apply step t's changes
+            a, b = d.ptrs[i][t], d.ptrs[i][t + 1]
             if a == b:
                 continue
-            idx = ch_idx[i][a:b]
-            new = ch_val[i][a:b]
-            mixed[idx] += alpha[i] * (new - counts[i, idx])
+            idx = d.ch_idx[i][a:b]
+            new = d.ch_val[i][a:b]
+            prio[idx] += alpha[i] * (new - counts[i, idx])
             counts[i, idx] = new
-    return added
+    return coefs, ts, ps
 
 
-def _solve_lp(
-    np: Any, scipy: Any, n: int, T: int, P: int, rows_coef: list[Any], rows_t: list[int],
-    rows_p: list[int], pair_slack: bool,
-) -> tuple[Any, Any, Any, float]:
-    """Solve the LP restricted to the collected constraints (HiGHS)."""
-    import scipy.optimize
-    import scipy.sparse
+def _make_lp(solver: str, n: int, T: int) -> "_LP":
+    if solver not in ("auto", "highspy", "scipy"):
+        raise ValueError(f"solver must be 'auto', 'highspy' or 'scipy', not {solver!r}")
+    if solver in ("auto", "highspy"):
+        try:
+            import highspy  # noqa: F401
 
-    R = len(rows_t)
-    used_t = np.unique(rows_t)
-    used_p = np.unique(rows_p) if pair_slack else np.zeros(0, dtype=np.int64)
-    nt, npair = len(used_t), len(used_p)
-    col_t = n + np.searchsorted(used_t, rows_t)
-    col_p = n + nt + np.searchsorted(used_p, rows_p) if pair_slack else None
-    coef = np.asarray(rows_coef)  # R x n
-    r_idx = np.repeat(np.arange(R), n)
-    c_idx = np.tile(np.arange(n), R)
-    vals = [-coef.reshape(-1), np.full(R, -1.0)]
-    rows = [r_idx, np.arange(R)]
-    cols = [c_idx, col_t]
-    if pair_slack:
-        vals.append(np.full(R, -1.0))
-        rows.append(np.arange(R))
-        cols.append(col_p)
-    nv = n + nt + npair
-    A = scipy.sparse.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(R, nv)
-    )
-    c = np.concatenate([np.zeros(n), np.ones(nt + npair)])
-    A_eq = np.concatenate([np.ones(n), np.zeros(nt + npair)])[None, :]
-    bounds = [(0.0, 1.0)] * n + [(0.0, None)] * (nt + npair)
-    res = scipy.optimize.linprog(
-        c, A_ub=A, b_ub=np.zeros(R), A_eq=A_eq, b_eq=[1.0], bounds=bounds, method="highs"
-    )
-    if res.status != 0 or res.x is None:
-        raise RuntimeError(f"the mixture LP failed: {res.message}")
-    x = res.x
-    alpha = np.clip(x[:n], 0.0, None)
-    alpha = alpha / alpha.sum() if alpha.sum() > 0 else np.full(n, 1.0 / n)
-    v_step = np.zeros(T)
-    v_step[used_t] = x[n : n + nt]
-    v_pair = np.zeros(P)
-    if pair_slack:
-        v_pair[used_p] = x[n + nt :]
-    return alpha, v_step, v_pair, float(res.fun)
+            return _HighspyLP(n, T)
+        except ImportError:
+            if solver == "highspy":
+                raise ImportError("solver='highspy' needs the highspy package: pip install highspy") from None
+    try:
+        import scipy.optimize  # noqa: F401
+    except ImportError:  # pragma: no cover
+        raise ImportError("supertok.mixture.infer needs scipy (or highspy): pip install 'supertok[science]'") from None
+    return _ScipyLP(n, T)
+
+
+class _LP(ABC):
+    """The mixture LP restricted to the constraints added so far.
+
+    Columns: ``alpha_0..alpha_{n-1}`` in [0, 1] (sum 1), then one slack (cost 1, >= 0) per
+    step and per pair that occurs in a constraint, created on first use. Row for
+    (step t, pair p): ``coef . alpha + v_t + v_p >= 0``.
+    """
+
+    def __init__(self, n: int, T: int) -> None:
+        self.np = _np()
+        self.n, self.T = n, T
+        self.col_t: dict[int, int] = {}
+        self.col_p: dict[int, int] = {}
+        self.n_cols = n
+
+    def _col(self, d: dict[int, int], k: int) -> int:
+        c = d.get(k)
+        if c is None:
+            c = d[k] = self.n_cols
+            self.n_cols += 1
+            self._new_slack()
+        return c
+
+    def _new_slack(self) -> None:
+        pass
+
+    def _rows(self, coefs: Any, ts: Any, ps: Any) -> tuple[Any, Any, Any]:
+        """CSR arrays (starts, columns, values) of the new rows."""
+        np = self.np
+        R, n = coefs.shape
+        ct = np.array([self._col(self.col_t, int(t)) for t in ts], dtype=np.int64)
+        per = n + 1 + (ps is not None)
+        cols = np.empty((R, per), dtype=np.int64)
+        vals = np.ones((R, per))
+        cols[:, :n] = np.arange(n)
+        vals[:, :n] = coefs
+        cols[:, n] = ct
+        if ps is not None:
+            cols[:, n + 1] = [self._col(self.col_p, int(p)) for p in ps]
+        starts = np.arange(R, dtype=np.int64) * per
+        return starts, cols.reshape(-1), vals.reshape(-1)
+
+    def _result(self, x: Any, obj: float) -> tuple[Any, Any, dict[int, float], float]:
+        np = self.np
+        alpha = np.clip(x[: self.n], 0.0, None)
+        alpha = alpha / alpha.sum() if alpha.sum() > 0 else np.full(self.n, 1.0 / self.n)
+        v_step = np.zeros(self.T)
+        for t, c in self.col_t.items():
+            v_step[t] = x[c]
+        v_pair = {p: float(x[c]) for p, c in self.col_p.items()}
+        return alpha, v_step, v_pair, obj
+
+    @abstractmethod
+    def add(self, coefs: Any, ts: Any, ps: Any) -> None:
+        """Add rows: ``coefs`` (R x n alpha coefficients), their steps and pairs."""
+
+    @abstractmethod
+    def solve(self) -> tuple[Any, Any, dict[int, float], float]:
+        """``(alpha, v_step, {pair: v_pair}, objective)`` of the LP with all rows so far."""
+
+
+class _HighspyLP(_LP):
+    """Incremental: rows are added to the solved model, HiGHS re-optimises from the basis."""
+
+    def __init__(self, n: int, T: int) -> None:
+        super().__init__(n, T)
+        np = self.np
+        import highspy
+
+        try:  # the quiet base class of highspy.Highs (which prints a banner once)
+            from highspy._core import _Highs as Highs
+        except ImportError:  # pragma: no cover
+            Highs = highspy.Highs
+        self.optimal = highspy.HighsModelStatus.kOptimal
+        self.h = h = Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("presolve", "off")
+        self.inf = h.getInfinity()
+        none_i, none_f = np.zeros(0, dtype=np.int32), np.zeros(0)
+        for _ in range(n):
+            h.addCol(0.0, 0.0, 1.0, 0, none_i, none_f)
+        h.addRows(1, np.ones(1), np.ones(1), n, np.zeros(1, dtype=np.int32),
+                  np.arange(n, dtype=np.int32), np.ones(n))
+
+    def _new_slack(self) -> None:
+        np = self.np
+        self.h.addCol(1.0, 0.0, self.inf, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
+
+    def add(self, coefs: Any, ts: Any, ps: Any) -> None:
+        np = self.np
+        starts, cols, vals = self._rows(coefs, ts, ps)
+        R = len(starts)
+        self.h.addRows(R, np.zeros(R), np.full(R, self.inf), len(cols), starts.astype(np.int32),
+                       cols.astype(np.int32), vals.astype(np.float64))
+
+    def solve(self) -> tuple[Any, Any, dict[int, float], float]:
+        np = self.np
+        self.h.run()
+        status = self.h.getModelStatus()
+        if status != self.optimal:
+            raise RuntimeError(f"the mixture LP failed: {self.h.modelStatusToString(status)}")
+        x = np.asarray(self.h.getSolution().col_value)
+        return self._result(x, float(self.h.getInfo().objective_function_value))
+
+
+class _ScipyLP(_LP):
+    """scipy.optimize.linprog(method="highs") on all rows so far, solved from scratch."""
+
+    def __init__(self, n: int, T: int) -> None:
+        super().__init__(n, T)
+        self.starts: list[Any] = []
+        self.cols: list[Any] = []
+        self.vals: list[Any] = []
+        self.n_rows = 0
+
+    def add(self, coefs: Any, ts: Any, ps: Any) -> None:
+        starts, cols, vals = self._rows(coefs, ts, ps)
+        self.rows_per = (len(cols) // len(starts)) if len(starts) else 0
+        self.cols.append(cols)
+        self.vals.append(vals)
+        self.n_rows += len(starts)
+        self.starts.append(starts)
+
+    def solve(self) -> tuple[Any, Any, dict[int, float], float]:
+        import scipy.optimize
+        import scipy.sparse
+
+        np = self.np
+        cols = np.concatenate(self.cols)
+        vals = np.concatenate(self.vals)
+        per = self.rows_per
+        rows = np.repeat(np.arange(self.n_rows), per)
+        # linprog wants A_ub x <= b_ub: negate ">= 0"
+        A = scipy.sparse.csr_matrix((-vals, (rows, cols)), shape=(self.n_rows, self.n_cols))
+        c = np.concatenate([np.zeros(self.n), np.ones(self.n_cols - self.n)])
+        A_eq = np.concatenate([np.ones(self.n), np.zeros(self.n_cols - self.n)])[None, :]
+        bounds = [(0.0, 1.0)] * self.n + [(0.0, None)] * (self.n_cols - self.n)
+        res = scipy.optimize.linprog(
+            c, A_ub=A, b_ub=np.zeros(self.n_rows), A_eq=A_eq, b_eq=[1.0], bounds=bounds, method="highs"
+        )
+        if res.status != 0 or res.x is None:
+            raise RuntimeError(f"the mixture LP failed: {res.message}")
+        return self._result(res.x, float(res.fun))
