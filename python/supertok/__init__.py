@@ -10,6 +10,7 @@ from supertok.core import Encoding
 from supertok.load import dump_tiktoken_bpe, load_tiktoken_bpe
 from supertok.model import encoding_for_model, encoding_name_for_model
 from supertok.registry import get_encoding, list_encoding_names
+from supertok.stochastic import split_table, stochastok, stochastok_batch
 from supertok.tokenizer import Tokenizer
 
 __all__ = [
@@ -23,4 +24,7 @@ __all__ = [
     "load_tiktoken_bpe",
     "dump_tiktoken_bpe",
     "align",
+    "stochastok",
+    "stochastok_batch",
+    "split_table",
 ]

@@ -6,7 +6,8 @@
 //! * [`special`] — special-token matching;
 //! * [`encoding`] — the tiktoken-compatible encoding;
 //! * [`formats`] — file formats (`.tiktoken`);
-//! * [`hf`] — HF `tokenizer.json` byte-level BPE tokenizers.
+//! * [`hf`] — HF `tokenizer.json` byte-level BPE tokenizers;
+//! * [`stochastic`] — StochasTok and seeded BPE-dropout.
 //!
 //! Nothing here depends on Python; `rust/python` holds the bindings.
 
@@ -17,6 +18,7 @@ pub mod formats;
 pub mod hf;
 pub mod pretok;
 pub mod special;
+pub mod stochastic;
 pub mod util;
 pub mod vocab;
 

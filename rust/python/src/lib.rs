@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use supertok_core::Error;
 
 mod encoding;
+mod stochastic;
 mod tokenizer;
 
 /// Map a core error to the Python exception a tiktoken user expects.
@@ -158,6 +159,7 @@ pub(crate) fn u64s_to_bytes<'py>(py: Python<'py>, v: &[u64]) -> Bound<'py, PyByt
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encoding::CoreEncoding>()?;
+    stochastic::register(m)?;
     m.add_class::<tokenizer::CoreTokenizer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
