@@ -12,6 +12,14 @@ from supertok.model import encoding_for_model, encoding_name_for_model
 from supertok.registry import get_encoding, list_encoding_names
 from supertok.stochastic import split_table, stochastok, stochastok_batch
 from supertok.tokenizer import Tokenizer
+from supertok.train import (
+    PretokenCounts,
+    count_pretokens,
+    count_pretokens_from_iterator,
+    train,
+    train_from_counts,
+    train_from_iterator,
+)
 
 __all__ = [
     "__version__",
@@ -24,6 +32,12 @@ __all__ = [
     "load_tiktoken_bpe",
     "dump_tiktoken_bpe",
     "align",
+    "PretokenCounts",
+    "count_pretokens",
+    "count_pretokens_from_iterator",
+    "train",
+    "train_from_counts",
+    "train_from_iterator",
     "stochastok",
     "stochastok_batch",
     "split_table",

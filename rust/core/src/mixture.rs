@@ -67,7 +67,10 @@ impl ReplayTrace {
             .zip(self.init_counts.iter().copied())
             .collect();
         let end = self.step_ptr[t] as usize;
-        for (&k, &c) in self.change_keys[..end].iter().zip(&self.change_counts[..end]) {
+        for (&k, &c) in self.change_keys[..end]
+            .iter()
+            .zip(&self.change_counts[..end])
+        {
             if c == 0 {
                 m.remove(&k);
             } else {
@@ -183,7 +186,11 @@ pub fn replay<T: AsRef<str> + Sync>(
         }
         let done = t.merges().len();
         t.set_tracing(true);
-        t.replay(&merges[stage.start..end], ReplayPolicy::Keep, &mut no_progress)?;
+        t.replay(
+            &merges[stage.start..end],
+            ReplayPolicy::Keep,
+            &mut no_progress,
+        )?;
         for step in t.take_trace() {
             push_step(&mut trace, &step);
         }
@@ -270,13 +277,13 @@ mod tests {
     use std::collections::BTreeMap;
 
     /// Brute force: segment every pretoken, recount all pairs before every merge.
-    fn brute(
-        pieces: &[(Vec<u8>, u64)],
-        merges: &[(Vec<u8>, Vec<u8>)],
-    ) -> Vec<BTreeMap<u64, u64>> {
+    fn brute(pieces: &[(Vec<u8>, u64)], merges: &[(Vec<u8>, Vec<u8>)]) -> Vec<BTreeMap<u64, u64>> {
         let mut vocab: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        let mut ids: std::collections::HashMap<Vec<u8>, u32> =
-            vocab.iter().enumerate().map(|(i, b)| (b.clone(), i as u32)).collect();
+        let mut ids: std::collections::HashMap<Vec<u8>, u32> = vocab
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.clone(), i as u32))
+            .collect();
         let mut segs: Vec<(Vec<u32>, u64)> = pieces
             .iter()
             .map(|(p, c)| (p.iter().map(|&b| b as u32).collect(), *c))
@@ -354,7 +361,15 @@ mod tests {
     fn single_stage_matches_brute_force() {
         let pt = Pretokenizer::new(patterns::CL100K).unwrap();
         let ms: Vec<_> = merges()[..5].to_vec();
-        let tr = replay(&ms, &TEXTS, &[Stage { start: 0, splitter: &pt }]).unwrap();
+        let tr = replay(
+            &ms,
+            &TEXTS,
+            &[Stage {
+                start: 0,
+                splitter: &pt,
+            }],
+        )
+        .unwrap();
         let bf = brute(&pieces_of(&pt, &TEXTS), &ms);
         for (t, want) in bf.iter().enumerate() {
             let got: BTreeMap<u64, u64> = tr.counts_before(t).unwrap().into_iter().collect();
@@ -363,7 +378,10 @@ mod tests {
         assert_eq!(tr.merge_keys[0], pair_key(b't' as u32, b'h' as u32));
         assert_eq!(tr.merge_keys[1], pair_key(256, b'e' as u32));
         assert_eq!(tr.n_pairs, bf[0].values().sum::<u64>());
-        assert_eq!(tr.n_bytes, TEXTS.iter().map(|t| t.len() as u64).sum::<u64>());
+        assert_eq!(
+            tr.n_bytes,
+            TEXTS.iter().map(|t| t.len() as u64).sum::<u64>()
+        );
     }
 
     #[test]
@@ -374,8 +392,14 @@ mod tests {
             &ms,
             &TEXTS,
             &[
-                Stage { start: 0, splitter: &pt },
-                Stage { start: 3, splitter: &WholeChunks },
+                Stage {
+                    start: 0,
+                    splitter: &pt,
+                },
+                Stage {
+                    start: 3,
+                    splitter: &WholeChunks,
+                },
             ],
         )
         .unwrap();
@@ -387,7 +411,15 @@ mod tests {
             assert_eq!(&got, want, "step {t}");
         }
         // stage 2 from the start (SuperBPE t = 0)
-        let tr0 = replay(&ms, &TEXTS, &[Stage { start: 0, splitter: &WholeChunks }]).unwrap();
+        let tr0 = replay(
+            &ms,
+            &TEXTS,
+            &[Stage {
+                start: 0,
+                splitter: &WholeChunks,
+            }],
+        )
+        .unwrap();
         let got: BTreeMap<u64, u64> = tr0.counts_before(2).unwrap().into_iter().collect();
         assert_eq!(got, bf2[2]);
     }
@@ -397,17 +429,58 @@ mod tests {
         let pt = Pretokenizer::new(patterns::CL100K).unwrap();
         // "q"+"x" never occurs: kept (count 0), ids stay aligned
         let ms = vec![m("q", "x"), m("t", "h")];
-        let tr = replay(&ms, &TEXTS, &[Stage { start: 0, splitter: &pt }]).unwrap();
-        assert_eq!(tr.merge_keys, vec![pair_key(b'q' as u32, b'x' as u32), pair_key(b't' as u32, b'h' as u32)]);
-        assert_eq!(tr.step_ptr[1], 0, "a merge that does not occur changes nothing");
-        let err = replay(&merges(), &TEXTS, &[Stage { start: 0, splitter: &pt }]);
+        let tr = replay(
+            &ms,
+            &TEXTS,
+            &[Stage {
+                start: 0,
+                splitter: &pt,
+            }],
+        )
+        .unwrap();
+        assert_eq!(
+            tr.merge_keys,
+            vec![
+                pair_key(b'q' as u32, b'x' as u32),
+                pair_key(b't' as u32, b'h' as u32)
+            ]
+        );
+        assert_eq!(
+            tr.step_ptr[1], 0,
+            "a merge that does not occur changes nothing"
+        );
+        let err = replay(
+            &merges(),
+            &TEXTS,
+            &[Stage {
+                start: 0,
+                splitter: &pt,
+            }],
+        );
         assert!(err.is_err());
         assert!(replay(&ms, &TEXTS, &[]).is_err());
-        assert!(replay(&ms, &TEXTS, &[Stage { start: 1, splitter: &pt }]).is_err());
         assert!(replay(
             &ms,
             &TEXTS,
-            &[Stage { start: 0, splitter: &pt }, Stage { start: 5, splitter: &pt }]
+            &[Stage {
+                start: 1,
+                splitter: &pt
+            }]
+        )
+        .is_err());
+        assert!(replay(
+            &ms,
+            &TEXTS,
+            &[
+                Stage {
+                    start: 0,
+                    splitter: &pt
+                },
+                Stage {
+                    start: 5,
+                    splitter: &pt
+                }
+            ]
         )
         .is_err());
     }

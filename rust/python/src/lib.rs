@@ -13,8 +13,10 @@ use rayon::prelude::*;
 use supertok_core::Error;
 
 mod encoding;
+mod mixture;
 mod stochastic;
 mod tokenizer;
+mod train;
 
 /// Map a core error to the Python exception a tiktoken user expects.
 pub(crate) fn to_py(e: Error) -> PyErr {
@@ -161,6 +163,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encoding::CoreEncoding>()?;
     stochastic::register(m)?;
     m.add_class::<tokenizer::CoreTokenizer>()?;
+    train::register(m)?;
+    mixture::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
