@@ -64,7 +64,7 @@ def take_bytes(lines: list[str], budget: float) -> list[str]:
 
 def one_run(
     seed: int, n: int, langs_all: list[str], pools: dict, merges_list: list[int], max_train: int, est_bytes: int,
-    pattern: str,
+    pattern: str, est_sweep: list[int] = (), est_sweep_T: int = 1000,
 ) -> list[dict]:
     rng = np.random.default_rng(seed)
     langs = sorted(rng.choice(langs_all, size=n, replace=False).tolist())
@@ -101,7 +101,14 @@ def one_run(
             train_mb=true_bytes.sum() / 1e6, est_kb=np.mean([nbytes(s) for s in samples.values()]) / 1e3,
             t_train=t_train, t_replay=t_replay, t_infer=t_inf, constraints=res.n_constraints,
             rounds=res.rounds, converged=res.converged, worst=int(np.argmax(np.abs(est - truth))),
+            t_sweep=res.seconds_sweep, t_lp=res.seconds_lp, est_bytes=est_bytes,
         ))
+    for b in est_sweep:
+        small = {l: take_bytes(pools[l][1], b) for l in langs}
+        st = {l: ["\n".join(s[i : i + 64]) + "\n" for i in range(0, len(s), 64)] for l, s in small.items()}
+        res = mixture.infer_traces(mixture.replay(tok, st, max_merges=est_sweep_T))
+        est = np.array([res.proportions[l] for l in langs])
+        rows.append(dict(seed=seed, n=n, T=est_sweep_T, est_bytes=b, mse=float(np.mean((est - truth) ** 2)), sweep=True))
     return rows
 
 
@@ -123,9 +130,10 @@ def mixture_experiment(args: argparse.Namespace) -> str:
         for r in range(runs):
             seed = 1000 * n + r
             t0 = time.perf_counter()
-            rows = one_run(seed, n, langs_all, pools, args.merges, args.max_train, args.est_bytes, args.pattern)
+            rows = one_run(seed, n, langs_all, pools, args.merges, args.max_train, args.est_bytes, args.pattern,
+                           args.est_sweep)
             all_rows += rows
-            print(f"n={n} run {r}: " + ", ".join(f"T={x['T']}: {math.log10(x['mse']):.2f}" for x in rows)
+            print(f"n={n} run {r}: " + ", ".join(f"T={x['T']}/{x['est_bytes'] // 1000}KB: {math.log10(x['mse']):.2f}" for x in rows)
                   + f" (uniform {math.log10(rows[0]['uniform']):.2f}; {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     md = []
     md.append(
@@ -136,12 +144,51 @@ def mixture_experiment(args: argparse.Namespace) -> str:
         f"(≈ {args.est_bytes / 1e3:.0f} KB per language, the other 40 % of the lines). "
         "MSE over the n byte shares; 'uniform' = guessing 1/n.\n"
     )
-    header = ["n", "run", "languages", "train MB"] + [f"log10 MSE T={T}" for T in args.merges] + [
-        "uniform", "worst share (true → est.)", "constraints", "replay s", "LP s"]
+    md.append(_tables(all_rows, args.merges, args.est_sweep, "languages"))
+    if args.domain_runs:
+        pools_d = domain_pools()
+        d_rows = []
+        for r in range(args.domain_runs):
+            seed = 3000 + r
+            t0 = time.perf_counter()
+            rows = one_run(seed, 3, sorted(pools_d), pools_d, args.merges, args.max_train, args.est_bytes, args.pattern)
+            d_rows += rows
+            print(f"domains run {r}: " + ", ".join(f"T={x['T']}: {math.log10(x['mse']):.2f}" for x in rows)
+                  + f" ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        md.append("")
+        md.append(
+            "Harder, 'domains'-like categories (the paper's RedPajama domains reach only -3.41): English prose "
+            "(`en.txt`: man pages and Rust books), Python source (`code.txt`) and English UI strings "
+            "(the `en` side of `parallel.jsonl`), same protocol, n = 3:\n"
+        )
+        md.append(_tables(d_rows, args.merges, [], "categories"))
+    return "\n".join(md)
+
+
+def domain_pools() -> dict:
+    """Training/estimation pools of three English-ish domains (lines, shuffled, 60/40)."""
+    def lines_of(name: str, limit: int) -> list[str]:
+        with open(os.path.join(CORPUS_DIR, name), encoding="utf-8") as f:
+            text = f.read(limit)
+        return [ln for ln in text.split("\n") if ln.strip()]
+
+    ui = [r["en"] for r in M.load_parallel(os.path.join(CORPUS_DIR, "parallel.jsonl")) if r.get("en")]
+    return {
+        "prose": split_pool(lines_of("en.txt", 4_000_000), 0.6),
+        "python": split_pool(lines_of("code.txt", 4_000_000), 0.6),
+        "ui": split_pool(ui, 0.6),
+    }
+
+
+def _tables(all_rows: list[dict], merges: list[int], est_sweep: list[int], what: str) -> str:
+    main_rows = [x for x in all_rows if not x.get("sweep")]
+    header = ["n", "run", what, "train MB"] + [f"log10 MSE T={T}" for T in merges] + [
+        "uniform", f"worst share at T={merges[-1]} (true → est.)", "constraints", "replay s", "sweep s", "LP s"]
     rows = []
-    for n in (5, 10):
-        for seed in sorted({x["seed"] for x in all_rows if x["n"] == n}):
-            xs = [x for x in all_rows if x["seed"] == seed]
+    ns = sorted({x["n"] for x in main_rows})
+    for n in ns:
+        for seed in sorted({x["seed"] for x in main_rows if x["n"] == n}):
+            xs = [x for x in main_rows if x["seed"] == seed]
             last = xs[-1]
             k = last["worst"]
             rows.append([
@@ -149,21 +196,87 @@ def mixture_experiment(args: argparse.Namespace) -> str:
                 *[f"{math.log10(x['mse']):.2f}" for x in xs],
                 f"{math.log10(last['uniform']):.2f}",
                 f"{last['langs'][k]} {last['truth'][k]:.4f} → {last['est'][k]:.4f}",
-                last["constraints"], f"{last['t_replay']:.1f}", f"{last['t_infer']:.1f}",
+                last["constraints"], f"{last['t_replay']:.1f}", f"{last['t_sweep']:.1f}", f"{last['t_lp']:.1f}",
             ])
-    md.append(md_table(header, rows))
-    md.append("")
+    out = [md_table(header, rows), ""]
     summ = []
-    for n in (5, 10):
-        for T in args.merges:
-            v = [math.log10(x["mse"]) for x in all_rows if x["n"] == n and x["T"] == T]
+    for n in ns:
+        for T in merges:
+            v = [math.log10(x["mse"]) for x in main_rows if x["n"] == n and x["T"] == T]
             if v:
-                summ.append([n, T, len(v), f"{np.mean(v):.2f} ± {np.std(v):.2f}", f"{min(v):.2f} … {max(v):.2f}"])
-        u = [math.log10(x["uniform"]) for x in all_rows if x["n"] == n and x["T"] == args.merges[0]]
+                summ.append([n, T, f"{main_rows[0]['est_bytes'] // 1000} KB", len(v), f"{np.mean(v):.2f} ± {np.std(v):.2f}",
+                             f"{min(v):.2f} … {max(v):.2f}"])
+        for b in est_sweep:
+            v = [math.log10(x["mse"]) for x in all_rows if x.get("sweep") and x["n"] == n and x["est_bytes"] == b]
+            if v:
+                T = [x["T"] for x in all_rows if x.get("sweep")][0]
+                summ.append([n, T, f"{b // 1000} KB", len(v), f"{np.mean(v):.2f} ± {np.std(v):.2f}", f"{min(v):.2f} … {max(v):.2f}"])
+        u = [math.log10(x["uniform"]) for x in main_rows if x["n"] == n and x["T"] == merges[0]]
         if u:
-            summ.append([n, "uniform guess", len(u), f"{np.mean(u):.2f} ± {np.std(u):.2f}", f"{min(u):.2f} … {max(u):.2f}"])
-    md.append(md_table(["n", "merges T", "runs", "mean ± sd log10 MSE", "range"], summ))
-    return "\n".join(md)
+            summ.append([n, "uniform guess", "", len(u), f"{np.mean(u):.2f} ± {np.std(u):.2f}", f"{min(u):.2f} … {max(u):.2f}"])
+    out.append(md_table(["n", "merges T", "sample per category", "runs", "mean ± sd log10 MSE", "range"], summ))
+    return "\n".join(out)
+
+
+STAGE2_LINES = r"[^\n]+\n?|\n"  # SuperBPE-style stage 2: whole lines are the training chunks
+
+
+def _superbpe_veto(left: bytes, right: bytes) -> bool:
+    """SuperBPE's two stage-2 filters: no ': ' inside a token, at most 4 space-separated words."""
+    s = left + right
+    return b": " in s or len([p for p in s.split(b" ") if p]) > 4
+
+
+def premium_tokenizers(args: argparse.Namespace) -> tuple[dict, str]:
+    """A BPE and a two-stage SuperBPE tokenizer trained on the multilingual corpus (+ 1 MB of
+    English prose), same vocabulary size."""
+    files = [os.path.join(ML_DIR, f) for f in sorted(os.listdir(ML_DIR)) if f.endswith(".txt")]
+    texts = []
+    for f in files:
+        with open(f, encoding="utf-8") as fh:
+            lines = fh.read().split("\n")
+        texts += ["\n".join(lines[i : i + 64]) + "\n" for i in range(0, len(lines), 64)]
+    with open(os.path.join(CORPUS_DIR, "en.txt"), encoding="utf-8") as fh:
+        en = fh.read(1_000_000).split("\n")
+    texts += ["\n".join(en[i : i + 16]) + "\n" for i in range(0, len(en), 16)]
+    V = args.superbpe_vocab
+    t1 = int(round(args.superbpe_transition * V))
+    t0 = time.perf_counter()
+    bpe = supertok.train_from_iterator(texts, V, pattern="o200k", show_progress=False)
+    t_bpe = time.perf_counter() - t0
+    toks = {f"BPE {V // 1024}K (ml)": bpe}
+    train_superbpe = getattr(supertok, "train_superbpe", None)
+    t0 = time.perf_counter()
+    if train_superbpe is not None:
+        train_superbpe_from = getattr(supertok, "train_superbpe_from_iterator")
+        sb = train_superbpe_from(texts, V, t1, show_progress=False)
+        how = f"`supertok.train_superbpe_from_iterator(texts, {V}, {t1})`"
+    else:
+        # two stages from the trainer's own hooks: stage 1 = the BPE's first merges up to the
+        # transition; stage 2 counts whole lines, replays stage 1 and continues greedily with
+        # SuperBPE's two filters
+        stage1 = mixture.tokenizer_merges(bpe)[: t1 - 256]
+        counts = supertok.count_pretokens_from_iterator(texts, STAGE2_LINES, show_progress=False)
+        tr = supertok._core.BpeTrainer(counts)
+        tr.replay(stage1, "keep")
+        tr.train(V, veto=_superbpe_veto)
+        vocab = tr.vocab()
+        merges = [(l, r) for l, r, _, _ in tr.merges()]
+        sb = supertok.Tokenizer.from_bpe(vocab, merges, pattern=STAGE2_LINES)
+        how = (
+            f"two stages built from the trainer's hooks (`supertok.train_superbpe`, issue 6, is not on this "
+            f"branch): stage 1 = the BPE's merges up to vocab {t1}, stage 2 = whole lines as chunks, stage-1 "
+            f"merges replayed, greedy continuation to {V} with SuperBPE's filters (no `: `, ≤ 4 words); no digit "
+            f"grouping"
+        )
+    t_sb = time.perf_counter() - t0
+    toks[f"SuperBPE {V // 1024}K (ml)"] = sb
+    note = (
+        f"Trained tokenizers ('ml'): {len(files)} `multilingual/*.txt` files + 1 MB of `en.txt` "
+        f"({sum(len(t.encode()) for t in texts) / 1e6:.0f} MB, disjoint from `parallel.jsonl`), vocab {V}, "
+        f"o200k pattern; BPE = `supertok.train_from_iterator` ({t_bpe:.0f} s); SuperBPE = {how} ({t_sb:.0f} s)."
+    )
+    return toks, note
 
 
 def premium_experiment(args: argparse.Namespace) -> str:
@@ -171,24 +284,19 @@ def premium_experiment(args: argparse.Namespace) -> str:
     ref_rows = [r for r in rows if r.get("en")]
     langs = M.parallel_languages(ref_rows, min_rows=1000)
     toks = {"cl100k_base": supertok.get_encoding("cl100k_base"), "o200k_base": supertok.get_encoding("o200k_base")}
-    note = ""
-    train_superbpe = getattr(supertok, "train_superbpe", None)
-    if train_superbpe is not None:
-        sb = train_superbpe(args.superbpe_files, args.superbpe_vocab, args.superbpe_transition, show_progress=False)
-        toks[f"SuperBPE {args.superbpe_vocab // 1000}K"] = sb
-        note = (f"SuperBPE: `supertok.train_superbpe` on {', '.join(os.path.basename(f) for f in args.superbpe_files)}, "
-                f"vocab {args.superbpe_vocab}, transition {args.superbpe_transition}.")
-    else:
-        note = "SuperBPE column pending: `supertok.train_superbpe` (issue 6) is not on this branch yet."
+    trained, note = premium_tokenizers(args)
+    toks.update(trained)
     bp = M.byte_premium(rows, "en", languages=langs)
     prem = {name: M.token_premium(t, rows, "en", languages=langs) for name, t in toks.items()}
     from supertok.cli_eval import premium_rows
 
     names = list(toks)
     header, body = premium_rows(names, prem, bp)
+    en_tokens = {name: M.corpus_token_count(t, [r["en"] for r in ref_rows]) for name, t in toks.items()}
     out = [
         f"Token premium = tokens(language) / tokens(English) over the rows of `parallel.jsonl` that have both "
-        f"({len(langs)} languages with ≥ 1,000 rows; `supertok eval ... --corpus parallel.jsonl`). {note}\n",
+        f"({len(langs)} languages with ≥ 1,000 rows; what `supertok eval ... --corpus parallel.jsonl` prints). {note}\n",
+        "English tokens (all " + f"{len(ref_rows)} rows): " + ", ".join(f"{k} {v:,}" for k, v in en_tokens.items()) + ".\n",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]
@@ -208,8 +316,9 @@ def main() -> None:
     ap.add_argument("--merges", type=int, nargs="+", default=[300, 1000, 3000])
     ap.add_argument("--max-train", type=int, default=2_000_000)
     ap.add_argument("--est-bytes", type=int, default=400_000)
+    ap.add_argument("--est-sweep", type=int, nargs="*", default=[50_000, 150_000])
+    ap.add_argument("--domain-runs", type=int, default=3)
     ap.add_argument("--pattern", default="o200k")
-    ap.add_argument("--superbpe-files", nargs="+", default=[os.path.join(CORPUS_DIR, "en.txt")])
     ap.add_argument("--superbpe-vocab", type=int, default=32768)
     ap.add_argument("--superbpe-transition", type=float, default=0.8)
     ap.add_argument("--plot", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "token_premiums.png"))
