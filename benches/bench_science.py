@@ -69,12 +69,12 @@ def one_run(
     rng = np.random.default_rng(seed)
     langs = sorted(rng.choice(langs_all, size=n, replace=False).tolist())
     w = rng.dirichlet(np.ones(n))
-    avail = np.array([nbytes(pools[l][0]) for l in langs], dtype=float)
+    avail = np.array([nbytes(pools[lang][0]) for lang in langs], dtype=float)
     total = float(min(max_train, (avail / w).min()))
-    parts = {l: take_bytes(pools[l][0], wi * total) for l, wi in zip(langs, w)}
-    true_bytes = np.array([nbytes(parts[l]) for l in langs], dtype=float)
+    parts = {lang: take_bytes(pools[lang][0], wi * total) for lang, wi in zip(langs, w)}
+    true_bytes = np.array([nbytes(parts[lang]) for lang in langs], dtype=float)
     truth = true_bytes / true_bytes.sum()
-    docs = [ln for l in langs for ln in parts[l]]
+    docs = [ln for lang in langs for ln in parts[lang]]
     random.Random(seed).shuffle(docs)
     # documents of ~64 lines (each is one text for the pretokenizer)
     texts = ["\n".join(docs[i : i + 64]) + "\n" for i in range(0, len(docs), 64)]
@@ -82,8 +82,8 @@ def one_run(
     t0 = time.perf_counter()
     tok = supertok.train_from_iterator(texts, 256 + tmax, pattern=pattern, show_progress=False)
     t_train = time.perf_counter() - t0
-    samples = {l: take_bytes(pools[l][1], est_bytes) for l in langs}
-    sample_texts = {l: ["\n".join(s[i : i + 64]) + "\n" for i in range(0, len(s), 64)] for l, s in samples.items()}
+    samples = {lang: take_bytes(pools[lang][1], est_bytes) for lang in langs}
+    sample_texts = {lang: ["\n".join(s[i : i + 64]) + "\n" for i in range(0, len(s), 64)] for lang, s in samples.items()}
     rows = []
     t0 = time.perf_counter()
     traces = mixture.replay(tok, sample_texts, max_merges=tmax)
@@ -93,7 +93,7 @@ def one_run(
         t0 = time.perf_counter()
         res = mixture.infer_traces(sub)
         t_inf = time.perf_counter() - t0
-        est = np.array([res.proportions[l] for l in langs])
+        est = np.array([res.proportions[lang] for lang in langs])
         mse = float(np.mean((est - truth) ** 2))
         uni = float(np.mean((np.full(n, 1.0 / n) - truth) ** 2))
         rows.append(dict(
@@ -104,10 +104,10 @@ def one_run(
             t_sweep=res.seconds_sweep, t_lp=res.seconds_lp, est_bytes=est_bytes,
         ))
     for b in est_sweep:
-        small = {l: take_bytes(pools[l][1], b) for l in langs}
-        st = {l: ["\n".join(s[i : i + 64]) + "\n" for i in range(0, len(s), 64)] for l, s in small.items()}
+        small = {lang: take_bytes(pools[lang][1], b) for lang in langs}
+        st = {lang: ["\n".join(s[i : i + 64]) + "\n" for i in range(0, len(s), 64)] for lang, s in small.items()}
         res = mixture.infer_traces(mixture.replay(tok, st, max_merges=est_sweep_T))
-        est = np.array([res.proportions[l] for l in langs])
+        est = np.array([res.proportions[lang] for lang in langs])
         rows.append(dict(seed=seed, n=n, T=est_sweep_T, est_bytes=b, mse=float(np.mean((est - truth) ** 2)), sweep=True))
     return rows
 
@@ -124,7 +124,7 @@ def _truncate(tr: mixture.PairTrace, T: int) -> mixture.PairTrace:
 
 def mixture_experiment(args: argparse.Namespace) -> str:
     langs_all = sorted(f[:-4] for f in os.listdir(ML_DIR) if f.endswith(".txt"))
-    pools = {l: split_pool(read_lines(l), 0.6) for l in langs_all}
+    pools = {lang: split_pool(read_lines(lang), 0.6) for lang in langs_all}
     all_rows = []
     for n, runs in ((5, args.runs5), (10, args.runs10)):
         for r in range(runs):
@@ -248,8 +248,7 @@ def premium_tokenizers(args: argparse.Namespace) -> tuple[dict, str]:
     train_superbpe = getattr(supertok, "train_superbpe", None)
     t0 = time.perf_counter()
     if train_superbpe is not None:
-        train_superbpe_from = getattr(supertok, "train_superbpe_from_iterator")
-        sb = train_superbpe_from(texts, V, t1, show_progress=False)
+        sb = supertok.train_superbpe_from_iterator(texts, V, t1, show_progress=False)
         how = f"`supertok.train_superbpe_from_iterator(texts, {V}, {t1})`"
     else:
         # two stages from the trainer's own hooks: stage 1 = the BPE's first merges up to the
@@ -261,7 +260,7 @@ def premium_tokenizers(args: argparse.Namespace) -> tuple[dict, str]:
         tr.replay(stage1, "keep")
         tr.train(V, veto=_superbpe_veto)
         vocab = tr.vocab()
-        merges = [(l, r) for l, r, _, _ in tr.merges()]
+        merges = [(a, b) for a, b, _, _ in tr.merges()]
         sb = supertok.Tokenizer.from_bpe(vocab, merges, pattern=STAGE2_LINES)
         how = (
             f"two stages built from the trainer's hooks (`supertok.train_superbpe`, issue 6, is not on this "

@@ -147,9 +147,9 @@ def test_superbpe_two_stage_replay_and_recovery(corpora) -> None:
     tr.replay(m1, "keep")
     tr.train(256 + t1 + 150)
     vocab = tr.vocab()
-    merges = [(vocab[l], vocab[r]) for l, r, _, _ in tr.merges()]
+    merges = [(vocab[a], vocab[b]) for a, b, _, _ in tr.merges()]
     assert merges[:t1] == m1 and len(merges) == t1 + 150
-    assert any((vocab[l] + vocab[r]).find(b" ", 1) > 0 for l, r, _, _ in tr.merges()[t1:]), "no superword merge"
+    assert any((vocab[a] + vocab[b]).find(b" ", 1) > 0 for a, b, _, _ in tr.merges()[t1:]), "no superword merge"
     samples = {k: lines_to_texts(v) for k, v in held.items()}
     traces = mixture.replay(merges, samples, pattern="gpt2", transition=t1, stage2_pattern=LINES)
     # the trace before the transition is stage-1 counting, after it stage-2 counting
@@ -212,3 +212,37 @@ def test_bad_input(corpora) -> None:
         mixture.infer_traces(t1, solver="gurobi")
     with pytest.raises(ValueError, match="no traces"):
         mixture.infer_traces({})
+
+
+def test_hf_pipeline_splitting(corpora) -> None:
+    """A tokenizer.json's own pipeline is what the replay counts: normalizer applied, added
+    tokens cut out (here: Lowercase + a special token, against a lowercased text without it)."""
+    import json
+
+    train, held = corpora
+    tok = supertok.train_from_iterator(lines_to_texts(train["a"][:2000]), 256 + 40, pattern="gpt2",
+                                       special_tokens=["<|end|>"], show_progress=False)
+    spec = json.loads(tok.to_json())
+    spec["normalizer"] = {"type": "Lowercase"}
+    low = supertok.Tokenizer.from_str(json.dumps(spec))
+    text = "".join(line.upper() + "<|end|>\n" for line in held["a"][:200])
+    plain = "".join(line + "\n" for line in held["a"][:200])
+    a = mixture.replay(low, {"x": text})["x"]
+    b = mixture.replay(mixture.tokenizer_merges(tok), {"x": plain}, pattern="gpt2")["x"]
+    for t in (0, 10, a.n_steps):
+        assert a.counts_before(t) == b.counts_before(t)
+    assert a.n_pairs == b.n_pairs
+
+
+def test_auto_solver_falls_back_to_scipy(corpora, monkeypatch) -> None:
+    import sys
+
+    train, held = corpora
+    mix, truth = true_shares(train, {"a": 0.6, "b": 0.2, "c": 0.2}, 150_000)
+    tok = supertok.train_from_iterator(lines_to_texts(mix), 256 + 100, pattern="gpt2", show_progress=False)
+    traces = mixture.replay(tok, {k: lines_to_texts(v[:4000]) for k, v in held.items()})
+    monkeypatch.setitem(sys.modules, "highspy", None)  # makes `import highspy` fail
+    res = mixture.infer_traces(traces)
+    assert res.converged and mse(res.proportions, truth) < 1e-3
+    with pytest.raises(ImportError, match="highspy"):
+        mixture.infer_traces(traces, solver="highspy")

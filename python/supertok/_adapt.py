@@ -287,7 +287,7 @@ def wrap(
             if vocab_size is None:
                 vocab_size = len([k for k in range(len(seq)) if k not in specials])
     return TokenizerLike(
-        name or getattr(fn, "__name__", "callable"),
+        name or str(getattr(fn, "__name__", "callable")),
         fn,
         token_bytes=tb,
         vocab_ids=vocab_ids,
@@ -329,7 +329,7 @@ def _from_encoding(enc: Any, name: Optional[str] = None) -> TokenizerLike:
         return out
 
     return TokenizerLike(
-        name or getattr(enc, "name", "encoding"),
+        name or str(getattr(enc, "name", "encoding")),
         enc.encode_ordinary,
         encode_batch=encode_batch,
         token_bytes=token_bytes,

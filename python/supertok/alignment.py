@@ -148,8 +148,9 @@ def align(
         ends_a = token_ends(ta, ids_a, text=text)
         ends_b = token_ends(tb, ids_b, text=text)
         for name, e in (("a", ends_a), ("b", ends_b)):
-            if (int(e[-1]) if len(e) else 0) != len(data):
-                raise ValueError(f"the tokens of side {name} cover {int(e[-1]) if len(e) else 0} bytes, the text {len(data)}")
+            covered = int(e[-1]) if len(e) else 0
+            if covered != len(data):
+                raise ValueError(f"the tokens of side {name} cover {covered} bytes, the text {len(data)}")
         return align_offsets(ends_a, ends_b, words=words, data=data)
     da = _token_bytes(ta, ids_a)
     db = _token_bytes(tb, ids_b)

@@ -24,8 +24,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="UTF-8 text files (metrics) and/or .jsonl parallel corpora (token premiums)",
     )
     p.add_argument("--ref", default="en", help="reference language of the parallel corpus (default en)")
-    p.add_argument("--languages", default=None, help="comma-separated languages of the parallel corpus (default: all with --min-rows rows)")
-    p.add_argument("--min-rows", type=int, default=1000, help="languages need this many rows shared with --ref (default 1000, capped at the row count)")
+    p.add_argument(
+        "--languages", default=None,
+        help="comma-separated languages of the parallel corpus (default: all with --min-rows rows)",
+    )
+    p.add_argument(
+        "--min-rows", type=int, default=1000,
+        help="languages need this many rows shared with --ref (default 1000, capped at the row count)",
+    )
     p.add_argument("--max-bytes", type=int, default=None, help="use at most this many bytes of each text corpus")
     p.add_argument("--power", type=float, default=2.5, help="Rényi efficiency power (default 2.5)")
     p.add_argument("--pattern", default="cl100k_base", help="split pattern for .tiktoken files: bundled name or regex")
@@ -75,9 +81,9 @@ def premium_rows(
 ) -> tuple[list[str], list[list[str]]]:
     """Markdown header and rows of a premium table (languages sorted by the first
     tokenizer's premium), with mean and max rows."""
-    langs = sorted(byte_prem, key=lambda l: (premiums[names[0]][l], l))
+    langs = sorted(byte_prem, key=lambda lang: (premiums[names[0]][lang], lang))
     header = ["language", "byte premium"] + names
-    rows = [[l, _fmt(byte_prem[l], 2)] + [_fmt(premiums[n][l], 2) for n in names] for l in langs]
+    rows = [[lang, _fmt(byte_prem[lang], 2)] + [_fmt(premiums[n][lang], 2) for n in names] for lang in langs]
     rows.append(["**mean**", _fmt(sum(byte_prem.values()) / len(byte_prem), 2)] + [
         _fmt(sum(premiums[n].values()) / len(premiums[n]), 2) for n in names
     ])
@@ -96,13 +102,13 @@ def plot_premiums(
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("--plot needs matplotlib: pip install 'supertok[plot]'") from None
-    langs = sorted(premiums[names[0]], key=lambda l: (premiums[names[0]][l], l))
+    langs = sorted(premiums[names[0]], key=lambda lang: (premiums[names[0]][lang], lang))
     k = len(names)
     width = 0.8 / k
     fig, ax = plt.subplots(figsize=(min(20.0, max(8.0, 0.2 * len(langs) + 2)), 5.0))
     for j, n in enumerate(names):
         xs = [i + (j - (k - 1) / 2) * width for i in range(len(langs))]
-        ax.bar(xs, [premiums[n][l] for l in langs], width=width, label=n)
+        ax.bar(xs, [premiums[n][lang] for lang in langs], width=width, label=n)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(langs)))
     ax.set_xticklabels(langs, rotation=90, fontsize=7)
@@ -154,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     for c in parallel:
         data = M.load_parallel(c)
         if args.languages:
-            langs = [l.strip() for l in args.languages.split(",") if l.strip()]
+            langs = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
             if args.ref not in langs:
                 langs.append(args.ref)
         else:

@@ -581,8 +581,9 @@ class _LP(ABC):
             self._new_slack()
         return c
 
+    @abstractmethod
     def _new_slack(self) -> None:
-        pass
+        """A slack column was created (an incremental solver adds it to its model)."""
 
     def _rows(self, coefs: Any, ts: Any, ps: Any) -> tuple[Any, Any, Any]:
         """CSR arrays (starts, columns, values) of the new rows."""
@@ -627,12 +628,11 @@ class _HighspyLP(_LP):
         np = self.np
         import highspy
 
-        try:  # the quiet base class of highspy.Highs (which prints a banner once)
-            from highspy._core import _Highs as Highs
-        except ImportError:  # pragma: no cover
-            Highs = highspy.Highs
+        # the quiet base class of highspy.Highs (which prints a banner once per process)
+        core = getattr(highspy, "_core", None)
+        highs_cls: Any = getattr(core, "_Highs", None) or highspy.Highs
         self.optimal = highspy.HighsModelStatus.kOptimal
-        self.h = h = Highs()
+        self.h = h = highs_cls()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("presolve", "off")
         self.inf = h.getInfinity()
@@ -672,6 +672,9 @@ class _ScipyLP(_LP):
         self.cols: list[Any] = []
         self.vals: list[Any] = []
         self.n_rows = 0
+
+    def _new_slack(self) -> None:
+        """Nothing to do: the matrix is built from all rows at solve time."""
 
     def add(self, coefs: Any, ts: Any, ps: Any) -> None:
         starts, cols, vals = self._rows(coefs, ts, ps)
