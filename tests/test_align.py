@@ -144,3 +144,43 @@ def test_errors() -> None:
     with pytest.raises(ValueError, match="needs the data"):
         align_offsets([1], [1], words=True)
     assert [x.tolist() for x in align_offsets([0, 1, 1, 3], [1, 3, 3])] == [[0, 0, 0, 1], [0, 1, 1]]
+
+
+def _two_stage(texts: list[str], t1: int, t2: int):
+    """A stage-1 BPE (gpt2 pattern) and a SuperBPE-style extension (whole lines, stage-1
+    merges replayed, greedy continuation) built from the trainer's hooks."""
+    stage1 = supertok.train_from_iterator(texts, 256 + t1, pattern="gpt2", show_progress=False)
+    from supertok.mixture import tokenizer_merges
+
+    counts = supertok.count_pretokens_from_iterator(texts, r"[^\n]+\n?|\n", show_progress=False)
+    tr = supertok._core.BpeTrainer(counts)
+    tr.replay(tokenizer_merges(stage1), "keep")
+    tr.train(256 + t1 + t2)
+    vocab = tr.vocab()
+    merges = [(a, b) for a, b, _, _ in tr.merges()]
+    superbpe = supertok.Tokenizer.from_bpe(vocab, merges, pattern=r"[^\n]+\n?|\n")
+    return stage1, superbpe
+
+
+@pytest.mark.skipif(not hasattr(supertok, "train_from_iterator"), reason="needs the BPE trainer")
+def test_superbpe_tokens_are_whole_stage1_tokens() -> None:
+    from conftest import require_corpus
+
+    with open(require_corpus("en.txt"), encoding="utf-8") as f:
+        text = f.read(1_500_000)
+    # sentences without digits or whitespace runs (the two places where the stage-2 splitting
+    # lets stage-1 merges straddle stage-1 pretoken boundaries)
+    lines = [ln for ln in text.split("\n") if ln and not any(c.isdigit() for c in ln) and "  " not in ln]
+    texts = ["\n".join(lines[i : i + 32]) + "\n" for i in range(0, len(lines), 32)]
+    stage1, superbpe = _two_stage(texts, 600, 300)
+    n_super = n_multi = 0
+    for ln in lines[:400]:
+        ia, ib = superbpe.encode(ln), stage1.encode(ln)
+        ca, cb = supertok.align(superbpe, ia, stage1, ib)
+        assert (ca == np.arange(len(ia))).all(), ln  # every SuperBPE token is one chunk ...
+        assert (np.bincount(cb) >= 1).all()  # ... of one or more stage-1 tokens
+        n_super += len(ia)
+        n_multi += int((np.bincount(cb) >= 2).sum())
+        wa, _ = supertok.align(superbpe, ia, stage1, ib, words=True)
+        assert wa[-1] <= ca[-1]
+    assert n_multi > 0  # superword tokens do occur

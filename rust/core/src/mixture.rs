@@ -485,6 +485,64 @@ mod tests {
         .is_err());
     }
 
+    fn trained_merges(texts: &[String], n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let pt = Pretokenizer::new(patterns::R50K).unwrap();
+        let counts = count_texts(&pt, texts).unwrap();
+        let mut t = Trainer::new(counts.iter()).unwrap();
+        let opts = crate::train::GreedyOptions {
+            target_tokens: 256 + n,
+            ..Default::default()
+        };
+        t.train_greedy(&opts, &mut no_progress).unwrap();
+        t.merges()
+            .iter()
+            .map(|m| {
+                (
+                    t.tokens()[m.left as usize].to_vec(),
+                    t.tokens()[m.right as usize].to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Merges learned on one random text, replayed (one or two stages) on another:
+        /// every reconstructed count equals a full recount.
+        #[test]
+        fn replay_equals_recount(
+            train in proptest::collection::vec("[ab c\\n]{0,12}", 1..12),
+            sample in proptest::collection::vec("[abc \\n]{0,12}", 1..12),
+            n in 1usize..25,
+            switch in 0usize..25,
+        ) {
+            let ms = trained_merges(&train, n);
+            let pt = Pretokenizer::new(patterns::R50K).unwrap();
+            let texts: Vec<&str> = sample.iter().map(|s| s.as_str()).collect();
+            let bf1 = brute(&pieces_of(&pt, &texts), &ms);
+            let tr = replay(&ms, &texts, &[Stage { start: 0, splitter: &pt }]).unwrap();
+            for (t, want) in bf1.iter().enumerate() {
+                let got: BTreeMap<u64, u64> = tr.counts_before(t).unwrap().into_iter().collect();
+                proptest::prop_assert_eq!(&got, want);
+            }
+            let s = switch.min(ms.len());
+            if s > 0 {
+                let tr2 = replay(
+                    &ms,
+                    &texts,
+                    &[Stage { start: 0, splitter: &pt }, Stage { start: s, splitter: &WholeChunks }],
+                )
+                .unwrap();
+                let bf2 = brute(&pieces_of(&WholeChunks, &texts), &ms);
+                for t in 0..=ms.len() {
+                    let got: BTreeMap<u64, u64> = tr2.counts_before(t).unwrap().into_iter().collect();
+                    let want = if t < s { &bf1[t] } else { &bf2[t] };
+                    proptest::prop_assert_eq!(&got, want);
+                }
+            }
+        }
+    }
+
     #[test]
     fn hf_splitter_matches_pretokenizer() {
         let pt = Pretokenizer::new(patterns::CL100K).unwrap();
