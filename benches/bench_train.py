@@ -226,9 +226,18 @@ def main() -> None:
         worker(a.worker, a.files, a.vocab, a.out)
         return
 
+    tmp = tempfile.mkdtemp(prefix="bench-train-")
+    try:
+        run_parent(a, tmp)
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_parent(a: argparse.Namespace, tmp: str) -> None:
     repeats = 1 if a.quick else max(3, a.repeats)
     names = [n for n in TRAINERS if available(n)]
-    tmp = tempfile.mkdtemp(prefix="bench-train-")
     files, held = [], []
     for name in ("en.txt", "code.txt"):
         tr, ho = split_file(name)

@@ -7,6 +7,7 @@
 from supertok._core import __version__
 from supertok import metrics, mixture  # noqa: F401  (science toolkit submodules; import numpy lazily)
 from supertok.alignment import align
+from supertok.bytelm import ByteLM
 from supertok.core import Encoding
 from supertok.load import dump_tiktoken_bpe, load_tiktoken_bpe
 from supertok.model import encoding_for_model, encoding_name_for_model
@@ -26,6 +27,7 @@ __all__ = [
     "__version__",
     "Encoding",
     "Tokenizer",
+    "ByteLM",
     "get_encoding",
     "list_encoding_names",
     "encoding_for_model",

@@ -13,6 +13,7 @@
 //! Nothing here depends on Python; `rust/python` holds the bindings.
 
 pub mod bpe;
+pub mod bytes;
 pub mod encoding;
 pub mod error;
 pub mod formats;

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use supertok_core::Error;
 
+mod bytes;
 mod encoding;
 mod mixture;
 mod stochastic;
@@ -161,6 +162,8 @@ pub(crate) fn u64s_to_bytes<'py>(py: Python<'py>, v: &[u64]) -> Bound<'py, PyByt
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encoding::CoreEncoding>()?;
+    m.add_class::<bytes::ByteTokenizer>()?;
+    m.add_class::<bytes::ByteTree>()?;
     stochastic::register(m)?;
     m.add_class::<tokenizer::CoreTokenizer>()?;
     train::register(m)?;
