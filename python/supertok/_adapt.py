@@ -382,6 +382,9 @@ def as_tokenizer(tok: Any, name: Optional[str] = None) -> TokenizerLike:
     :class:`supertok.Tokenizer`; a ``str`` naming a bundled encoding or a path to a
     ``tokenizer.json`` / ``.tiktoken`` file (see :func:`load_tokenizer`); a plain callable
     ``str -> list[int]`` (no token bytes: use :func:`wrap` to supply them).
+
+    Adapters hold per-vocabulary tables (token byte lengths), so the last 8 tokenizer objects
+    and paths seen are cached together with their adapters (which keeps them alive).
     """
     from supertok.tokenizer import Tokenizer
 
