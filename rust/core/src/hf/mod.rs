@@ -14,6 +14,7 @@
 pub mod added;
 pub mod bytelevel;
 pub mod json;
+pub mod lexers;
 pub mod model;
 pub mod normalize;
 pub mod pattern;

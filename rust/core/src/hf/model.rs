@@ -6,6 +6,9 @@
 //! position in the list, merged with the core [`MergeTable`] (lowest rank first, leftmost
 //! among equals), exactly HF's `merge_all`.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
 
@@ -14,6 +17,25 @@ use super::json::{self, err, join};
 use crate::bpe::MergeTable;
 use crate::error::{Error, Result};
 use crate::vocab::Vocab;
+
+/// Pieces up to this many bytes are cached (per thread), as HF caches words.
+const CACHE_MAX_PIECE: usize = 64;
+/// Entries per thread before the cache is cleared.
+const CACHE_CAPACITY: usize = 1 << 15;
+
+static NEXT_MODEL_ID: AtomicUsize = AtomicUsize::new(1);
+
+/// A per-thread cache of piece → ids for one model at a time.
+#[derive(Default)]
+struct PieceCache {
+    owner: usize,
+    map: FxHashMap<Box<[u8]>, (u32, u32)>,
+    arena: Vec<u32>,
+}
+
+thread_local! {
+    static CACHE: RefCell<PieceCache> = RefCell::new(PieceCache::default());
+}
 
 /// Options of the BPE model other than its vocabulary and merges.
 #[derive(Clone, Debug, Default)]
@@ -50,6 +72,12 @@ pub struct BpeModel {
     /// Leading/trailing counts of `Ġ`/whitespace chars in each token's string (for
     /// `trim_offsets`), indexed by id.
     trims: Vec<(u16, u16)>,
+    /// Identifies this model in the per-thread piece cache.
+    cache_id: usize,
+    /// Bit `a << 8 | b` is set when the bytes `a b` are adjacent inside some token. A piece
+    /// can be cut between two bytes whose pair is not set: no token can ever span the cut,
+    /// so BPE on the parts gives BPE on the whole (merges on disjoint parts commute).
+    inner_pairs: Vec<u64>,
 }
 
 /// Leading and trailing counts of characters that `ByteLevel`'s `trim_offsets` strips.
@@ -138,6 +166,13 @@ impl BpeModel {
             .map(|(_, p)| *p)
             .collect();
         let table = MergeTable::from_merges(&bytes, &pairs);
+        let mut inner_pairs = vec![0u64; 1024];
+        for (_, b) in bytes.iter() {
+            for w in b.windows(2) {
+                let k = (w[0] as usize) << 8 | w[1] as usize;
+                inner_pairs[k >> 6] |= 1 << (k & 63);
+            }
+        }
         let unk_id = unk_token
             .as_ref()
             .and_then(|u| by_string.get(u.as_str()).copied());
@@ -167,6 +202,8 @@ impl BpeModel {
             fuse_unk,
             dropout,
             trims,
+            cache_id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
+            inner_pairs,
         })
     }
 
@@ -410,7 +447,20 @@ impl BpeModel {
         }
         let start = out.len();
         if piece.iter().all(|&b| self.bytes.byte_id(b).is_some()) {
-            self.table.encode_piece(piece, out)?;
+            if piece.len() <= CACHE_MAX_PIECE {
+                self.encode_cached(piece, out)?;
+            } else {
+                // cut where no token can span, then encode the parts
+                let mut a = 0;
+                for p in 1..piece.len() {
+                    let k = (piece[p - 1] as usize) << 8 | piece[p] as usize;
+                    if self.inner_pairs[k >> 6] & (1 << (k & 63)) == 0 {
+                        self.encode_part(&piece[a..p], out)?;
+                        a = p;
+                    }
+                }
+                self.encode_part(&piece[a..], out)?;
+            }
         } else {
             // Bytes without a token never merge: encode the runs between them separately;
             // each unknown byte becomes the unk token (fused if `fuse_unk`) or is dropped.
@@ -459,6 +509,42 @@ impl BpeModel {
             }
         }
         Ok(())
+    }
+
+    #[inline]
+    fn encode_part(&self, part: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        if part.len() <= CACHE_MAX_PIECE {
+            self.encode_cached(part, out)
+        } else {
+            self.table.encode_piece(part, out)
+        }
+    }
+
+    /// BPE through the per-thread cache (only for pieces whose bytes all have tokens).
+    fn encode_cached(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        CACHE.with(|cell| {
+            let mut c = cell.borrow_mut();
+            if c.owner != self.cache_id {
+                c.map.clear();
+                c.arena.clear();
+                c.owner = self.cache_id;
+            }
+            if let Some(&(a, n)) = c.map.get(piece) {
+                out.extend_from_slice(&c.arena[a as usize..(a + n) as usize]);
+                return Ok(());
+            }
+            let before = out.len();
+            self.table.encode_piece(piece, out)?;
+            if c.map.len() >= CACHE_CAPACITY {
+                c.map.clear();
+                c.arena.clear();
+            }
+            let a = c.arena.len() as u32;
+            c.arena.extend_from_slice(&out[before..]);
+            let n = (out.len() - before) as u32;
+            c.map.insert(piece.into(), (a, n));
+            Ok(())
+        })
     }
 
     fn push_unk(&self, out: &mut Vec<u32>, lens: &mut Vec<u32>, n: u32) -> Result<()> {

@@ -72,6 +72,8 @@ pub enum Matcher {
     DigitGroups,
     /// Every character for which the predicate holds is one match.
     Chars(CharClass),
+    /// A hand-written lexer equivalent to a well-known regex.
+    Lexer(super::lexers::Lexer),
 }
 
 /// Character predicates of HF's char-function patterns.
@@ -103,7 +105,10 @@ impl Matcher {
     pub fn from_spec(spec: &PatternSpec) -> Result<Self> {
         match spec {
             PatternSpec::Regex(r) if r == DIGIT_GROUPS => Ok(Matcher::DigitGroups),
-            PatternSpec::Regex(r) => Ok(Matcher::Regex(regex(r)?)),
+            PatternSpec::Regex(r) => match super::lexers::Lexer::for_pattern(r) {
+                Some(lx) => Ok(Matcher::Lexer(lx)),
+                None => Ok(Matcher::Regex(regex(r)?)),
+            },
             PatternSpec::String(s) => Ok(Matcher::Regex(regex(&fancy_regex::escape(s))?)),
         }
     }
@@ -142,6 +147,7 @@ impl Matcher {
                     out.push((prev, s.len(), false));
                 }
             }
+            Matcher::Lexer(lx) => lx.for_each_match(s, |a, b| out.push((a, b, true))),
             Matcher::Chars(class) => {
                 let mut last = 0;
                 for (i, c) in s.char_indices() {
