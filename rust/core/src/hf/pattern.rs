@@ -171,7 +171,11 @@ impl Matcher {
 
 /// Compile a regex written for Oniguruma.
 pub fn regex(pattern: &str) -> Result<RegexSplitter> {
-    match Pretokenizer::new_oniguruma(pattern)? {
+    let p = super::syntax::onig_classes(pattern).map_err(|m| Error::InvalidPattern {
+        pattern: pattern.to_string(),
+        message: m,
+    })?;
+    match Pretokenizer::new_oniguruma(&p)? {
         Pretokenizer::Regex(r) => Ok(r),
     }
 }
