@@ -31,6 +31,7 @@ def tiktoken_reference(name: str):
     """The real tiktoken Encoding for a bundled name, built from supertok's bundled
     .tiktoken file (so nothing is downloaded)."""
     tiktoken = pytest.importorskip("tiktoken")
+    import tiktoken.load  # noqa: F401  (submodule, not imported by tiktoken itself)
     import supertok
 
     ours = supertok.get_encoding(name)

@@ -296,7 +296,7 @@ class Encoding:
         *,
         allowed_special: _AllowedSpecial = set(),  # noqa: B006
         disallowed_special: _DisallowedSpecial = "all",
-    ) -> tuple[list[int], list[tuple[int, ...]]]:
+    ) -> tuple[list[int], list[list[int]]]:
         """Encode into stable tokens and the possible completion sequences of the unstable tail.
 
         The stable tokens represent a prefix of ``text``; every completion continues them so

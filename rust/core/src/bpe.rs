@@ -323,3 +323,56 @@ mod tests {
         assert_eq!(out, vec![1]);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive(t: &MergeTable, piece: &[u8]) -> Vec<u32> {
+        let mut ids: Vec<u32> = piece.iter().map(|&b| t.byte_id(b)).collect();
+        loop {
+            let best = (0..ids.len().saturating_sub(1))
+                .filter_map(|i| t.get(ids[i], ids[i + 1]).map(|(r, res)| (r, i, res)))
+                .min();
+            match best {
+                None => return ids,
+                Some((_, i, res)) => {
+                    ids[i] = res;
+                    ids.remove(i + 1);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        /// Random vocabularies over a 3-letter alphabet: the linear scan, the heap and a
+        /// naive reference agree on random pieces of every length.
+        #[test]
+        fn engines_agree(
+            tokens in proptest::collection::vec("[abc]{2,5}", 1..30),
+            piece in "[abc]{1,300}",
+        ) {
+            let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+            let mut seen = std::collections::HashSet::new();
+            for t in tokens {
+                if seen.insert(t.clone()) {
+                    let id = pairs.len() as u32;
+                    pairs.push((t.into_bytes(), id));
+                }
+            }
+            let v = Vocab::from_pairs(pairs).unwrap();
+            let t = MergeTable::from_vocab_ranks(&v);
+            let p = piece.as_bytes();
+            let expected = naive(&t, p);
+            let mut h = vec![];
+            t.merge_heap(p, &mut h);
+            prop_assert_eq!(&h, &expected);
+            if p.len() < LINEAR_MAX && p.len() > 1 {
+                let mut l = vec![];
+                t.merge_linear(p, &mut l);
+                prop_assert_eq!(&l, &expected);
+            }
+        }
+    }
+}

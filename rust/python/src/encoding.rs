@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 use supertok_core::special::SpecialSet;
 use supertok_core::CoreEncoding as Core;
@@ -273,7 +273,7 @@ impl CoreEncoding {
             .map_err(to_py)?;
         let list = PyList::empty(py);
         for c in completions {
-            list.append(PyTuple::new(py, c)?)?;
+            list.append(PyList::new(py, c)?)?;
         }
         Ok((tokens, list))
     }
@@ -310,11 +310,15 @@ impl CoreEncoding {
     fn decode_single_token_bytes<'py>(
         &self,
         py: Python<'py>,
-        token: i64,
+        token: i128,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        u32::try_from(token)
-            .ok()
-            .and_then(|t| self.inner.token_bytes(t))
+        let t = u32::try_from(token).map_err(|_| {
+            PyOverflowError::new_err(format!(
+                "token id {token} out of range: ids are integers in [0, 2**32)"
+            ))
+        })?;
+        self.inner
+            .token_bytes(t)
             .map(|b| PyBytes::new(py, b))
             .ok_or_else(|| PyKeyError::new_err(token.to_string()))
     }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use rayon::prelude::*;
@@ -84,17 +84,24 @@ where
 }
 
 /// Extract a token id list from any sequence of ints (list, tuple, numpy array, ...).
+/// Non-integers raise `TypeError`; integers outside `[0, 2**32)` raise `OverflowError`
+/// (what tiktoken raises for them).
 pub(crate) fn extract_ids(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
-    if let Ok(v) = obj.extract::<Vec<u32>>() {
-        return Ok(v);
-    }
     if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
         return Err(PyTypeError::new_err(format!(
             "expected a sequence of token ids (int), got {}",
             obj.get_type().name()?
         )));
     }
-    // numpy arrays and other iterables of integer-likes
+    match obj.extract::<Vec<u32>>() {
+        Ok(v) => return Ok(v),
+        Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => {
+            return Err(PyOverflowError::new_err(
+                "token id out of range: ids are integers in [0, 2**32)",
+            ))
+        }
+        Err(_) => {}
+    }
     let mut out = Vec::new();
     for item in obj.try_iter().map_err(|_| {
         PyTypeError::new_err(format!(
@@ -106,7 +113,7 @@ pub(crate) fn extract_ids(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
         ))
     })? {
         let item = item?;
-        let v: i64 = item
+        let v: i128 = item
             .call_method0("__index__")
             .and_then(|i| i.extract())
             .map_err(|_| {
@@ -118,8 +125,11 @@ pub(crate) fn extract_ids(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
                         .unwrap_or_default()
                 ))
             })?;
-        let v = u32::try_from(v)
-            .map_err(|_| PyKeyError::new_err(format!("Invalid token for decoding: {v}")))?;
+        let v = u32::try_from(v).map_err(|_| {
+            PyOverflowError::new_err(format!(
+                "token id {v} out of range: ids are integers in [0, 2**32)"
+            ))
+        })?;
         out.push(v);
     }
     Ok(out)

@@ -1,0 +1,5 @@
+import sys
+
+from supertok.cli import main
+
+sys.exit(main())
