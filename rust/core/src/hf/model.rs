@@ -25,12 +25,32 @@ const CACHE_CAPACITY: usize = 1 << 15;
 
 static NEXT_MODEL_ID: AtomicUsize = AtomicUsize::new(1);
 
-/// A per-thread cache of piece → ids for one model at a time.
+/// A per-thread cache of piece → ids for one model at a time. Keys and values live in two
+/// arenas so that filling and clearing the cache allocates nothing once warm.
 #[derive(Default)]
 struct PieceCache {
     owner: usize,
-    map: FxHashMap<Box<[u8]>, (u32, u32)>,
-    arena: Vec<u32>,
+    /// hash of the piece → (key offset, key length, ids offset, ids length)
+    map: FxHashMap<u64, (u32, u32, u32, u32)>,
+    keys: Vec<u8>,
+    ids: Vec<u32>,
+}
+
+impl PieceCache {
+    fn clear(&mut self) {
+        self.map.clear();
+        self.keys.clear();
+        self.ids.clear();
+    }
+}
+
+#[inline]
+fn piece_hash(b: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(b);
+    h.write_usize(b.len());
+    h.finish()
 }
 
 thread_local! {
@@ -525,24 +545,27 @@ impl BpeModel {
         CACHE.with(|cell| {
             let mut c = cell.borrow_mut();
             if c.owner != self.cache_id {
-                c.map.clear();
-                c.arena.clear();
+                c.clear();
                 c.owner = self.cache_id;
             }
-            if let Some(&(a, n)) = c.map.get(piece) {
-                out.extend_from_slice(&c.arena[a as usize..(a + n) as usize]);
-                return Ok(());
+            let h = piece_hash(piece);
+            if let Some(&(k, kl, i, il)) = c.map.get(&h) {
+                if &c.keys[k as usize..(k + kl) as usize] == piece {
+                    out.extend_from_slice(&c.ids[i as usize..(i + il) as usize]);
+                    return Ok(());
+                }
             }
             let before = out.len();
             self.table.encode_piece(piece, out)?;
-            if c.map.len() >= CACHE_CAPACITY {
-                c.map.clear();
-                c.arena.clear();
+            if c.map.len() >= CACHE_CAPACITY || c.keys.len() > (CACHE_CAPACITY << 5) {
+                c.clear();
             }
-            let a = c.arena.len() as u32;
-            c.arena.extend_from_slice(&out[before..]);
-            let n = (out.len() - before) as u32;
-            c.map.insert(piece.into(), (a, n));
+            let k = c.keys.len() as u32;
+            c.keys.extend_from_slice(piece);
+            let i = c.ids.len() as u32;
+            c.ids.extend_from_slice(&out[before..]);
+            let il = (out.len() - before) as u32;
+            c.map.insert(h, (k, piece.len() as u32, i, il));
             Ok(())
         })
     }

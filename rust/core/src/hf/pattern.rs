@@ -89,9 +89,21 @@ pub enum CharClass {
 
 impl CharClass {
     #[inline]
-    fn test(self, c: char) -> bool {
+    pub(crate) fn test(self, c: char) -> bool {
         match self {
-            CharClass::Numeric => c.is_numeric(),
+            // `char::is_numeric` (general category N), with the class table as a fast path
+            // for letters and numbers (checked over all code points in the tests)
+            CharClass::Numeric => {
+                if c.is_ascii() {
+                    c.is_ascii_digit()
+                } else {
+                    match super::unicode::class(c) {
+                        super::unicode::NUMBER => true,
+                        super::unicode::LETTER | super::unicode::SPACE => false,
+                        _ => c.is_numeric(),
+                    }
+                }
+            }
             CharClass::Whitespace => c.is_whitespace(),
             CharClass::Punctuation => {
                 c.is_ascii_punctuation() || (!c.is_ascii() && super::unicode::is_punctuation(c))

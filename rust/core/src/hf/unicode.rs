@@ -1033,6 +1033,11 @@ mod tests {
                 };
                 assert_eq!(class(c), want, "U+{cp:04X}");
                 assert_eq!(c.is_whitespace(), want == SPACE, "U+{cp:04X}");
+                assert_eq!(
+                    crate::hf::pattern::CharClass::Numeric.test(c),
+                    c.is_numeric(),
+                    "U+{cp:04X}"
+                );
             }
         }
     }
