@@ -972,10 +972,15 @@ pub fn class(c: char) -> u8 {
 /// Whether `c` is a decimal digit (general category Nd), as `\d` in Unicode mode.
 #[inline]
 pub fn is_decimal_digit(c: char) -> bool {
-    let c = c as u32;
-    if c < 0x80 {
-        return (0x30..=0x39).contains(&c);
+    let cp = c as u32;
+    if cp < 0x80 {
+        return (0x30..=0x39).contains(&cp);
     }
+    // every Nd character is in \p{N}
+    if class(c) != NUMBER {
+        return false;
+    }
+    let c = cp;
     ND.binary_search_by(|&(lo, hi)| {
         if hi < c {
             std::cmp::Ordering::Less
