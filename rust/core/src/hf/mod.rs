@@ -455,7 +455,11 @@ impl HfTokenizer {
             self.added.split_normalized(&nt.text, &mut norm_splits);
             for &(nid, c, d) in &norm_splits {
                 if let Some(nid) = nid {
-                    let r = nt.original_range(c, d);
+                    let r = if track {
+                        nt.original_range(c, d)
+                    } else {
+                        (0, 0)
+                    };
                     self.push_added(enc, nid, r, &nt.text[c..d]);
                     continue;
                 }
