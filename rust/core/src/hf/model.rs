@@ -151,7 +151,12 @@ impl BpeModel {
                 }
             }
             let s: Box<str> = s.into();
-            by_string.insert(s.clone(), id);
+            if let Some(prev) = by_string.insert(s.clone(), id) {
+                return Err(err(
+                    &join(path, "vocab"),
+                    format!("token {s:?} appears twice (ids {prev} and {id})"),
+                ));
+            }
             strings[id as usize] = Some(s);
         }
         let bytes = Vocab::from_pairs(byte_pairs).map_err(|e| err(&join(path, "vocab"), e))?;
