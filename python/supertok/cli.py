@@ -19,9 +19,16 @@ def _demo() -> Subcommand:
     return (demo.HELP, demo.add_arguments, demo.run)
 
 
+def _train() -> Subcommand:
+    from supertok import cli_train
+
+    return (cli_train.HELP, cli_train.add_arguments, cli_train.run)
+
+
 # name -> factory (imported lazily so that `supertok --help` stays fast)
 SUBCOMMANDS: dict[str, Callable[[], Subcommand]] = {
     "demo": _demo,
+    "train": _train,
 }
 
 

@@ -179,6 +179,8 @@ class Encoding:
         *,
         allowed_special: _AllowedSpecial = set(),  # noqa: B006
         disallowed_special: _DisallowedSpecial = "all",
+        dropout: float | None = None,
+        seed: int | None = None,
     ) -> list[int]:
         """Encode a string into tokens.
 
@@ -187,11 +189,23 @@ class Encoding:
         ``disallowed_special`` (then it is encoded as ordinary text). ``"all"`` means every
         special token.
 
+        ``dropout=p`` enables seeded BPE-dropout: each applicable merge is skipped with
+        probability ``p`` (``0``: plain encoding, ``1``: bytes); ``seed`` (int in
+        ``[0, 2**64)``, ``None`` for a fresh one) makes it reproducible. See
+        :func:`supertok.stochastic.encode_dropout` for the exact semantics.
+
         >>> enc.encode("hello <|endoftext|>", allowed_special="all")
         [31373, 220, 50256]
         """
         _check_str(text)
         allowed, disallowed = self._resolve_special(text, allowed_special, disallowed_special)
+        if dropout is not None:
+            from supertok.stochastic import encode_dropout
+
+            try:
+                return encode_dropout(self._core_bpe, text, allowed, disallowed, dropout, seed)
+            except UnicodeEncodeError:
+                return encode_dropout(self._core_bpe, _fix_surrogates(text), allowed, disallowed, dropout, seed)
         try:
             return self._core_bpe.encode(text, allowed, disallowed)
         except UnicodeEncodeError:

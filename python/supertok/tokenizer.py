@@ -4,7 +4,8 @@ decoded text), with a Rust core that releases the GIL.
 
 Supported components (anything else raises ``ValueError`` naming the component and its JSON
 path): model BPE (byte-level vocabulary, merges as ``"a b"`` or ``["a", "b"]``,
-``ignore_merges``, ``unk_token``/``fuse_unk``; no dropout, no ``byte_fallback``, no
+``ignore_merges``, ``unk_token``/``fuse_unk``; no ``dropout`` field (seeded dropout is
+``encode(text, dropout=p, seed=s)``), no ``byte_fallback``, no
 affixes); pre-tokenizers ``ByteLevel``, ``Split`` (regex or string, all behaviors,
 ``invert``), ``Digits``, ``Whitespace``, ``WhitespaceSplit``, ``Punctuation``, ``Sequence``
 (``ByteLevel`` must come last); normalizers ``NFC``, ``NFKC``, ``NFD``, ``NFKD``,
@@ -184,12 +185,30 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ encoding
 
-    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+    def encode(
+        self,
+        text: str,
+        add_special_tokens: bool = True,
+        *,
+        dropout: float | None = None,
+        seed: int | None = None,
+    ) -> list[int]:
         """Token ids of ``text`` (HF's ``encode(text).ids``).
 
         ``add_special_tokens`` controls the template post-processor's tokens (BOS/EOS);
         added tokens in the text are always matched, as in HF.
+
+        ``dropout=p`` enables seeded BPE-dropout (each applicable merge skipped with
+        probability ``p``; ``0``: plain encoding, ``1``: bytes), reproducible with ``seed``;
+        see :func:`supertok.stochastic.encode_dropout_hf`.
         """
+        if dropout is not None:
+            from supertok.stochastic import encode_dropout_hf
+
+            try:
+                return encode_dropout_hf(self._core, _check_str(text), bool(add_special_tokens), dropout, seed)
+            except UnicodeEncodeError as e:
+                raise _surrogate_error(e) from None
         try:
             return self._core.encode(_check_str(text), bool(add_special_tokens))
         except UnicodeEncodeError as e:

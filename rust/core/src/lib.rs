@@ -6,17 +6,21 @@
 //! * [`special`] — special-token matching;
 //! * [`encoding`] — the tiktoken-compatible encoding;
 //! * [`formats`] — file formats (`.tiktoken`);
-//! * [`hf`] — HF `tokenizer.json` byte-level BPE tokenizers.
+//! * [`hf`] — HF `tokenizer.json` byte-level BPE tokenizers;
+//! * [`stochastic`] — StochasTok and seeded BPE-dropout.
 //!
 //! Nothing here depends on Python; `rust/python` holds the bindings.
 
 pub mod bpe;
+pub mod bytes;
 pub mod encoding;
 pub mod error;
 pub mod formats;
 pub mod hf;
 pub mod pretok;
 pub mod special;
+pub mod stochastic;
+pub mod train;
 pub mod util;
 pub mod vocab;
 

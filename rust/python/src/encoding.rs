@@ -24,7 +24,7 @@ impl CoreEncoding {
     /// `spec` is `True` (all), `False`/`None` (none) or an iterable of special-token
     /// strings (strings that are not special tokens are ignored here; the Python layer
     /// handles them).
-    fn special_set(&self, spec: &Bound<'_, PyAny>) -> PyResult<SpecialSet> {
+    pub(crate) fn special_set(&self, spec: &Bound<'_, PyAny>) -> PyResult<SpecialSet> {
         let n = self.inner.specials().len();
         if spec.is_none() {
             return Ok(SpecialSet::none(n));

@@ -12,8 +12,11 @@ use rayon::prelude::*;
 
 use supertok_core::Error;
 
+mod bytes;
 mod encoding;
+mod stochastic;
 mod tokenizer;
+mod train;
 
 /// Map a core error to the Python exception a tiktoken user expects.
 pub(crate) fn to_py(e: Error) -> PyErr {
@@ -158,7 +161,11 @@ pub(crate) fn u64s_to_bytes<'py>(py: Python<'py>, v: &[u64]) -> Bound<'py, PyByt
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encoding::CoreEncoding>()?;
+    m.add_class::<bytes::ByteTokenizer>()?;
+    m.add_class::<bytes::ByteTree>()?;
+    stochastic::register(m)?;
     m.add_class::<tokenizer::CoreTokenizer>()?;
+    train::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -432,8 +432,44 @@ impl HfTokenizer {
         }
     }
 
+    /// Encode `text` to ids, encoding each pre-tokenized piece (its bytes) with `piece`
+    /// instead of the BPE model; added tokens, normalization, pre-tokenization and
+    /// post-processing are exactly those of [`HfTokenizer::encode`]. (Hook for BPE-dropout.)
+    pub fn encode_with_pieces<F>(
+        &self,
+        text: &str,
+        add_special_tokens: bool,
+        mut piece: F,
+    ) -> Result<Vec<u32>>
+    where
+        F: FnMut(&[u8], &mut Vec<u32>) -> Result<()>,
+    {
+        let mut enc = Encoded {
+            ids: Vec::with_capacity(text.len() / 3 + 2),
+            offsets: None,
+            trims: Vec::new(),
+        };
+        self.run_with(text, &mut enc, |b, out, _| piece(b, out))?;
+        if let Some(p) = &self.post {
+            if p.adds_tokens() {
+                p.process(&mut enc, add_special_tokens);
+            }
+        }
+        Ok(enc.ids)
+    }
+
     /// The pipeline up to (not including) post-processing.
     fn run(&self, text: &str, enc: &mut Encoded) -> Result<()> {
+        self.run_with(text, enc, |b, out, lens| {
+            self.model.encode_piece(b, out, lens)
+        })
+    }
+
+    /// [`HfTokenizer::run`] with a custom piece encoder `piece(bytes, ids, lens)`.
+    fn run_with<F>(&self, text: &str, enc: &mut Encoded, mut piece: F) -> Result<()>
+    where
+        F: FnMut(&[u8], &mut Vec<u32>, Option<&mut Vec<u32>>) -> Result<()>,
+    {
         let track = enc.offsets.is_some();
         let mut raw = Vec::new();
         self.added.split_raw(text, &mut raw);
@@ -475,13 +511,12 @@ impl HfTokenizer {
                         &seg.as_bytes()[p.start..p.end]
                     };
                     if !track {
-                        self.model.encode_piece(bytes, &mut enc.ids, None)?;
+                        piece(bytes, &mut enc.ids, None)?;
                         continue;
                     }
                     lens.clear();
                     let before = enc.ids.len();
-                    self.model
-                        .encode_piece(bytes, &mut enc.ids, Some(&mut lens))?;
+                    piece(bytes, &mut enc.ids, Some(&mut lens))?;
                     let offs = enc.offsets.get_or_insert_with(Vec::new);
                     let mut k = 0usize;
                     // normalized byte index of piece byte j

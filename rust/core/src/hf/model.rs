@@ -265,7 +265,10 @@ impl BpeModel {
             if d != 0.0 {
                 return Err(err(
                     &join(path, "dropout"),
-                    format!("BPE dropout {d} is not supported (it makes encoding random)"),
+                    format!(
+                        "BPE dropout {d} in the file is not supported (it makes every encode \
+                         random); set it to null and use encode(text, dropout=p, seed=s)"
+                    ),
                 ));
             }
         }

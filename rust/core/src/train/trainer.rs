@@ -1,0 +1,1079 @@
+//! The BPE merge loop.
+//!
+//! # Model
+//! Byte-level: token ids `0..256` are the single bytes (id = byte value). Each merge joins
+//! two adjacent tokens `(left, right)` into the token whose bytes are their concatenation.
+//! A merge normally creates a new token with the next free id (so merge `i` produces id
+//! `256 + i`); if those bytes already are a token (a *different* split of the same bytes,
+//! e.g. `(ab, c)` then `(a, bc)`), the merge is still recorded but reuses that id and the
+//! vocabulary does not grow — the rule of HF's `BpeTrainer`, which keeps every token's
+//! bytes unique (required by `tokenizer.json` and `.tiktoken`).
+//!
+//! # Counting rule
+//! The count of a pair is the number of adjacent positions holding it, weighted by the
+//! pretoken's count (overlapping occurrences such as `aaa` count twice). A merge replaces
+//! the occurrences in every pretoken from left to right without overlap.
+//!
+//! # Tie-break (documented and stable)
+//! The pair with the highest count is merged; among equal counts the smallest
+//! `(left id, right id)` in lexicographic order wins. Counts are exact `u64`s, so the result
+//! is the same whatever the thread count, the pretoken order or the sharding of the counts.
+//!
+//! # Data structures
+//! Pretokens are stored flat as `u32` symbols in doubly linked lists (a merge keeps the left
+//! position and kills the right one), so a merge costs O(its occurrences), never a scan of
+//! whole pretokens: KB-long chunks (SuperBPE stage 2, long letter runs) stay linear. Pairs
+//! live in one hash map holding each pair's count and a write-once segment of an arena
+//! listing the positions where the pair was created (entries may go stale; they are checked
+//! when used). A pair's count can only grow during the step that creates the newer of its
+//! two tokens (and at initialisation), and only shrink afterwards; so a lazy max-heap is
+//! exact (an entry whose count is stale is re-pushed with the live count when popped), and
+//! a pair's occurrence list is complete when it is created. Each step aggregates its count
+//! changes in a small map, then updates the big map once per distinct pair.
+
+use std::collections::hash_map::Entry;
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+
+/// The arena is compacted once it holds this many entries more than twice its size after the
+/// last compaction (small in unit tests so that they exercise compaction).
+#[cfg(not(test))]
+const COMPACT_MIN: usize = 4 << 20;
+#[cfg(test)]
+const COMPACT_MIN: usize = 16;
+
+/// Number of base (byte) tokens.
+pub const N_BYTES: u32 = 256;
+
+/// End of a pretoken in `next` / `prev`.
+const NONE: u32 = u32::MAX;
+/// Symbol of a position absorbed by a merge (never a token id: ids stay below 2^32 - 2).
+const DEAD: u32 = u32::MAX - 1;
+
+#[inline]
+fn key(l: u32, r: u32) -> u64 {
+    ((l as u64) << 32) | r as u64
+}
+
+#[inline]
+fn unkey(k: u64) -> (u32, u32) {
+    ((k >> 32) as u32, k as u32)
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PairInfo {
+    count: u64,
+    /// Start of this pair's occurrence list (positions) in the arena.
+    off: usize,
+    len: u32,
+    /// Rejected by a veto; never merged by the greedy loop.
+    banned: bool,
+}
+
+impl PairInfo {
+    const fn new() -> Self {
+        PairInfo {
+            count: 0,
+            off: 0,
+            len: 0,
+            banned: false,
+        }
+    }
+}
+
+/// Max-heap entry: higher count first, then the smaller pair key.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct HeapEntry {
+    count: u64,
+    key: u64,
+}
+
+impl Ord for HeapEntry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.count
+            .cmp(&other.count)
+            .then_with(|| other.key.cmp(&self.key))
+    }
+}
+
+impl PartialOrd for HeapEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One recorded merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Merge {
+    pub left: u32,
+    pub right: u32,
+    /// Id of the resulting token.
+    pub result: u32,
+    /// Pair count just before the merge (0 for a replayed merge that never occurs).
+    pub count: u64,
+}
+
+/// What replay does with a merge whose pair does not occur in the counts (or whose
+/// operands do not exist because an earlier merge was dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayPolicy {
+    /// Drop it: no merge is recorded and no token is created (SuperBPE's reference
+    /// behaviour). Later merges that need its token are dropped too.
+    Skip,
+    /// Keep it: record the merge and create its token anyway, so ids stay aligned with the
+    /// replayed list (needed when comparing pair counts across samples).
+    Keep,
+    /// Fail with an error naming the merge.
+    Error,
+}
+
+/// Why the greedy loop stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The requested number of tokens was reached.
+    VocabSize,
+    /// No pair with a count ≥ `min_frequency` remains.
+    MinFrequency,
+    /// No pair is left at all (every pretoken is a single token).
+    NoPairs,
+}
+
+/// Pair counts that changed in one step (for data-mixture inference).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepTrace {
+    /// `(left, right, count after the step)` for every pair whose count changed in the step,
+    /// sorted by pair.
+    pub changes: Vec<(u32, u32, u64)>,
+}
+
+/// A predicate that may reject a merge: `veto(left_bytes, right_bytes)` returns `true` to
+/// reject. It must depend only on its arguments (a rejected pair is never retried).
+pub type Veto<'a> = &'a (dyn Fn(&[u8], &[u8]) -> bool + Sync);
+
+/// Options of the greedy loop.
+pub struct GreedyOptions<'a> {
+    /// Stop when the vocabulary (base bytes + learned tokens, specials excluded) has this
+    /// many tokens.
+    pub target_tokens: usize,
+    /// Stop when the best pair occurs fewer times than this.
+    pub min_frequency: u64,
+    /// Never create a token longer than this many bytes.
+    pub max_token_length: Option<usize>,
+    /// Byte strings that may not be created (special tokens' texts); a merge that would
+    /// create one is skipped and reported in [`Trainer::special_collisions`].
+    pub forbidden_tokens: Vec<Vec<u8>>,
+    /// Extra predicate (SuperBPE's filters).
+    pub veto: Option<Veto<'a>>,
+}
+
+impl Default for GreedyOptions<'_> {
+    fn default() -> Self {
+        GreedyOptions {
+            target_tokens: N_BYTES as usize,
+            min_frequency: 1,
+            max_token_length: None,
+            forbidden_tokens: Vec::new(),
+            veto: None,
+        }
+    }
+}
+
+/// BPE training state over a set of weighted pretokens.
+pub struct Trainer {
+    /// Symbol at each position (all pretokens laid out back to back); `DEAD` once the
+    /// position was absorbed by a merge into its left neighbour.
+    syms: Vec<u32>,
+    /// Next / previous live position in the same pretoken (`NONE` at the ends).
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    /// Pretoken of each position.
+    word_of: Vec<u32>,
+    /// First position of each pretoken (never dies: a merge keeps its left position).
+    wstart: Vec<u32>,
+    wcount: Vec<u64>,
+    tokens: Vec<Box<[u8]>>,
+    token_ids: FxHashMap<Box<[u8]>, u32>,
+    pairs: FxHashMap<u64, PairInfo>,
+    arena: Vec<u32>,
+    /// Arena length after the last compaction (see `maybe_compact`).
+    arena_compacted: usize,
+    heap: BinaryHeap<HeapEntry>,
+    merges: Vec<Merge>,
+    /// Scratch: `(pair key, position)` for pairs created in the current step.
+    new_pos: Vec<(u64, u32)>,
+    /// Scratch: this step's count changes (mod 2^64) by pair.
+    delta: FxHashMap<u64, u64>,
+    /// Scratch: keys whose count changed in this step (only when tracing).
+    touched: Vec<u64>,
+    tracing: bool,
+    trace: Vec<StepTrace>,
+    special_collisions: Vec<(u32, u32, Vec<u8>)>,
+    dropped_replays: Vec<(Vec<u8>, Vec<u8>)>,
+    n_pretokens: usize,
+}
+
+impl Trainer {
+    /// Build from `(pretoken bytes, count)` pairs. Pretokens of one byte are dropped (they
+    /// hold no pair); the order of the input does not matter.
+    pub fn new<'a, I>(pretokens: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (&'a [u8], u64)>,
+    {
+        let mut syms: Vec<u32> = Vec::new();
+        let mut wstart: Vec<u32> = Vec::new();
+        let mut wcount = Vec::new();
+        let mut n_pretokens = 0usize;
+        for (bytes, count) in pretokens {
+            n_pretokens += 1;
+            if bytes.len() < 2 || count == 0 {
+                continue;
+            }
+            if syms.len() + bytes.len() >= DEAD as usize {
+                return Err(Error::InvalidArgument(
+                    "the distinct pretokens total 4 GiB or more: too large to train on in one \
+                     process (use min-count filtering or fewer distinct pretokens)"
+                        .into(),
+                ));
+            }
+            wstart.push(syms.len() as u32);
+            wcount.push(count);
+            syms.extend(bytes.iter().map(|&b| b as u32));
+        }
+        let tokens: Vec<Box<[u8]>> = (0..=255u8).map(|b| vec![b].into_boxed_slice()).collect();
+        let token_ids = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let n = syms.len();
+        let mut next: Vec<u32> = (1..=n as u32).collect();
+        let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+        let mut word_of = vec![0u32; n];
+        for (w, &st) in wstart.iter().enumerate() {
+            let end = wstart.get(w + 1).map_or(n, |&e| e as usize);
+            prev[st as usize] = NONE;
+            next[end - 1] = NONE;
+            word_of[st as usize..end].fill(w as u32);
+        }
+        let mut t = Trainer {
+            syms,
+            next,
+            prev,
+            word_of,
+            wstart,
+            wcount,
+            tokens,
+            token_ids,
+            pairs: FxHashMap::default(),
+            arena: Vec::new(),
+            arena_compacted: 0,
+            heap: BinaryHeap::new(),
+            merges: Vec::new(),
+            new_pos: Vec::new(),
+            delta: FxHashMap::default(),
+            touched: Vec::new(),
+            tracing: false,
+            trace: Vec::new(),
+            special_collisions: Vec::new(),
+            dropped_replays: Vec::new(),
+            n_pretokens,
+        };
+        t.init_pairs();
+        Ok(t)
+    }
+
+    /// Count all pairs and build their occurrence lists (two passes, no sorting: positions
+    /// are visited in order, so each list comes out sorted).
+    fn init_pairs(&mut self) {
+        let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
+        let n = self.syms.len();
+        // Pass 1: counts and list lengths.
+        for p in 0..n.saturating_sub(1) {
+            if self.next[p] == NONE {
+                continue;
+            }
+            let c = self.wcount[self.word_of[p] as usize];
+            let e = pairs
+                .entry(key(self.syms[p], self.syms[p + 1]))
+                .or_insert(PairInfo::new());
+            e.count = e.count.saturating_add(c);
+            e.len += 1;
+        }
+        let mut off = 0usize;
+        for p in pairs.values_mut() {
+            p.off = off;
+            off += p.len as usize;
+            p.len = 0;
+        }
+        let mut arena = vec![u32::MAX; off];
+        // Pass 2: fill.
+        for p in 0..n.saturating_sub(1) {
+            if self.next[p] == NONE {
+                continue;
+            }
+            if let Some(e) = pairs.get_mut(&key(self.syms[p], self.syms[p + 1])) {
+                arena[e.off + e.len as usize] = p as u32;
+                e.len += 1;
+            }
+        }
+        self.heap = pairs
+            .iter()
+            .map(|(&k, p)| HeapEntry {
+                count: p.count,
+                key: k,
+            })
+            .collect();
+        self.pairs = pairs;
+        self.arena_compacted = arena.len();
+        self.arena = arena;
+    }
+
+    /// Drop the lists of dead pairs from the arena once it has grown to more than twice its
+    /// size after the last compaction (amortized O(1) per list entry; keeps memory bounded
+    /// by the live pairs' lists).
+    fn maybe_compact(&mut self) {
+        if self.arena.len() < 2 * self.arena_compacted + COMPACT_MIN {
+            return;
+        }
+        let live: usize = self.pairs.values().map(|p| p.len as usize).sum();
+        let mut arena = Vec::with_capacity(live + live / 4);
+        for p in self.pairs.values_mut() {
+            let off = arena.len();
+            arena.extend_from_slice(&self.arena[p.off..p.off + p.len as usize]);
+            p.off = off;
+        }
+        self.arena = arena;
+        self.arena_compacted = self.arena.len();
+    }
+
+    /// Record, for every later step, which pair counts changed ([`Trainer::trace`]).
+    pub fn set_tracing(&mut self, on: bool) {
+        self.tracing = on;
+    }
+
+    /// Current count of every pair with a non-zero count, sorted by pair.
+    pub fn pair_counts(&self) -> Vec<(u32, u32, u64)> {
+        let mut v: Vec<(u32, u32, u64)> = self
+            .pairs
+            .iter()
+            .filter(|(_, p)| p.count > 0)
+            .map(|(&k, p)| {
+                let (l, r) = unkey(k);
+                (l, r, p.count)
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Current count of one pair.
+    pub fn pair_count(&self, left: u32, right: u32) -> u64 {
+        self.pairs.get(&key(left, right)).map_or(0, |p| p.count)
+    }
+
+    /// The per-step traces recorded while tracing was on (one per recorded step, in order).
+    pub fn trace(&self) -> &[StepTrace] {
+        &self.trace
+    }
+
+    /// Take the recorded traces.
+    pub fn take_trace(&mut self) -> Vec<StepTrace> {
+        std::mem::take(&mut self.trace)
+    }
+
+    /// Merges recorded so far.
+    pub fn merges(&self) -> &[Merge] {
+        &self.merges
+    }
+
+    /// Token bytes by id (index = id).
+    pub fn tokens(&self) -> &[Box<[u8]>] {
+        &self.tokens
+    }
+
+    /// Id of the token with these bytes.
+    pub fn token_id(&self, bytes: &[u8]) -> Option<u32> {
+        self.token_ids.get(bytes).copied()
+    }
+
+    /// Number of tokens (bytes + learned).
+    pub fn n_tokens(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Number of distinct pretokens given to [`Trainer::new`].
+    pub fn n_pretokens(&self) -> usize {
+        self.n_pretokens
+    }
+
+    /// Merges skipped because they would have created a special token's text:
+    /// `(left, right, bytes)`.
+    pub fn special_collisions(&self) -> &[(u32, u32, Vec<u8>)] {
+        &self.special_collisions
+    }
+
+    /// Replayed merges dropped by [`ReplayPolicy::Skip`], as `(left bytes, right bytes)`.
+    pub fn dropped_replays(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.dropped_replays
+    }
+
+    /// The current segmentation of every pretoken (for tests and analysis): `(ids, count)`.
+    pub fn segmentations(&self) -> Vec<(Vec<u32>, u64)> {
+        (0..self.wcount.len())
+            .map(|w| {
+                let mut ids = Vec::new();
+                let mut p = self.wstart[w];
+                while p != NONE {
+                    ids.push(self.syms[p as usize]);
+                    p = self.next[p as usize];
+                }
+                (ids, self.wcount[w])
+            })
+            .collect()
+    }
+
+    /// Id for the bytes `left ++ right`: an existing token or a new one.
+    fn result_id(&mut self, l: u32, r: u32) -> u32 {
+        let mut b =
+            Vec::with_capacity(self.tokens[l as usize].len() + self.tokens[r as usize].len());
+        b.extend_from_slice(&self.tokens[l as usize]);
+        b.extend_from_slice(&self.tokens[r as usize]);
+        if let Some(&id) = self.token_ids.get(&b[..]) {
+            return id;
+        }
+        let id = self.tokens.len() as u32;
+        let b = b.into_boxed_slice();
+        self.token_ids.insert(b.clone(), id);
+        self.tokens.push(b);
+        id
+    }
+
+    /// Apply the merge `(a, b) -> c` to every pretoken containing the pair, updating counts.
+    fn apply(&mut self, a: u32, b: u32, c: u32) {
+        let pk = key(a, b);
+        let (off, len) = match self.pairs.get(&pk) {
+            Some(p) => (p.off, p.len as usize),
+            None => (0, 0),
+        };
+        self.new_pos.clear();
+        // Occurrences in ascending position order: left to right within each pretoken, so
+        // overlapping runs (`aaaa`) merge exactly like a left-to-right scan.
+        for idx in off..off + len {
+            let p = self.arena[idx] as usize;
+            if self.syms[p] != a {
+                continue; // stale: absorbed or already merged
+            }
+            let q = self.next[p];
+            if q == NONE || self.syms[q as usize] != b {
+                continue; // stale: the neighbour changed
+            }
+            let q = q as usize;
+            let wc = self.wcount[self.word_of[p] as usize];
+            // Deltas are aggregated per step in a small map (exact modulo 2^64, and the
+            // true final counts fit in u64).
+            let lp = self.prev[p];
+            if lp != NONE {
+                let l = self.syms[lp as usize];
+                let k1 = key(l, a);
+                if k1 != pk {
+                    let e = self.delta.entry(k1).or_insert(0);
+                    *e = e.wrapping_sub(wc);
+                }
+                let k3 = key(l, c);
+                let e = self.delta.entry(k3).or_insert(0);
+                *e = e.wrapping_add(wc);
+                self.new_pos.push((k3, lp));
+            }
+            let rp = self.next[q];
+            if rp != NONE {
+                let r = self.syms[rp as usize];
+                let k2 = key(b, r);
+                if k2 != pk {
+                    let e = self.delta.entry(k2).or_insert(0);
+                    *e = e.wrapping_sub(wc);
+                }
+                let k4 = key(c, r);
+                let e = self.delta.entry(k4).or_insert(0);
+                *e = e.wrapping_add(wc);
+                self.new_pos.push((k4, p as u32));
+                self.prev[rp as usize] = p as u32;
+            }
+            self.syms[p] = c;
+            self.syms[q] = DEAD;
+            self.next[p] = rp;
+        }
+        // Apply the aggregated deltas: one lookup per distinct pair.
+        let mut delta = std::mem::take(&mut self.delta);
+        for (k, d) in delta.drain() {
+            if d == 0 {
+                continue;
+            }
+            if self.tracing {
+                self.touched.push(k);
+            }
+            let (l, r) = unkey(k);
+            match self.pairs.entry(k) {
+                Entry::Occupied(mut e) => {
+                    let p = e.get_mut();
+                    p.count = p.count.wrapping_add(d);
+                    // A pair without the new token can never grow again: forget it at zero.
+                    if p.count == 0 && l != c && r != c {
+                        e.remove();
+                    }
+                }
+                Entry::Vacant(e) => {
+                    debug_assert!(l == c || r == c, "decrement of a missing pair");
+                    e.insert(PairInfo {
+                        count: d,
+                        ..PairInfo::new()
+                    });
+                }
+            }
+        }
+        self.delta = delta;
+        // The merged pair is gone everywhere.
+        if let Some(p) = self.pairs.remove(&pk) {
+            if self.tracing && p.count > 0 {
+                self.touched.push(pk);
+            }
+        }
+        // Write the new pairs' pretoken lists (sorted, deduplicated) and queue them.
+        let mut new_pos = std::mem::take(&mut self.new_pos);
+        new_pos.sort_unstable();
+        new_pos.dedup();
+        let mut i = 0;
+        while i < new_pos.len() {
+            let k = new_pos[i].0;
+            let mut j = i;
+            while j < new_pos.len() && new_pos[j].0 == k {
+                j += 1;
+            }
+            let keep = match self.pairs.get(&k) {
+                Some(p) => p.count > 0,
+                None => false,
+            };
+            if keep {
+                let off = self.arena.len();
+                let (old_off, old_len) = match self.pairs.get(&k) {
+                    Some(p) => (p.off, p.len as usize),
+                    None => (0, 0),
+                };
+                if old_len == 0 {
+                    self.arena.extend(new_pos[i..j].iter().map(|&(_, w)| w));
+                } else {
+                    // The merge re-created an existing token (same bytes, other split): the
+                    // pair already had a list; join both (rare).
+                    let mut all: Vec<u32> = self.arena[old_off..old_off + old_len].to_vec();
+                    all.extend(new_pos[i..j].iter().map(|&(_, w)| w));
+                    all.sort_unstable();
+                    all.dedup();
+                    self.arena.extend_from_slice(&all);
+                }
+                let new_len = self.arena.len() - off;
+                if let Some(p) = self.pairs.get_mut(&k) {
+                    p.off = off;
+                    p.len = new_len as u32;
+                    self.heap.push(HeapEntry {
+                        count: p.count,
+                        key: k,
+                    });
+                }
+            } else {
+                self.pairs.remove(&k);
+            }
+            i = j;
+        }
+        new_pos.clear();
+        self.new_pos = new_pos;
+        if self.tracing {
+            let mut t = std::mem::take(&mut self.touched);
+            t.sort_unstable();
+            t.dedup();
+            let changes = t
+                .iter()
+                .map(|&k| {
+                    let (l, r) = unkey(k);
+                    (l, r, self.pairs.get(&k).map_or(0, |p| p.count))
+                })
+                .collect();
+            t.clear();
+            self.touched = t;
+            self.trace.push(StepTrace { changes });
+        }
+        self.maybe_compact();
+    }
+
+    /// Merge the pair `(left, right)` now (whatever its count) and record it. Returns the
+    /// merge. Used by replay; also useful to force merges.
+    pub fn merge_pair(&mut self, left: u32, right: u32) -> Result<Merge> {
+        let n = self.tokens.len() as u32;
+        if left >= n || right >= n {
+            return Err(Error::InvalidArgument(format!(
+                "merge ({left}, {right}) refers to a token that does not exist ({n} tokens)"
+            )));
+        }
+        let count = self.pair_count(left, right);
+        let c = self.result_id(left, right);
+        self.apply(left, right, c);
+        let m = Merge {
+            left,
+            right,
+            result: c,
+            count,
+        };
+        self.merges.push(m);
+        Ok(m)
+    }
+
+    /// Replay `merges` (given by the bytes of their two sides) in order, whatever their
+    /// counts. A merge whose sides are not (yet) tokens, or whose pair does not occur, is
+    /// handled by `policy`. Returns the number of merges recorded.
+    pub fn replay(
+        &mut self,
+        merges: &[(Vec<u8>, Vec<u8>)],
+        policy: ReplayPolicy,
+        progress: &mut dyn FnMut(usize) -> Result<()>,
+    ) -> Result<usize> {
+        let mut recorded = 0usize;
+        for (i, (lb, rb)) in merges.iter().enumerate() {
+            if lb.is_empty() || rb.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "replayed merge {i} has an empty side"
+                )));
+            }
+            let ids = (self.token_id(lb), self.token_id(rb));
+            let occurs = match ids {
+                (Some(l), Some(r)) => self.pair_count(l, r) > 0,
+                _ => false,
+            };
+            if !occurs {
+                match policy {
+                    ReplayPolicy::Skip => {
+                        self.dropped_replays.push((lb.clone(), rb.clone()));
+                        if self.tracing {
+                            self.trace.push(StepTrace::default());
+                        }
+                        continue;
+                    }
+                    ReplayPolicy::Error => {
+                        return Err(Error::InvalidArgument(format!(
+                            "replayed merge {i} ({} + {}) does not occur in the data",
+                            crate::util::bytes_repr(lb),
+                            crate::util::bytes_repr(rb)
+                        )))
+                    }
+                    ReplayPolicy::Keep => {}
+                }
+            }
+            let (l, r) = match ids {
+                (Some(l), Some(r)) => (l, r),
+                _ => {
+                    // Only reachable with `Keep` (which creates every replayed token):
+                    // the list itself is inconsistent.
+                    return Err(Error::InvalidArgument(format!(
+                        "replayed merge {i} ({} + {}) uses a token that no earlier merge creates",
+                        crate::util::bytes_repr(lb),
+                        crate::util::bytes_repr(rb)
+                    )));
+                }
+            };
+            self.merge_pair(l, r)?;
+            recorded += 1;
+            if (i & 63) == 63 {
+                progress(i + 1)?;
+            }
+        }
+        progress(merges.len())?;
+        Ok(recorded)
+    }
+
+    /// Greedy BPE: merge the best pair until the vocabulary has `opts.target_tokens`
+    /// tokens, no pair reaches `opts.min_frequency`, or no pair is left.
+    /// `progress(n_tokens)` is called every few merges.
+    pub fn train_greedy(
+        &mut self,
+        opts: &GreedyOptions<'_>,
+        progress: &mut dyn FnMut(usize) -> Result<()>,
+    ) -> Result<StopReason> {
+        let forbidden: rustc_hash::FxHashSet<&[u8]> =
+            opts.forbidden_tokens.iter().map(|v| &v[..]).collect();
+        let min_freq = opts.min_frequency.max(1);
+        let mut since = 0usize;
+        let reason = loop {
+            if self.tokens.len() >= opts.target_tokens {
+                break StopReason::VocabSize;
+            }
+            let Some(top) = self.heap.pop() else {
+                break StopReason::NoPairs;
+            };
+            let live = match self.pairs.get(&top.key) {
+                Some(p) if !p.banned => p.count,
+                _ => continue,
+            };
+            if live != top.count {
+                if live > 0 {
+                    self.heap.push(HeapEntry {
+                        count: live,
+                        key: top.key,
+                    });
+                }
+                continue;
+            }
+            if live < min_freq {
+                self.heap.push(top);
+                break StopReason::MinFrequency;
+            }
+            let (l, r) = unkey(top.key);
+            let (lb, rb) = (&self.tokens[l as usize], &self.tokens[r as usize]);
+            let mut reject = false;
+            if let Some(max) = opts.max_token_length {
+                reject = lb.len() + rb.len() > max;
+            }
+            if !reject && !forbidden.is_empty() {
+                let mut b = Vec::with_capacity(lb.len() + rb.len());
+                b.extend_from_slice(lb);
+                b.extend_from_slice(rb);
+                if forbidden.contains(&b[..]) {
+                    self.special_collisions.push((l, r, b));
+                    reject = true;
+                }
+            }
+            if !reject {
+                if let Some(v) = opts.veto {
+                    reject = v(lb, rb);
+                }
+            }
+            if reject {
+                if let Some(p) = self.pairs.get_mut(&top.key) {
+                    p.banned = true;
+                }
+                continue;
+            }
+            self.merge_pair(l, r)?;
+            since += 1;
+            if since >= 64 {
+                since = 0;
+                progress(self.tokens.len())?;
+            }
+        };
+        progress(self.tokens.len())?;
+        Ok(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Brute force: recount every pair from scratch at every step; stop when the
+    /// vocabulary has `target` tokens. Returns the merges as byte pairs.
+    pub(crate) fn brute(words: &[(Vec<u8>, u64)], target: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut segs: Vec<(Vec<Vec<u8>>, u64)> = words
+            .iter()
+            .map(|(w, c)| (w.iter().map(|&b| vec![b]).collect(), *c))
+            .collect();
+        let mut ids: FxHashMap<Vec<u8>, u32> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        let mut by_id: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        let mut out = vec![];
+        while ids.len() < target {
+            let mut counts: FxHashMap<(u32, u32), u64> = FxHashMap::default();
+            for (s, c) in &segs {
+                for w in s.windows(2) {
+                    *counts.entry((ids[&w[0]], ids[&w[1]])).or_default() += c;
+                }
+            }
+            let Some((&(l, r), _)) = counts
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            else {
+                break;
+            };
+            let lb = by_id[l as usize].clone();
+            let rb = by_id[r as usize].clone();
+            let mut nb = lb.clone();
+            nb.extend_from_slice(&rb);
+            if !ids.contains_key(&nb) {
+                ids.insert(nb.clone(), by_id.len() as u32);
+                by_id.push(nb.clone());
+            }
+            for (s, _) in segs.iter_mut() {
+                let mut o: Vec<Vec<u8>> = vec![];
+                let mut i = 0;
+                while i < s.len() {
+                    if i + 1 < s.len() && s[i] == lb && s[i + 1] == rb {
+                        o.push(nb.clone());
+                        i += 2;
+                    } else {
+                        o.push(s[i].clone());
+                        i += 1;
+                    }
+                }
+                *s = o;
+            }
+            out.push((lb, rb));
+        }
+        out
+    }
+
+    fn fast(words: &[(Vec<u8>, u64)], target: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut t = Trainer::new(words.iter().map(|(w, c)| (&w[..], *c))).unwrap();
+        let opts = GreedyOptions {
+            target_tokens: target,
+            ..Default::default()
+        };
+        t.train_greedy(&opts, &mut |_| Ok(())).unwrap();
+        t.merges()
+            .iter()
+            .map(|m| {
+                (
+                    t.tokens()[m.left as usize].to_vec(),
+                    t.tokens()[m.right as usize].to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    fn rng(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    #[test]
+    fn matches_brute_force() {
+        let mut seed = 1u64;
+        for round in 0..300 {
+            let alpha = 2 + (round % 4) as u64;
+            let nw = 1 + rng(&mut seed) % 12;
+            let mut words = vec![];
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..nw {
+                let len = 1 + rng(&mut seed) % 12;
+                let w: Vec<u8> = (0..len)
+                    .map(|_| b'a' + (rng(&mut seed) % alpha) as u8)
+                    .collect();
+                if seen.insert(w.clone()) {
+                    words.push((w, 1 + rng(&mut seed) % 5));
+                }
+            }
+            assert_eq!(
+                fast(&words, 296),
+                brute(&words, 296),
+                "round {round}: {words:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_pretokens_match_brute_force() {
+        let mut seed = 99u64;
+        for round in 0..6 {
+            let mut words = vec![];
+            for k in 0..3 {
+                let len = 500 + 700 * k + round * 50;
+                let w: Vec<u8> = (0..len)
+                    .map(|_| b"aab c"[(rng(&mut seed) % 5) as usize])
+                    .collect();
+                words.push((w, 1 + k as u64));
+            }
+            assert_eq!(
+                fast(&words, 256 + 60),
+                brute(&words, 256 + 60),
+                "round {round}"
+            );
+        }
+    }
+
+    #[test]
+    fn overlapping_runs() {
+        let words = vec![
+            (b"aaaaaaa".to_vec(), 3),
+            (b"aaab".to_vec(), 2),
+            (b"abab".to_vec(), 1),
+        ];
+        assert_eq!(fast(&words, 266), brute(&words, 266));
+    }
+
+    fn trainer(words: &[(&[u8], u64)]) -> Trainer {
+        Trainer::new(words.iter().copied()).unwrap()
+    }
+
+    fn greedy(t: &mut Trainer, target: usize) -> StopReason {
+        let o = GreedyOptions {
+            target_tokens: target,
+            ..Default::default()
+        };
+        t.train_greedy(&o, &mut |_| Ok(())).unwrap()
+    }
+
+    #[test]
+    fn u64_counts_and_tie_break() {
+        // Counts beyond 2^32 (HF's i32 would wrap); "cd" wins by one occurrence.
+        let big = 1u64 << 40;
+        let mut t = trainer(&[(b"ab", big), (b"cd", big + 1), (b"ef", big + 1)]);
+        greedy(&mut t, 259);
+        let m: Vec<(u32, u32, u64)> = t
+            .merges()
+            .iter()
+            .map(|m| (m.left, m.right, m.count))
+            .collect();
+        // equal counts: smaller (left, right) first => (c, d) before (e, f)
+        assert_eq!(
+            m,
+            vec![
+                (b'c' as u32, b'd' as u32, big + 1),
+                (b'e' as u32, b'f' as u32, big + 1),
+                (b'a' as u32, b'b' as u32, big)
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_bytes_reuse_id() {
+        // (b, c) first, then (a, b) elsewhere, then "a"+"bc" and "ab"+"c" both make "abc".
+        let mut t = trainer(&[(b"bcx", 10), (b"aby", 9), (b"abc", 3), (b"xabc", 2)]);
+        greedy(&mut t, 400);
+        let abc: Vec<&Merge> = t
+            .merges()
+            .iter()
+            .filter(|m| {
+                let mut b = t.tokens()[m.left as usize].to_vec();
+                b.extend_from_slice(&t.tokens()[m.right as usize]);
+                b == b"abc"
+            })
+            .collect();
+        assert!(!abc.is_empty());
+        let ids: std::collections::HashSet<u32> = abc.iter().map(|m| m.result).collect();
+        assert_eq!(ids.len(), 1, "all merges producing abc share one id");
+        let uniq: std::collections::HashSet<&[u8]> = t.tokens().iter().map(|b| &b[..]).collect();
+        assert_eq!(uniq.len(), t.tokens().len(), "token bytes are unique");
+    }
+
+    #[test]
+    fn replay_reproduces_and_policies() {
+        let words: Vec<(&[u8], u64)> = vec![
+            (b"hello", 5),
+            (b" hello", 7),
+            (b" help", 3),
+            (b"yellow", 2),
+            (b" world", 4),
+        ];
+        let mut full = trainer(&words);
+        greedy(&mut full, 256 + 12);
+        let bm: Vec<(Vec<u8>, Vec<u8>)> = full
+            .merges()
+            .iter()
+            .map(|m| {
+                (
+                    full.tokens()[m.left as usize].to_vec(),
+                    full.tokens()[m.right as usize].to_vec(),
+                )
+            })
+            .collect();
+        // replay first 5 then continue greedily => identical
+        let mut t = trainer(&words);
+        assert_eq!(
+            t.replay(&bm[..5], ReplayPolicy::Error, &mut |_| Ok(()))
+                .unwrap(),
+            5
+        );
+        greedy(&mut t, 256 + 12);
+        assert_eq!(t.merges(), full.merges());
+        // policies
+        let never = vec![
+            (b"z".to_vec(), b"z".to_vec()),
+            (b"l".to_vec(), b"l".to_vec()),
+        ];
+        let mut s = trainer(&words);
+        assert_eq!(
+            s.replay(&never, ReplayPolicy::Skip, &mut |_| Ok(()))
+                .unwrap(),
+            1
+        );
+        assert_eq!(s.dropped_replays(), &never[..1]);
+        assert_eq!(s.n_tokens(), 257);
+        let mut k = trainer(&words);
+        assert_eq!(
+            k.replay(&never, ReplayPolicy::Keep, &mut |_| Ok(()))
+                .unwrap(),
+            2
+        );
+        assert_eq!(&*k.tokens()[256], b"zz");
+        assert_eq!(k.merges()[0].count, 0);
+        let mut e = trainer(&words);
+        assert!(e
+            .replay(&never, ReplayPolicy::Error, &mut |_| Ok(()))
+            .is_err());
+    }
+
+    #[test]
+    fn veto_forbidden_max_len_and_trace() {
+        let words: Vec<(&[u8], u64)> = vec![(b"a: b", 50), (b"a:b", 40), (b"abcdef", 30)];
+        let mut t = trainer(&words);
+        t.set_tracing(true);
+        let veto = |l: &[u8], r: &[u8]| {
+            let mut b = l.to_vec();
+            b.extend_from_slice(r);
+            b.windows(2).any(|w| w == b": ")
+        };
+        let o = GreedyOptions {
+            target_tokens: 400,
+            max_token_length: Some(3),
+            forbidden_tokens: vec![b"cd".to_vec()],
+            veto: Some(&veto),
+            ..Default::default()
+        };
+        t.train_greedy(&o, &mut |_| Ok(())).unwrap();
+        for tok in t.tokens() {
+            assert!(tok.len() <= 3);
+            assert!(!tok.windows(2).any(|w| w == b": "));
+            assert_ne!(&**tok, b"cd");
+        }
+        assert_eq!(t.special_collisions().len(), 1);
+        // The trace replays the pair counts exactly.
+        let mut live: FxHashMap<(u32, u32), u64> = FxHashMap::default();
+        let fresh = trainer(&words);
+        for (l, r, c) in fresh.pair_counts() {
+            live.insert((l, r), c);
+        }
+        assert_eq!(t.trace().len(), t.merges().len());
+        for (m, step) in t.merges().iter().zip(t.trace()) {
+            assert_eq!(live.get(&(m.left, m.right)).copied().unwrap_or(0), m.count);
+            for &(l, r, c) in &step.changes {
+                if c == 0 {
+                    live.remove(&(l, r));
+                } else {
+                    live.insert((l, r), c);
+                }
+            }
+        }
+        let now: FxHashMap<(u32, u32), u64> = t
+            .pair_counts()
+            .into_iter()
+            .map(|(l, r, c)| ((l, r), c))
+            .collect();
+        assert_eq!(live, now);
+    }
+
+    #[test]
+    fn min_frequency_and_no_pairs() {
+        let mut t = trainer(&[(b"abab", 3), (b"cd", 1), (b"x", 100)]);
+        let o = GreedyOptions {
+            target_tokens: 400,
+            min_frequency: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            t.train_greedy(&o, &mut |_| Ok(())).unwrap(),
+            StopReason::MinFrequency
+        );
+        assert!(t.merges().iter().all(|m| m.count >= 3));
+        assert_eq!(t.n_pretokens(), 3);
+        let mut t = trainer(&[(b"ab", 1)]);
+        assert_eq!(greedy(&mut t, 400), StopReason::NoPairs);
+    }
+}
