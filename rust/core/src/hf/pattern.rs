@@ -74,6 +74,9 @@ pub enum Matcher {
     Chars(CharClass),
     /// A hand-written lexer equivalent to a well-known regex.
     Lexer(super::lexers::Lexer),
+    /// The core pre-tokenizer for a tiktoken pattern that reads the same under both
+    /// engines (o200k, r50k), so that the core's fastest implementation is used.
+    Core(Pretokenizer),
 }
 
 /// Character predicates of HF's char-function patterns.
@@ -119,6 +122,12 @@ impl Matcher {
             PatternSpec::Regex(r) if r == DIGIT_GROUPS => Ok(Matcher::DigitGroups),
             PatternSpec::Regex(r) => match super::lexers::Lexer::for_pattern(r) {
                 Some(lx) => Ok(Matcher::Lexer(lx)),
+                // these patterns use no construct that Oniguruma reads differently
+                None if r == crate::pretok::patterns::O200K
+                    || r == crate::pretok::patterns::R50K =>
+                {
+                    Ok(Matcher::Core(Pretokenizer::new(r)?))
+                }
                 None => Ok(Matcher::Regex(regex(r)?)),
             },
             PatternSpec::String(s) => Ok(Matcher::Regex(regex(&fancy_regex::escape(s))?)),
@@ -160,6 +169,20 @@ impl Matcher {
                 }
             }
             Matcher::Lexer(lx) => lx.for_each_match(s, |a, b| out.push((a, b, true))),
+            Matcher::Core(p) => {
+                let mut prev = 0;
+                p.for_each_piece(s, |a, b| {
+                    if prev != a {
+                        out.push((prev, a, false));
+                    }
+                    out.push((a, b, true));
+                    prev = b;
+                    Ok(())
+                })?;
+                if prev != s.len() {
+                    out.push((prev, s.len(), false));
+                }
+            }
             Matcher::Chars(class) => {
                 let mut last = 0;
                 for (i, c) in s.char_indices() {
@@ -187,9 +210,7 @@ pub fn regex(pattern: &str) -> Result<RegexSplitter> {
         pattern: pattern.to_string(),
         message: m,
     })?;
-    match Pretokenizer::new_oniguruma(&p)? {
-        Pretokenizer::Regex(r) => Ok(r),
-    }
+    RegexSplitter::with_syntax(&p, true)
 }
 
 /// Call `f(p)` for every position `p` where `(?=(\d{3})+(?!\d))` matches (an empty match):
