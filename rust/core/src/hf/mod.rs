@@ -13,6 +13,7 @@
 
 pub mod added;
 pub mod bytelevel;
+pub mod fastjson;
 pub mod json;
 pub mod lexers;
 pub mod model;
@@ -55,12 +56,12 @@ impl HfTokenizer {
 
     /// Parse the text of a `tokenizer.json`.
     pub fn from_json_str(s: &str) -> Result<Self> {
-        let v: Value = serde_json::from_str(s).map_err(|e| Error::Parse {
-            source: json::SOURCE.to_string(),
-            line: e.line(),
-            message: format!("invalid JSON: {e}"),
-        })?;
-        Self::from_value(&v)
+        let doc = fastjson::parse(s)?;
+        let model = match doc.model {
+            Some(md) => BpeModel::from_parts(&md.fields, md.vocab, md.merges, md.legacy, "model")?,
+            None => return Err(err("", "missing \"model\"")),
+        };
+        Self::from_top(&doc.top, model)
     }
 
     /// Read a `tokenizer.json` file.
@@ -76,6 +77,15 @@ impl HfTokenizer {
     /// Build from a parsed `tokenizer.json`.
     pub fn from_value(v: &Value) -> Result<Self> {
         let m = json::obj(v, "")?;
+        let model = BpeModel::from_json(
+            m.get("model").ok_or_else(|| err("", "missing \"model\""))?,
+            "model",
+        )?;
+        Self::from_top(m, model)
+    }
+
+    /// Build from the top-level fields (other than `model`) and the model.
+    fn from_top(m: &serde_json::Map<String, Value>, model: BpeModel) -> Result<Self> {
         if let Some(ver) = m.get("version") {
             if ver.as_str() != Some("1.0") {
                 return Err(err("version", format!("unknown tokenizer version {ver}")));
@@ -99,10 +109,6 @@ impl HfTokenizer {
             None | Some(Value::Null) => None,
             Some(x) => Some(PreTokenizer::from_json(x, "pre_tokenizer")?),
         };
-        let model = BpeModel::from_json(
-            m.get("model").ok_or_else(|| err("", "missing \"model\""))?,
-            "model",
-        )?;
         let post = match m.get("post_processor") {
             None | Some(Value::Null) => None,
             Some(x) => Some(PostProcessor::from_json(x, "post_processor")?),

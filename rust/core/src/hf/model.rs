@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use super::bytelevel;
@@ -68,12 +68,73 @@ pub struct BpeOptions {
     pub legacy_merges: bool,
 }
 
+#[inline]
+fn str_hash(s: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(s.as_bytes());
+    h.write_usize(s.len());
+    h.finish()
+}
+
+/// Token strings by id in one arena, with a hash index (no allocation per token).
+#[derive(Clone, Debug, Default)]
+struct StrTable {
+    data: String,
+    /// `starts[id]..starts[id + 1]` is the string of `id`; `present[id]` marks non-holes.
+    starts: Vec<u32>,
+    present: Vec<bool>,
+    /// hash → id; strings whose hash is already taken by another string go to `collisions`
+    index: FxHashMap<u64, u32>,
+    collisions: FxHashMap<Box<str>, u32>,
+}
+
+impl StrTable {
+    #[inline]
+    fn name(&self, id: u32) -> Option<&str> {
+        let i = id as usize;
+        if !*self.present.get(i)? {
+            return None;
+        }
+        Some(&self.data[self.starts[i] as usize..self.starts[i + 1] as usize])
+    }
+
+    #[inline]
+    fn get(&self, s: &str) -> Option<u32> {
+        if let Some(&id) = self.index.get(&str_hash(s)) {
+            if self.name(id) == Some(s) {
+                return Some(id);
+            }
+        }
+        if self.collisions.is_empty() {
+            None
+        } else {
+            self.collisions.get(s).copied()
+        }
+    }
+
+    /// Insert `s` as `id`; returns the id that already has `s`, if any.
+    fn insert(&mut self, s: &str, id: u32) -> Option<u32> {
+        if let Some(prev) = self.get(s) {
+            return Some(prev);
+        }
+        match self.index.entry(str_hash(s)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.insert(s.into(), id);
+            }
+        }
+        None
+    }
+}
+
 /// The BPE model.
 #[derive(Clone, Debug)]
 pub struct BpeModel {
-    /// id → string (holes are `None`).
-    strings: Vec<Option<Box<str>>>,
-    by_string: FxHashMap<Box<str>, u32>,
+    /// id → string, string → id.
+    names: StrTable,
     /// Number of entries (HF's `get_vocab_size` of the model).
     n_entries: usize,
     /// Entries whose strings are all in the byte-level alphabet, as bytes.
@@ -133,48 +194,77 @@ impl BpeModel {
                 ),
             ));
         }
-        let mut strings: Vec<Option<Box<str>>> =
-            vec![None; if n_entries == 0 { 0 } else { max_id + 1 }];
-        let mut by_string = FxHashMap::with_capacity_and_hasher(n_entries, Default::default());
-        let mut byte_pairs = Vec::with_capacity(n_entries);
-        let mut seen_bytes: FxHashSet<Vec<u8>> = FxHashSet::default();
-        for (s, id) in entries {
-            if let Some(prev) = &strings[id as usize] {
+        let slots = if n_entries == 0 { 0 } else { max_id + 1 };
+        let mut entries = entries;
+        entries.sort_unstable_by_key(|e| e.1);
+        for w in entries.windows(2) {
+            if w[0].1 == w[1].1 {
                 return Err(err(
                     &join(path, "vocab"),
-                    format!("id {id} is used by both {prev:?} and {s:?}"),
+                    format!(
+                        "id {} is used by both {:?} and {:?}",
+                        w[0].1, w[0].0, w[1].0
+                    ),
                 ));
             }
-            if let Some(b) = bytelevel::decode_str(&s) {
-                if !b.is_empty() && seen_bytes.insert(b.clone()) {
-                    byte_pairs.push((b, id));
+        }
+        let total: usize = entries.iter().map(|e| e.0.len()).sum();
+        if total > u32::MAX as usize {
+            return Err(err(&join(path, "vocab"), "vocabulary larger than 4 GiB"));
+        }
+        let mut names = StrTable {
+            data: String::with_capacity(total),
+            starts: Vec::with_capacity(slots + 1),
+            present: vec![false; slots],
+            index: FxHashMap::with_capacity_and_hasher(n_entries, Default::default()),
+            collisions: FxHashMap::default(),
+        };
+        let mut byte_pairs = Vec::with_capacity(n_entries);
+        let mut it = entries.iter().peekable();
+        for id in 0..slots {
+            names.starts.push(names.data.len() as u32);
+            if let Some((s, eid)) = it.peek() {
+                if *eid as usize == id {
+                    it.next();
+                    // the alphabet is a bijection, so distinct strings give distinct bytes
+                    if let Some(b) = bytelevel::decode_str(s) {
+                        if !b.is_empty() {
+                            byte_pairs.push((b, id as u32));
+                        }
+                    }
+                    names.data.push_str(s);
+                    names.present[id] = true;
                 }
             }
-            let s: Box<str> = s.into();
-            if let Some(prev) = by_string.insert(s.clone(), id) {
+        }
+        names.starts.push(names.data.len() as u32);
+        for (s, id) in &entries {
+            if let Some(prev) = names.insert(s, *id) {
                 return Err(err(
                     &join(path, "vocab"),
                     format!("token {s:?} appears twice (ids {prev} and {id})"),
                 ));
             }
-            strings[id as usize] = Some(s);
         }
         let bytes = Vocab::from_pairs(byte_pairs).map_err(|e| err(&join(path, "vocab"), e))?;
         // HF builds its merge map with `collect()` into a hash map: for a repeated pair the
         // last occurrence's rank wins. Keep only last occurrences, in order.
         let mut pairs: Vec<(u32, u32, u32)> = Vec::with_capacity(merges.len());
+        let mut joined = String::new();
         for (i, (a, b)) in merges.iter().enumerate() {
-            let mp = json::index(&join(path, "merges"), i);
-            let l = *by_string
-                .get(a.as_str())
-                .ok_or_else(|| err(&mp, format!("merge token {a:?} is not in the vocabulary")))?;
-            let r = *by_string
-                .get(b.as_str())
-                .ok_or_else(|| err(&mp, format!("merge token {b:?} is not in the vocabulary")))?;
-            let joined = format!("{a}{b}");
-            let res = *by_string.get(joined.as_str()).ok_or_else(|| {
+            let mp = || json::index(&join(path, "merges"), i);
+            let l = names
+                .get(a)
+                .ok_or_else(|| err(&mp(), format!("merge token {a:?} is not in the vocabulary")))?;
+            let r = names
+                .get(b)
+                .ok_or_else(|| err(&mp(), format!("merge token {b:?} is not in the vocabulary")))?;
+            joined.clear();
+            joined.push_str(a);
+            joined.push_str(b);
+            let res = names.get(&joined).ok_or_else(|| {
                 err(
-                    &mp,
+                    &mp(),
                     format!("merge result {joined:?} is not in the vocabulary"),
                 )
             })?;
@@ -198,13 +288,10 @@ impl BpeModel {
                 inner_pairs[k >> 6] |= 1 << (k & 63);
             }
         }
-        let unk_id = unk_token
-            .as_ref()
-            .and_then(|u| by_string.get(u.as_str()).copied());
-        let trims = strings
-            .iter()
-            .map(|s| {
-                s.as_ref().map_or((0, 0), |s| {
+        let unk_id = unk_token.as_ref().and_then(|u| names.get(u));
+        let trims = (0..slots as u32)
+            .map(|id| {
+                names.name(id).map_or((0, 0), |s| {
                     let (a, b) = trim_counts(s);
                     (
                         a.min(u16::MAX as usize) as u16,
@@ -214,8 +301,7 @@ impl BpeModel {
             })
             .collect();
         Ok(BpeModel {
-            strings,
-            by_string,
+            names,
             n_entries,
             bytes,
             table,
@@ -232,9 +318,8 @@ impl BpeModel {
         })
     }
 
-    /// Parse the `model` object.
-    pub fn from_json(v: &Value, path: &str) -> Result<Self> {
-        let m = json::obj(v, path)?;
+    /// Check the options of a `model` object (everything but `vocab` and `merges`).
+    fn options(m: &Map<String, Value>, path: &str, legacy: bool) -> Result<BpeOptions> {
         let ty = match m.get("type") {
             Some(Value::String(s)) => s.as_str(),
             // HF accepts an untyped model object and tries each model kind; BPE is the only
@@ -286,6 +371,31 @@ impl BpeModel {
                 "byte_fallback=true is not supported (a byte-level BPE never needs it)",
             ));
         }
+        Ok(BpeOptions {
+            ignore_merges: json::boolean(m, "ignore_merges", path, false)?,
+            unk_token: json::opt_string(m, "unk_token", path)?,
+            fuse_unk: json::boolean(m, "fuse_unk", path, false)?,
+            dropout,
+            legacy_merges: legacy,
+        })
+    }
+
+    /// Build from a `model` object's other fields and its vocabulary and merges read
+    /// separately (see [`read_model`]).
+    pub fn from_parts(
+        m: &Map<String, Value>,
+        entries: Vec<(String, u32)>,
+        merges: Vec<(String, String)>,
+        legacy: bool,
+        path: &str,
+    ) -> Result<Self> {
+        let options = Self::options(m, path, legacy)?;
+        BpeModel::new(entries, merges, options, path)
+    }
+
+    /// Parse the `model` object.
+    pub fn from_json(v: &Value, path: &str) -> Result<Self> {
+        let m = json::obj(v, path)?;
         let vp = join(path, "vocab");
         let vocab = match m.get("vocab") {
             Some(Value::Object(o)) => o,
@@ -350,34 +460,16 @@ impl BpeModel {
                 ))
             }
         }
-        BpeModel::new(
-            entries,
-            merges,
-            BpeOptions {
-                ignore_merges: json::boolean(m, "ignore_merges", path, false)?,
-                unk_token: json::opt_string(m, "unk_token", path)?,
-                fuse_unk: json::boolean(m, "fuse_unk", path, false)?,
-                dropout,
-                legacy_merges: legacy,
-            },
-            path,
-        )
+        Self::from_parts(m, entries, merges, legacy, path)
     }
 
     /// The JSON object HF writes for this model.
     pub fn to_json(&self) -> Value {
         let mut vocab = Map::with_capacity(self.n_entries);
-        for (id, s) in self.strings.iter().enumerate() {
-            if let Some(s) = s {
-                vocab.insert(s.to_string(), Value::from(id as u64));
-            }
+        for (s, id) in self.entries() {
+            vocab.insert(s.to_string(), Value::from(id as u64));
         }
-        let name = |id: u32| {
-            self.strings[id as usize]
-                .as_deref()
-                .unwrap_or("")
-                .to_string()
-        };
+        let name = |id: u32| self.names.name(id).unwrap_or("").to_string();
         let merges: Vec<Value> = self
             .merges
             .iter()
@@ -412,15 +504,15 @@ impl BpeModel {
 
     /// One past the largest id.
     pub fn n_slots(&self) -> usize {
-        self.strings.len()
+        self.names.present.len()
     }
 
     pub fn token_to_id(&self, s: &str) -> Option<u32> {
-        self.by_string.get(s).copied()
+        self.names.get(s)
     }
 
     pub fn id_to_token(&self, id: u32) -> Option<&str> {
-        self.strings.get(id as usize).and_then(|s| s.as_deref())
+        self.names.name(id)
     }
 
     /// Byte-level entries.
@@ -447,10 +539,8 @@ impl BpeModel {
 
     /// Iterate over `(string, id)` in id order.
     pub fn entries(&self) -> impl Iterator<Item = (&str, u32)> + '_ {
-        self.strings
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_deref().map(|s| (s, i as u32)))
+        (0..self.names.present.len() as u32)
+            .filter_map(move |id| self.names.name(id).map(|s| (s, id)))
     }
 
     /// Encode one piece (its bytes) and append the ids; when `lens` is given, also append
