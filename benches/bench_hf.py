@@ -157,6 +157,22 @@ def main() -> None:
     rows.append(digit_row)
     print(digit_row, file=sys.stderr)
 
+    # load time of the same tokenizer.json text
+    load_rows = []
+    for config in ["gpt2", "gpt4"]:
+        js = build(config)
+        t = C.interleaved_medians(
+            {
+                "supertok": lambda: supertok.Tokenizer.from_str(js),
+                "hf": lambda: tokenizers.Tokenizer.from_str(js),
+            },
+            repeats=args.repeats,
+        )
+        load_rows.append(
+            [config, f"{len(js) / 1e6:.1f}", f"{t['supertok'] * 1e3:.0f} ms", f"{t['hf'] * 1e3:.0f} ms", f"{t['hf'] / t['supertok']:.1f}x"]
+        )
+        print(load_rows[-1], file=sys.stderr)
+
     md = "\n".join(
         [
             "## HF tokenizer.json: single-thread encode (`benches/bench_hf.py`)",
@@ -171,6 +187,10 @@ def main() -> None:
                 ["tokenizer", "corpus", "MB", "supertok MB/s", "HF encode MB/s", "HF encode_batch_fast MB/s", "ratio", "mismatch"],
                 rows,
             ),
+            "",
+            "Loading (`Tokenizer.from_str` on the same JSON text):",
+            "",
+            C.md_table(["tokenizer", "JSON MB", "supertok", "HF", "ratio"], load_rows),
         ]
     )
     print(md)

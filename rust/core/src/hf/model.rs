@@ -19,7 +19,9 @@ use crate::error::{Error, Result};
 use crate::vocab::Vocab;
 
 /// Pieces up to this many bytes are cached (per thread), as HF caches words.
-const CACHE_MAX_PIECE: usize = 64;
+const CACHE_MAX_PIECE: usize = 1024;
+/// Pieces longer than this are first cut at safe points (see `inner_pairs`).
+const CUT_MIN_PIECE: usize = 64;
 /// Entries per thread before the cache is cleared.
 const CACHE_CAPACITY: usize = 1 << 15;
 
@@ -565,20 +567,7 @@ impl BpeModel {
         }
         let start = out.len();
         if piece.iter().all(|&b| self.bytes.byte_id(b).is_some()) {
-            if piece.len() <= CACHE_MAX_PIECE {
-                self.encode_cached(piece, out)?;
-            } else {
-                // cut where no token can span, then encode the parts
-                let mut a = 0;
-                for p in 1..piece.len() {
-                    let k = (piece[p - 1] as usize) << 8 | piece[p] as usize;
-                    if self.inner_pairs[k >> 6] & (1 << (k & 63)) == 0 {
-                        self.encode_part(&piece[a..p], out)?;
-                        a = p;
-                    }
-                }
-                self.encode_part(&piece[a..], out)?;
-            }
+            self.encode_known(piece, out)?;
         } else {
             // Bytes without a token never merge: encode the runs between them separately;
             // each unknown byte becomes the unk token (fused if `fuse_unk`) or is dropped.
@@ -629,42 +618,80 @@ impl BpeModel {
         Ok(())
     }
 
-    #[inline]
-    fn encode_part(&self, part: &[u8], out: &mut Vec<u32>) -> Result<()> {
-        if part.len() <= CACHE_MAX_PIECE {
-            self.encode_cached(part, out)
+    /// BPE of a piece whose bytes all have tokens, through the per-thread cache.
+    fn encode_known(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        if piece.len() > CACHE_MAX_PIECE {
+            return self.encode_cut(piece, out);
+        }
+        if self.cache_lookup(piece, out) {
+            return Ok(());
+        }
+        let before = out.len();
+        if piece.len() <= CUT_MIN_PIECE {
+            self.table.encode_piece(piece, out)?;
         } else {
-            self.table.encode_piece(part, out)
+            self.encode_cut(piece, out)?;
+        }
+        self.cache_insert(piece, &out[before..]);
+        Ok(())
+    }
+
+    /// Cut `piece` where no token can span and encode the parts (each through the cache
+    /// when short); without a cut, merge the piece as a whole.
+    fn encode_cut(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        let mut a = 0;
+        for p in 1..piece.len() {
+            let k = (piece[p - 1] as usize) << 8 | piece[p] as usize;
+            if self.inner_pairs[k >> 6] & (1 << (k & 63)) == 0 {
+                self.encode_known(&piece[a..p], out)?;
+                a = p;
+            }
+        }
+        if a == 0 {
+            self.table.encode_piece(piece, out)
+        } else {
+            self.encode_known(&piece[a..], out)
         }
     }
 
-    /// BPE through the per-thread cache (only for pieces whose bytes all have tokens).
-    fn encode_cached(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+    /// Append the cached ids of `piece`, if it is in the per-thread cache.
+    fn cache_lookup(&self, piece: &[u8], out: &mut Vec<u32>) -> bool {
+        CACHE.with(|cell| {
+            let mut c = cell.borrow_mut();
+            if c.owner != self.cache_id {
+                c.clear();
+                c.owner = self.cache_id;
+                return false;
+            }
+            let h = piece_hash(piece);
+            if let Some(&(k, kl, i, il)) = c.map.get(&h) {
+                if &c.keys[k as usize..(k + kl) as usize] == piece {
+                    out.extend_from_slice(&c.ids[i as usize..(i + il) as usize]);
+                    return true;
+                }
+            }
+            false
+        })
+    }
+
+    /// Remember the ids of `piece` in the per-thread cache.
+    fn cache_insert(&self, piece: &[u8], ids: &[u32]) {
         CACHE.with(|cell| {
             let mut c = cell.borrow_mut();
             if c.owner != self.cache_id {
                 c.clear();
                 c.owner = self.cache_id;
             }
-            let h = piece_hash(piece);
-            if let Some(&(k, kl, i, il)) = c.map.get(&h) {
-                if &c.keys[k as usize..(k + kl) as usize] == piece {
-                    out.extend_from_slice(&c.ids[i as usize..(i + il) as usize]);
-                    return Ok(());
-                }
-            }
-            let before = out.len();
-            self.table.encode_piece(piece, out)?;
             if c.map.len() >= CACHE_CAPACITY || c.keys.len() > (CACHE_CAPACITY << 5) {
                 c.clear();
             }
             let k = c.keys.len() as u32;
             c.keys.extend_from_slice(piece);
             let i = c.ids.len() as u32;
-            c.ids.extend_from_slice(&out[before..]);
-            let il = (out.len() - before) as u32;
-            c.map.insert(h, (k, piece.len() as u32, i, il));
-            Ok(())
+            c.ids.extend_from_slice(ids);
+            let h = piece_hash(piece);
+            c.map
+                .insert(h, (k, piece.len() as u32, i, ids.len() as u32));
         })
     }
 
