@@ -842,3 +842,70 @@ fn to_char_offsets(text: &str, offs: &mut [(usize, usize)]) {
         *o = (s, e);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> HfTokenizer {
+        let mut vocab: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        vocab.push(b"ab".to_vec()); // 256
+        vocab.push(b" ab".to_vec()); // 257
+        vocab.push(b"123".to_vec()); // 258
+        let merges = [(97, 98), (32, 256), (49, 50)];
+        // (49, 50) -> "12" is missing from the vocabulary: rejected below; use valid ones
+        let err = HfTokenizer::from_bpe(vocab.clone(), &merges, None, None, vec![]);
+        assert!(err.is_err());
+        vocab.push(b"12".to_vec()); // 259
+        let merges = [(97, 98), (32, 256), (49, 50), (259, 51)];
+        HfTokenizer::from_bpe(vocab, &merges, None, None, vec![("<eos>".into(), 260)]).unwrap()
+    }
+
+    #[test]
+    fn from_bpe_encode_decode_round_trip() {
+        let t = small();
+        assert_eq!(
+            t.encode("ab ab1234", true).unwrap(),
+            vec![256, 257, 258, 52]
+        );
+        assert_eq!(t.encode("x<eos>ab", true).unwrap(), vec![120, 260, 256]);
+        let (ids, offs) = t.encode_with_offsets("é ab", true, false).unwrap();
+        assert_eq!(ids, vec![0xC3, 0xA9, 257]);
+        assert_eq!(offs, vec![(0, 2), (0, 2), (2, 5)]);
+        let (_, coffs) = t.encode_with_offsets("é ab", true, true).unwrap();
+        assert_eq!(coffs, vec![(0, 1), (0, 1), (1, 4)]);
+        assert_eq!(t.decode(&[256, 260, 0xC3], false), "ab<eos>\u{FFFD}");
+        assert_eq!(t.decode(&[256, 260], true), "ab");
+        let json = t.to_json_string(true).unwrap();
+        let t2 = HfTokenizer::from_json_str(&json).unwrap();
+        assert_eq!(t2.to_json_string(true).unwrap(), json);
+        assert_eq!(
+            t2.encode("ab ab1234<eos>", true).unwrap(),
+            vec![256, 257, 258, 52, 260]
+        );
+        let v: Value = serde_json::from_str(&json).unwrap();
+        let t3 = HfTokenizer::from_value(&v).unwrap();
+        assert_eq!(
+            t3.to_json_string(false).unwrap(),
+            t.to_json_string(false).unwrap()
+        );
+    }
+
+    #[test]
+    fn errors_name_json_paths() {
+        let t = small();
+        let mut v: Value = serde_json::from_str(&t.to_json_string(false).unwrap()).unwrap();
+        v["normalizer"] = serde_json::json!({"type": "Precompiled"});
+        let e = HfTokenizer::from_value(&v).unwrap_err().to_string();
+        assert!(
+            e.contains("at normalizer: unsupported normalizer type \"Precompiled\""),
+            "{e}"
+        );
+        let e = HfTokenizer::from_json_str("{\"model\": 3}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid JSON"), "{e}");
+        let e = HfTokenizer::from_json_str("[]").unwrap_err().to_string();
+        assert!(e.contains("tokenizer.json"), "{e}");
+    }
+}
