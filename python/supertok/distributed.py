@@ -161,15 +161,18 @@ def ship(tokenizer: TokenizerLike, client: Any = None) -> Any:
     """Send ``tokenizer`` to every worker once and return a ``distributed.Future`` for it.
 
     Pass the future to ``client.submit``/``client.map`` (or as an argument of tasks): each
-    worker holds one copy, tasks only carry the reference. The key is content-addressed
-    (``supertok-tokenizer-<digest>``), so shipping the same tokenizer again is free.
+    worker holds one copy, tasks only carry the reference. Workers cache tokenizers by
+    content digest, so shipping the same tokenizer again re-sends its bytes but never
+    rebuilds it. Release the future when done.
     """
     _require_dask()
     client = _current_client(client)
     if client is None:
         raise ValueError("ship() needs a Dask client: pass client=... or create a distributed.Client")
     tok = _resolve_tokenizer(tokenizer)
-    key = "supertok-tokenizer-" + re.sub(r"[^0-9a-zA-Z_]", "_", _tokenizer_identity(tok))
+    ident = re.sub(r"[^0-9a-zA-Z_]", "_", _tokenizer_identity(tok))[:40]
+    # a fresh key per call: reusing a key right after its release races with the scheduler
+    key = f"supertok-tokenizer-{ident}-{uuid.uuid4().hex[:8]}"
     return client.scatter({key: tok}, broadcast=True, hash=False)[key]
 
 
@@ -800,6 +803,8 @@ class _ShardWriter:
         self.offs_hash = hashlib.sha256()
         self.docs = 0
         self.tokens = 0
+        zero = np.zeros(1, dtype="<u8")  # the offsets hash covers the leading 0, like the .npy file
+        self.offs_hash.update(zero.tobytes())
         if fmt == "parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -809,9 +814,7 @@ class _ShardWriter:
         else:
             self.ids_out = _NpyStream(self.tmp[0], "<u4", 4)
             self.offs_out = _NpyStream(self.tmp[1], "<u8", 8)
-            zero = np.zeros(1, dtype=np.uint64)
             self.offs_out.write(zero)
-            self.offs_hash.update(zero.tobytes())
 
     def write(self, ids: Any, offs: Any) -> None:
         import numpy as np
@@ -1271,10 +1274,17 @@ def _run_dask(
             if f.status == "finished":
                 try:
                     done[s.index] = f.result()
+                    continue
                 except Exception as e:  # noqa: BLE001
-                    failures[s.index] = f"{s.label()}: {_describe(e)}"
+                    err = f"{s.label()}: {_describe(e)}"
             else:
-                failures[s.index] = _future_error(f, s.label())
+                err = _future_error(f, s.label())
+            # a worker that died right after writing the shard: its marker is the truth
+            rec = _read_json(os.path.join(out_dir, MARKER_DIR, s.name + ".json"))
+            if rec is not None and _valid_marker(rec, s, opts, out_dir):
+                done[s.index] = rec
+            else:
+                failures[s.index] = err
     finally:
         for f in futures:
             f.release()
