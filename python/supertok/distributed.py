@@ -610,12 +610,16 @@ _PARA_SPLIT = re.compile(r"\n{2,}")
 
 
 def _iter_documents(shard: _Shard, opts: "_Options") -> Iterator[list[str]]:
-    """Batches of documents of a shard, in order."""
+    """Batches of documents of a shard, in order (about :data:`BATCH_CHARS` each)."""
     batch: list[str] = []
     size = 0
-    for doc in _iter_docs_flat(shard, opts):
-        batch.append(doc)
-        size += len(doc) + 16
+    for docs in _iter_doc_lists(shard, opts):
+        n = sum(map(len, docs))
+        if not batch and n >= BATCH_CHARS // 2:
+            yield docs  # a whole block: pass it on as it is
+            continue
+        batch.extend(docs)
+        size += n
         if size >= BATCH_CHARS:
             yield batch
             batch, size = [], 0
@@ -623,7 +627,7 @@ def _iter_documents(shard: _Shard, opts: "_Options") -> Iterator[list[str]]:
         yield batch
 
 
-def _iter_docs_flat(shard: _Shard, opts: "_Options") -> Iterator[str]:
+def _iter_doc_lists(shard: _Shard, opts: "_Options") -> Iterator[list[str]]:
     if shard.kind == "parquet":
         yield from _parquet_docs(shard, opts.text_column)
         return
@@ -634,31 +638,28 @@ def _iter_docs_flat(shard: _Shard, opts: "_Options") -> Iterator[str]:
     if unit == "file":
         blocks = list(_read_blocks(shard, b"\n"))
         data = b"".join(b for _, b in blocks)
-        yield _decode(data, 0, shard, opts.errors)
+        yield [_decode(data, 0, shard, opts.errors)]
         return
     sep = b"\n\n" if unit == "paragraph" else b"\n"
     for off, block in _read_blocks(shard, sep):
         text = _decode(block, off, shard, opts.errors)
         if unit == "line":
-            lines = text.split("\n")
             if "\r" in text:
-                lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
-            for ln in lines:
-                if ln:
-                    yield ln
+                yield [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n") if ln and ln != "\r"]
+            else:
+                yield [ln for ln in text.split("\n") if ln]
         else:
-            for para in _PARA_SPLIT.split(text):
-                para = para.strip("\n")
-                if para:
-                    yield para
+            paras = [p.strip("\n") for p in _PARA_SPLIT.split(text)]
+            yield [p for p in paras if p]
 
 
-def _jsonl_docs(shard: _Shard, opts: "_Options") -> Iterator[str]:
+def _jsonl_docs(shard: _Shard, opts: "_Options") -> Iterator[list[str]]:
     col = opts.text_column
     loads = json.loads
     for off, block in _read_blocks(shard, b"\n"):
         text = _decode(block, off, shard, opts.errors)
         line_off = off
+        out: list[str] = []
         for line in text.split("\n"):
             raw_len = len(line.encode("utf-8")) if not line.isascii() else len(line)
             if line.strip():
@@ -684,11 +685,12 @@ def _jsonl_docs(shard: _Shard, opts: "_Options") -> Iterator[str]:
                         f"{shard.path}: field {col!r} at byte offset {line_off} is "
                         f"{type(val).__name__}, not a string"
                     )
-                yield val
+                out.append(val)
             line_off += raw_len + 1
+        yield out
 
 
-def _parquet_docs(shard: _Shard, col: str) -> Iterator[str]:
+def _parquet_docs(shard: _Shard, col: str) -> Iterator[list[str]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -704,12 +706,12 @@ def _parquet_docs(shard: _Shard, col: str) -> Iterator[str]:
         raise ShardError(f"{shard.path}: column {col!r} has type {typ}, not string")
     row = 0
     try:
-        for rb in pf.iter_batches(batch_size=4096, columns=[col]):
+        for rb in pf.iter_batches(batch_size=65536, columns=[col]):
             arr = rb.column(0)
             if arr.null_count:
                 bad = row + arr.is_null().to_pylist().index(True)
                 raise ShardError(f"{shard.path}: column {col!r} is null in row {bad}")
-            yield from arr.to_pylist()
+            yield arr.to_pylist()
             row += len(arr)
     except pa.ArrowException as e:
         raise ShardError(f"{shard.path}: cannot read Parquet row group near row {row} ({e})") from None
@@ -747,9 +749,24 @@ def _encode_docs(tok: Any, docs: list[str], opts: _Options) -> "tuple[npt.NDArra
     from supertok.core import Encoding
 
     if isinstance(tok, Encoding):
-        ids, offs = tok.encode_batch_to_numpy(docs, num_threads=opts.threads, disallowed_special=())
+        # encode_ordinary semantics (what encode_batch_to_numpy(disallowed_special=()) does,
+        # without its per-document Python checks: every item is a str here)
+        try:
+            buf, obuf = tok._core_bpe.encode_batch_to_bytes(docs, opts.threads, None, None)
+        except UnicodeEncodeError:  # lone surrogates (from JSON): tiktoken's U+FFFD rule
+            from supertok.core import _fix_surrogates
+
+            buf, obuf = tok._core_bpe.encode_batch_to_bytes([_fix_surrogates(d) for d in docs], opts.threads, None, None)
+        ids = np.frombuffer(buf, dtype=np.uint32)
+        offs = np.frombuffer(obuf, dtype=np.uint64)
     else:
-        ids, ends = tok.encode_to_numpy(docs, opts.add_special_tokens, num_threads=opts.threads)
+        try:
+            buf, ends = tok._core.encode_batch_to_bytes(docs, opts.add_special_tokens, opts.threads)
+        except UnicodeEncodeError as e:
+            from supertok.tokenizer import _surrogate_error
+
+            raise ShardError(str(_surrogate_error(e))) from None
+        ids = np.frombuffer(buf, dtype=np.uint32)
         offs = np.zeros(len(docs) + 1, dtype=np.uint64)
         offs[1:] = ends
     if opts.append_eot:
@@ -810,7 +827,8 @@ class _ShardWriter:
             import pyarrow.parquet as pq
 
             self.schema = pa.schema([pa.field("input_ids", pa.list_(pa.uint32()))])
-            self.pq_writer: Any = pq.ParquetWriter(self.tmp[0], self.schema)
+            # zstd without dictionaries: smaller and faster than the defaults for token ids
+            self.pq_writer: Any = pq.ParquetWriter(self.tmp[0], self.schema, compression="zstd", use_dictionary=False)
         else:
             self.ids_out = _NpyStream(self.tmp[0], "<u4", 4)
             self.offs_out = _NpyStream(self.tmp[1], "<u8", 8)
@@ -900,7 +918,7 @@ def _encode_shard_task(tok: Any, shard: _Shard, opts: _Options, out_dir: str) ->
     nbytes = 0
     try:
         for docs in _iter_documents(shard, opts):
-            nbytes += sum(len(d) if d.isascii() else len(d.encode("utf-8", "surrogatepass")) for d in docs)
+            nbytes += len("".join(docs).encode("utf-8", "surrogatepass"))
             ids, offs = _encode_docs(tok, docs, opts)
             writer.write(ids, offs)
         outputs = writer.commit()
