@@ -6,7 +6,7 @@
 Rows (same documents, o200k_base, ids appended with <|endoftext|>):
 * in-process ``Encoding.encode_batch_to_numpy`` on documents already in memory, 1 and 2
   threads (the pure encoder: no reading, no writing);
-* ``encode_dataset`` in-process (``client=None``): reading, splitting, encoding, writing
+* ``encode_dataset`` in-process (``client=False``): reading, splitting, encoding, writing
   Parquet, hashing, manifest;
 * ``encode_dataset`` on a LocalCluster with 1 and with 2 worker processes (1 thread each),
   Parquet and .npy output; both clusters are started before timing (startup reported apart).
@@ -115,7 +115,7 @@ def main() -> None:
     contenders = {
         "in-process encode_batch_to_numpy, 1 thread": in_process(1),
         "in-process encode_batch_to_numpy, 2 threads": in_process(2),
-        "encode_dataset in-process (client=None), Parquet": dataset(None, "parquet", "local"),
+        "encode_dataset in-process (client=False), Parquet": dataset(False, "parquet", "local"),
         "encode_dataset, 1 worker, Parquet": dataset(c1, "parquet", "w1"),
         "encode_dataset, 2 workers, Parquet": dataset(c2, "parquet", "w2"),
         "encode_dataset, 2 workers, .npy": dataset(c2, "npy", "w2npy"),

@@ -281,7 +281,7 @@ def test_encode_dataset_deterministic_across_workers_and_formats(client, data, t
     enc = supertok.get_encoding("cl100k_base")
     kw = dict(shard_bytes=90_000, show_progress=False)
     a = encode_dataset(enc, data["files"], tmp_path / "a", client=client, format="parquet", **kw)
-    b = encode_dataset(enc, data["files"], tmp_path / "b", client=None, format="npy", **kw)  # in-process
+    b = encode_dataset(enc, data["files"], tmp_path / "b", client=False, format="npy", **kw)  # in-process
     ma, mb = read_manifest(a.output_dir), read_manifest(b.output_dir)
     key = lambda m: [(s["name"], s["documents"], s["tokens"], s["ids_sha256"], s["offsets_sha256"]) for s in m["shards"]]  # noqa: E731
     assert key(ma) == key(mb)

@@ -22,7 +22,7 @@ def add_dask_arguments(p: argparse.ArgumentParser) -> None:
 
 @contextlib.contextmanager
 def dask_client(args: argparse.Namespace) -> Iterator[Any]:
-    """A Dask client for ``--dask``/``--workers`` (``None`` without them)."""
+    """A Dask client for ``--dask``/``--workers`` (``False``, i.e. in-process, without them)."""
     if getattr(args, "dask", None):
         from distributed import Client
 
@@ -34,7 +34,7 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
         with local_client(args.workers) as client:
             yield client
     else:
-        yield None
+        yield False
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

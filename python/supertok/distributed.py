@@ -12,7 +12,8 @@
 
 Progress shows on Dask's dashboard (task prefixes ``supertok-count``, ``supertok-encode``)
 and, in a terminal, as Dask's own progress bar. ``client=None`` uses the current Dask client;
-without one the work runs in this process (same code, same output).
+without one (or with ``client=False``) the work runs in this process (same code, same
+output).
 
 Dask, ``distributed`` and ``pyarrow`` are imported lazily: ``import supertok`` never needs
 them.
@@ -85,7 +86,10 @@ def _require_dask() -> None:
 
 
 def _current_client(client: Any) -> Any:
-    """The given client, else the current default client, else ``None`` (run locally)."""
+    """The given client, else the current default client, else ``None`` (run locally).
+    ``client=False`` always runs locally."""
+    if client is False:
+        return None
     if client is not None:
         return client
     try:
@@ -297,7 +301,8 @@ def count_pretokens_dask(
             directories are expanded) or a ``dask.bag.Bag`` of ``str`` (each item is one
             text, one task per partition).
         pattern: ``"o200k"``, ``"cl100k"``, ``"gpt2"`` or a regex.
-        client: A ``distributed.Client`` (default: the current one; none: run locally).
+        client: A ``distributed.Client`` (default: the current one; none, or ``False``: run
+            in this process).
         split_lines: Pretokenize each line on its own (chunk-per-line counting).
         errors: ``"strict"`` or ``"replace"`` for invalid UTF-8 in files.
         counter: A :class:`ShardCounter` that replaces ``pattern``/``split_lines``/``errors``
@@ -1078,7 +1083,8 @@ def encode_dataset(
             encoding name or a ``tokenizer.json`` path. It is shipped to each worker once.
         inputs: Files, directories (their files, sorted) or glob patterns.
         output_dir: Created if needed.
-        client: A ``distributed.Client`` (default: the current one; none: run in-process).
+        client: A ``distributed.Client`` (default: the current one; none, or ``False``: run
+            in this process).
         text_column: JSONL field / Parquet column holding the text.
         format: ``"parquet"`` or ``"npy"``.
         append_eot: Append the ``eot_token`` id after every document.
