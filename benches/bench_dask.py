@@ -76,7 +76,10 @@ def main() -> None:
     nbytes = sum(len(d.encode("utf-8")) for d in docs)
     file_bytes = sum(os.path.getsize(f) for f in files)
     eot = enc.eot_token
-    print(f"{len(files)} files, {file_bytes / 1e6:.1f} MB on disk, {len(docs):,} documents, {nbytes / 1e6:.1f} MB of text", file=sys.stderr)
+    print(
+        f"{len(files)} files, {file_bytes / 1e6:.1f} MB on disk, {len(docs):,} documents, {nbytes / 1e6:.1f} MB of text",
+        file=sys.stderr,
+    )
 
     def in_process(threads: int):
         def run() -> None:
@@ -87,8 +90,12 @@ def main() -> None:
 
     tmp = tempfile.mkdtemp(prefix="bench_dask_")
     t = time.perf_counter()
-    c1 = Client(LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40))
-    c2 = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40))
+    c1 = Client(
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40)
+    )
+    c2 = Client(
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40)
+    )
     c1.wait_for_workers(1)
     c2.wait_for_workers(2)
     startup = (time.perf_counter() - t) / 2
@@ -97,7 +104,9 @@ def main() -> None:
     def dataset(client, fmt: str, name: str):
         def run() -> None:
             out = os.path.join(tmp, name)
-            res = encode_dataset(enc, files, out, client=client, text_column="en", format=fmt, overwrite=True, show_progress=False)
+            res = encode_dataset(
+                enc, files, out, client=client, text_column="en", format=fmt, overwrite=True, show_progress=False
+            )
             tokens[name] = res.tokens
             shutil.rmtree(out)
 
@@ -124,7 +133,7 @@ def main() -> None:
     cpus: dict[str, list[float]] = {k: [] for k in contenders}
     cpu_key = {k: ("w1" if "1 worker" in k else "w2npy" if "2 workers" in k else "") for k in contenders}
     try:
-        for k, fn in contenders.items():  # warm-up (tokenizer built on the workers, page cache)
+        for fn in contenders.values():  # warm-up (tokenizer built on the workers, page cache)
             fn()
         for r in range(args.repeats):
             for k, fn in contenders.items():
@@ -164,7 +173,14 @@ def main() -> None:
             f"≈ {startup:.1f} s per cluster. Each worker: 1 process, 1 thread, 1 encoder thread.",
             "",
             md_table(
-                ["run", "seconds", "MB/s", "time vs in-process encode (same cores)", "speed vs 1 worker", "CPU s (all processes)"],
+                [
+                    "run",
+                    "seconds",
+                    "MB/s",
+                    "time vs in-process encode (same cores)",
+                    "speed vs 1 worker",
+                    "CPU s (all processes)",
+                ],
                 rows,
             ),
             "",

@@ -44,7 +44,12 @@ pytestmark = pytest.mark.timeout(240)
 def _sample_texts() -> list[str]:
     """Real text: slices of the shared corpus when present, else the stdlib's own source."""
     out = []
-    for name, n in [("en.txt", 240_000), ("code.txt", 160_000), ("multilingual/de.txt", 60_000), ("multilingual/ja.txt", 60_000)]:
+    for name, n in [
+        ("en.txt", 240_000),
+        ("code.txt", 160_000),
+        ("multilingual/de.txt", 60_000),
+        ("multilingual/ja.txt", 60_000),
+    ]:
         p = corpus_path(name)
         if os.path.exists(p):
             with open(p, "rb") as f:
@@ -232,7 +237,9 @@ def test_count_pretokens_dask_bag(client, data):
     bag = db.from_sequence(docs, npartitions=7)
     dist = count_pretokens_dask(bag, "o200k", client, split_every=3, show_progress=False)
     assert dist == supertok.count_pretokens_from_iterator(docs, "o200k", show_progress=False)
-    lines = count_pretokens_dask(bag, client=client, counter=PretokenShardCounter("o200k", split_lines=True), show_progress=False)
+    lines = count_pretokens_dask(
+        bag, client=client, counter=PretokenShardCounter("o200k", split_lines=True), show_progress=False
+    )
     assert lines == supertok.count_pretokens_from_iterator(docs, "o200k", split_lines=True, show_progress=False)
 
 
@@ -283,7 +290,9 @@ def test_encode_dataset_deterministic_across_workers_and_formats(client, data, t
     a = encode_dataset(enc, data["files"], tmp_path / "a", client=client, format="parquet", **kw)
     b = encode_dataset(enc, data["files"], tmp_path / "b", client=False, format="npy", **kw)  # in-process
     ma, mb = read_manifest(a.output_dir), read_manifest(b.output_dir)
-    key = lambda m: [(s["name"], s["documents"], s["tokens"], s["ids_sha256"], s["offsets_sha256"]) for s in m["shards"]]  # noqa: E731
+    key = lambda m: [
+        (s["name"], s["documents"], s["tokens"], s["ids_sha256"], s["offsets_sha256"]) for s in m["shards"]
+    ]  # noqa: E731
     assert key(ma) == key(mb)
 
 
@@ -302,7 +311,9 @@ def test_encode_dataset_units_and_no_eot(data, tmp_path):
     crlf = tmp_path / "crlf.txt"
     crlf.write_bytes(b"one\r\ntwo <|endoftext|>\r\n\r\nthree")
     res = encode_dataset(enc, [crlf], tmp_path / "c", show_progress=False)
-    assert _read_parquet_docs(res.output_dir) == [enc.encode_ordinary(s) + [50256] for s in ["one", "two <|endoftext|>", "three"]]
+    assert _read_parquet_docs(res.output_dir) == [
+        enc.encode_ordinary(s) + [50256] for s in ["one", "two <|endoftext|>", "three"]
+    ]
 
 
 def test_encode_dataset_restart_skips_finished_shards(data, tmp_path):
@@ -346,7 +357,12 @@ def test_malformed_shards_are_named_and_do_not_stop_the_others(client, data, tmp
     assert "d_nocol.jsonl" in msg and "'text'" in msg
     assert "e_broken.parquet" in msg
     m = read_manifest(out)
-    assert not m["complete"] and [f["name"] for f in m["failed"]] == ["part-00001", "part-00002", "part-00003", "part-00004"]
+    assert not m["complete"] and [f["name"] for f in m["failed"]] == [
+        "part-00001",
+        "part-00002",
+        "part-00003",
+        "part-00004",
+    ]
     assert [s["name"] for s in m["shards"]] == ["part-00000", "part-00005"]
     got = _read_parquet_docs(out)
     assert got == _reference(enc, ["hello world", "second line", "from parquet", "row two"])
@@ -415,7 +431,9 @@ def test_killed_worker_then_rerun_completes_exactly_once(client, data, tmp_path)
     lines = [ln for ln in big.split("\n") if ln]
     one = _reference(enc, lines)
     assert len(got) == 12 * len(one) and got[: len(one)] == one and got[-len(one) :] == one
-    assert sorted(os.listdir(out)) == sorted([f"part-{i:05d}.parquet" for i in range(12)] + ["_shards", "manifest.json"])
+    assert sorted(os.listdir(out)) == sorted(
+        [f"part-{i:05d}.parquet" for i in range(12)] + ["_shards", "manifest.json"]
+    )
 
 
 # ------------------------------------------------------------------------------- CLI
@@ -425,11 +443,43 @@ def test_cli_encode_dataset_and_train_on_workers(data, tmp_path):
     from supertok.cli import main
 
     out = tmp_path / "cli"
-    assert main(["encode-dataset", *data["files"][:2], "--tokenizer", "cl100k_base", "--out", str(out), "--format", "npy", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "encode-dataset",
+                *data["files"][:2],
+                "--tokenizer",
+                "cl100k_base",
+                "--out",
+                str(out),
+                "--format",
+                "npy",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     m = read_manifest(out)
     assert m["complete"] and m["format"] == "npy"
     tj = tmp_path / "tok.json"
-    assert main(["train", *data["text_files"][:2], "--vocab-size", "400", "--pattern", "cl100k", "--out", str(tj), "--workers", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *data["text_files"][:2],
+                "--vocab-size",
+                "400",
+                "--pattern",
+                "cl100k",
+                "--out",
+                str(tj),
+                "--workers",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     single = supertok.train(data["text_files"][:2], 400, pattern="cl100k", show_progress=False)
     assert supertok.Tokenizer.from_file(str(tj)).to_json() == single.to_json()
     assert main(["encode-dataset", str(tmp_path / "missing.txt"), "--tokenizer", "cl100k_base", "--out", str(out)]) == 1

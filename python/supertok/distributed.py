@@ -21,6 +21,7 @@ them.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import glob as _glob
@@ -112,9 +113,10 @@ def local_client(n_workers: int, threads_per_worker: int = 1, **kwargs: Any) -> 
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise ValueError(f"n_workers must be a positive int, got {n_workers!r}")
     kwargs.setdefault("dashboard_address", ":0")
-    with LocalCluster(
-        n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, **kwargs
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, **kwargs) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 
@@ -184,7 +186,7 @@ def ship(tokenizer: TokenizerLike, client: Any = None) -> Any:
 # counting
 
 
-class ShardCounter:
+class ShardCounter(abc.ABC):
     """How one shard is counted (the extension point of :func:`count_pretokens_dask`).
 
     Subclass it (it must be picklable) to count chunks differently, e.g. SuperBPE's stage-2
@@ -193,13 +195,13 @@ class ShardCounter:
     whose sum over shards must not depend on how the data was sharded.
     """
 
-    def count_files(self, paths: list[str]) -> PretokenCounts:  # pragma: no cover - interface
+    @abc.abstractmethod
+    def count_files(self, paths: list[str]) -> PretokenCounts:
         """Counts of whole files."""
-        raise TypeError(f"{type(self).__name__} does not implement count_files")
 
-    def count_texts(self, texts: list[str]) -> PretokenCounts:  # pragma: no cover - interface
+    @abc.abstractmethod
+    def count_texts(self, texts: list[str]) -> PretokenCounts:
         """Counts of a list of texts."""
-        raise TypeError(f"{type(self).__name__} does not implement count_texts")
 
 
 @dataclass(frozen=True)
@@ -480,7 +482,9 @@ def _expand_inputs(inputs: Any, kinds: tuple[str, ...] | None) -> list[str]:
             raise TypeError(f"input paths must be str or os.PathLike, got {type(p).__name__}")
         if os.path.isdir(p):
             files = sorted(
-                os.path.join(p, f) for f in os.listdir(p) if os.path.isfile(os.path.join(p, f)) and not f.startswith(".")
+                os.path.join(p, f)
+                for f in os.listdir(p)
+                if os.path.isfile(os.path.join(p, f)) and not f.startswith(".")
             )
             if kinds is not None:
                 files = [f for f in files if _known_ext(f)]
@@ -687,8 +691,7 @@ def _jsonl_docs(shard: _Shard, opts: "_Options") -> Iterator[list[str]]:
                     ) from None
                 if not isinstance(val, str):
                     raise ShardError(
-                        f"{shard.path}: field {col!r} at byte offset {line_off} is "
-                        f"{type(val).__name__}, not a string"
+                        f"{shard.path}: field {col!r} at byte offset {line_off} is {type(val).__name__}, not a string"
                     )
                 out.append(val)
             line_off += raw_len + 1
@@ -761,7 +764,9 @@ def _encode_docs(tok: Any, docs: list[str], opts: _Options) -> "tuple[npt.NDArra
         except UnicodeEncodeError:  # lone surrogates (from JSON): tiktoken's U+FFFD rule
             from supertok.core import _fix_surrogates
 
-            buf, obuf = tok._core_bpe.encode_batch_to_bytes([_fix_surrogates(d) for d in docs], opts.threads, None, None)
+            buf, obuf = tok._core_bpe.encode_batch_to_bytes(
+                [_fix_surrogates(d) for d in docs], opts.threads, None, None
+            )
         ids = np.frombuffer(buf, dtype=np.uint32)
         offs = np.frombuffer(obuf, dtype=np.uint64)
     else:
@@ -854,7 +859,9 @@ class _ShardWriter:
 
             lengths = np.diff(offs.astype(np.int64))
             if len(lengths) and int(lengths.max()) > 2**31 - 1:
-                raise ShardError(f"a document has {int(lengths.max())} tokens: too many for list<uint32>; use format='npy'")
+                raise ShardError(
+                    f"a document has {int(lengths.max())} tokens: too many for list<uint32>; use format='npy'"
+                )
             # keep each written chunk's offsets within int32
             start = 0
             while start < n:
@@ -1120,7 +1127,9 @@ def encode_dataset(
         raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
     if not isinstance(text_column, str) or not text_column:
         raise ValueError("text_column must be a non-empty str")
-    if shard_bytes is not None and (isinstance(shard_bytes, bool) or not isinstance(shard_bytes, int) or shard_bytes < 1):
+    if shard_bytes is not None and (
+        isinstance(shard_bytes, bool) or not isinstance(shard_bytes, int) or shard_bytes < 1
+    ):
         raise ValueError(f"shard_bytes must be a positive int or None, got {shard_bytes!r}")
     if isinstance(threads_per_task, bool) or not isinstance(threads_per_task, int) or threads_per_task < 1:
         raise ValueError(f"threads_per_task must be a positive int, got {threads_per_task!r}")
@@ -1167,8 +1176,7 @@ def encode_dataset(
         rec = None if overwrite else _read_json(os.path.join(out_dir, MARKER_DIR, s.name + ".json"))
         if rec is not None and not overwrite and rec.get("config") not in (None, opts.digest()):
             raise ValueError(
-                f"{out_dir}: shard {s.name} was written with other settings; "
-                "use another output_dir or overwrite=True"
+                f"{out_dir}: shard {s.name} was written with other settings; use another output_dir or overwrite=True"
             )
         if rec is not None and _valid_marker(rec, s, opts, out_dir):
             done[s.index] = rec
@@ -1322,4 +1330,3 @@ def read_manifest(output_dir: PathLike) -> dict[str, Any]:
     if not isinstance(m, dict):
         raise ValueError(f"{path}: missing or not a valid manifest")
     return m
-
