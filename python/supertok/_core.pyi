@@ -198,6 +198,21 @@ def encode_dropout(
 ) -> list[int]: ...
 def encode_dropout_hf(tokenizer: CoreTokenizer, text: str, add_special_tokens: bool, p: float, seed: int) -> list[int]: ...
 
+# ---- mixture inference (supertok.mixture)
+
+def mixture_replay(
+    merges: Sequence[tuple[bytes, bytes]],
+    samples: Sequence[Sequence[str]],
+    stages: Sequence[tuple[int, str, str]],
+    split_lines: bool,
+    threads: int | None = None,
+) -> list[tuple[bytes, bytes, bytes, bytes, bytes, bytes, int, int]]:
+    """Replay ``merges`` on every sample; ``stages`` = ``(first merge, kind, spec)`` with kind
+    ``regex`` / ``oniguruma`` / ``hf`` (spec = tokenizer.json text) / ``none``. Per sample:
+    ``(merge_keys, init_keys, init_counts, step_ptr, change_keys, change_counts)`` as native
+    ``u64`` buffers, then ``n_bytes``, ``n_pairs``."""
+    ...
+
 # ---------------------------------------------------------------- training (issue 5)
 
 class PretokenCounts:

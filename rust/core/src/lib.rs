@@ -7,6 +7,7 @@
 //! * [`encoding`] — the tiktoken-compatible encoding;
 //! * [`formats`] — file formats (`.tiktoken`);
 //! * [`hf`] — HF `tokenizer.json` byte-level BPE tokenizers;
+//! * [`mixture`] — merge-list replay for data-mixture inference;
 //! * [`stochastic`] — StochasTok and seeded BPE-dropout.
 //!
 //! Nothing here depends on Python; `rust/python` holds the bindings.
@@ -17,6 +18,7 @@ pub mod encoding;
 pub mod error;
 pub mod formats;
 pub mod hf;
+pub mod mixture;
 pub mod pretok;
 pub mod special;
 pub mod stochastic;

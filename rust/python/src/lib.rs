@@ -14,6 +14,7 @@ use supertok_core::Error;
 
 mod bytes;
 mod encoding;
+mod mixture;
 mod stochastic;
 mod tokenizer;
 mod train;
@@ -166,6 +167,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     stochastic::register(m)?;
     m.add_class::<tokenizer::CoreTokenizer>()?;
     train::register(m)?;
+    mixture::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
