@@ -380,7 +380,7 @@ def test_killed_worker_then_rerun_completes_exactly_once(client, data, tmp_path)
     enc = supertok.get_encoding("o200k_base")
     d = tmp_path / "in"
     d.mkdir()
-    big = "\n".join(data["docs"]) + "\n"
+    big = "\n".join(data["docs"] * 3) + "\n"  # ~1.5 MB per shard: the kill lands mid-run
     files = []
     for i in range(12):
         p = d / f"s{i:02d}.txt"
@@ -483,3 +483,23 @@ def test_cli_encode_dataset_and_train_on_workers(data, tmp_path):
     single = supertok.train(data["text_files"][:2], 400, pattern="cl100k", show_progress=False)
     assert supertok.Tokenizer.from_file(str(tj)).to_json() == single.to_json()
     assert main(["encode-dataset", str(tmp_path / "missing.txt"), "--tokenizer", "cl100k_base", "--out", str(out)]) == 1
+
+
+def test_line_aligned_ranges_cover_every_line_once(tmp_path):
+    """Byte-range shards of a file hold each line exactly once, whatever the cut points."""
+    from supertok.distributed import _iter_documents, _Options, _plan
+
+    import random
+
+    rng = random.Random(7)
+    lines = ["".join(rng.choice("ab é\t") for _ in range(rng.randrange(0, 40))) for _ in range(300)]
+    for ending in ["\n", ""]:
+        p = tmp_path / "lines.txt"
+        p.write_text("\n".join(lines) + ending, encoding="utf-8")
+        expected = [ln for ln in lines if ln]
+        opts = _Options("npy", "text", "line", "strict", False, None, True, 1, "x")
+        size = os.path.getsize(p)
+        for shard_bytes in [1, 2, 3, 17, 64, 1000, size - 1, size, None]:
+            shards = _plan([str(p)], "auto", "line", shard_bytes)
+            got = [d for s in shards for batch in _iter_documents(s, opts) for d in batch]
+            assert got == expected, shard_bytes

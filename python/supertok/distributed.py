@@ -330,7 +330,7 @@ def count_pretokens_dask(
     client = _current_client(client)
 
     if _is_bag(paths_or_bag):
-        bag = paths_or_bag
+        bag: Any = paths_or_bag
         red = bag.reduction(
             _partial(_count_partition, counter),
             _sum_counts,
@@ -782,7 +782,7 @@ def _encode_docs(tok: Any, docs: list[str], opts: _Options) -> "tuple[npt.NDArra
     if opts.append_eot:
         assert opts.eot_id is not None
         ids = np.insert(ids, offs[1:].astype(np.intp), np.uint32(opts.eot_id))
-        offs = offs + np.arange(len(offs), dtype=np.uint64)
+        offs = (offs + np.arange(len(offs), dtype=np.uint64)).astype(np.uint64, copy=False)
     return ids, offs
 
 
@@ -1194,7 +1194,7 @@ def encode_dataset(
 
     records = [done[i] for i in sorted(done)]
     complete = not failures
-    manifest = {
+    manifest: dict[str, Any] = {
         "version": MANIFEST_VERSION,
         "supertok": _core.__version__,
         "complete": complete,
