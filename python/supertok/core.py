@@ -7,7 +7,8 @@ core that releases the GIL, plus ``encode_bytes`` and ``count``.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, AbstractSet, Collection, Literal, NoReturn, Sequence, Union
+import os
+from typing import TYPE_CHECKING, AbstractSet, Any, Collection, Literal, NoReturn, Sequence, Union
 
 from supertok import _core
 
@@ -172,6 +173,29 @@ class Encoding:
             return self._core_bpe.encode_ordinary(text)
         except UnicodeEncodeError:
             return self._core_bpe.encode_ordinary(_fix_surrogates(text))
+
+    def encode_ordinary_parallel(self, text: str, *, num_threads: int | None = None) -> list[int]:
+        """Encode one long text on several threads; the result is identical to
+        ``encode_ordinary(text)``.
+
+        The text is cut only at positions where the split pattern provably starts a new
+        piece whatever follows (an ASCII letter followed by an ASCII non-letter other than
+        ``'``, or a newline followed by an ASCII character that is neither whitespace nor
+        ``/``), and each part is pre-tokenized with the whole text as context, so the pieces,
+        and hence the tokens, are exactly those of a sequential pass. Only the bundled
+        patterns (r50k, cl100k, o200k) have such a proof; other patterns, texts shorter than
+        128 KiB and texts without a safe position run on one thread.
+
+        Args:
+            text: The text.
+            num_threads: Threads to use (default: the number of CPUs).
+        """
+        _check_str(text)
+        n = _threads(num_threads if num_threads is not None else (os.cpu_count() or 1))
+        try:
+            return self._core_bpe.encode_ordinary_parallel(text, n)
+        except UnicodeEncodeError:
+            return self._core_bpe.encode_ordinary_parallel(_fix_surrogates(text), n)
 
     def encode(
         self,
@@ -431,19 +455,21 @@ class Encoding:
 
     # ------------------------------------------------------------------ pickling
 
-    def __getstate__(self) -> object:
-        from supertok import registry
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Registered encodings pickle by name; others as a content-addressed payload (the
+        vocabulary is serialized once per object and built once per process, see
+        ``supertok._ship``)."""
+        from supertok import _ship, registry
 
         if registry._ENCODINGS.get(self.name) is self:
-            return self.name
-        return {
-            "name": self.name,
-            "pat_str": self._pat_str,
-            "mergeable_ranks": self._mergeable_ranks,
-            "special_tokens": self._special_tokens,
-        }
+            return (registry.get_encoding, (self.name,))
+        state = _ship.encoding_state(self)
+        digest, payload = state
+        _ship.note_pickled(self, digest, payload)
+        return (_ship.restore, ("Encoding", digest, payload))
 
     def __setstate__(self, value: object) -> None:
+        # pickles made before __reduce__ existed: a registered name or the constructor's kwargs
         from supertok import registry
 
         if isinstance(value, str):
