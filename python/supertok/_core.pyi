@@ -287,3 +287,68 @@ def train_from_counts(
     max_token_length: int | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> tuple[list[bytes], list[tuple[int, int]], list[int], list[tuple[str, int]], str, list[str], int]: ...
+
+# ---------------------------------------------------------------- SuperBPE (issue 6)
+
+def superbpe_pre_tokenizer(spec: str, stage: int) -> str:
+    """JSON list of the HF pre-tokenizer objects (before ByteLevel) of a preset
+    (``"paper"``/``"recommended"``) for stage 1 or 2, or of ``Split(regex, Isolated)``."""
+    ...
+
+def superbpe_count_files(
+    paths: list[str],
+    pre_tokenizer: str,
+    threads: int | None = None,
+    errors: str = "strict",
+    progress: Callable[[int], None] | None = None,
+    split_lines: bool = True,
+) -> PretokenCounts:
+    """Count training units of text files split with HF pre-tokenizer objects (JSON)."""
+    ...
+
+class SuperbpeCounter:
+    """Streaming counter of training units (HF pre-tokenizer objects, optional line split)."""
+
+    def __init__(self, pre_tokenizer: str, threads: int | None = None, split_lines: bool = True) -> None: ...
+    def add_texts(self, texts: list[str]) -> None: ...
+    def finish(self) -> PretokenCounts: ...
+
+def superbpe_stage2(
+    chunks: PretokenCounts,
+    stage1: list[tuple[bytes, bytes]],
+    vocab_size: int,
+    special_tokens: list[str],
+    policy_name: str,
+    forbid: list[bytes],
+    max_words: int | None,
+    threads: int | None = None,
+    replay_progress: Callable[[int], None] | None = None,
+    merge_progress: Callable[[int], None] | None = None,
+) -> tuple[
+    list[bytes],
+    list[tuple[int, int]],
+    list[int],
+    list[tuple[str, int]],
+    str,
+    list[str],
+    tuple[int, int, int, int],
+    list[tuple[bytes, bytes]],
+]:
+    """Stage 2 (replay + filtered greedy continuation) on chunk counts (consumed).
+    Returns ``(vocab, merges, merge_counts, special_tokens, stop_reason, special_collisions,
+    (n_replayed, n_chunks, n_positions, n_rejected), dropped_replays)``."""
+    ...
+
+def tokenizer_bpe_parts(tok: CoreTokenizer) -> tuple[list[tuple[bytes, bytes]], list[tuple[int, bytes]]]:
+    """Merges as ``(left bytes, right bytes)`` in rank order and the vocabulary as ``(id, bytes)``."""
+    ...
+
+def tokenizer_newline_shardable(tok: CoreTokenizer) -> bool:
+    """Whether no token spans a cut after a newline followed by non-whitespace."""
+    ...
+
+def tokenizer_encode_parallel(
+    tok: CoreTokenizer, text: str, add_special_tokens: bool, num_threads: int, task_bytes: int
+) -> list[int]:
+    """Encode one long text on ``num_threads`` threads (identical ids to ``encode``)."""
+    ...

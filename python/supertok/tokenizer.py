@@ -313,6 +313,27 @@ class Tokenizer:
         """Special added tokens -> id."""
         return dict(self._core.special_tokens())
 
+    @property
+    def newline_shardable(self) -> bool:
+        """Whether no token spans a newline followed by a non-whitespace character, so that
+        long pieces (SuperBPE paragraphs) can be cut there and encoded in parallel with
+        identical ids. Checked once when the tokenizer is built."""
+        return bool(_core.tokenizer_newline_shardable(self._core))
+
+    def encode_long(
+        self, text: str, add_special_tokens: bool = True, *, num_threads: int | None = None, task_bytes: int = 1 << 16
+    ) -> list[int]:
+        """Encode one long text on several threads (GIL released); identical ids to
+        :meth:`encode`. Pieces, and the newline-cut lines of long pieces when
+        :attr:`newline_shardable`, are merged in parallel in tasks of ~``task_bytes``."""
+        n = _default_threads() if num_threads is None else int(num_threads)
+        if task_bytes < 1:
+            raise ValueError(f"task_bytes must be positive, got {task_bytes}")
+        try:
+            return _core.tokenizer_encode_parallel(self._core, _check_str(text), bool(add_special_tokens), max(1, n), int(task_bytes))
+        except UnicodeEncodeError as e:
+            raise _surrogate_error(e) from None
+
     # ------------------------------------------------------------------ saving
 
     def to_json(self, pretty: bool = True) -> str:
