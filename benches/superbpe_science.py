@@ -13,6 +13,9 @@ document (the trained tokenizer's own pre-tokenizer: stage-2 for SuperBPE).
   for reference on the vocabulary grid.
 * SuperBPE = ``train_superbpe(transition=t)``, paper presets, default filters
   (no ``": "``, <= 4 words), training chunks = lines.
+* ``recommended``: the same with the reference's newer presets (en.txt only).
+* ``en.txt:man``: only en.txt's man-page part (the Rust books are cut off), split 90/10
+  again, i.e. evaluated on unseen man pages.
 * ``t = 0`` = no stage 1 (whitespace-free BPE from bytes, filters still on) — our own t = 0
   baseline.
 """
@@ -32,11 +35,23 @@ THREADS = 2
 PNG = os.path.join(ROOT, "docs", "superbpe_science.png")
 
 
+#: en.txt = Debian man pages, then the Rust books from this line on (corpus README).
+RUST_BOOKS_START = b"\nThe Rust Programming Language\n"
+
+
 def split_file(name: str, max_train: int | None) -> tuple[str, str, int]:
     """(train part, held-out part, full train size) — the first 90 % / last 10 %, cut at a
-    line boundary; the train part optionally truncated to its first ``max_train`` bytes."""
-    with open(os.path.join(CORPUS_DIR, name), encoding="utf-8") as f:
-        b = f.read().encode("utf-8")
+    line boundary; the train part optionally truncated to its first ``max_train`` bytes.
+    ``name`` may end in ``:man`` (en.txt's man-page part only)."""
+    man = name.endswith(":man")
+    name = name.removesuffix(":man")
+    with open(os.path.join(CORPUS_DIR, name), "rb") as f:
+        b = f.read()
+    if man:
+        end = b.find(RUST_BOOKS_START)
+        if end < 0:
+            raise SystemExit("en.txt: Rust books start not found")
+        b = b[: end + 1]
     cut = int(len(b) * 0.9)
     nl = b.rfind(b"\n", 0, cut)
     cut = nl + 1 if nl > 0 else cut
@@ -64,9 +79,9 @@ class Run:
             return self.cache[key]
         t0 = time.perf_counter()
         if kind == "o200k":
-            tok = supertok.Tokenizer.from_tiktoken(supertok.train(self.path, vocab, threads=THREADS, show_progress=False))
+            tok = supertok.train(self.path, vocab, threads=THREADS, show_progress=False)
         else:
-            tok = supertok.train_superbpe(self.path, vocab, t, threads=THREADS, show_progress=False)
+            tok = supertok.train_superbpe(self.path, vocab, t, pattern=kind, threads=THREADS, show_progress=False)
         self.secs[key] = time.perf_counter() - t0
         n = sum(len(x) for x in tok.encode_batch(self.docs, num_threads=THREADS))
         self.cache[key] = self.nbytes / n
@@ -83,7 +98,8 @@ def main() -> None:
         raise SystemExit(f"corpus not found in {CORPUS_DIR}")
     vocabs = [4096, 8192, 16384, 32768, 65536]
     sweep = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    files = [("en.txt", vocabs, sweep), ("code.txt", [8192, 16384, 32768], sweep),
+    files = [("en.txt", vocabs, sweep), ("en.txt:man", [8192, 16384, 32768], [0.0, 0.4, 0.8, 1.0]),
+             ("code.txt", [8192, 16384, 32768], sweep),
              ("multilingual/de.txt", [4096, 8192, 16384], [0.0, 0.4, 0.8, 1.0])]
     if a.quick:
         vocabs, sweep = [2048, 4096], [0.0, 0.8, 1.0]
@@ -95,11 +111,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="superbpe-science-") as tmp:
         for name, vgrid, sgrid in files:
             train, held, full = split_file(name, max_train)
-            p = os.path.join(tmp, name.replace("/", "_"))
+            p = os.path.join(tmp, name.replace("/", "_").replace(":", "_"))
             with open(p, "w", encoding="utf-8") as f:
                 f.write(train)
             mb = len(train.encode("utf-8")) / 1e6
-            notes.append(f"`{name}`: trained on {mb:.1f} MB (of {full / 1e6:.1f} MB = first 90 %), "
+            label = "`en.txt` man-page part (before the Rust books)" if name.endswith(":man") else f"`{name}`"
+            notes.append(f"{label}: trained on {mb:.1f} MB (of {full / 1e6:.1f} MB = first 90 %), "
                          f"evaluated on the last 10 % ({len(held.encode('utf-8')) / 1e6:.1f} MB)")
             print(f"{name}: train {mb:.1f} MB", flush=True)
             r = Run(p, held)
@@ -108,9 +125,13 @@ def main() -> None:
             for v in vgrid:
                 bpe = r.bpt("paper", v, 1.0)
                 sup = r.bpt("paper", v, 0.8)
-                o2 = r.bpt("o200k", v) if name == "en.txt" else None
-                rows_v.append((v, bpe, sup, o2))
+                o2 = rec = None
+                if name == "en.txt":
+                    o2 = r.bpt("o200k", v)
+                    rec = r.bpt("recommended", v, 0.8)
+                rows_v.append((v, bpe, sup, o2, rec))
             rows_s = [(t, r.bpt("paper", sweep_v, t)) for t in sgrid]
+            name = name.replace(":man", " (man pages only)")
             grids[name] = {"vocab": rows_v, "sweep": rows_s, "sweep_v": sweep_v, "secs": dict(r.secs)}
     total = time.perf_counter() - t_start
 
@@ -122,14 +143,15 @@ def main() -> None:
           "baseline, filters on). Data: " + "; ".join(notes) + ".\n"]
     for name, g in grids.items():
         rows = []
-        for v, bpe, sup, o2 in g["vocab"]:
+        for v, bpe, sup, o2, rec in g["vocab"]:
             row = [f"{v:,}", f"{bpe:.3f}", f"{sup:.3f}", f"**{(1 - bpe / sup) * 100:.1f} %**"]
-            if o2 is not None:
-                row.insert(1, f"{o2:.3f}")
+            if o2 is not None and rec is not None:
+                row += [f"{o2:.3f}", f"{(1 - o2 / sup) * 100:.1f} %", f"{rec:.3f}", f"{(1 - o2 / rec) * 100:.1f} %"]
             rows.append(row)
         hdr = ["vocab", "BPE B/tok", "SuperBPE t=0.8 B/tok", "fewer tokens"]
         if g["vocab"][0][3] is not None:
-            hdr.insert(1, "BPE (o200k pattern, `supertok.train`) B/tok")
+            hdr += ["BPE o200k pattern (`supertok.train`) B/tok", "SuperBPE (paper) fewer tokens than o200k-BPE",
+                    "SuperBPE `recommended` t=0.8 B/tok", "`recommended` fewer tokens than o200k-BPE"]
         md.append(f"\n**{name}: bytes/token vs vocabulary**\n\n" + md_table(hdr, rows))
         bpe_sv = dict((t, b) for t, b in g["sweep"]).get(1.0)
         srows = []

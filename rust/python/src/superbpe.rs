@@ -16,7 +16,9 @@ use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config};
 use supertok_core::train::{self as core_train, Counter, LineSplitter, Splitter, TrainConfig};
 
 use crate::tokenizer::CoreTokenizer;
-use crate::train::{policy, stop_name, threads_or_default, utf8_errors, Progress, PyPretokenCounts};
+use crate::train::{
+    policy, stop_name, threads_or_default, utf8_errors, Progress, PyPretokenCounts,
+};
 use crate::{pool, to_py};
 
 type DynSplitter = Box<dyn Splitter + Send>;

@@ -474,7 +474,9 @@ impl HfTokenizer {
 
     /// The pipeline up to (not including) post-processing.
     fn run(&self, text: &str, enc: &mut Encoded) -> Result<()> {
-        self.run_with(text, enc, |b, out, lens| self.encode_piece_sharded(b, out, lens))
+        self.run_with(text, enc, |b, out, lens| {
+            self.encode_piece_sharded(b, out, lens)
+        })
     }
 
     /// [`HfTokenizer::run`] with a custom piece encoder `piece(bytes, ids, lens)`.

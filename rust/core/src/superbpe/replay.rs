@@ -39,6 +39,10 @@ fn key(l: u32, r: u32) -> u64 {
     ((l as u64) << 32) | r as u64
 }
 
+/// One parallel part of a replayed block: the tokens of its chunks, their lengths, their
+/// counts and the per-merge occurrence counts.
+type ReplayedPart = (Vec<u32>, Vec<u32>, Vec<u64>, Vec<u64>);
+
 /// The merge list to replay, in "keep" ids.
 #[derive(Clone, Debug)]
 pub struct ReplayTable {
@@ -375,7 +379,7 @@ pub fn replay_counts(
             break;
         }
         let per = block.len().div_ceil(workers * 4).max(64);
-        let parts: Vec<(Vec<u32>, Vec<u32>, Vec<u64>, Vec<u64>)> = block
+        let parts: Vec<ReplayedPart> = block
             .par_chunks(per)
             .map(|part| {
                 let mut sc = ReplayScratch::default();
