@@ -54,6 +54,9 @@ pub struct ReplayTable {
     first: FxHashMap<u64, u32>,
     /// All ranks (ascending) of pairs listed more than once.
     more: FxHashMap<u64, Vec<u32>>,
+    /// Bit `a << 8 | b` is set when the bytes `a b` are adjacent inside some token: a chunk
+    /// can be cut between two bytes whose bit is clear (no token can span the cut).
+    inner: Vec<u64>,
 }
 
 impl ReplayTable {
@@ -113,11 +116,19 @@ impl ReplayTable {
             }
             list.push((l, r, res));
         }
+        let mut inner = vec![0u64; 1024];
+        for t in &tokens {
+            for w in t.windows(2) {
+                let k = ((w[0] as usize) << 8) | w[1] as usize;
+                inner[k >> 6] |= 1 << (k & 63);
+            }
+        }
         Ok(ReplayTable {
             tokens,
             merges: list,
             first,
             more,
+            inner,
         })
     }
 
@@ -162,6 +173,28 @@ impl ReplayTable {
         counts: &mut [u64],
         sc: &mut ReplayScratch,
     ) {
+        let mut log = Vec::new();
+        self.replay_logged(bytes, weight, out, counts, sc, &mut log);
+    }
+
+    /// Whether no token can span the boundary between the bytes `a` and `b`.
+    #[inline]
+    fn cut_between(&self, a: u8, b: u8) -> bool {
+        let k = ((a as usize) << 8) | b as usize;
+        self.inner[k >> 6] & (1 << (k & 63)) == 0
+    }
+
+    /// [`ReplayTable::replay_chunk`] that also appends `(rank, occurrences)` of every merge
+    /// applied to `log` (unweighted), so that a cached result can be counted again.
+    fn replay_logged(
+        &self,
+        bytes: &[u8],
+        weight: u64,
+        out: &mut Vec<u32>,
+        counts: &mut [u64],
+        sc: &mut ReplayScratch,
+        log: &mut Vec<(u32, u32)>,
+    ) {
         let n = bytes.len();
         if n == 0 {
             return;
@@ -175,6 +208,7 @@ impl ReplayTable {
             next,
             prev,
             heap,
+            ..
         } = sc;
         syms.clear();
         syms.extend(bytes.iter().map(|&b| b as u32));
@@ -206,6 +240,7 @@ impl ReplayTable {
                 occ += 1; // the overlapping occurrence this merge absorbs
             }
             counts[q as usize] = counts[q as usize].wrapping_add(occ.wrapping_mul(weight));
+            log.push((q, occ as u32));
             syms[p] = c;
             syms[nx] = DEAD;
             next[p] = nn;
@@ -226,6 +261,75 @@ impl ReplayTable {
         while p != NONE {
             out.push(syms[p as usize]);
             p = next[p as usize];
+        }
+    }
+
+    /// [`ReplayTable::replay_chunk`], cutting the chunk where no token can span (between
+    /// two bytes that are never adjacent inside a token: merges on the two sides never
+    /// interact, so replaying the parts gives the same tokens and counts) and caching the
+    /// short parts (mostly single words) in `cache`.
+    pub fn replay_chunk_cached(
+        &self,
+        bytes: &[u8],
+        weight: u64,
+        out: &mut Vec<u32>,
+        counts: &mut [u64],
+        sc: &mut ReplayScratch,
+        cache: &mut PartCache,
+    ) {
+        let n = bytes.len();
+        if n == 0 {
+            return;
+        }
+        let mut a = 0usize;
+        for p in 1..=n {
+            if p < n && !self.cut_between(bytes[p - 1], bytes[p]) {
+                continue;
+            }
+            let part = &bytes[a..p];
+            a = p;
+            if part.len() == 1 {
+                out.push(part[0] as u32);
+                continue;
+            }
+            if part.len() > CACHE_MAX_PART {
+                sc.log.clear();
+                let mut log = std::mem::take(&mut sc.log);
+                self.replay_logged(part, weight, out, counts, sc, &mut log);
+                sc.log = log;
+                continue;
+            }
+            let h = part_hash(part);
+            if let Some(&(k, i, il, l, ll)) = cache.map.get(&h) {
+                let (k, kl) = (k as usize, part.len());
+                if cache.keys.get(k..k + kl) == Some(part) {
+                    out.extend_from_slice(&cache.ids[i as usize..(i + il) as usize]);
+                    for &(q, occ) in &cache.logs[l as usize..(l + ll) as usize] {
+                        let c = &mut counts[q as usize];
+                        *c = c.wrapping_add((occ as u64).wrapping_mul(weight));
+                    }
+                    continue;
+                }
+            }
+            let before = out.len();
+            let mut log = std::mem::take(&mut sc.log);
+            log.clear();
+            self.replay_logged(part, weight, out, counts, sc, &mut log);
+            if cache.map.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            let entry = (
+                cache.keys.len() as u32,
+                cache.ids.len() as u32,
+                (out.len() - before) as u32,
+                cache.logs.len() as u32,
+                log.len() as u32,
+            );
+            cache.keys.extend_from_slice(part);
+            cache.ids.extend_from_slice(&out[before..]);
+            cache.logs.extend_from_slice(&log);
+            cache.map.insert(h, entry);
+            sc.log = log;
         }
     }
 
@@ -325,6 +429,41 @@ pub struct ReplayScratch {
     next: Vec<u32>,
     prev: Vec<u32>,
     heap: BinaryHeap<Reverse<(u32, u32)>>,
+    log: Vec<(u32, u32)>,
+}
+
+/// Parts up to this many bytes are cached.
+const CACHE_MAX_PART: usize = 64;
+/// The cache is cleared when it holds this many parts.
+const CACHE_ENTRIES: usize = 1 << 20;
+
+#[inline]
+fn part_hash(b: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(b);
+    h.write_usize(b.len());
+    h.finish()
+}
+
+/// Replayed short parts: part bytes → its token ids and its `(rank, occurrences)` log.
+/// (A hash collision between two different parts only costs a cache miss.)
+#[derive(Default)]
+pub struct PartCache {
+    /// hash → (key offset, ids offset, ids length, log offset, log length)
+    map: FxHashMap<u64, (u32, u32, u32, u32, u32)>,
+    keys: Vec<u8>,
+    ids: Vec<u32>,
+    logs: Vec<(u32, u32)>,
+}
+
+impl PartCache {
+    fn clear(&mut self) {
+        self.map.clear();
+        self.keys.clear();
+        self.ids.clear();
+        self.logs.clear();
+    }
 }
 
 /// Chunks after replay, in keep ids.
@@ -373,6 +512,9 @@ pub fn replay_counts(
     let mut it = chunks.into_map().into_iter();
     let mut done = 0u64;
     let workers = rayon::current_num_threads().max(1);
+    let caches: Vec<std::sync::Mutex<PartCache>> = (0..=workers)
+        .map(|_| std::sync::Mutex::new(PartCache::default()))
+        .collect();
     loop {
         let block: Vec<(Box<[u8]>, u64)> = it.by_ref().take(BLOCK).collect();
         if block.is_empty() {
@@ -382,6 +524,12 @@ pub fn replay_counts(
         let parts: Vec<ReplayedPart> = block
             .par_chunks(per)
             .map(|part| {
+                let slot = rayon::current_thread_index().map_or(workers, |i| i.min(workers));
+                let mut guard = match caches[slot].lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                let cache = &mut *guard;
                 let mut sc = ReplayScratch::default();
                 let mut out = Vec::new();
                 let mut lens = Vec::with_capacity(part.len());
@@ -389,7 +537,7 @@ pub fn replay_counts(
                 let mut mc = vec![0u64; nm];
                 for (b, c) in part {
                     let before = out.len();
-                    table.replay_chunk(b, *c, &mut out, &mut mc, &mut sc);
+                    table.replay_chunk_cached(b, *c, &mut out, &mut mc, &mut sc, cache);
                     let len = out.len() - before;
                     if len < 2 {
                         out.truncate(before);

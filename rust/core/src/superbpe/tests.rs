@@ -411,3 +411,31 @@ fn stage2_errors() {
     let e = stage2(chunks, &stage1, &err_policy, &mut |_, _, _| Ok(())).unwrap_err();
     assert!(e.to_string().contains("does not occur"), "{e}");
 }
+
+#[test]
+fn cached_replay_equals_plain_replay() {
+    // Cutting chunks where no token can span and caching the parts gives exactly the
+    // tokens and per-merge counts of replaying whole chunks (cuts happen here because the
+    // merges are learned on space-split pretokens; chunks up to 200 bytes also exercise the
+    // uncached long parts; one cache serves all chunks, so repeated parts hit it).
+    use super::replay::{PartCache, ReplayScratch};
+    let mut seed = 11u64;
+    for round in 0..40 {
+        let corpus = random_chunks(&mut seed, 30, 60);
+        let list = bpe(&pretokens(&corpus), 256 + 10 + round * 3);
+        let table = ReplayTable::new(&list).unwrap();
+        let mut cache = PartCache::default();
+        let mut sc = ReplayScratch::default();
+        let mut sc2 = ReplayScratch::default();
+        for (chunk, w) in random_chunks(&mut seed, 60, 200) {
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            let mut ca = vec![0u64; table.len()];
+            let mut cb = vec![0u64; table.len()];
+            table.replay_chunk(&chunk, w, &mut a, &mut ca, &mut sc);
+            table.replay_chunk_cached(&chunk, w, &mut b, &mut cb, &mut sc2, &mut cache);
+            assert_eq!(a, b, "round {round}");
+            assert_eq!(ca, cb, "round {round}");
+        }
+    }
+}
