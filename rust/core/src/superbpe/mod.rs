@@ -20,6 +20,7 @@
 //! * [`stage2`]: replay + greedy continuation, returning the full tokenizer;
 //! * [`newline`]: the vocabulary property that makes cutting input after newlines exact.
 
+pub mod fastsplit;
 pub mod newline;
 pub mod presets;
 pub mod replay;
@@ -44,10 +45,14 @@ use crate::train::{
 pub struct HfSplitter {
     steps: Vec<Step>,
     description: String,
+    /// The objects are the `"paper"` stage-1 preset: split with [`fastsplit::paper_stage1`]
+    /// (texts with non-ASCII numbers still take the general pipeline).
+    fast_paper1: bool,
 }
 
 thread_local! {
     static SCRATCH: RefCell<(Vec<Piece>, Scratch)> = RefCell::new((Vec::new(), Scratch::default()));
+    static RANGES: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl HfSplitter {
@@ -71,10 +76,20 @@ impl HfSplitter {
             }
         }
         let steps = pretokenize::compile(&flat)?;
+        let fast_paper1 =
+            presets::preset("paper", presets::Stage::One).is_ok_and(|p| p.as_slice() == objects);
         Ok(HfSplitter {
             steps,
             description: serde_json::to_string(&Value::Array(objects.to_vec())).unwrap_or_default(),
+            fast_paper1,
         })
+    }
+
+    /// The same splitter without the hand-written fast path (for differential tests).
+    #[cfg(test)]
+    pub(crate) fn without_fast_path(mut self) -> Self {
+        self.fast_paper1 = false;
+        self
     }
 
     /// Call `f(start, end)` for every piece of `text`.
@@ -83,6 +98,24 @@ impl HfSplitter {
         text: &str,
         f: &mut dyn FnMut(usize, usize) -> Result<()>,
     ) -> Result<()> {
+        if self.fast_paper1 {
+            let done = RANGES.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut r) => {
+                    if fastsplit::paper_stage1(text, &mut r) {
+                        for &(a, b) in r.iter() {
+                            f(a, b)?;
+                        }
+                        Ok(true)
+                    } else {
+                        Ok(false)
+                    }
+                }
+                Err(_) => Ok(false),
+            })?;
+            if done {
+                return Ok(());
+            }
+        }
         SCRATCH.with(|cell| {
             // Re-entrancy cannot happen (f never calls back into a splitter), but do not
             // panic if it did: fall back to fresh buffers.

@@ -439,3 +439,113 @@ fn cached_replay_equals_plain_replay() {
         }
     }
 }
+
+fn pieces_of(s: &HfSplitter, text: &str) -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    s.for_each_piece(text, &mut |a, b| {
+        v.push((a, b));
+        Ok(())
+    })
+    .unwrap();
+    v
+}
+
+#[test]
+fn fast_paper_stage1_splitter_equals_hf_pipeline() {
+    let objs = presets::preset("paper", presets::Stage::One).unwrap();
+    let fast = HfSplitter::new(&objs).unwrap();
+    assert!(fast.fast_paper1);
+    let slow = HfSplitter::new(&objs).unwrap().without_fast_path();
+    let alphabet: &[&str] = &[
+        " ",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\x0b",
+        "\x0c",
+        "\u{85}",
+        "\u{a0}",
+        "\u{3000}",
+        "\u{2028}",
+        "\u{200b}",
+        "\u{1c}",
+        "a",
+        "Z",
+        "é",
+        "e\u{301}",
+        "\u{301}",
+        "東",
+        "ß",
+        "ǅ",
+        "ʰ",
+        "ª",
+        "0",
+        "1",
+        "9",
+        "12",
+        "123",
+        "4567",
+        "²",
+        "½",
+        "٣",
+        "Ⅻ",
+        "①",
+        "'",
+        "'s",
+        ".",
+        ",",
+        "!?",
+        "-",
+        "_",
+        "😀",
+        "👨\u{200d}👩",
+        "\u{0}",
+        "\u{7f}",
+        "\u{fffd}",
+    ];
+    let mut seed = 99u64;
+    let mut fast_taken = 0;
+    for round in 0..20000 {
+        let len = (rng(&mut seed) % 24) as usize;
+        let mut t = String::new();
+        for _ in 0..len {
+            let k = (rng(&mut seed) % alphabet.len() as u64) as usize;
+            let reps = if rng(&mut seed) % 8 == 0 {
+                1 + rng(&mut seed) % 9
+            } else {
+                1
+            };
+            for _ in 0..reps {
+                t.push_str(alphabet[k]);
+            }
+        }
+        let mut r = Vec::new();
+        if fastsplit::paper_stage1(&t, &mut r) {
+            fast_taken += 1;
+        }
+        assert_eq!(
+            pieces_of(&fast, &t),
+            pieces_of(&slow, &t),
+            "round {round}: {t:?}"
+        );
+    }
+    assert!(
+        fast_taken > 5000,
+        "the fast path was rarely taken: {fast_taken}"
+    );
+    // real text when the shared corpus is present
+    for name in ["en.txt", "code.txt"] {
+        let dir = std::env::var("SUPERTOK_CORPUS").map_or_else(
+            |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
+            std::path::PathBuf::from,
+        );
+        let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
+            continue;
+        };
+        for line in text.lines().take(20000) {
+            assert_eq!(pieces_of(&fast, line), pieces_of(&slow, line), "{line:?}");
+        }
+    }
+}

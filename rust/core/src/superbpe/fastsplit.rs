@@ -1,0 +1,136 @@
+//! A hand-written splitter for the `"paper"` preset's stage-1 pre-tokenizer:
+//! `Digits(individual_digits=False)` then
+//! `Split((?=(\d{3})+(?!\d))| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+, Isolated)`.
+//!
+//! Exactly equivalent to running the HF pipeline (differentially tested against it):
+//! * a run of ASCII digits becomes its right-aligned groups of three (`1234567` →
+//!   `1 | 234 | 567`): Digits isolates the run, and inside it only the empty lookahead
+//!   matches, at every position followed by a multiple of three digits;
+//! * any other text holds no number, so the regex reduces to GPT-2's word/punctuation/space
+//!   rules without contractions and without the number rule.
+//!
+//! Texts with non-ASCII numbers (`²`, `½`, Arabic-Indic digits, ...) are left to the
+//! general pipeline: [`paper_stage1`] returns `false` for them before calling `f`.
+
+use crate::hf::unicode::{class, LETTER, NUMBER, OTHER, SPACE};
+
+/// Class of the char at byte `i` (a char boundary below `s.len()`) and its length, or `None`
+/// for a non-ASCII char that is numeric in any sense (then the caller falls back).
+#[inline(always)]
+fn at(s: &str, i: usize) -> Option<(u8, usize)> {
+    let b = s.as_bytes()[i];
+    if b < 0x80 {
+        let k = if b.is_ascii_alphabetic() {
+            LETTER
+        } else if b.is_ascii_digit() {
+            NUMBER
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C) {
+            SPACE
+        } else {
+            OTHER
+        };
+        return Some((k, 1));
+    }
+    let c = s[i..].chars().next()?;
+    let k = class(c);
+    if k == NUMBER || c.is_numeric() {
+        return None;
+    }
+    Some((k, c.len_utf8()))
+}
+
+/// End of the run of chars of class `k` from `i` (`None`: a non-ASCII number was seen).
+#[inline(always)]
+fn run(s: &str, mut i: usize, k: u8) -> Option<usize> {
+    while i < s.len() {
+        let (k2, l) = at(s, i)?;
+        if k2 != k {
+            break;
+        }
+        i += l;
+    }
+    Some(i)
+}
+
+/// Split `text` into the pieces of the paper stage-1 pipeline, appending `(start, end)`
+/// byte ranges to `out` (cleared first). Returns `false` (with `out` unspecified) when the
+/// text holds a non-ASCII number, which this splitter does not handle.
+pub fn paper_stage1(text: &str, out: &mut Vec<(usize, usize)>) -> bool {
+    out.clear();
+    let n = text.len();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < n {
+        let Some((k, _)) = at(text, i) else {
+            return false;
+        };
+        let end = match k {
+            NUMBER => {
+                // ASCII digit run, right-aligned groups of three
+                let mut e = i;
+                while e < n && b[e].is_ascii_digit() {
+                    e += 1;
+                }
+                let first = (e - i) % 3;
+                let mut a = i;
+                if first > 0 {
+                    out.push((a, a + first));
+                    a += first;
+                }
+                while a < e {
+                    out.push((a, a + 3));
+                    a += 3;
+                }
+                i = e;
+                continue;
+            }
+            LETTER => match run(text, i, LETTER) {
+                Some(e) => e,
+                None => return false,
+            },
+            OTHER => match run(text, i, OTHER) {
+                Some(e) => e,
+                None => return false,
+            },
+            _ => {
+                // whitespace; " " followed by a letter or other char starts a word / mark run
+                if b[i] == b' ' && i + 1 < n {
+                    let Some((k2, _)) = at(text, i + 1) else {
+                        return false;
+                    };
+                    if k2 == LETTER || k2 == OTHER {
+                        let e = match run(text, i + 1, k2) {
+                            Some(e) => e,
+                            None => return false,
+                        };
+                        out.push((i, e));
+                        i = e;
+                        continue;
+                    }
+                }
+                // \s+(?!\S) | \s+
+                let mut e = i;
+                let mut last = i;
+                while e < n {
+                    let Some((k2, l2)) = at(text, e) else {
+                        return false;
+                    };
+                    if k2 != SPACE {
+                        break;
+                    }
+                    last = e;
+                    e += l2;
+                }
+                // a digit ends the Digits piece, so the run is at its end: no backtracking
+                if e < n && last > i && !b[e].is_ascii_digit() {
+                    last // leave the last space to the next piece
+                } else {
+                    e
+                }
+            }
+        };
+        out.push((i, end));
+        i = end;
+    }
+    true
+}
