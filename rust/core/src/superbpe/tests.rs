@@ -512,7 +512,7 @@ fn fast_paper_stage1_splitter_equals_hf_pipeline() {
         let mut t = String::new();
         for _ in 0..len {
             let k = (rng(&mut seed) % alphabet.len() as u64) as usize;
-            let reps = if rng(&mut seed) % 8 == 0 {
+            let reps = if rng(&mut seed).is_multiple_of(8) {
                 1 + rng(&mut seed) % 9
             } else {
                 1
