@@ -269,7 +269,7 @@ pub fn stage2(
     } = table.finish(seg, cfg.policy)?;
     let n_replayed = merges.len();
     let n_positions = syms.len();
-    let mut t = Trainer::from_segments(tokens, merges, syms, starts, counts, n_chunks)?;
+    let mut t = Trainer::from_segments(tokens, merges, syms, starts, counts, n_chunks, true)?;
     let filters = &cfg.filters;
     let veto = |l: &[u8], r: &[u8]| filters.rejects(l, r);
     let rejected = std::sync::atomic::AtomicU64::new(0);

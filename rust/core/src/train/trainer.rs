@@ -213,7 +213,29 @@ pub struct Trainer {
     special_collisions: Vec<(u32, u32, Vec<u8>)>,
     dropped_replays: Vec<(Vec<u8>, Vec<u8>)>,
     n_pretokens: usize,
+    /// Pairs whose count is below this are not tracked ("dormant"): no map entry, no
+    /// occurrence list, no heap entry. 1 = every pair is tracked (the default).
+    admit: u64,
+    /// Lean mode (see [`Trainer::from_segments`]): pair tracking is built by the greedy loop
+    /// for the merges it still has to make.
+    lean: bool,
+    /// Whether the pair map has been built.
+    built: bool,
+    /// Lean mode: how many pairs the current rebuild keeps tracked.
+    lean_keep: usize,
 }
+
+/// In lean mode, the greedy loop tracks at least this many pairs per merge still to make
+/// (plus [`LEAN_EXTRA`]).
+#[cfg(not(test))]
+const LEAN_PER_MERGE: usize = 2;
+#[cfg(not(test))]
+const LEAN_EXTRA: usize = 4096;
+// Tiny in unit tests, so that they exercise dormant pairs and recounts.
+#[cfg(test)]
+const LEAN_PER_MERGE: usize = 1;
+#[cfg(test)]
+const LEAN_EXTRA: usize = 2;
 
 impl Trainer {
     /// Build from `(pretoken bytes, count)` pairs. Pretokens of one byte are dropped (they
@@ -243,14 +265,9 @@ impl Trainer {
             syms.extend(bytes.iter().map(|&b| b as u32));
         }
         let tokens: Vec<Box<[u8]>> = (0..=255u8).map(|b| vec![b].into_boxed_slice()).collect();
-        Ok(Self::build(
-            syms,
-            wstart,
-            wcount,
-            tokens,
-            Vec::new(),
-            n_pretokens,
-        ))
+        let mut t = Self::build(syms, wstart, wcount, tokens, Vec::new(), n_pretokens, false);
+        t.rebuild_pairs(None);
+        Ok(t)
     }
 
     /// Build from pretokens that are already segmented into tokens (e.g. after replaying a
@@ -261,6 +278,15 @@ impl Trainer {
     /// pretoken in `syms` (ascending, first 0) and `counts` their counts. Pretokens of
     /// fewer than two tokens hold no pair and may be left out; `n_pretokens` is the number
     /// reported by [`Trainer::n_pretokens`].
+    ///
+    /// With `lean`, pairs are not counted here: [`Trainer::train_greedy`] tracks only the
+    /// pairs frequent enough to matter for the merges it still has to make (a pair whose
+    /// count is below the `k`-th largest, `k` = twice the remaining merges + 4096, can only
+    /// lose occurrences, so it cannot become the best pair before every tracked pair has
+    /// fallen below it; if that happens the pairs are recounted from the current state).
+    /// The merges are exactly those of a full trainer; memory drops to the frequent pairs.
+    /// [`Trainer::replay`], [`Trainer::pair_counts`], [`Trainer::pair_count`] and tracing
+    /// need every pair: call [`Trainer::track_all_pairs`] first (replay and tracing do).
     pub fn from_segments(
         tokens: Vec<Box<[u8]>>,
         merges: Vec<Merge>,
@@ -268,6 +294,7 @@ impl Trainer {
         starts: Vec<u32>,
         counts: Vec<u64>,
         n_pretokens: usize,
+        lean: bool,
     ) -> Result<Self> {
         let bad = |m: &str| Err(Error::InvalidArgument(format!("from_segments: {m}")));
         if tokens.len() < N_BYTES as usize
@@ -304,14 +331,11 @@ impl Trainer {
         {
             return bad("a merge refers to a missing token");
         }
-        Ok(Self::build(
-            syms,
-            starts,
-            counts,
-            tokens,
-            merges,
-            n_pretokens,
-        ))
+        let mut t = Self::build(syms, starts, counts, tokens, merges, n_pretokens, lean);
+        if !lean {
+            t.rebuild_pairs(None);
+        }
+        Ok(t)
     }
 
     fn build(
@@ -321,6 +345,7 @@ impl Trainer {
         tokens: Vec<Box<[u8]>>,
         merges: Vec<Merge>,
         n_pretokens: usize,
+        lean: bool,
     ) -> Self {
         let token_ids = tokens
             .iter()
@@ -359,27 +384,67 @@ impl Trainer {
             special_collisions: Vec::new(),
             dropped_replays: Vec::new(),
             n_pretokens,
+            admit: 1,
+            lean,
+            built: false,
+            lean_keep: 0,
         };
-        t.init_pairs();
+        t.word_of.shrink_to_fit();
         t
     }
 
-    /// Count all pairs and build their occurrence lists (two passes, no sorting: positions
-    /// are visited in order, so each list comes out sorted).
-    fn init_pairs(&mut self) {
+    /// Count the pairs of the current segmentation and build the occurrence lists of the
+    /// tracked ones (two passes over the positions, no sorting: positions are visited in
+    /// order, so each list comes out sorted). With `keep_top = Some(k)`, only pairs whose
+    /// count reaches the `k`-th largest count are tracked (at least 2; every pair when there
+    /// are at most `k`). Pairs rejected by a veto stay rejected.
+    fn rebuild_pairs(&mut self, keep_top: Option<usize>) {
+        let banned: rustc_hash::FxHashSet<u64> = self
+            .pairs
+            .iter()
+            .filter(|(_, p)| p.banned)
+            .map(|(&k, _)| k)
+            .collect();
+        self.pairs = FxHashMap::default();
+        self.heap = BinaryHeap::new();
+        self.arena = Vec::new();
         let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
-        let n = self.syms.len();
-        // Pass 1: counts and list lengths.
-        for p in 0..n.saturating_sub(1) {
-            if self.next[p] == NONE {
-                continue;
+        // Pass 1: counts and list lengths of all pairs.
+        for (w, &st) in self.wstart.iter().enumerate() {
+            let c = self.wcount[w];
+            let mut p = st;
+            loop {
+                let q = self.next[p as usize];
+                if q == NONE {
+                    break;
+                }
+                let e = pairs
+                    .entry(key(self.syms[p as usize], self.syms[q as usize]))
+                    .or_insert(PairInfo::new());
+                e.count = e.count.saturating_add(c);
+                e.len += 1;
+                p = q;
             }
-            let c = self.wcount[self.word_of[p] as usize];
-            let e = pairs
-                .entry(key(self.syms[p], self.syms[p + 1]))
-                .or_insert(PairInfo::new());
-            e.count = e.count.saturating_add(c);
-            e.len += 1;
+        }
+        self.admit = 1;
+        if let Some(k) = keep_top {
+            // Vetoed pairs never become merges: they must not take the `k` slots (if they
+            // did, the heap could hold nothing but vetoed pairs and every rebuild would
+            // select the same ones again).
+            let mut counts: Vec<u64> = pairs
+                .iter()
+                .filter(|(key, _)| !banned.contains(key))
+                .map(|(_, p)| p.count)
+                .collect();
+            if counts.len() > k {
+                let (_, kth, _) = counts.select_nth_unstable_by(k, |a, b| b.cmp(a));
+                // kth == 1 tracks every pair (admit 1 = not lean)
+                self.admit = (*kth).max(1);
+                let admit = self.admit;
+                drop(counts);
+                pairs.retain(|key, p| p.count >= admit || banned.contains(key));
+                pairs.shrink_to_fit();
+            }
         }
         let mut off = 0usize;
         for p in pairs.values_mut() {
@@ -389,17 +454,28 @@ impl Trainer {
         }
         let mut arena = vec![u32::MAX; off];
         // Pass 2: fill.
-        for p in 0..n.saturating_sub(1) {
-            if self.next[p] == NONE {
-                continue;
+        for &st in &self.wstart {
+            let mut p = st;
+            loop {
+                let q = self.next[p as usize];
+                if q == NONE {
+                    break;
+                }
+                if let Some(e) = pairs.get_mut(&key(self.syms[p as usize], self.syms[q as usize])) {
+                    arena[e.off + e.len as usize] = p;
+                    e.len += 1;
+                }
+                p = q;
             }
-            if let Some(e) = pairs.get_mut(&key(self.syms[p], self.syms[p + 1])) {
-                arena[e.off + e.len as usize] = p as u32;
-                e.len += 1;
+        }
+        for k in banned {
+            if let Some(p) = pairs.get_mut(&k) {
+                p.banned = true;
             }
         }
         self.heap = pairs
             .iter()
+            .filter(|(_, p)| !p.banned)
             .map(|(&k, p)| HeapEntry {
                 count: p.count,
                 key: k,
@@ -408,6 +484,21 @@ impl Trainer {
         self.pairs = pairs;
         self.arena_compacted = arena.len();
         self.arena = arena;
+        self.built = true;
+    }
+
+    /// Track every pair (undo lean mode). Needed before [`Trainer::replay`],
+    /// [`Trainer::pair_counts`] and [`Trainer::pair_count`] on a lean trainer.
+    pub fn track_all_pairs(&mut self) {
+        self.lean = false;
+        if !self.built || self.admit > 1 {
+            self.rebuild_pairs(None);
+        }
+    }
+
+    /// Number of pairs currently tracked (all of them unless lean).
+    pub fn n_tracked_pairs(&self) -> usize {
+        self.pairs.len()
     }
 
     /// Drop the lists of dead pairs from the arena once it has grown to more than twice its
@@ -430,6 +521,9 @@ impl Trainer {
 
     /// Record, for every later step, which pair counts changed ([`Trainer::trace`]).
     pub fn set_tracing(&mut self, on: bool) {
+        if on {
+            self.track_all_pairs();
+        }
         self.tracing = on;
     }
 
@@ -604,11 +698,18 @@ impl Trainer {
                     }
                 }
                 Entry::Vacant(e) => {
-                    debug_assert!(l == c || r == c, "decrement of a missing pair");
-                    e.insert(PairInfo {
-                        count: d,
-                        ..PairInfo::new()
-                    });
+                    // A missing pair without the new token is dormant (lean mode): its count
+                    // only decreases, ignore it. A new pair is tracked if frequent enough.
+                    debug_assert!(
+                        self.admit > 1 || l == c || r == c,
+                        "decrement of a missing pair"
+                    );
+                    if (l == c || r == c) && d >= self.admit && d < (1 << 63) {
+                        e.insert(PairInfo {
+                            count: d,
+                            ..PairInfo::new()
+                        });
+                    }
                 }
             }
         }
@@ -694,9 +795,18 @@ impl Trainer {
                 "merge ({left}, {right}) refers to a token that does not exist ({n} tokens)"
             )));
         }
+        if !self.built || (self.admit > 1 && !self.pairs.contains_key(&key(left, right))) {
+            self.track_all_pairs();
+        }
         let count = self.pair_count(left, right);
+        let before = self.tokens.len();
         let c = self.result_id(left, right);
         self.apply(left, right, c);
+        if (c as usize) < before && self.admit > 1 {
+            // The merge re-created an existing token: pairs with it may grow again, and
+            // dormant ones are not counted. Recount.
+            self.rebuild_pairs(Some(self.lean_keep));
+        }
         let m = Merge {
             left,
             right,
@@ -716,6 +826,7 @@ impl Trainer {
         policy: ReplayPolicy,
         progress: &mut dyn FnMut(usize) -> Result<()>,
     ) -> Result<usize> {
+        self.track_all_pairs();
         let mut recorded = 0usize;
         for (i, (lb, rb)) in merges.iter().enumerate() {
             if lb.is_empty() || rb.is_empty() {
@@ -780,12 +891,29 @@ impl Trainer {
         let forbidden: rustc_hash::FxHashSet<&[u8]> =
             opts.forbidden_tokens.iter().map(|v| &v[..]).collect();
         let min_freq = opts.min_frequency.max(1);
+        let keep_for = |t: &Trainer| {
+            opts.target_tokens.saturating_sub(t.tokens.len()) * LEAN_PER_MERGE + LEAN_EXTRA
+        };
+        if self.lean {
+            self.lean_keep = keep_for(self);
+            if !self.built {
+                self.rebuild_pairs(Some(self.lean_keep));
+            }
+        } else if !self.built {
+            self.rebuild_pairs(None);
+        }
         let mut since = 0usize;
         let reason = loop {
             if self.tokens.len() >= opts.target_tokens {
                 break StopReason::VocabSize;
             }
             let Some(top) = self.heap.pop() else {
+                if self.admit > 1 {
+                    // every tracked pair is gone; dormant ones may remain
+                    self.lean_keep = keep_for(self);
+                    self.rebuild_pairs(Some(self.lean_keep));
+                    continue;
+                }
                 break StopReason::NoPairs;
             };
             let live = match self.pairs.get(&top.key) {
@@ -799,6 +927,13 @@ impl Trainer {
                         key: top.key,
                     });
                 }
+                continue;
+            }
+            if live < self.admit {
+                // A dormant pair (count < admit) might now be the best: recount.
+                self.heap.push(top);
+                self.lean_keep = keep_for(self);
+                self.rebuild_pairs(Some(self.lean_keep));
                 continue;
             }
             if live < min_freq {
@@ -964,6 +1099,64 @@ mod tests {
                 brute(&words, 256 + 60),
                 "round {round}"
             );
+        }
+    }
+
+    /// Lean pair tracking (from_segments with lean=true) gives the same merges as full
+    /// tracking, including merges that re-create tokens and vetoed pairs.
+    #[test]
+    fn lean_equals_full() {
+        let mut seed = 21u64;
+        for round in 0..200 {
+            let alpha = 2 + (round % 4) as u64;
+            let mut words = vec![];
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..(2 + rng(&mut seed) % 15) {
+                let len = 1 + rng(&mut seed) % 30;
+                let w: Vec<u8> = (0..len)
+                    .map(|_| b'a' + (rng(&mut seed) % alpha) as u8)
+                    .collect();
+                if seen.insert(w.clone()) {
+                    words.push((w, 1 + rng(&mut seed) % 6));
+                }
+            }
+            let mut syms = vec![];
+            let mut starts = vec![];
+            let mut counts = vec![];
+            for (w, c) in &words {
+                if w.len() < 2 {
+                    continue;
+                }
+                starts.push(syms.len() as u32);
+                syms.extend(w.iter().map(|&b| b as u32));
+                counts.push(*c);
+            }
+            let tokens: Vec<Box<[u8]>> = (0..=255u8).map(|b| vec![b].into_boxed_slice()).collect();
+            let veto = |l: &[u8], r: &[u8]| l.len() + r.len() == 5 && l[0] == b'b';
+            for use_veto in [false, true] {
+                let o = GreedyOptions {
+                    target_tokens: 256 + 40,
+                    veto: if use_veto { Some(&veto) } else { None },
+                    ..Default::default()
+                };
+                let mut full = Trainer::new(words.iter().map(|(w, c)| (&w[..], *c))).unwrap();
+                full.train_greedy(&o, &mut |_| Ok(())).unwrap();
+                let mut lean = Trainer::from_segments(
+                    tokens.clone(),
+                    vec![],
+                    syms.clone(),
+                    starts.clone(),
+                    counts.clone(),
+                    words.len(),
+                    true,
+                )
+                .unwrap();
+                lean.train_greedy(&o, &mut |_| Ok(())).unwrap();
+                assert_eq!(full.merges(), lean.merges(), "round {round}: {words:?}");
+                assert_eq!(full.tokens(), lean.tokens());
+                lean.track_all_pairs();
+                assert_eq!(full.pair_counts(), lean.pair_counts());
+            }
         }
     }
 
