@@ -24,43 +24,84 @@ pub struct ByteTokenizer {
     pub(crate) inner: Arc<CoreBT>,
 }
 
-fn rows_from_bytes(data: &[u8], dtype: &str, n_rows: usize) -> PyResult<Vec<Vec<f64>>> {
-    let width = match dtype {
-        "f8" => 8,
-        "f4" => 4,
-        other => {
+/// A read-only view of a numpy array of LM rows, taken through `__array_interface__`
+/// (no copy). The array object is kept referenced by the caller for the duration of the
+/// call; like numpy's own GIL-free loops, the values are read without the GIL.
+enum RowsView<'a> {
+    F64(&'a [f64]),
+    F32(&'a [f32]),
+}
+
+/// `(view, number of rows, row length)` of a C-contiguous 1-D or 2-D float32/float64
+/// numpy array.
+fn rows_view<'a>(arr: &'a Bound<'_, PyAny>) -> PyResult<(RowsView<'a>, usize, usize)> {
+    let py = arr.py();
+    let ndarray = py.import("numpy")?.getattr("ndarray")?;
+    if !arr.is_instance(&ndarray)? {
+        return Err(PyTypeError::new_err(format!(
+            "rows must be a numpy array, not {}",
+            arr.get_type().name()?
+        )));
+    }
+    let ai = arr.getattr("__array_interface__")?;
+    let typestr: String = ai.get_item("typestr")?.extract()?;
+    let shape: Vec<usize> = ai.get_item("shape")?.extract()?;
+    let (n_rows, width) = match shape.as_slice() {
+        [w] => (1, *w),
+        [r, w] => (*r, *w),
+        _ => {
             return Err(PyValueError::new_err(format!(
-                "unsupported row dtype {other:?} (expected 'f4' or 'f8')"
+                "rows must be 1-D or 2-D, got shape {shape:?}"
             )))
         }
     };
-    if n_rows == 0 {
-        return Ok(Vec::new());
+    let strides = ai.get_item("strides")?;
+    let contiguous = strides.is_none()
+        || arr
+            .getattr("flags")?
+            .get_item("C_CONTIGUOUS")?
+            .extract::<bool>()?;
+    if !contiguous {
+        return Err(PyValueError::new_err("rows must be C-contiguous"));
     }
-    if !data.len().is_multiple_of(width * n_rows) {
-        return Err(PyValueError::new_err(format!(
-            "row buffer of {} bytes does not hold {n_rows} rows of {dtype}",
-            data.len()
-        )));
+    let (addr, _readonly): (usize, bool) = ai.get_item("data")?.extract()?;
+    let n = n_rows
+        .checked_mul(width)
+        .ok_or_else(|| PyValueError::new_err("row array too large"))?;
+    if n == 0 {
+        return Ok((RowsView::F64(&[]), n_rows, width));
     }
-    let per = data.len() / width / n_rows;
-    let mut out = Vec::with_capacity(n_rows);
-    for r in 0..n_rows {
-        let chunk = &data[r * per * width..(r + 1) * per * width];
-        let row: Vec<f64> = if width == 8 {
-            chunk
-                .chunks_exact(8)
-                .map(|c| f64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect()
-        } else {
-            chunk
-                .chunks_exact(4)
-                .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]) as f64)
-                .collect()
-        };
-        out.push(row);
+    let native = if cfg!(target_endian = "little") {
+        '<'
+    } else {
+        '>'
+    };
+    let t = typestr.as_bytes();
+    let ok_order = t
+        .first()
+        .is_some_and(|&c| c == native as u8 || c == b'=' || c == b'|');
+    match (ok_order, &typestr[1..]) {
+        (true, "f8") => {
+            if addr == 0 || !addr.is_multiple_of(std::mem::align_of::<f64>()) {
+                return Err(PyValueError::new_err("misaligned float64 array"));
+            }
+            // SAFETY: numpy reports a live, C-contiguous float64 buffer of `n` elements at
+            // `addr`; `arr` (borrowed for 'a) keeps it alive.
+            let v = unsafe { std::slice::from_raw_parts(addr as *const f64, n) };
+            Ok((RowsView::F64(v), n_rows, width))
+        }
+        (true, "f4") => {
+            if addr == 0 || !addr.is_multiple_of(std::mem::align_of::<f32>()) {
+                return Err(PyValueError::new_err("misaligned float32 array"));
+            }
+            // SAFETY: as above, for float32.
+            let v = unsafe { std::slice::from_raw_parts(addr as *const f32, n) };
+            Ok((RowsView::F32(v), n_rows, width))
+        }
+        _ => Err(PyTypeError::new_err(format!(
+            "rows must be native float32 or float64, not {typestr:?}"
+        ))),
     }
-    Ok(out)
 }
 
 #[pymethods]
@@ -276,14 +317,25 @@ pub struct ByteTree {
 
 #[pymethods]
 impl ByteTree {
-    /// A stream at the start of a text. With `known`, only that text can be pushed (in
-    /// order) and rows are summarised for it only (cheaper scoring).
+    /// A stream at the start of a text. With `known`, that text must be pushed first (in
+    /// order) and rows are summarised for it only (cheaper scoring). With `scoring`, only
+    /// the known bytes and the end of the text can be scored (nothing is kept for later).
     #[new]
-    #[pyo3(signature = (tokenizer, known=None))]
-    fn py_new(tokenizer: &Bound<'_, ByteTokenizer>, known: Option<Vec<u8>>) -> Self {
-        ByteTree {
-            inner: CoreTree::new(tokenizer.get().inner.clone(), known),
-        }
+    #[pyo3(signature = (tokenizer, known=None, scoring=false))]
+    fn py_new(
+        tokenizer: &Bound<'_, ByteTokenizer>,
+        known: Option<Vec<u8>>,
+        scoring: bool,
+    ) -> PyResult<Self> {
+        let bt = tokenizer.get().inner.clone();
+        let inner = match (known, scoring) {
+            (Some(k), true) => CoreTree::scoring(bt, k),
+            (None, true) => {
+                return Err(PyValueError::new_err("scoring=True needs the known text"));
+            }
+            (k, false) => CoreTree::new(bt, k),
+        };
+        Ok(ByteTree { inner })
     }
 
     /// A copy of this stream.
@@ -308,87 +360,48 @@ impl ByteTree {
         (ids, paths)
     }
 
-    /// Give LM rows for `ids` (in that order) as a C-contiguous buffer of `len(ids)` rows
-    /// of float64 (`dtype="f8"`) or float32 (`"f4"`) natural-log probabilities.
-    #[pyo3(signature = (ids, rows, dtype="f8", eot=None))]
+    /// Give LM rows for the pending nodes `ids`: `rows` is a C-contiguous float32 or
+    /// float64 numpy array of natural-log probabilities (read in place, without the GIL);
+    /// node `ids[k]` gets row `index[k]` (default `k`). `eot` overrides the end-of-text id.
+    #[pyo3(signature = (ids, rows, index=None, eot=None))]
     fn set_rows(
         &mut self,
         py: Python<'_>,
         ids: Vec<u32>,
-        rows: &[u8],
-        dtype: &str,
+        rows: &Bound<'_, PyAny>,
+        index: Option<Vec<usize>>,
         eot: Option<u32>,
     ) -> PyResult<()> {
-        let rows = rows_from_bytes(rows, dtype, ids.len())?;
+        let (view, n_rows, width) = rows_view(rows)?;
+        let index: Vec<usize> = match index {
+            Some(ix) => {
+                if ix.len() != ids.len() {
+                    return Err(PyValueError::new_err(format!(
+                        "index has {} entries for {} ids",
+                        ix.len(),
+                        ids.len()
+                    )));
+                }
+                ix
+            }
+            None => (0..ids.len()).collect(),
+        };
+        if let Some(&bad) = index.iter().find(|&&r| r >= n_rows) {
+            return Err(PyValueError::new_err(format!(
+                "row {bad} requested from an array of {n_rows} rows"
+            )));
+        }
         let t = &mut self.inner;
         py.detach(|| -> supertok_core::Result<()> {
-            for (id, row) in ids.iter().zip(rows.iter()) {
-                t.set_row(*id, row, eot)?;
+            for (id, &r) in ids.iter().zip(index.iter()) {
+                match &view {
+                    RowsView::F64(v) => t.set_row_with(*id, &v[r * width..(r + 1) * width], eot)?,
+                    RowsView::F32(v) => t.set_row_with(*id, &v[r * width..(r + 1) * width], eot)?,
+                }
             }
             Ok(())
         })
         .map_err(to_py)
-    }
-
-    /// Zero-copy variant of `set_rows` for the Python wrapper: `address` is the data pointer
-    /// of a live, C-contiguous numpy array of `len(ids) * row_len` float64 (`"f8"`) or
-    /// float32 (`"f4"`) values that the caller keeps alive for the duration of the call.
-    #[pyo3(signature = (ids, address, row_len, dtype="f8", eot=None))]
-    fn set_rows_ptr(
-        &mut self,
-        py: Python<'_>,
-        ids: Vec<u32>,
-        address: usize,
-        row_len: usize,
-        dtype: &str,
-        eot: Option<u32>,
-    ) -> PyResult<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        if address == 0 || row_len == 0 {
-            return Err(PyValueError::new_err("empty row buffer"));
-        }
-        let n = ids
-            .len()
-            .checked_mul(row_len)
-            .ok_or_else(|| PyValueError::new_err("row buffer too large"))?;
-        let t = &mut self.inner;
-        match dtype {
-            "f8" => {
-                if !address.is_multiple_of(std::mem::align_of::<f64>()) {
-                    return Err(PyValueError::new_err("misaligned float64 buffer"));
-                }
-                // SAFETY: the Python wrapper passes the data pointer of a C-contiguous
-                // float64 array of exactly `ids.len() * row_len` elements that it keeps
-                // alive (and does not mutate) during this call.
-                let all: &[f64] = unsafe { std::slice::from_raw_parts(address as *const f64, n) };
-                py.detach(|| -> supertok_core::Result<()> {
-                    for (k, id) in ids.iter().enumerate() {
-                        t.set_row_with(*id, &all[k * row_len..(k + 1) * row_len], eot)?;
-                    }
-                    Ok(())
-                })
-                .map_err(to_py)
-            }
-            "f4" => {
-                if !address.is_multiple_of(std::mem::align_of::<f32>()) {
-                    return Err(PyValueError::new_err("misaligned float32 buffer"));
-                }
-                // SAFETY: as above, for float32.
-                let all: &[f32] = unsafe { std::slice::from_raw_parts(address as *const f32, n) };
-                py.detach(|| -> supertok_core::Result<()> {
-                    for (k, id) in ids.iter().enumerate() {
-                        t.set_row_with(*id, &all[k * row_len..(k + 1) * row_len], eot)?;
-                    }
-                    Ok(())
-                })
-                .map_err(to_py)
-            }
-            other => Err(PyValueError::new_err(format!(
-                "unsupported row dtype {other:?} (expected 'f4' or 'f8')"
-            ))),
-        }
     }
 
     /// Normalised 257-way next-byte log-distribution (index 256 = end of text).
@@ -449,10 +462,15 @@ impl ByteTree {
         self.inner.complete_head().map(|h| self.inner.path(h))
     }
 
-    /// Counters: evaluated, bytes, heads, max_heads, inconsistent.
+    /// Counters: evaluated, bytes, heads, max_heads, inconsistent, values_read, and the
+    /// nanoseconds spent in tree work (`tree_ns`: pushes and probability queries) and in
+    /// reading rows (`row_ns`).
     fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.inner.stats();
         let d = PyDict::new(py);
+        d.set_item("values_read", s.values_read)?;
+        d.set_item("tree_ns", s.tree_ns)?;
+        d.set_item("row_ns", s.row_ns)?;
         d.set_item("evaluated", s.evaluated)?;
         d.set_item("bytes", s.bytes)?;
         d.set_item("heads", s.heads)?;
