@@ -5,6 +5,8 @@
 """
 
 from supertok._core import __version__
+from supertok import metrics, mixture  # noqa: F401  (science toolkit submodules; import numpy lazily)
+from supertok.alignment import align
 from supertok.bytelm import ByteLM
 from supertok.core import Encoding
 from supertok.load import dump_tiktoken_bpe, load_tiktoken_bpe
@@ -32,6 +34,9 @@ __all__ = [
     "encoding_name_for_model",
     "load_tiktoken_bpe",
     "dump_tiktoken_bpe",
+    "align",
+    "metrics",
+    "mixture",
     "PretokenCounts",
     "count_pretokens",
     "count_pretokens_from_iterator",

@@ -22,6 +22,9 @@ class CoreEncoding:
     @staticmethod
     def dump_tiktoken_bpe(ranks: dict[bytes, int]) -> bytes: ...
     def encode_ordinary(self, text: str) -> list[int]: ...
+    def encode_ordinary_parallel(self, text: str, num_threads: int) -> list[int]:
+        """``encode_ordinary`` of one text on ``num_threads`` threads, cut only at provably
+        safe positions (identical result)."""
     def encode(self, text: str, allowed: _SpecialArg, disallowed: _SpecialArg) -> list[int]: ...
     def encode_to_bytes(self, text: str, allowed: _SpecialArg, disallowed: _SpecialArg) -> bytes: ...
     def count(self, text: str, allowed: _SpecialArg, disallowed: _SpecialArg) -> int: ...
@@ -49,6 +52,9 @@ class CoreEncoding:
     def max_token_value(self) -> int: ...
     def specials_overlap(self) -> bool: ...
     def pattern(self) -> str: ...
+
+def _clear_piece_cache() -> None:
+    """Empty the calling thread's cache of merged pieces (benchmarks use it for cold runs)."""
 
 class CoreTokenizer:
     """HF ``tokenizer.json`` byte-level BPE tokenizer (wrapped by ``supertok.Tokenizer``)."""
@@ -196,6 +202,21 @@ def encode_dropout(
     encoding: CoreEncoding, text: str, allowed: _SpecialArg, disallowed: _SpecialArg, p: float, seed: int
 ) -> list[int]: ...
 def encode_dropout_hf(tokenizer: CoreTokenizer, text: str, add_special_tokens: bool, p: float, seed: int) -> list[int]: ...
+
+# ---- mixture inference (supertok.mixture)
+
+def mixture_replay(
+    merges: Sequence[tuple[bytes, bytes]],
+    samples: Sequence[Sequence[str]],
+    stages: Sequence[tuple[int, str, str]],
+    split_lines: bool,
+    threads: int | None = None,
+) -> list[tuple[bytes, bytes, bytes, bytes, bytes, bytes, int, int]]:
+    """Replay ``merges`` on every sample; ``stages`` = ``(first merge, kind, spec)`` with kind
+    ``regex`` / ``oniguruma`` / ``hf`` (spec = tokenizer.json text) / ``none``. Per sample:
+    ``(merge_keys, init_keys, init_counts, step_ptr, change_keys, change_counts)`` as native
+    ``u64`` buffers, then ``n_bytes``, ``n_pairs``."""
+    ...
 
 # ---------------------------------------------------------------- training (issue 5)
 

@@ -19,6 +19,12 @@ def _demo() -> Subcommand:
     return (demo.HELP, demo.add_arguments, demo.run)
 
 
+def _eval() -> Subcommand:
+    from supertok import cli_eval
+
+    return (cli_eval.HELP, cli_eval.add_arguments, cli_eval.run)
+
+
 def _train() -> Subcommand:
     from supertok import cli_train
 
@@ -28,6 +34,7 @@ def _train() -> Subcommand:
 # name -> factory (imported lazily so that `supertok --help` stays fast)
 SUBCOMMANDS: dict[str, Callable[[], Subcommand]] = {
     "demo": _demo,
+    "eval": _eval,
     "train": _train,
 }
 

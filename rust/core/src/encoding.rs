@@ -6,20 +6,36 @@
 
 use std::sync::OnceLock;
 
+use crate::backtrack::Backtrack;
 use crate::bpe::MergeTable;
 use crate::error::{Error, Result};
 use crate::formats;
-use crate::pretok::Pretokenizer;
+use crate::piece_cache;
+use crate::pretok::{Lexer, Pretokenizer};
+use crate::rank_bpe;
 use crate::special::{SpecialSet, SpecialTokens};
 use crate::vocab::Vocab;
+
+/// Pieces of at least this many bytes that are not tokens use the linear-time
+/// backtracking encoder (shorter ones the byte-rank merge).
+pub const BACKTRACK_MIN: usize = 192;
+
+/// [`CoreEncoding::parallel_ranges`] makes no range smaller than this.
+pub const PARALLEL_MIN_BYTES: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub struct CoreEncoding {
     vocab: Vocab,
-    merges: MergeTable,
+    /// Linear-time encoder for long pieces, built on the first one (`None` inside: the
+    /// vocabulary does not qualify and long pieces use the heap merge).
+    backtrack: OnceLock<Option<Backtrack>>,
+    /// Pair table, built on first use (the encoder itself merges by byte ranks).
+    merges: OnceLock<MergeTable>,
     pretok: Pretokenizer,
     specials: SpecialTokens,
     sorted_ids: OnceLock<Vec<u32>>,
+    /// Key of this encoding in the per-thread piece caches.
+    cache_owner: u32,
 }
 
 /// Result of [`CoreEncoding::encode_with_unstable`]: stable tokens and the set of possible
@@ -55,21 +71,25 @@ impl CoreEncoding {
         pretok: Pretokenizer,
     ) -> Result<Self> {
         let specials = SpecialTokens::new(special_tokens)?;
-        let merges = MergeTable::from_vocab_ranks(&vocab);
         Ok(CoreEncoding {
             vocab,
-            merges,
+            merges: OnceLock::new(),
+            backtrack: OnceLock::new(),
             pretok,
             specials,
             sorted_ids: OnceLock::new(),
+            cache_owner: piece_cache::new_owner(),
         })
     }
 
     pub fn vocab(&self) -> &Vocab {
         &self.vocab
     }
+    /// The `(left, right) -> (rank, result)` table equivalent to this encoding's ranks
+    /// (built on first call).
     pub fn merges(&self) -> &MergeTable {
-        &self.merges
+        self.merges
+            .get_or_init(|| MergeTable::from_vocab_ranks(&self.vocab))
     }
     pub fn pretokenizer(&self) -> &Pretokenizer {
         &self.pretok
@@ -93,12 +113,29 @@ impl CoreEncoding {
             out.push(id);
             return Ok(());
         }
-        self.merges.encode_piece(piece, out)
+        if piece.len() <= piece_cache::MAX_PIECE {
+            if piece_cache::get(self.cache_owner, piece, out) {
+                return Ok(());
+            }
+            let start = out.len();
+            self.bpe_piece(piece, out)?;
+            piece_cache::put(self.cache_owner, piece, &out[start..]);
+            return Ok(());
+        }
+        self.bpe_piece(piece, out)
     }
 
     /// BPE-merge a piece without the whole-piece shortcut (tiktoken's `byte_pair_encode`).
     pub fn bpe_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
-        self.merges.encode_piece(piece, out)
+        if piece.len() >= BACKTRACK_MIN {
+            let bt = self.backtrack.get_or_init(|| Backtrack::build(&self.vocab));
+            if let Some(bt) = bt {
+                if bt.encode_long(&self.vocab, piece, out) {
+                    return Ok(());
+                }
+            }
+        }
+        rank_bpe::encode(&self.vocab, piece, out)
     }
 
     /// Encode ignoring special tokens.
@@ -106,6 +143,73 @@ impl CoreEncoding {
         let bytes = text.as_bytes();
         self.pretok
             .for_each_piece(text, |a, b| self.encode_piece(&bytes[a..b], out))
+    }
+
+    /// Byte ranges `[a, b)` covering `text` that can be encoded independently (with
+    /// [`CoreEncoding::encode_ordinary_range`]) and concatenated to give exactly
+    /// [`CoreEncoding::encode_ordinary`]: at most `parts` ranges of similar size, cut
+    /// only at positions where every known pattern provably starts a piece
+    /// ([`crate::pretok::Lexer::is_safe_boundary`]). One range if the pre-tokenizer is
+    /// the general regex path (no boundary is provable for an arbitrary pattern) or no
+    /// boundary is found.
+    pub fn parallel_ranges(&self, text: &str, parts: usize) -> Vec<(usize, usize)> {
+        self.parallel_ranges_min(text, parts, PARALLEL_MIN_BYTES)
+    }
+
+    /// [`CoreEncoding::parallel_ranges`] with ranges of at least `min_bytes`.
+    pub fn parallel_ranges_min(
+        &self,
+        text: &str,
+        parts: usize,
+        min_bytes: usize,
+    ) -> Vec<(usize, usize)> {
+        let b = text.as_bytes();
+        let n = b.len();
+        let min_bytes = min_bytes.max(1);
+        if parts <= 1 || self.pretok.lexer().is_none() || n < 2 * min_bytes {
+            return vec![(0, n)];
+        }
+        let parts = parts.min(n / min_bytes).max(1);
+        let mut cuts = vec![0usize];
+        for k in 1..parts {
+            let target = n * k / parts;
+            let lo = *cuts.last().unwrap_or(&0);
+            // nearest safe boundary after the target, else before it (within the part)
+            let window = n / parts / 2;
+            let fwd = (target..(target + window).min(n)).find(|&p| Lexer::is_safe_boundary(b, p));
+            let cut = fwd.or_else(|| {
+                (lo + 1..target)
+                    .rev()
+                    .take(window)
+                    .find(|&p| Lexer::is_safe_boundary(b, p))
+            });
+            if let Some(c) = cut {
+                if c > lo {
+                    cuts.push(c);
+                }
+            }
+        }
+        cuts.push(n);
+        cuts.windows(2).map(|w| (w[0], w[1])).collect()
+    }
+
+    /// Encode the pieces of `text` that start in `[from, to)`, where `from` and `to` come
+    /// from [`CoreEncoding::parallel_ranges`] (the pieces are those of the whole text).
+    pub fn encode_ordinary_range(
+        &self,
+        text: &str,
+        from: usize,
+        to: usize,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        if from == 0 && to >= text.len() {
+            return self.encode_ordinary_into(text, out);
+        }
+        let lexer = self.pretok.lexer().ok_or_else(|| {
+            Error::InvalidArgument("ranged encoding needs a hand-written lexer".into())
+        })?;
+        let bytes = text.as_bytes();
+        lexer.for_each_piece_in(text, from, to, |a, b| self.encode_piece(&bytes[a..b], out))
     }
 
     pub fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
@@ -385,4 +489,69 @@ fn last_char(b: &[u8]) -> Option<(char, usize)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pretok::patterns;
+
+    fn bundled(file: &str, pattern: &str) -> Option<CoreEncoding> {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/supertok/data");
+        let data = std::fs::read(dir.join(file)).ok()?;
+        Some(CoreEncoding::from_tiktoken_bytes(&data, file, vec![], pattern).unwrap())
+    }
+
+    #[test]
+    fn ranged_encoding_concatenates_to_the_whole() {
+        let frags = [
+            "Hello world. ",
+            "don't ",
+            "\n",
+            "\n\n",
+            "  indented\n",
+            "x = f(y)\n",
+            "//comment\n",
+            "\n/path",
+            "日本語のテキスト",
+            "\u{3000}",
+            "123456 ",
+            "é\u{301}",
+            "\t\tcode;\n",
+            "'s ",
+            "ABC def ",
+            "\r\n",
+            "...",
+            "—",
+            "\u{1F600} ",
+        ];
+        let mut seed = 42u64;
+        let mut text = String::new();
+        while text.len() < 40_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            text.push_str(frags[(seed % frags.len() as u64) as usize]);
+        }
+        for (file, pat) in [
+            ("o200k_base.tiktoken", patterns::O200K),
+            ("cl100k_base.tiktoken", patterns::CL100K),
+            ("r50k_base.tiktoken", patterns::R50K),
+        ] {
+            let Some(enc) = bundled(file, pat) else {
+                continue;
+            };
+            let whole = enc.encode_ordinary(&text).unwrap();
+            for parts in [2, 3, 7, 50] {
+                let ranges = enc.parallel_ranges_min(&text, parts, 100);
+                assert!(ranges.len() > 1);
+                let mut out = Vec::new();
+                for &(a, b) in &ranges {
+                    enc.encode_ordinary_range(&text, a, b, &mut out).unwrap();
+                }
+                assert_eq!(out, whole, "{file} {parts}");
+            }
+        }
+    }
 }

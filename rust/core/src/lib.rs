@@ -7,17 +7,23 @@
 //! * [`encoding`] — the tiktoken-compatible encoding;
 //! * [`formats`] — file formats (`.tiktoken`);
 //! * [`hf`] — HF `tokenizer.json` byte-level BPE tokenizers;
+//! * [`mixture`] — merge-list replay for data-mixture inference;
 //! * [`stochastic`] — StochasTok and seeded BPE-dropout.
 //!
 //! Nothing here depends on Python; `rust/python` holds the bindings.
 
+pub mod backtrack;
 pub mod bpe;
 pub mod bytes;
 pub mod encoding;
 pub mod error;
 pub mod formats;
 pub mod hf;
+pub mod mixture;
+pub mod piece_cache;
+pub mod piece_index;
 pub mod pretok;
+pub mod rank_bpe;
 pub mod special;
 pub mod stochastic;
 pub mod train;

@@ -3,9 +3,8 @@
 //! Ids may have holes (tiktoken vocabularies are allowed to skip ranks); a hole has no
 //! bytes. Every present token has at least one byte.
 
-use rustc_hash::FxHashMap;
-
 use crate::error::{Error, Result};
+use crate::piece_index::PieceIndex;
 
 /// Largest accepted id. Ids index dense arrays, so a vocabulary whose ids are far larger
 /// than its size is rejected instead of allocating gigabytes.
@@ -16,7 +15,7 @@ pub struct Vocab {
     data: Vec<u8>,
     /// `starts[id]..starts[id + 1]` is the byte range of `id`; empty for holes.
     starts: Vec<u32>,
-    map: FxHashMap<Box<[u8]>, u32>,
+    index: PieceIndex,
     /// `byte_ids[b]` is the id of the single-byte token `b`, or `u32::MAX`.
     byte_ids: [u32; 256],
     max_token_len: usize,
@@ -56,9 +55,9 @@ impl Vocab {
         let slots = if n == 0 { 0 } else { max_id + 1 };
         let mut data = Vec::with_capacity(total);
         let mut starts = Vec::with_capacity(slots + 1);
-        let mut map = FxHashMap::with_capacity_and_hasher(n, Default::default());
         let mut byte_ids = [u32::MAX; 256];
         let mut max_token_len = 0;
+        let mut present = Vec::with_capacity(n);
         let mut it = pairs.into_iter().peekable();
         for id in 0..slots {
             starts.push(data.len() as u32);
@@ -73,25 +72,40 @@ impl Vocab {
                     }
                     max_token_len = max_token_len.max(bytes.len());
                     data.extend_from_slice(&bytes);
-                    if let Some(prev) = map.insert(bytes.into_boxed_slice(), pid) {
-                        let b = &data
-                            [starts[prev as usize] as usize..starts[prev as usize + 1] as usize];
-                        return Err(Error::InvalidVocab(format!(
-                            "duplicate token {} (ids {prev} and {pid})",
-                            crate::util::bytes_repr(b)
-                        )));
-                    }
+                    present.push(pid);
                 }
             }
         }
         starts.push(data.len() as u32);
+        Self::from_flat(data, starts, present, byte_ids, max_token_len)
+    }
+
+    /// Build from the flat byte buffer and per-id start offsets (`starts.len()` is the
+    /// number of slots + 1); `present` lists the ids that have bytes.
+    fn from_flat(
+        data: Vec<u8>,
+        starts: Vec<u32>,
+        present: Vec<u32>,
+        byte_ids: [u32; 256],
+        max_token_len: usize,
+    ) -> Result<Self> {
+        let bytes_of =
+            |id: u32| &data[starts[id as usize] as usize..starts[id as usize + 1] as usize];
+        let (index, dup) = PieceIndex::build(present.iter().copied(), present.len(), bytes_of);
+        if let Some((prev, pid)) = dup {
+            return Err(Error::InvalidVocab(format!(
+                "duplicate token {} (ids {prev} and {pid})",
+                crate::util::bytes_repr(bytes_of(pid))
+            )));
+        }
+        let len = present.len();
         Ok(Vocab {
             data,
             starts,
-            map,
+            index,
             byte_ids,
             max_token_len,
-            len: n,
+            len,
         })
     }
 
@@ -135,7 +149,26 @@ impl Vocab {
     /// Id of the token whose bytes are exactly `bytes`.
     #[inline]
     pub fn get(&self, bytes: &[u8]) -> Option<u32> {
-        self.map.get(bytes).copied()
+        self.index.get(bytes, |id| self.bytes_present(id))
+    }
+
+    /// [`Vocab::get`] tuned for queries that are mostly not tokens (Bloom filter first).
+    #[inline]
+    pub fn get_filtered(&self, bytes: &[u8]) -> Option<u32> {
+        self.index.get_filtered(bytes, |id| self.bytes_present(id))
+    }
+
+    /// Id of the token whose bytes are `a ++ b` (both non-empty).
+    #[inline]
+    pub fn get_concat(&self, a: &[u8], b: &[u8]) -> Option<u32> {
+        self.index.get_concat(a, b, |id| self.bytes_present(id))
+    }
+
+    /// Bytes of an id known to be present (used by the index).
+    #[inline(always)]
+    fn bytes_present(&self, id: u32) -> &[u8] {
+        let i = id as usize;
+        &self.data[self.starts[i] as usize..self.starts[i + 1] as usize]
     }
 
     /// Id of the single-byte token `b` (`None` if the vocabulary lacks it).

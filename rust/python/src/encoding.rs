@@ -11,6 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use supertok_core::special::SpecialSet;
 use supertok_core::CoreEncoding as Core;
 
+use crate::intcache::IntCache;
 use crate::{extract_ids, par_map, to_py, u32s_to_bytes, u64s_to_bytes};
 
 /// The core of a tiktoken-compatible encoding. The Python class `supertok.Encoding`
@@ -18,6 +19,18 @@ use crate::{extract_ids, par_map, to_py, u32s_to_bytes, u64s_to_bytes};
 #[pyclass(frozen, module = "supertok._core")]
 pub struct CoreEncoding {
     pub(crate) inner: Arc<Core>,
+    /// Shared `int` objects for building id lists.
+    ints: IntCache,
+}
+
+impl CoreEncoding {
+    pub(crate) fn wrap(inner: Core) -> Self {
+        let n = inner.max_token_value() as usize + 1;
+        CoreEncoding {
+            inner: Arc::new(inner),
+            ints: IntCache::new(n),
+        }
+    }
 }
 
 impl CoreEncoding {
@@ -85,9 +98,7 @@ impl CoreEncoding {
         let inner = py
             .detach(move || Core::new(pairs, specials, &pattern))
             .map_err(to_py)?;
-        Ok(CoreEncoding {
-            inner: Arc::new(inner),
-        })
+        Ok(CoreEncoding::wrap(inner))
     }
 
     /// Build from a `.tiktoken` file without materialising a Python dict.
@@ -105,9 +116,7 @@ impl CoreEncoding {
             Core::from_tiktoken_bytes(&data, &path.display().to_string(), specials, &pattern)
                 .map_err(to_py)
         })?;
-        Ok(CoreEncoding {
-            inner: Arc::new(inner),
-        })
+        Ok(CoreEncoding::wrap(inner))
     }
 
     /// Parse a `.tiktoken` file into a dict (bytes -> rank).
@@ -137,22 +146,59 @@ impl CoreEncoding {
 
     // ----------------------------------------------------------------- encoding
 
-    fn encode_ordinary(&self, py: Python<'_>, text: PyBackedStr) -> PyResult<Vec<u32>> {
-        py.detach(|| self.inner.encode_ordinary(&text))
-            .map_err(to_py)
+    fn encode_ordinary<'py>(
+        &self,
+        py: Python<'py>,
+        text: PyBackedStr,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let v = py
+            .detach(|| self.inner.encode_ordinary(&text))
+            .map_err(to_py)?;
+        self.ints.list(py, &v)
     }
 
-    fn encode(
+    /// Encode one long text on `num_threads` threads (identical result; see
+    /// `supertok_core::CoreEncoding::parallel_ranges`).
+    fn encode_ordinary_parallel<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         text: PyBackedStr,
-        allowed: &Bound<'_, PyAny>,
-        disallowed: &Bound<'_, PyAny>,
-    ) -> PyResult<Vec<u32>> {
+        num_threads: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let v = py.detach(|| -> PyResult<Vec<u32>> {
+            let ranges = self.inner.parallel_ranges(&text, num_threads);
+            let parts = par_map(&ranges, num_threads, |&(a, b)| {
+                let mut out = Vec::with_capacity((b - a) / 3 + 1);
+                self.inner
+                    .encode_ordinary_range(&text, a, b, &mut out)
+                    .map(|_| out)
+            })?;
+            let total = parts
+                .iter()
+                .map(|p| p.as_ref().map_or(0, |v| v.len()))
+                .sum();
+            let mut all = Vec::with_capacity(total);
+            for p in parts {
+                all.extend_from_slice(&p.map_err(to_py)?);
+            }
+            Ok(all)
+        })?;
+        self.ints.list(py, &v)
+    }
+
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        text: PyBackedStr,
+        allowed: &Bound<'py, PyAny>,
+        disallowed: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
-        py.detach(|| self.inner.encode(&text, &a, &d))
-            .map_err(to_py)
+        let v = py
+            .detach(|| self.inner.encode(&text, &a, &d))
+            .map_err(to_py)?;
+        self.ints.list(py, &v)
     }
 
     /// Like `encode`, but returns the ids as native-endian uint32 bytes (for numpy).
@@ -197,28 +243,30 @@ impl CoreEncoding {
     }
 
     #[pyo3(signature = (texts, num_threads, allowed, disallowed))]
-    fn encode_batch(
+    fn encode_batch<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         texts: Vec<PyBackedStr>,
         num_threads: usize,
-        allowed: &Bound<'_, PyAny>,
-        disallowed: &Bound<'_, PyAny>,
-    ) -> PyResult<Vec<Vec<u32>>> {
+        allowed: &Bound<'py, PyAny>,
+        disallowed: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
-        let res = py.detach(|| par_map(&texts, num_threads, |t| self.inner.encode(t, &a, &d)))?;
-        res.into_iter().collect::<Result<_, _>>().map_err(to_py)
+        self.ints.encode_batch_lists(py, &texts, num_threads, |t| {
+            self.inner.encode(t, &a, &d).map_err(to_py)
+        })
     }
 
-    fn encode_ordinary_batch(
+    fn encode_ordinary_batch<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         texts: Vec<PyBackedStr>,
         num_threads: usize,
-    ) -> PyResult<Vec<Vec<u32>>> {
-        let res = py.detach(|| par_map(&texts, num_threads, |t| self.inner.encode_ordinary(t)))?;
-        res.into_iter().collect::<Result<_, _>>().map_err(to_py)
+    ) -> PyResult<Bound<'py, PyList>> {
+        self.ints.encode_batch_lists(py, &texts, num_threads, |t| {
+            self.inner.encode_ordinary(t).map_err(to_py)
+        })
     }
 
     /// Batch encode to two buffers: all ids (uint32) and row offsets (uint64, len n+1).
@@ -391,4 +439,11 @@ impl CoreEncoding {
 
 thread_local! {
     static COUNT_BUF: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Empty the calling thread's cache of merged pieces (benchmarks call it before a timed
+/// run so that the cache starts cold, as on first use).
+#[pyfunction]
+pub(crate) fn _clear_piece_cache() {
+    supertok_core::piece_cache::clear_thread();
 }

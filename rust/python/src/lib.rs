@@ -14,6 +14,8 @@ use supertok_core::Error;
 
 mod bytes;
 mod encoding;
+mod intcache;
+mod mixture;
 mod stochastic;
 mod tokenizer;
 mod train;
@@ -161,11 +163,13 @@ pub(crate) fn u64s_to_bytes<'py>(py: Python<'py>, v: &[u64]) -> Bound<'py, PyByt
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encoding::CoreEncoding>()?;
+    m.add_function(wrap_pyfunction!(encoding::_clear_piece_cache, m)?)?;
     m.add_class::<bytes::ByteTokenizer>()?;
     m.add_class::<bytes::ByteTree>()?;
     stochastic::register(m)?;
     m.add_class::<tokenizer::CoreTokenizer>()?;
     train::register(m)?;
+    mixture::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

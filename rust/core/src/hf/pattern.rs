@@ -167,6 +167,11 @@ impl Matcher {
 pub fn regex(pattern: &str) -> Result<RegexSplitter> {
     match Pretokenizer::new_oniguruma(pattern)? {
         Pretokenizer::Regex(r) => Ok(r),
+        // new_oniguruma always takes the regex path; a lexer never comes back
+        Pretokenizer::Lexer(_) => Err(crate::error::Error::InvalidPattern {
+            pattern: pattern.to_string(),
+            message: "internal: expected the regex path".into(),
+        }),
     }
 }
 

@@ -5,9 +5,12 @@
 //! must produce exactly the pieces that the reference regex engine (fancy-regex, as used by
 //! tiktoken) produces for the same pattern.
 
+pub mod lexers;
 pub mod patterns;
 mod regex;
+pub mod unicode;
 
+pub use self::lexers::{Lexer, LexerKind};
 pub use self::regex::RegexSplitter;
 
 use crate::error::Result;
@@ -17,12 +20,20 @@ use crate::error::Result;
 pub enum Pretokenizer {
     /// General path: any pattern fancy-regex accepts (tiktoken's engine).
     Regex(RegexSplitter),
+    /// Hand-written lexer for a known pattern (r50k, cl100k, o200k), exactly equivalent
+    /// to the regex path for that pattern.
+    Lexer(Lexer),
 }
 
 impl Pretokenizer {
-    /// Compile `pattern`, choosing the fastest exact implementation available for it.
+    /// Compile `pattern`, choosing the fastest exact implementation available for it: a
+    /// hand-written lexer when `pattern` is exactly one of the patterns in [`patterns`],
+    /// else the general regex path.
     pub fn new(pattern: &str) -> Result<Self> {
-        Ok(Pretokenizer::Regex(RegexSplitter::new(pattern)?))
+        if let Some(lx) = lexers::for_pattern(pattern) {
+            return Ok(Pretokenizer::Lexer(lx));
+        }
+        Self::new_regex(pattern)
     }
 
     /// Always the general regex path (used to differentially test the fast lexers).
@@ -42,6 +53,19 @@ impl Pretokenizer {
     pub fn pattern(&self) -> &str {
         match self {
             Pretokenizer::Regex(r) => r.pattern(),
+            Pretokenizer::Lexer(l) => match l.kind() {
+                LexerKind::R50k => patterns::R50K,
+                LexerKind::Cl100k => patterns::CL100K,
+                LexerKind::O200k => patterns::O200K,
+            },
+        }
+    }
+
+    /// The hand-written lexer, if this pre-tokenizer uses one.
+    pub fn lexer(&self) -> Option<&Lexer> {
+        match self {
+            Pretokenizer::Lexer(l) => Some(l),
+            Pretokenizer::Regex(_) => None,
         }
     }
 
@@ -54,6 +78,7 @@ impl Pretokenizer {
         F: FnMut(usize, usize) -> Result<()>,
     {
         match self {
+            Pretokenizer::Lexer(l) => l.for_each_piece(text, f),
             Pretokenizer::Regex(r) => r.for_each_piece(text, f),
         }
     }
@@ -68,3 +93,6 @@ impl Pretokenizer {
         Ok(v)
     }
 }
+
+#[cfg(test)]
+mod tests;

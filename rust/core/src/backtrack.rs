@@ -1,0 +1,544 @@
+//! Linear-time exact byte-pair encoding of long pieces (tiktoken semantics).
+//!
+//! The idea is GitHub rust-gems' backtracking encoder; this is an independent
+//! implementation whose pair test follows tiktoken's rule exactly (two parts merge iff
+//! their concatenated bytes are a token, lowest rank first, leftmost among equals).
+//!
+//! **Why it is exact.** Call a token *reachable* if the byte-pair merge of its own bytes
+//! gives that token, and call two adjacent tokens *compatible* if the merge of their
+//! concatenated bytes gives exactly the two of them. Then:
+//!
+//! 1. In the merge of any string, the parts covering the final tokens' byte ranges never
+//!    merge across a final boundary, and the merges inside one range only depend on that
+//!    range's bytes. So every output token is reachable and, looking at two neighbours in
+//!    isolation, nothing else competes with their cross candidates, so neighbours are
+//!    compatible.
+//! 2. Conversely, if a sequence of reachable tokens is pairwise compatible, no cross merge
+//!    can ever fire when merging the whole string: the first one would fire at a boundary
+//!    whose two sides are, at that moment, in the same state as in the isolated pair,
+//!    where it would fire as well (it is the minimum there too, and leftmost among equal
+//!    ranks), contradicting compatibility. Hence the sequence is *the* encoding.
+//! 3. So the encoding of every prefix is the unique pairwise-compatible tokenization of
+//!    that prefix. A depth-first search that extends a compatible prefix with the longest
+//!    reachable token first and falls back to shorter prefixes of it, backtracking when
+//!    none fits, finds the encoding; and because the tokenization of the text before a
+//!    position is unique, a position from which no continuation works can be marked dead
+//!    once and for all. Each position dies at most once: amortized linear time.
+//!
+//! **The compatibility test** walks down the two tokens' merge trees along the boundary
+//! (the right spine of the left token, the left spine of the right token), undoing the
+//! later of the two boundary merges each step, and checks whether the cross pair of that
+//! state would merge before the merge that ended it. This replays the isolated pair merge
+//! exactly when merges inside every token happen in increasing rank order, i.e. when each
+//! reachable token's last merge joins two tokens of smaller rank, recursively. This is
+//! checked for every token the encoder touches; a piece that meets a token violating it
+//! is handed back to the heap merge.
+//!
+//! Per-token facts (reachable? last merge?) are computed on first use by merging the
+//! token's own bytes, and cached, so there is nothing to build up front.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::rank_bpe;
+use crate::vocab::Vocab;
+
+const NONE: u32 = u32::MAX;
+
+/// Chunk size of [`Backtrack::encode_chunked`].
+pub const CHUNK: usize = 48;
+
+/// Pieces whose first 256 bytes hold at most this many distinct bytes use the backtracking
+/// search (runs of one character and other short periods), the others the chunked merge.
+pub const BACKTRACK_DISTINCT: u32 = 4;
+
+// Per-token codes in `Backtrack::info`.
+const NOT_COMPUTED: u64 = u64::MAX;
+/// A single byte: a leaf of every merge tree.
+const LEAF: u64 = u64::MAX - 1;
+/// The merge of its own bytes does not give the token: it never appears in an encoding.
+const UNREACHABLE: u64 = u64::MAX - 2;
+/// Reachable, but some merge in its tree joins a token of larger rank (unsupported).
+const NON_MONOTONE: u64 = u64::MAX - 3;
+
+/// The piece met a token outside the supported class (a reachable token whose merge
+/// tree is not monotone); the caller falls back to the heap merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unsupported;
+
+/// Outcome of a step that may meet an unsupported token.
+type Step<T> = Result<T, Unsupported>;
+
+/// The linear-time encoder of long pieces for one vocabulary.
+pub struct Backtrack {
+    /// Per id: `left << 32 | right` of its last merge, or one of the codes above.
+    info: Vec<AtomicU64>,
+    /// Byte length of each id.
+    len: Vec<u32>,
+    /// Longest token starting with each byte pair (`b0 << 8 | b1`), 0 if none.
+    max_len2: Vec<u8>,
+}
+
+impl std::fmt::Debug for Backtrack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backtrack")
+            .field("tokens", &self.len.len())
+            .finish()
+    }
+}
+
+impl Backtrack {
+    /// Prepare the encoder (one pass over the vocabulary), or `None` if the vocabulary
+    /// does not qualify: a byte without its own token, a token longer than 255 bytes, or
+    /// ranks too large for the byte-rank merge's packed keys.
+    pub fn build(vocab: &Vocab) -> Option<Backtrack> {
+        if (0..=255u8).any(|b| vocab.byte_id(b).is_none())
+            || vocab.max_token_len() > 255
+            || !rank_bpe::linear_ok(vocab)
+        {
+            return None;
+        }
+        let slots = vocab.n_slots();
+        let mut len = vec![0u32; slots];
+        let mut max_len2 = vec![0u8; 1 << 16];
+        for (id, bytes) in vocab.iter() {
+            len[id as usize] = bytes.len() as u32;
+            if bytes.len() >= 2 {
+                let k = (bytes[0] as usize) << 8 | bytes[1] as usize;
+                max_len2[k] = max_len2[k].max(bytes.len() as u8);
+            }
+        }
+        let info = (0..slots).map(|_| AtomicU64::new(NOT_COMPUTED)).collect();
+        Some(Backtrack {
+            info,
+            len,
+            max_len2,
+        })
+    }
+
+    /// The cached code of token `t` (computing it on first use).
+    #[inline]
+    fn info(&self, vocab: &Vocab, t: u32) -> u64 {
+        let v = self.info[t as usize].load(Ordering::Relaxed);
+        if v != NOT_COMPUTED {
+            return v;
+        }
+        let v = self.compute(vocab, t);
+        self.info[t as usize].store(v, Ordering::Relaxed);
+        v
+    }
+
+    fn compute(&self, vocab: &Vocab, t: u32) -> u64 {
+        let Some(bytes) = vocab.bytes(t) else {
+            return UNREACHABLE;
+        };
+        if bytes.len() == 1 {
+            return LEAF;
+        }
+        let mut out = Vec::with_capacity(4);
+        let mut last = (0usize, 0usize);
+        let ok = if bytes.len() < rank_bpe::LINEAR_MAX {
+            rank_bpe::linear(vocab, bytes, &mut out, &mut |a, m| last = (a, m))
+        } else {
+            rank_bpe::heap(vocab, bytes, &mut out, &mut |a, m| last = (a, m))
+        };
+        if !ok || out.len() != 1 || out[0] != t {
+            return UNREACHABLE;
+        }
+        let m = last.1;
+        let (Some(l), Some(r)) = (vocab.get(&bytes[..m]), vocab.get(&bytes[m..])) else {
+            return UNREACHABLE;
+        };
+        if l >= t || r >= t {
+            return NON_MONOTONE;
+        }
+        // children are reachable (they are parts of a merge); their trees must be
+        // monotone too
+        if self.info(vocab, l) == NON_MONOTONE || self.info(vocab, r) == NON_MONOTONE {
+            return NON_MONOTONE;
+        }
+        ((l as u64) << 32) | r as u64
+    }
+
+    /// `(left, right)` of a reachable token's last merge, `None` for a single byte.
+    #[inline]
+    fn split(&self, vocab: &Vocab, t: u32) -> Step<Option<(u32, u32)>> {
+        match self.info(vocab, t) {
+            LEAF => Ok(None),
+            UNREACHABLE | NON_MONOTONE => Err(Unsupported),
+            v => Ok(Some(((v >> 32) as u32, v as u32))),
+        }
+    }
+
+    /// Whether the merge of `bytes(a) ++ bytes(b)` gives exactly `[a, b]` (see the module
+    /// documentation). `Err` if a token on the way is not supported.
+    #[inline]
+    fn compatible(&self, vocab: &Vocab, mut a: u32, mut b: u32) -> Step<bool> {
+        let mut limit = NONE;
+        loop {
+            if let (Some(x), Some(y)) = (vocab.bytes(a), vocab.bytes(b)) {
+                if let Some(c) = vocab.get_concat(x, y) {
+                    if c < limit {
+                        return Ok(false);
+                    }
+                }
+            }
+            let sa = self.split(vocab, a)?;
+            let sb = self.split(vocab, b)?;
+            match (sa, sb) {
+                (None, None) => return Ok(true),
+                // undo the later of the two boundary merges (on equal ranks the right
+                // one, which fired after the left one)
+                (Some((_, ar)), None) => {
+                    limit = a;
+                    a = ar;
+                }
+                (Some((_, ar)), Some(_)) if a > b => {
+                    limit = a;
+                    a = ar;
+                }
+                (_, Some((bl, _))) => {
+                    limit = b.saturating_add(1);
+                    b = bl;
+                }
+            }
+        }
+    }
+
+    /// Append the encoding of `piece` to `out` (linear time), choosing the faster of the
+    /// two strategies: the backtracking search for repetitive pieces (few distinct bytes,
+    /// e.g. runs of one character, whose tokens are long), chunked merging otherwise.
+    /// Returns false (leaving `out` as it was) if the piece meets an unsupported token
+    /// or the search fails (which the theory rules out); the caller then uses the heap
+    /// merge.
+    pub fn encode_long(&self, vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> bool {
+        let mut seen = [0u64; 4];
+        let mut distinct = 0u32;
+        for &b in &piece[..piece.len().min(256)] {
+            let (w, bit) = ((b >> 6) as usize, 1u64 << (b & 63));
+            if seen[w] & bit == 0 {
+                seen[w] |= bit;
+                distinct += 1;
+            }
+        }
+        let base = out.len();
+        let ok = if distinct <= BACKTRACK_DISTINCT {
+            self.encode(vocab, piece, out)
+        } else {
+            self.encode_chunked(vocab, piece, out)
+        };
+        if ok != Ok(true) {
+            out.truncate(base);
+            return false;
+        }
+        true
+    }
+
+    /// Cut `piece` into chunks of about [`CHUNK`] bytes, merge each independently with
+    /// the (fast, small) byte-rank merge and check the seams: the result is the encoding
+    /// iff every seam's two tokens are compatible (a chunk's own neighbours are, being a
+    /// merge output). A failed seam is repaired by re-merging a few tokens on each side
+    /// and checking the two new seams; if that does not settle quickly (runs whose tokens
+    /// are longer than a chunk), the whole piece goes to [`Backtrack::encode`].
+    pub fn encode_chunked(&self, vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> Step<bool> {
+        let n = piece.len();
+        let base = out.len();
+        let mut tmp: Vec<u32> = Vec::with_capacity(CHUNK);
+        let mut region: Vec<u32> = Vec::with_capacity(CHUNK);
+        let mut pos = 0usize;
+        while pos < n {
+            let mut cut = (pos + CHUNK).min(n);
+            // cut at a UTF-8 character start when possible (fewer failed seams)
+            while cut < n && cut > pos + CHUNK / 2 && (piece[cut] & 0xc0) == 0x80 {
+                cut -= 1;
+            }
+            tmp.clear();
+            if !rank_bpe::linear(vocab, &piece[pos..cut], &mut tmp, &mut |_, _| {}) {
+                return Ok(false);
+            }
+            if out.len() == base || self.compatible(vocab, out[out.len() - 1], tmp[0])? {
+                out.extend_from_slice(&tmp);
+                pos = cut;
+                continue;
+            }
+            // repair: re-merge the last r tokens before the seam and the first r after
+            let mut r = 1usize;
+            loop {
+                let have = out.len() - base;
+                let left: usize = out[out.len() - r.min(have)..]
+                    .iter()
+                    .map(|&t| self.len[t as usize] as usize)
+                    .sum();
+                let right: usize = tmp[..r.min(tmp.len())]
+                    .iter()
+                    .map(|&t| self.len[t as usize] as usize)
+                    .sum();
+                if r > have || r > tmp.len() || left + right >= rank_bpe::LINEAR_MAX {
+                    out.truncate(base);
+                    return self.encode(vocab, piece, out);
+                }
+                region.clear();
+                let span = &piece[pos - left..pos + right];
+                if !rank_bpe::linear(vocab, span, &mut region, &mut |_, _| {}) {
+                    return Ok(false);
+                }
+                let before = out.len() - r;
+                let left_ok =
+                    before == base || self.compatible(vocab, out[before - 1], region[0])?;
+                let right_ok =
+                    r == tmp.len() || self.compatible(vocab, region[region.len() - 1], tmp[r])?;
+                if left_ok && right_ok {
+                    out.truncate(before);
+                    out.extend_from_slice(&region);
+                    out.extend_from_slice(&tmp[r..]);
+                    break;
+                }
+                r *= 2;
+            }
+            pos = cut;
+        }
+        Ok(true)
+    }
+
+    /// The longest reachable token that is a prefix of `text[pos..]` and at most
+    /// `max` bytes long, if any.
+    #[inline]
+    fn longest(&self, vocab: &Vocab, text: &[u8], pos: usize, max: usize) -> Step<u32> {
+        let rest = text.len() - pos;
+        let mut l = max.min(rest);
+        if rest >= 2 {
+            let k = (text[pos] as usize) << 8 | text[pos + 1] as usize;
+            l = l.min((self.max_len2[k] as usize).max(1));
+        } else {
+            l = l.min(1);
+        }
+        while l >= 1 {
+            let found = if l == 1 {
+                vocab.byte_id(text[pos])
+            } else {
+                vocab.get_filtered(&text[pos..pos + l])
+            };
+            if let Some(t) = found {
+                match self.info(vocab, t) {
+                    UNREACHABLE => {}
+                    NON_MONOTONE => return Err(Unsupported),
+                    _ => return Ok(t),
+                }
+            }
+            l -= 1;
+        }
+        Ok(NONE)
+    }
+
+    /// Append the encoding of `piece` to `out` by the backtracking search.
+    pub fn encode(&self, vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> Step<bool> {
+        let n = piece.len();
+        let base = out.len();
+        // dead[p]: a search from position p (after the unique tokenization of the text
+        // before it) already failed
+        let mut dead = vec![0u64; n / 64 + 1];
+        let is_dead = |d: &[u64], p: usize| d[p >> 6] >> (p & 63) & 1 == 1;
+        let mut pos = 0usize;
+        let mut cand = self.longest(vocab, piece, 0, usize::MAX)?;
+        while pos < n {
+            let last = if out.len() > base {
+                out[out.len() - 1]
+            } else {
+                NONE
+            };
+            let mut t = cand;
+            loop {
+                if t == NONE {
+                    if last == NONE {
+                        return Ok(false);
+                    }
+                    dead[pos >> 6] |= 1 << (pos & 63);
+                    out.pop();
+                    let l = self.len[last as usize] as usize;
+                    pos -= l;
+                    cand = if l > 1 {
+                        self.longest(vocab, piece, pos, l - 1)?
+                    } else {
+                        NONE
+                    };
+                    break;
+                }
+                let tl = self.len[t as usize] as usize;
+                let e = pos + tl;
+                if !is_dead(&dead, e) && (last == NONE || self.compatible(vocab, last, t)?) {
+                    out.push(t);
+                    pos = e;
+                    if pos < n {
+                        cand = self.longest(vocab, piece, pos, usize::MAX)?;
+                    }
+                    break;
+                }
+                t = if tl > 1 {
+                    self.longest(vocab, piece, pos, tl - 1)?
+                } else {
+                    NONE
+                };
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab(tokens: &[&[u8]]) -> Vocab {
+        let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        for (i, t) in tokens.iter().enumerate() {
+            pairs.push((t.to_vec(), 256 + i as u32));
+        }
+        Vocab::from_pairs(pairs).unwrap()
+    }
+
+    fn heap(v: &Vocab, piece: &[u8]) -> Vec<u32> {
+        let mut out = vec![];
+        assert!(rank_bpe::heap(v, piece, &mut out, &mut |_, _| {}));
+        out
+    }
+
+    #[test]
+    fn matches_heap_on_small_vocab() {
+        let v = vocab(&[
+            b"aa",
+            b"ab",
+            b"ba",
+            b"aaa",
+            b"aaaa",
+            b"bab",
+            b"aab",
+            b"abab",
+            b"bb",
+            b"bbb",
+            b"aaaaaaaa",
+            b"abba",
+            b"ca",
+            b"cab",
+            b"abc",
+        ]);
+        let bt = Backtrack::build(&v).expect("qualifies");
+        let mut seed = 99u64;
+        for len in 1..400 {
+            for alphabet in [2u64, 3] {
+                let piece: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        b'a' + ((seed >> 33) % alphabet) as u8
+                    })
+                    .collect();
+                let mut out = vec![];
+                assert_eq!(bt.encode(&v, &piece, &mut out), Ok(true));
+                let expect = heap(&v, &piece);
+                assert_eq!(out, expect, "{:?}", String::from_utf8_lossy(&piece));
+                out.clear();
+                assert_eq!(bt.encode_chunked(&v, &piece, &mut out), Ok(true));
+                assert_eq!(out, expect, "{:?}", String::from_utf8_lossy(&piece));
+            }
+        }
+        for piece in [
+            &b"a".repeat(1000)[..],
+            &b"ab".repeat(500),
+            &b"abc".repeat(333),
+        ] {
+            let mut out = vec![];
+            assert_eq!(bt.encode(&v, piece, &mut out), Ok(true));
+            assert_eq!(out, heap(&v, piece));
+            out.clear();
+            assert_eq!(bt.encode_chunked(&v, piece, &mut out), Ok(true));
+            assert_eq!(out, heap(&v, piece));
+        }
+    }
+
+    #[test]
+    fn refuses_unsupported_vocabs() {
+        // BPE("abc"): bc (256) first, then a + bc = abc (257): monotone
+        let v = vocab(&[b"bc", b"abc", b"ab"]);
+        let bt = Backtrack::build(&v).unwrap();
+        let piece = b"abc".repeat(100);
+        let mut out = vec![];
+        assert!(bt.encode_long(&v, &piece, &mut out));
+        assert_eq!(out, heap(&v, &piece));
+        // BPE("abc"): ab (257), then ab + c = abc (256 < 257): not monotone, so a piece
+        // that meets "abc" is refused (and `out` left untouched)
+        let v = vocab(&[b"abc", b"ab"]);
+        let bt = Backtrack::build(&v).unwrap();
+        let mut out = vec![7];
+        assert!(!bt.encode_long(&v, &piece, &mut out));
+        assert_eq!(out, vec![7]);
+        let v2 = Vocab::from_pairs(vec![
+            (b"a".to_vec(), 3),
+            (b"b".to_vec(), 4),
+            (b"c".to_vec(), 5),
+            (b"ab".to_vec(), 2),
+            (b"abc".to_vec(), 1),
+        ])
+        .unwrap();
+        // bytes must all be tokens: this vocabulary lacks most bytes
+        assert!(Backtrack::build(&v2).is_none());
+    }
+
+    /// The bundled vocabularies: long pieces of many kinds, chunked and backtracking
+    /// encoders against the heap merge.
+    #[test]
+    fn matches_heap_on_bundled_vocabs() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/supertok/data");
+        let alphabets: Vec<Vec<char>> = vec![
+            "abcdefghijklmnopqrstuvwxyz".chars().collect(),
+            "ab".chars().collect(),
+            "x".chars().collect(),
+            " ".chars().collect(),
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                .chars()
+                .collect(),
+            (0x4e00..0x4e00 + 3000).filter_map(char::from_u32).collect(),
+            "\u{1F468}\u{200D}\u{1F469}\u{1F467}\u{1F466}\u{fe0f}\u{1f3fd}"
+                .chars()
+                .collect(),
+            "приветмир".chars().collect(),
+            "-=".chars().collect(),
+            "\u{e9}\u{301}\u{e8}e".chars().collect(),
+        ];
+        for file in [
+            "o200k_base.tiktoken",
+            "cl100k_base.tiktoken",
+            "r50k_base.tiktoken",
+        ] {
+            let Ok(data) = std::fs::read(dir.join(file)) else {
+                eprintln!("skipping {file}: not found");
+                continue;
+            };
+            let pairs = crate::formats::tiktoken::parse(&data, file).unwrap();
+            let v = Vocab::from_pairs(pairs).unwrap();
+            let bt = Backtrack::build(&v).expect("bundled vocabularies qualify");
+            let mut seed = 0x9e3779b97f4a7c15u64;
+            let mut rnd = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed
+            };
+            for case in 0..60 {
+                let alpha = &alphabets[case % alphabets.len()];
+                let nchars = 150 + (rnd() % 900) as usize;
+                let text: String = (0..nchars)
+                    .map(|_| alpha[(rnd() % alpha.len() as u64) as usize])
+                    .collect();
+                let piece = text.as_bytes();
+                let expect = heap(&v, piece);
+                let mut a = vec![];
+                assert_eq!(bt.encode(&v, piece, &mut a), Ok(true));
+                assert_eq!(a, expect, "{file} backtracking {text:?}");
+                let mut b = vec![];
+                assert_eq!(bt.encode_chunked(&v, piece, &mut b), Ok(true));
+                assert_eq!(b, expect, "{file} chunked {text:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! Hand-written lexers for the split patterns of r50k/gpt2, cl100k_base and o200k_base.
+//!
+//! Each lexer computes, for a start position, the end of the match that fancy-regex's
+//! backtracking search (leftmost-first alternation, greedy quantifiers, possessive
+//! quantifiers as atomic groups) finds for the pattern at that position. The derivations
+//! are spelled out next to each function; the lexers are differentially tested against
+//! the fancy-regex path (proptest here, hypothesis and the corpora in Python).
+//!
+//! Notation: `L` = `\p{L}`, `N` = `\p{N}`, `S` = `\s`, `Q` = `[^\s\p{L}\p{N}]`,
+//! `P` = `[^\r\n\p{L}\p{N}]`. Every character is in exactly one of `L`, `N`, `S`, `Q`, and
+//! every pattern matches at every position, so the pieces tile the text.
+//!
+//! A match starting at `i` depends only on `text[i..]` (no look-behind), which is what
+//! makes [`Lexer::for_each_piece_in`] and parallel encoding at safe boundaries exact.
+
+use super::unicode::{tables, Tables, L, N, U, W, WS};
+
+/// Which pattern a lexer implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LexerKind {
+    /// `'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s`
+    R50k,
+    /// cl100k_base's pattern.
+    Cl100k,
+    /// o200k_base's pattern.
+    O200k,
+}
+
+/// A hand-written lexer for one of the known patterns.
+#[derive(Clone, Copy)]
+pub struct Lexer {
+    kind: LexerKind,
+    t: &'static Tables,
+}
+
+impl std::fmt::Debug for Lexer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lexer").field("kind", &self.kind).finish()
+    }
+}
+
+/// Decode the non-ASCII character starting at `b[i]` (the input is valid UTF-8).
+#[inline(always)]
+fn decode(b: &[u8], i: usize) -> (u32, usize) {
+    let c = b[i] as u32;
+    if c < 0xe0 {
+        (((c & 0x1f) << 6) | (b[i + 1] as u32 & 0x3f), 2)
+    } else if c < 0xf0 {
+        (
+            ((c & 0x0f) << 12) | ((b[i + 1] as u32 & 0x3f) << 6) | (b[i + 2] as u32 & 0x3f),
+            3,
+        )
+    } else {
+        (
+            ((c & 0x07) << 18)
+                | ((b[i + 1] as u32 & 0x3f) << 12)
+                | ((b[i + 2] as u32 & 0x3f) << 6)
+                | (b[i + 3] as u32 & 0x3f),
+            4,
+        )
+    }
+}
+
+const NOT_Q: u8 = L | N | WS;
+
+impl Lexer {
+    /// A lexer for `kind` (builds the shared Unicode tables on first use).
+    pub fn new(kind: LexerKind) -> Self {
+        Lexer { kind, t: tables() }
+    }
+
+    /// The pattern this lexer implements.
+    pub fn kind(&self) -> LexerKind {
+        self.kind
+    }
+
+    /// Flags and length of the character at `i < b.len()`.
+    #[inline(always)]
+    fn class_at(&self, b: &[u8], i: usize) -> (u8, usize) {
+        let c = b[i];
+        if c < 0x80 {
+            (self.t.ascii[c as usize], 1)
+        } else {
+            let (cp, l) = decode(b, i);
+            (self.t.flags(cp), l)
+        }
+    }
+
+    /// End of the run of characters whose flags intersect `mask`, from `i`.
+    #[inline(always)]
+    fn run_any(&self, b: &[u8], mut i: usize, mask: u8) -> usize {
+        let n = b.len();
+        while i < n {
+            let c = b[i];
+            if c < 0x80 {
+                if self.t.ascii[c as usize] & mask == 0 {
+                    break;
+                }
+                i += 1;
+            } else {
+                let (cp, l) = decode(b, i);
+                if self.t.flags(cp) & mask == 0 {
+                    break;
+                }
+                i += l;
+            }
+        }
+        i
+    }
+
+    /// End of the run of `Q` characters from `i`.
+    #[inline(always)]
+    fn run_q(&self, b: &[u8], mut i: usize) -> usize {
+        let n = b.len();
+        while i < n {
+            let c = b[i];
+            if c < 0x80 {
+                if self.t.ascii[c as usize] & NOT_Q != 0 {
+                    break;
+                }
+                i += 1;
+            } else {
+                let (cp, l) = decode(b, i);
+                if self.t.flags(cp) & NOT_Q != 0 {
+                    break;
+                }
+                i += l;
+            }
+        }
+        i
+    }
+
+    /// Up to three `N` characters from `i` (`\p{N}{1,3}`); `i` starts one.
+    #[inline(always)]
+    fn digits3(&self, b: &[u8], i: usize) -> usize {
+        let mut e = i;
+        for _ in 0..3 {
+            if e < b.len() {
+                let (f, l) = self.class_at(b, e);
+                if f & N != 0 {
+                    e += l;
+                    continue;
+                }
+            }
+            break;
+        }
+        e
+    }
+
+    /// Scan the whitespace run starting at `i` (which is whitespace): returns its end, the
+    /// start of its last character and the end of its last `\r`/`\n` (0 if none).
+    #[inline(always)]
+    fn ws_run(&self, b: &[u8], mut i: usize) -> (usize, usize, usize) {
+        let n = b.len();
+        let mut last = i;
+        let mut nl_end = 0;
+        while i < n {
+            let c = b[i];
+            if c < 0x80 {
+                if self.t.ascii[c as usize] & WS == 0 {
+                    break;
+                }
+                last = i;
+                i += 1;
+                if c == b'\n' || c == b'\r' {
+                    nl_end = i;
+                }
+            } else {
+                let (cp, l) = decode(b, i);
+                if self.t.flags(cp) & WS == 0 {
+                    break;
+                }
+                last = i;
+                i += l;
+            }
+        }
+        (i, last, nl_end)
+    }
+
+    /// Length of the character at `i` if it case-insensitively matches contraction letter
+    /// `k` (see [`super::unicode::FOLD_LETTERS`]), else 0.
+    #[inline(always)]
+    fn fold_at(&self, b: &[u8], i: usize, k: usize) -> usize {
+        if i >= b.len() {
+            return 0;
+        }
+        let c = b[i];
+        if c < 0x80 {
+            let folded = (c | 0x20) as char;
+            if c.is_ascii_alphabetic() && folded == super::unicode::FOLD_LETTERS[k] {
+                return 1;
+            }
+            // (?i) of an ASCII letter never matches a different ASCII character.
+            return 0;
+        }
+        let (cp, l) = decode(b, i);
+        match char::from_u32(cp) {
+            Some(ch) if self.t.folds_to(k, ch) => l,
+            _ => 0,
+        }
+    }
+
+    /// cl100k/o200k contraction after an apostrophe at `i - 1`... at `i` is the first
+    /// letter: `(?i:[sdmt]|ll|ve|re)` (cl100k) — returns the end or `None`.
+    #[inline]
+    fn contraction_cl100k(&self, b: &[u8], i: usize) -> Option<usize> {
+        // [sdmt]
+        for k in 0..4 {
+            let l = self.fold_at(b, i, k);
+            if l > 0 {
+                return Some(i + l);
+            }
+        }
+        // ll | ve | re
+        for (k1, k2) in [(4, 4), (5, 7), (6, 7)] {
+            let l1 = self.fold_at(b, i, k1);
+            if l1 > 0 {
+                let l2 = self.fold_at(b, i + l1, k2);
+                if l2 > 0 {
+                    return Some(i + l1 + l2);
+                }
+                return None;
+            }
+        }
+        None
+    }
+
+    /// o200k's optional suffix `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` at `e`: the new end.
+    #[inline(always)]
+    fn o200k_suffix(&self, b: &[u8], e: usize) -> usize {
+        if e < b.len() && b[e] == b'\'' {
+            // 's | 't | 'm | 'd are single letters (in FOLD_LETTERS: s=0, d=1, m=2, t=3)
+            let i = e + 1;
+            for k in 0..4 {
+                let l = self.fold_at(b, i, k);
+                if l > 0 {
+                    return i + l;
+                }
+            }
+            for (k1, k2) in [(6, 7), (5, 7), (4, 4)] {
+                let l1 = self.fold_at(b, i, k1);
+                if l1 > 0 {
+                    let l2 = self.fold_at(b, i + l1, k2);
+                    if l2 > 0 {
+                        return i + l1 + l2;
+                    }
+                    return e;
+                }
+            }
+        }
+        e
+    }
+
+    /// o200k alternative 1 after the optional prefix: `U* W+` from `s`.
+    ///
+    /// Backtracking: `U*` takes the maximal run `[s, m)`; if the character at `m` is in
+    /// `W`, `W+` takes the `W` run from `m`. Otherwise `U*` gives characters back one by
+    /// one: the first (i.e. last-positioned) `j` in `[s, m)` whose character is in `W`
+    /// lets `W+` match exactly that character (every later character of the run is not
+    /// in `W`, nor is the one at `m`). No such `j`: the alternative fails.
+    #[inline(always)]
+    fn o200k_a1(&self, b: &[u8], s: usize) -> Option<usize> {
+        let n = b.len();
+        let m = self.run_any(b, s, U);
+        if m < n {
+            let (f, _) = self.class_at(b, m);
+            if f & W != 0 {
+                return Some(self.run_any(b, m, W));
+            }
+        }
+        // last W character in [s, m)
+        let mut j = s;
+        let mut found = None;
+        while j < m {
+            let (f, l) = self.class_at(b, j);
+            if f & W != 0 {
+                found = Some(j + l);
+            }
+            j += l;
+        }
+        found
+    }
+
+    /// o200k alternative 2 after the optional prefix: `U+ W*` from `s` (never needs to
+    /// backtrack since `W*` may be empty).
+    #[inline(always)]
+    fn o200k_a2(&self, b: &[u8], s: usize) -> Option<usize> {
+        if s >= b.len() {
+            return None;
+        }
+        let m = self.run_any(b, s, U);
+        if m == s {
+            return None;
+        }
+        Some(self.run_any(b, m, W))
+    }
+
+    /// End of the piece starting at `i < b.len()`.
+    #[inline(always)]
+    pub fn next_end(&self, b: &[u8], i: usize) -> usize {
+        match self.kind {
+            LexerKind::R50k => self.next_r50k(b, i),
+            LexerKind::Cl100k => self.next_cl100k(b, i),
+            LexerKind::O200k => self.next_o200k(b, i),
+        }
+    }
+
+    /// `'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s`
+    #[inline(always)]
+    fn next_r50k(&self, b: &[u8], i: usize) -> usize {
+        let n = b.len();
+        let c0 = b[i];
+        if c0 == b'\'' && i + 1 < n {
+            match b[i + 1] {
+                b's' | b'd' | b'm' | b't' => return i + 2,
+                b'l' if b.get(i + 2) == Some(&b'l') => return i + 3,
+                b'v' | b'r' if b.get(i + 2) == Some(&b'e') => return i + 3,
+                _ => {}
+            }
+        }
+        let (f0, l0) = self.class_at(b, i);
+        // ` ?X++`: with the optional space when the next character is not whitespace.
+        let (s, f) = if c0 == b' ' && i + 1 < n {
+            let (f1, _) = self.class_at(b, i + 1);
+            if f1 & WS == 0 {
+                (i + 1, f1)
+            } else {
+                (i, f0)
+            }
+        } else {
+            (i, f0)
+        };
+        if f & L != 0 {
+            return self.run_any(b, s, L);
+        }
+        if f & N != 0 {
+            return self.run_any(b, s, N);
+        }
+        if f & WS == 0 {
+            return self.run_q(b, s);
+        }
+        // whitespace at i: \s++$ | \s+(?!\S) | \s
+        let (e, last, _) = self.ws_run(b, i);
+        if e == n {
+            n
+        } else if last > i {
+            last
+        } else {
+            i + l0
+        }
+    }
+
+    /// `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|
+    ///  ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s`
+    #[inline(always)]
+    fn next_cl100k(&self, b: &[u8], i: usize) -> usize {
+        let n = b.len();
+        let c0 = b[i];
+        if c0 == b'\'' {
+            if let Some(e) = self.contraction_cl100k(b, i + 1) {
+                return e;
+            }
+        }
+        let (f0, l0) = self.class_at(b, i);
+        if f0 & L != 0 {
+            return self.run_any(b, i, L);
+        }
+        if f0 & N != 0 {
+            return self.digits3(b, i);
+        }
+        // c0 is in S or Q. `[^\r\n\p{L}\p{N}]?+\p{L}++` with the prefix: c0 is in P unless
+        // it is \r or \n; the prefix is possessive, but without it c0 would have to be a
+        // letter, so only "prefix + letters" can match.
+        let j = i + l0;
+        let f1 = if j < n { self.class_at(b, j).0 } else { 0 };
+        if c0 != b'\r' && c0 != b'\n' && f1 & L != 0 {
+            return self.run_any(b, j, L);
+        }
+        // ` ?[^\s\p{L}\p{N}]++[\r\n]*+`
+        let q = if f0 & WS == 0 {
+            Some(i)
+        } else if c0 == b' ' && j < n && f1 & NOT_Q == 0 {
+            Some(j)
+        } else {
+            None
+        };
+        if let Some(q) = q {
+            let mut e = self.run_q(b, q);
+            while e < n && (b[e] == b'\r' || b[e] == b'\n') {
+                e += 1;
+            }
+            return e;
+        }
+        // whitespace: \s++$ | \s*[\r\n] | \s+(?!\S) | \s
+        let (e, last, nl_end) = self.ws_run(b, i);
+        if e == n {
+            n
+        } else if nl_end != 0 {
+            nl_end
+        } else if last > i {
+            last
+        } else {
+            j
+        }
+    }
+
+    /// o200k_base: `P?U*W+S?|P?U+W*S?|\p{N}{1,3}| ?Q+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    /// with `U`/`W` the upper/lower classes and `S` the contraction suffix.
+    #[inline(always)]
+    fn next_o200k(&self, b: &[u8], i: usize) -> usize {
+        let n = b.len();
+        let c0 = b[i];
+        let (f0, l0) = self.class_at(b, i);
+        let letter_like = f0 & (U | W) != 0; // \p{L} or \p{M}
+        let in_p = f0 & (L | N) == 0 && c0 != b'\r' && c0 != b'\n';
+        if f0 & L != 0 {
+            // not in P: only the prefix-less branches apply, and one of them always
+            // matches a letter (Ll starts W+, the others start U+).
+            let e = match self.o200k_a1(b, i) {
+                Some(e) => e,
+                None => self.o200k_a2(b, i).unwrap_or(i + l0),
+            };
+            return self.o200k_suffix(b, e);
+        }
+        if in_p {
+            let s1 = i + l0;
+            // Order of attempts: A1 with prefix, A1 without, A2 with, A2 without. The
+            // prefix-less attempts need c0 itself in U or W, i.e. a mark.
+            if let Some(e) = self.o200k_a1(b, s1) {
+                return self.o200k_suffix(b, e);
+            }
+            if letter_like {
+                if let Some(e) = self.o200k_a1(b, i) {
+                    return self.o200k_suffix(b, e);
+                }
+            }
+            if let Some(e) = self.o200k_a2(b, s1) {
+                return self.o200k_suffix(b, e);
+            }
+            if letter_like {
+                if let Some(e) = self.o200k_a2(b, i) {
+                    return self.o200k_suffix(b, e);
+                }
+            }
+        }
+        if f0 & N != 0 {
+            return self.digits3(b, i);
+        }
+        // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
+        let q = if f0 & WS == 0 {
+            Some(i)
+        } else if c0 == b' ' && i + 1 < n && self.class_at(b, i + 1).0 & NOT_Q == 0 {
+            Some(i + 1)
+        } else {
+            None
+        };
+        if let Some(q) = q {
+            let mut e = self.run_q(b, q);
+            while e < n && matches!(b[e], b'\r' | b'\n' | b'/') {
+                e += 1;
+            }
+            return e;
+        }
+        // whitespace: \s*[\r\n]+ | \s+(?!\S) | \s+
+        let (e, last, nl_end) = self.ws_run(b, i);
+        if nl_end != 0 {
+            nl_end
+        } else if e == n || last == i {
+            e
+        } else {
+            last
+        }
+    }
+
+    /// Call `f(start, end)` for every piece of `text`.
+    #[inline]
+    pub fn for_each_piece<F, E>(&self, text: &str, f: F) -> Result<(), E>
+    where
+        F: FnMut(usize, usize) -> Result<(), E>,
+    {
+        self.for_each_piece_in(text, 0, text.len(), f)
+    }
+
+    /// Call `f(start, end)` for every piece of `text` that starts in `[from, to)`, where
+    /// `from` must be a piece boundary of `text` (0, or a boundary reported by
+    /// [`Lexer::is_safe_boundary`]). The last piece may end after `to`.
+    #[inline]
+    pub fn for_each_piece_in<F, E>(
+        &self,
+        text: &str,
+        from: usize,
+        to: usize,
+        mut f: F,
+    ) -> Result<(), E>
+    where
+        F: FnMut(usize, usize) -> Result<(), E>,
+    {
+        let b = text.as_bytes();
+        let to = to.min(b.len());
+        let mut i = from;
+        macro_rules! drive {
+            ($next:ident) => {
+                while i < to {
+                    let e = self.$next(b, i);
+                    f(i, e)?;
+                    i = e;
+                }
+            };
+        }
+        match self.kind {
+            LexerKind::R50k => drive!(next_r50k),
+            LexerKind::Cl100k => drive!(next_cl100k),
+            LexerKind::O200k => drive!(next_o200k),
+        }
+        Ok(())
+    }
+
+    /// Whether every one of the three known patterns provably starts a piece at byte `p`
+    /// of `b` (`0 < p < b.len()`), whatever the rest of the text.
+    ///
+    /// Two rules, both on ASCII bytes only (so `p` is a character boundary):
+    /// * `b[p-1]` is an ASCII letter and `b[p]` is ASCII, not a letter, not `'`: the piece
+    ///   holding the letter is a letter run (r50k, cl100k), a contraction ending in a
+    ///   letter, or o200k's `U*W+`/`U+W*` plus optional `'x` suffix; none of these can
+    ///   continue with an ASCII non-letter other than the apostrophe.
+    /// * `b[p-1] == b'\n'` and `b[p]` is ASCII, not whitespace and not `/`: the only
+    ///   pieces that contain a newline are whitespace runs (which cannot continue with a
+    ///   non-whitespace character), cl100k's `Q++[\r\n]*+` (ends in newlines) and o200k's
+    ///   `Q+[\r\n/]*` (may continue with `/` only); the prefixes `P` exclude `\n`.
+    ///
+    /// As the pieces tile the text and a match depends only on the text after its start,
+    /// the pieces from `p` on are the same whether the lexing started at 0 or at `p`.
+    #[inline]
+    pub fn is_safe_boundary(b: &[u8], p: usize) -> bool {
+        if p == 0 || p >= b.len() {
+            return false;
+        }
+        let (x, y) = (b[p - 1], b[p]);
+        if y >= 0x80 {
+            return false;
+        }
+        if x.is_ascii_alphabetic() {
+            return !y.is_ascii_alphabetic() && y != b'\'';
+        }
+        // ASCII `\s` is \t, \n, \x0b, \x0c, \r and the space.
+        x == b'\n' && !matches!(y, 0x09..=0x0d | b' ' | b'/')
+    }
+}
+
+/// The lexer for `pattern` if it is exactly one of the known patterns.
+pub fn for_pattern(pattern: &str) -> Option<Lexer> {
+    use super::patterns::{CL100K, O200K, R50K};
+    let kind = if pattern == R50K {
+        LexerKind::R50k
+    } else if pattern == CL100K {
+        LexerKind::Cl100k
+    } else if pattern == O200K {
+        LexerKind::O200k
+    } else {
+        return None;
+    };
+    Some(Lexer::new(kind))
+}

@@ -1,0 +1,234 @@
+//! Differential tests: every hand-written lexer against the fancy-regex path.
+
+use proptest::prelude::*;
+
+use super::lexers::Lexer;
+use super::patterns::{CL100K, O200K, R50K};
+use super::Pretokenizer;
+
+/// Fragments that exercise every branch of the three patterns.
+const ATOMS: &[&str] = &[
+    "a",
+    "b",
+    "Z",
+    "Q",
+    "hello",
+    "World",
+    "HELLO",
+    "camelCase",
+    "ABCdef",
+    "x",
+    "é",
+    "É",
+    "e\u{301}",
+    "\u{301}",
+    "\u{300}\u{301}",
+    "\u{94d}",
+    "क्षि",
+    "ß",
+    "ſ",
+    "\u{212a}",
+    "ǅ",
+    "ʰ",
+    "ª",
+    "中文",
+    "日本語",
+    "ｶﾀｶﾅ",
+    "한국어",
+    "ไทย",
+    "Ελληνικά",
+    "кириллица",
+    "ქართული",
+    "0",
+    "7",
+    "123",
+    "12345",
+    "½",
+    "²",
+    "Ⅻ",
+    "٣٤",
+    "१२",
+    " ",
+    "  ",
+    "   ",
+    "\t",
+    "\n",
+    "\r",
+    "\r\n",
+    "\n\n",
+    "\x0b",
+    "\x0c",
+    "\u{85}",
+    "\u{a0}",
+    "\u{3000}",
+    "\u{2028}",
+    "\u{2029}",
+    "\u{200b}",
+    "\u{1680}",
+    "\u{feff}",
+    "'",
+    "'s",
+    "'S",
+    "'t",
+    "'T",
+    "'re",
+    "'RE",
+    "'rE",
+    "'ve",
+    "'Ve",
+    "'m",
+    "'M",
+    "'ll",
+    "'LL",
+    "'lL",
+    "'d",
+    "'D",
+    "'ſ",
+    "'x",
+    "''",
+    "/",
+    "//",
+    ".",
+    ",",
+    "!",
+    "?",
+    "(",
+    ")",
+    "{",
+    "}",
+    "-",
+    "_",
+    "=",
+    "+",
+    "*",
+    "#",
+    "@",
+    "\"",
+    "\\",
+    "<|endoftext|>",
+    "...",
+    "—",
+    "“",
+    "”",
+    "«",
+    "»",
+    "€",
+    "©",
+    "\u{1f600}",
+    "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}",
+    "\u{fe0f}",
+    "\u{1f44d}\u{1f3fd}",
+    "\u{200d}",
+    "\u{10ffff}",
+    "\u{e000}",
+    "\u{0}",
+    "\u{1f}",
+    "\u{1c}",
+    "\u{7f}",
+];
+
+fn atom() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => prop::sample::select(ATOMS).prop_map(|s| s.to_string()),
+        1 => any::<char>().prop_map(|c| c.to_string()),
+        1 => (prop::sample::select(&[" ", "\n", "\t", "a", "1", "中", "\u{3000}", "!"][..]), 2usize..40)
+            .prop_map(|(s, n)| s.repeat(n)),
+    ]
+}
+
+fn nasty_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(atom(), 0..40).prop_map(|v| v.concat())
+}
+
+fn check(pattern: &str, text: &str) -> Result<(), TestCaseError> {
+    let fast = Pretokenizer::new(pattern).unwrap();
+    assert!(fast.lexer().is_some());
+    let slow = Pretokenizer::new_regex(pattern).unwrap();
+    let a = fast.split(text).unwrap();
+    let b = slow.split(text).unwrap();
+    prop_assert_eq!(&a, &b, "pattern {:?} text {:?}", pattern, text);
+    // the pieces tile the text
+    let mut pos = 0;
+    for &(s, e) in &a {
+        prop_assert_eq!(s, pos);
+        prop_assert!(e > s);
+        pos = e;
+    }
+    prop_assert_eq!(pos, text.len());
+    // safe boundaries are piece starts
+    let starts: std::collections::HashSet<usize> = a.iter().map(|p| p.0).collect();
+    for p in 1..text.len() {
+        if Lexer::is_safe_boundary(text.as_bytes(), p) {
+            prop_assert!(starts.contains(&p), "boundary {} in {:?}", p, text);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    // PROPTEST_CASES raises the number of cases for long runs.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(600)
+    ))]
+
+    #[test]
+    fn r50k_matches_regex(text in nasty_text()) {
+        check(R50K, &text)?;
+    }
+
+    #[test]
+    fn cl100k_matches_regex(text in nasty_text()) {
+        check(CL100K, &text)?;
+    }
+
+    #[test]
+    fn o200k_matches_regex(text in nasty_text()) {
+        check(O200K, &text)?;
+    }
+
+    #[test]
+    fn any_string_matches_regex(text in any::<String>()) {
+        for p in [R50K, CL100K, O200K] {
+            check(p, &text)?;
+        }
+    }
+}
+
+#[test]
+fn fixed_cases() {
+    let cases = [
+        "",
+        " ",
+        "hello world",
+        "  hello   world  ",
+        "a\n\n b",
+        "a \n\nb",
+        "x\u{3000}日本",
+        "\u{3000}\u{3000}日本",
+        "don't DON'T it'S we'LL I'm",
+        "1234567 12 ½½½½",
+        "foo!!!\n\n/bar",
+        "\t\tif x:\r\n\t\t\treturn",
+        "ABCdEFG abc\u{301}DEF",
+        "\u{301}\u{301}x",
+        ".\u{301}a",
+        "'ſ 'ſt",
+        "a  \n",
+        "a \n  ",
+    ];
+    for t in cases {
+        for p in [R50K, CL100K, O200K] {
+            check(p, t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn known_patterns_select_lexers() {
+    for p in [R50K, CL100K, O200K] {
+        assert!(Pretokenizer::new(p).unwrap().lexer().is_some());
+        assert!(Pretokenizer::new_regex(p).unwrap().lexer().is_none());
+        assert_eq!(Pretokenizer::new(p).unwrap().pattern(), p);
+    }
+    assert!(Pretokenizer::new(r"\w+").unwrap().lexer().is_none());
+}

@@ -1,0 +1,280 @@
+//! tiktoken's byte-pair merge, driven directly by the vocabulary: two adjacent parts merge
+//! iff their concatenated bytes are a token, lowest id (= rank) first, leftmost among
+//! equals. This is the definition tiktoken uses, so no pair table is needed; every lookup
+//! goes to the vocabulary's [`crate::piece_index::PieceIndex`], which the whole-piece
+//! lookups keep hot in cache.
+//!
+//! * Pieces shorter than [`LINEAR_MAX`] bytes: parts in small stack arrays, linear scan
+//!   for the minimum (cache friendly, no allocation).
+//! * Longer pieces: [`crate::backtrack`] when the vocabulary supports it (linear time),
+//!   else a binary heap with lazy invalidation over a linked list (`O(n log n)`).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::error::{Error, Result};
+use crate::vocab::Vocab;
+
+/// Pieces of fewer bytes than this use the linear scan.
+pub const LINEAR_MAX: usize = 128;
+const _: () = assert!(LINEAR_MAX <= 128);
+
+const MAX: u32 = u32::MAX;
+
+/// Whether [`linear`] can be used: its packed keys need ranks below 2^25.
+#[inline(always)]
+pub(crate) fn linear_ok(vocab: &Vocab) -> bool {
+    vocab.n_slots() < 1 << 25
+}
+
+/// Rank of the token `piece[a..b]`, or `MAX`.
+#[inline(always)]
+fn rank(vocab: &Vocab, piece: &[u8], a: usize, b: usize, max_len: usize) -> u32 {
+    if b - a > max_len {
+        return MAX;
+    }
+    vocab.get_filtered(&piece[a..b]).unwrap_or(MAX)
+}
+
+/// Append the ids of the byte-pair merge of `piece` (no whole-piece shortcut) to `out`.
+/// Fails if a byte without a token of its own survives the merging.
+pub fn encode(vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+    let start = out.len();
+    let ok = match piece.len() {
+        0 => true,
+        1 => match vocab.byte_id(piece[0]) {
+            Some(id) => {
+                out.push(id);
+                true
+            }
+            None => false,
+        },
+        n if n < LINEAR_MAX && linear_ok(vocab) => linear(vocab, piece, out, &mut |_, _| {}),
+        _ => heap(vocab, piece, out, &mut |_, _| {}),
+    };
+    if !ok {
+        out.truncate(start);
+        return Err(Error::UnencodableBytes(piece.to_vec()));
+    }
+    Ok(())
+}
+
+/// Resolve the final parts: merged parts carry their id, single bytes need their own
+/// token. Returns false if one is missing.
+#[inline(always)]
+fn emit(vocab: &Vocab, piece: &[u8], a: usize, b: usize, id: u32, out: &mut Vec<u32>) -> bool {
+    if b - a == 1 {
+        match vocab.byte_id(piece[a]) {
+            Some(id) => out.push(id),
+            None => return false,
+        }
+    } else {
+        out.push(id);
+    }
+    true
+}
+
+/// `on_merge(start, mid)` is called for every merge of the part starting at `start` with
+/// the part starting at `mid`.
+pub(crate) fn linear<M: FnMut(usize, usize)>(
+    vocab: &Vocab,
+    piece: &[u8],
+    out: &mut Vec<u32>,
+    on_merge: &mut M,
+) -> bool {
+    let n = piece.len();
+    let max_len = vocab.max_token_len();
+    // Parts are indexed by their start byte. For a part start i: end[i] is its end,
+    // prev[i] the previous part's start, ids[i] its id once merged, and keys[i] encodes
+    // the rank r of merging it with the next part as `r << 7 | i` (MAX if none or if i is
+    // not a part start), so that one vectorized minimum gives the lowest rank and, among
+    // equal ranks, the leftmost position. No shifting on merges. Indices fit in u8.
+    let mut keys = [MAX; LINEAR_MAX];
+    let mut end = [0u8; LINEAR_MAX];
+    let mut prev = [0u8; LINEAR_MAX];
+    let mut ids = [MAX; LINEAR_MAX];
+    let key = |r: u32, i: usize| if r == MAX { MAX } else { (r << 7) | i as u32 };
+    for i in 0..n {
+        end[i] = (i + 1) as u8;
+        prev[i] = i.wrapping_sub(1) as u8;
+    }
+    for (i, k) in keys.iter_mut().enumerate().take(n - 1) {
+        *k = key(rank(vocab, piece, i, i + 2, max_len), i);
+    }
+    let keys_n = &mut keys[..n];
+    loop {
+        let k_min = keys_n.iter().fold(MAX, |a, &b| a.min(b));
+        if k_min == MAX {
+            break;
+        }
+        let at = (k_min & 127) as usize;
+        let best = k_min >> 7;
+        let j = end[at] as usize;
+        let k = end[j] as usize;
+        on_merge(at, j);
+        ids[at] = best;
+        end[at] = k as u8;
+        keys_n[j] = MAX;
+        keys_n[at] = if k < n {
+            prev[k] = at as u8;
+            key(rank(vocab, piece, at, end[k] as usize, max_len), at)
+        } else {
+            MAX
+        };
+        if at > 0 {
+            let p = prev[at] as usize;
+            keys_n[p] = key(rank(vocab, piece, p, k, max_len), p);
+        }
+    }
+    let mut i = 0;
+    while i < n {
+        let e = end[i] as usize;
+        if !emit(vocab, piece, i, e, ids[i], out) {
+            return false;
+        }
+        i = e;
+    }
+    true
+}
+
+/// `O(n log n)` merge for long pieces: a linked list of parts and a min-heap of
+/// `(rank, start)` candidates with lazy invalidation.
+pub(crate) fn heap<M: FnMut(usize, usize)>(
+    vocab: &Vocab,
+    piece: &[u8],
+    out: &mut Vec<u32>,
+    on_merge: &mut M,
+) -> bool {
+    const NIL: u32 = u32::MAX;
+    let n = piece.len();
+    let max_len = vocab.max_token_len();
+    // Parts are identified by their start offset. end[i]: end of the part starting at i
+    // (0 if i is not a part start); prev[i]: start of the previous part.
+    let mut end: Vec<u32> = (1..=n as u32).collect();
+    let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+    let mut ids: Vec<u32> = vec![MAX; n];
+    // cur[i]: rank of merging the part at i with its successor (MAX: none)
+    let mut cur: Vec<u32> = vec![MAX; n];
+    let mut heap: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::with_capacity(n);
+    for (i, c) in cur.iter_mut().enumerate().take(n - 1) {
+        let r = rank(vocab, piece, i, i + 2, max_len);
+        *c = r;
+        if r != MAX {
+            heap.push(Reverse((r, i as u32)));
+        }
+    }
+    while let Some(Reverse((r, i))) = heap.pop() {
+        let i = i as usize;
+        if cur[i] != r {
+            continue; // stale
+        }
+        let j = end[i] as usize; // start of the right part
+        let k = end[j] as usize; // its end
+        on_merge(i, j);
+        ids[i] = r;
+        end[i] = k as u32;
+        end[j] = 0;
+        cur[j] = MAX;
+        if k < n {
+            prev[k] = i as u32;
+            let r2 = rank(vocab, piece, i, end[k] as usize, max_len);
+            cur[i] = r2;
+            if r2 != MAX {
+                heap.push(Reverse((r2, i as u32)));
+            }
+        } else {
+            cur[i] = MAX;
+        }
+        let p = prev[i];
+        if p != NIL {
+            let p = p as usize;
+            let r2 = rank(vocab, piece, p, k, max_len);
+            cur[p] = r2;
+            if r2 != MAX {
+                heap.push(Reverse((r2, p as u32)));
+            }
+        }
+    }
+    let mut i = 0usize;
+    while i < n {
+        let e = end[i] as usize;
+        if !emit(vocab, piece, i, e, ids[i], out) {
+            return false;
+        }
+        i = e;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpe::MergeTable;
+
+    fn vocab(tokens: &[&[u8]]) -> Vocab {
+        let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        for (i, t) in tokens.iter().enumerate() {
+            pairs.push((t.to_vec(), 256 + i as u32));
+        }
+        Vocab::from_pairs(pairs).unwrap()
+    }
+
+    #[test]
+    fn agrees_with_merge_table() {
+        let v = vocab(&[
+            b"aa",
+            b"ab",
+            b"ba",
+            b"aaa",
+            b"aaaa",
+            b"bab",
+            b"aab",
+            b"abab",
+            b"bb",
+            b"bbb",
+            b"aaaaaaaa",
+            b"abba",
+        ]);
+        let t = MergeTable::from_vocab_ranks(&v);
+        let mut seed = 7u64;
+        for len in 1..300 {
+            for _ in 0..4 {
+                let piece: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        if (seed >> 33).is_multiple_of(3) {
+                            b'b'
+                        } else {
+                            b'a'
+                        }
+                    })
+                    .collect();
+                let mut a = vec![];
+                let mut b = vec![];
+                let mut c = vec![];
+                encode(&v, &piece, &mut a).unwrap();
+                t.encode_piece(&piece, &mut b).unwrap();
+                assert_eq!(a, b, "{len}");
+                if len > 1 {
+                    assert!(heap(&v, &piece, &mut c, &mut |_, _| {}));
+                    assert_eq!(a, c, "{len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn missing_byte_is_error() {
+        let v = Vocab::from_pairs(vec![(b"a".to_vec(), 0), (b"ab".to_vec(), 1)]).unwrap();
+        let mut out = vec![];
+        encode(&v, b"ab", &mut out).unwrap();
+        assert_eq!(out, vec![1]);
+        assert!(encode(&v, b"abb", &mut out).is_err());
+        assert_eq!(out, vec![1]);
+        let long = b"ab".repeat(100);
+        encode(&v, &long, &mut out).unwrap();
+        assert_eq!(out.len(), 101);
+    }
+}
