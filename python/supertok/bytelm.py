@@ -24,7 +24,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Union
 
 from supertok import _core
 
@@ -34,6 +34,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ByteLM", "ByteStream", "ByteEnsemble", "ByteStats", "byte_tokenizer"]
 
 _Text = Union[str, bytes]
+# prompt bytes pushed before the nodes still alive are evaluated (bounds one model call)
+_PROMPT_SEGMENT = 2048
+# prefixes per model.logprobs call when evaluating a stream's pending nodes
+_MAX_BATCH = 256
 _BT_CACHE: dict[int, Any] = {}
 
 
@@ -175,10 +179,17 @@ class ByteStream:
         top_p: float = 1.0,
         *,
         scoring: bool = False,
+        prompt: bool = False,
         stats: Optional[ByteStats] = None,
     ):
         self.lm = lm
-        self._tree = _core.ByteTree(lm._bt, known if known else None, bool(scoring and known))
+        self._tree = _core.ByteTree(
+            lm._bt,
+            known if known else None,
+            bool(scoring and known),
+            bool(prompt and known and not scoring),
+        )
+        self._known = bytes(known)
         self._trunk: list[int] = []
         self._temperature = float(temperature)
         self._top_p = float(top_p)
@@ -193,6 +204,7 @@ class ByteStream:
         new = object.__new__(ByteStream)
         new.lm = self.lm
         new._tree = self._tree.copy()
+        new._known = self._known
         new._trunk = list(self._trunk)
         new._temperature = self._temperature
         new._top_p = self._top_p
@@ -220,24 +232,24 @@ class ByteStream:
 
     def _evaluate(self) -> None:
         self._sync()
-        ids, paths = self._tree.pending()
+        ids, tokens, parents, where = self._tree.pending_tree()
         if not ids:
             return
         st = self._stats
-        rows, index = self.lm._rows(self._trunk, paths, st)
-        if self._temperature != 1.0 or self._top_p < 1.0:
-            rows = _transform(np_f64(rows[index]), self._temperature, self._top_p)
-            index = None
-        if st is not None:
-            st.positions += len(ids)
-        t0 = time.perf_counter()
-        if st is None:
-            self._tree.set_rows(ids, rows, index, self.lm.eot)
-        else:
-            with _Clock(st, "row_seconds", "row_cpu_seconds"):
-                self._tree.set_rows(ids, rows, index, self.lm.eot)
-        self.rust_seconds += time.perf_counter() - t0
-        self.evaluated += len(ids)
+        for a, b, rows, index in self.lm._tree_rows(self._trunk, tokens, parents, where, st):
+            if self._temperature != 1.0 or self._top_p < 1.0:
+                rows = _transform(np_f64(rows[index]), self._temperature, self._top_p)
+                index = None
+            if st is not None:
+                st.positions += b - a
+            t0 = time.perf_counter()
+            if st is None:
+                self._tree.set_rows(ids[a:b], rows, index, self.lm.eot)
+            else:
+                with _Clock(st, "row_seconds", "row_cpu_seconds"):
+                    self._tree.set_rows(ids[a:b], rows, index, self.lm.eot)
+            self.rust_seconds += time.perf_counter() - t0
+            self.evaluated += b - a
         self._sync()
 
     def _push_byte(self, b: int) -> None:
@@ -254,7 +266,26 @@ class ByteStream:
         """Append bytes (or one byte given as an int)."""
         if isinstance(data, int):
             data = bytes([data])
-        for b in _as_bytes(data, "data"):
+        data = _as_bytes(data, "data")
+        i = 0
+        if self._tree.in_prompt():
+            # prompt bytes (nothing is asked inside the prompt): push them without
+            # evaluating, then evaluate only the nodes still alive at the end of each
+            # segment (segments bound the size of one model call)
+            rest = len(self._known) - len(self._tree.text())
+            end = min(len(data), rest)
+            while i < end:
+                j = min(end, i + _PROMPT_SEGMENT)
+                t0 = time.perf_counter()
+                if self._stats is None:
+                    self._tree.push_prompt(data[i:j])
+                else:
+                    with _Clock(self._stats, "tree_seconds", "tree_cpu_seconds"):
+                        self._tree.push_prompt(data[i:j])
+                self.rust_seconds += time.perf_counter() - t0
+                self._evaluate()
+                i = j
+        for b in data[i:]:
             self._push_byte(b)
 
     def logprobs(self) -> "np.ndarray":
@@ -362,9 +393,14 @@ class ByteLM:
         if stats is not None:
             stats.model_seconds += time.perf_counter() - t0
             stats.model_calls += 1
+        self._check_rows(rows, index)
+        return rows, index
+
+    def _check_rows(self, rows: "np.ndarray", index: Sequence[int]) -> None:
+        np = _np()
         if rows.shape[1] == 0:
             raise ValueError("model rows are empty")
-        if not self._checked and index:
+        if not self._checked and len(index):
             self._checked = True
             with np.errstate(invalid="ignore"):
                 z = float(np.logaddexp.reduce(rows[index[0]].astype(np.float64)))
@@ -372,7 +408,44 @@ class ByteLM:
                 raise ValueError(
                     f"model rows must be normalised natural-log probabilities (logsumexp = {z:.4g})"
                 )
-        return rows, index
+
+    def _tree_rows(
+        self,
+        trunk: list[int],
+        tokens: Sequence[int],
+        parents: Sequence[int],
+        where: Sequence[int],
+        stats: Optional[ByteStats] = None,
+    ) -> Iterator[tuple[int, int, "np.ndarray", list[int]]]:
+        """Model rows for pending nodes given as a token tree below ``trunk`` (see
+        ``_core.ByteTree.pending_tree``): yields ``(a, b, array, index)`` where the row of
+        pending node ``a + k`` (``k < b - a``) is ``array[index[k]]``. A model with
+        ``logprobs_tree`` gets the whole tree in one call; otherwise the prefixes are sent in
+        batches of at most ``_MAX_BATCH``."""
+        tree_fn = getattr(self.model, "logprobs_tree", None)
+        if tree_fn is not None:
+            t0 = time.perf_counter()
+            rows = _as_rows(tree_fn(trunk, list(tokens), list(parents)))
+            if rows.ndim != 2 or rows.shape[0] != len(tokens) + 1:
+                raise ValueError(
+                    f"model.logprobs_tree returned shape {rows.shape}, expected ({len(tokens) + 1}, n_vocab)"
+                )
+            if stats is not None:
+                stats.model_seconds += time.perf_counter() - t0
+                stats.model_calls += 1
+            index = [w + 1 for w in where]
+            self._check_rows(rows, index)
+            yield 0, len(where), rows, index
+            return
+        # token path below the trunk of every tree node (parents come first)
+        paths: list[list[int]] = []
+        for t, p in zip(tokens, parents):
+            paths.append((paths[p] if p >= 0 else []) + [int(t)])
+        for a in range(0, len(where), _MAX_BATCH):
+            b = min(len(where), a + _MAX_BATCH)
+            sub = [paths[w] if w >= 0 else [] for w in where[a:b]]
+            rows, index = self._rows(trunk, sub, stats)
+            yield a, b, rows, index
 
     # ------------------------------------------------------------------ streaming
 
@@ -389,7 +462,7 @@ class ByteLM:
         stream is added to ``stats`` (call :meth:`ByteStream.report` for its tree counters)."""
         data = _as_bytes(prefix, "prefix")
         _check_sampling(temperature, top_p)
-        s = ByteStream(self, data, temperature, top_p, stats=stats)
+        s = ByteStream(self, data, temperature, top_p, prompt=True, stats=stats)
         if data:
             s.push(data)
         return s

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyCapsule, PyDict};
 
 use supertok_core::bytes::tree::{ByteTokenizer as CoreBT, ByteTree as CoreTree};
 use supertok_core::bytes::{PieceTokenizer, RegexBpe};
@@ -24,82 +24,103 @@ pub struct ByteTokenizer {
     pub(crate) inner: Arc<CoreBT>,
 }
 
-/// A read-only view of a numpy array of LM rows, taken through `__array_interface__`
-/// (no copy). The array object is kept referenced by the caller for the duration of the
-/// call; like numpy's own GIL-free loops, the values are read without the GIL.
+/// A read-only view of a numpy array of LM rows (no copy). The array object is kept
+/// referenced by the caller for the duration of the call; like numpy's own GIL-free loops,
+/// the values are read without the GIL.
 enum RowsView<'a> {
     F64(&'a [f64]),
     F32(&'a [f32]),
 }
 
+/// numpy's `PyArrayInterface` (the C-struct version of the array interface, documented and
+/// unchanged since numpy 1.0), as returned in the `__array_struct__` capsule.
+#[repr(C)]
+struct ArrayInterface {
+    two: std::os::raw::c_int,
+    nd: std::os::raw::c_int,
+    typekind: std::os::raw::c_char,
+    itemsize: std::os::raw::c_int,
+    flags: std::os::raw::c_int,
+    shape: *const isize,
+    strides: *const isize,
+    data: *const std::os::raw::c_void,
+    descr: *mut pyo3::ffi::PyObject,
+}
+
+const NPY_C_CONTIGUOUS: std::os::raw::c_int = 0x0001;
+const NPY_ALIGNED: std::os::raw::c_int = 0x0100;
+const NPY_NOTSWAPPED: std::os::raw::c_int = 0x0200;
+
 /// `(view, number of rows, row length)` of a C-contiguous 1-D or 2-D float32/float64
-/// numpy array.
+/// `numpy.ndarray` (exactly that type: its `__array_struct__` is numpy's own). About a
+/// microsecond per call (`__array_interface__` builds a dict and costs several).
 fn rows_view<'a>(arr: &'a Bound<'_, PyAny>) -> PyResult<(RowsView<'a>, usize, usize)> {
     let py = arr.py();
     let ndarray = py.import("numpy")?.getattr("ndarray")?;
-    if !arr.is_instance(&ndarray)? {
+    if !arr.get_type().is(&ndarray) {
         return Err(PyTypeError::new_err(format!(
-            "rows must be a numpy array, not {}",
+            "rows must be a numpy.ndarray, not {}",
             arr.get_type().name()?
         )));
     }
-    let ai = arr.getattr("__array_interface__")?;
-    let typestr: String = ai.get_item("typestr")?.extract()?;
-    let shape: Vec<usize> = ai.get_item("shape")?.extract()?;
-    let (n_rows, width) = match shape.as_slice() {
-        [w] => (1, *w),
-        [r, w] => (*r, *w),
-        _ => {
-            return Err(PyValueError::new_err(format!(
-                "rows must be 1-D or 2-D, got shape {shape:?}"
-            )))
-        }
-    };
-    let strides = ai.get_item("strides")?;
-    let contiguous = strides.is_none()
-        || arr
-            .getattr("flags")?
-            .get_item("C_CONTIGUOUS")?
-            .extract::<bool>()?;
-    if !contiguous {
-        return Err(PyValueError::new_err("rows must be C-contiguous"));
+    let capsule = arr.getattr("__array_struct__")?;
+    let capsule = capsule
+        .cast::<PyCapsule>()
+        .map_err(|_| PyTypeError::new_err("numpy returned no array-interface capsule"))?;
+    let ptr = capsule.pointer_checked(None)?;
+    // SAFETY: numpy.ndarray.__array_struct__ is a capsule holding a PyArrayInterface that
+    // lives as long as the capsule (kept alive until the end of this function) and
+    // describes the array's memory.
+    let ai = unsafe { &*(ptr.as_ptr() as *const ArrayInterface) };
+    if ai.two != 2 {
+        return Err(PyValueError::new_err("unexpected numpy array interface"));
     }
-    let (addr, _readonly): (usize, bool) = ai.get_item("data")?.extract()?;
+    if ai.nd < 1 || ai.nd > 2 || ai.shape.is_null() {
+        return Err(PyValueError::new_err(format!(
+            "rows must be 1-D or 2-D, got {} dimensions",
+            ai.nd
+        )));
+    }
+    // SAFETY: `shape` holds `nd` entries.
+    let shape = unsafe { std::slice::from_raw_parts(ai.shape, ai.nd as usize) };
+    let (n_rows, width) = match *shape {
+        [w] => (1usize, w as usize),
+        [r, w] => (r as usize, w as usize),
+        _ => unreachable!(),
+    };
+    let need = NPY_C_CONTIGUOUS | NPY_ALIGNED | NPY_NOTSWAPPED;
+    if ai.flags & need != need {
+        return Err(PyValueError::new_err(
+            "rows must be a C-contiguous, aligned, native-endian array",
+        ));
+    }
     let n = n_rows
         .checked_mul(width)
         .ok_or_else(|| PyValueError::new_err("row array too large"))?;
-    if n == 0 {
-        return Ok((RowsView::F64(&[]), n_rows, width));
+    let kind = ai.typekind as u8;
+    if n == 0 || ai.data.is_null() {
+        return match (kind, ai.itemsize) {
+            (b'f', 8) | (b'f', 4) => Ok((RowsView::F64(&[]), n_rows, width)),
+            _ => Err(PyTypeError::new_err("rows must be float32 or float64")),
+        };
     }
-    let native = if cfg!(target_endian = "little") {
-        '<'
-    } else {
-        '>'
-    };
-    let t = typestr.as_bytes();
-    let ok_order = t
-        .first()
-        .is_some_and(|&c| c == native as u8 || c == b'=' || c == b'|');
-    match (ok_order, &typestr[1..]) {
-        (true, "f8") => {
-            if addr == 0 || !addr.is_multiple_of(std::mem::align_of::<f64>()) {
-                return Err(PyValueError::new_err("misaligned float64 array"));
-            }
-            // SAFETY: numpy reports a live, C-contiguous float64 buffer of `n` elements at
-            // `addr`; `arr` (borrowed for 'a) keeps it alive.
-            let v = unsafe { std::slice::from_raw_parts(addr as *const f64, n) };
-            Ok((RowsView::F64(v), n_rows, width))
-        }
-        (true, "f4") => {
-            if addr == 0 || !addr.is_multiple_of(std::mem::align_of::<f32>()) {
-                return Err(PyValueError::new_err("misaligned float32 array"));
-            }
-            // SAFETY: as above, for float32.
-            let v = unsafe { std::slice::from_raw_parts(addr as *const f32, n) };
-            Ok((RowsView::F32(v), n_rows, width))
-        }
+    match (kind, ai.itemsize) {
+        // SAFETY: a live (the caller holds `arr`), aligned, C-contiguous buffer of `n`
+        // native float64 values, as numpy describes it.
+        (b'f', 8) => Ok((
+            RowsView::F64(unsafe { std::slice::from_raw_parts(ai.data as *const f64, n) }),
+            n_rows,
+            width,
+        )),
+        // SAFETY: as above, float32.
+        (b'f', 4) => Ok((
+            RowsView::F32(unsafe { std::slice::from_raw_parts(ai.data as *const f32, n) }),
+            n_rows,
+            width,
+        )),
         _ => Err(PyTypeError::new_err(format!(
-            "rows must be native float32 or float64, not {typestr:?}"
+            "rows must be float32 or float64 (got kind {:?}, {} bytes)",
+            kind as char, ai.itemsize
         ))),
     }
 }
@@ -309,6 +330,9 @@ impl ByteTokenizer {
     }
 }
 
+/// `(ids, tokens, parents, rows)` of [`ByteTree::pending_tree`].
+type PendingTree = (Vec<u32>, Vec<u32>, Vec<i64>, Vec<i64>);
+
 /// The streaming valid covering tree of one byte stream.
 #[pyclass(module = "supertok._core")]
 pub struct ByteTree {
@@ -320,22 +344,50 @@ impl ByteTree {
     /// A stream at the start of a text. With `known`, that text must be pushed first (in
     /// order) and rows are summarised for it only (cheaper scoring). With `scoring`, only
     /// the known bytes and the end of the text can be scored (nothing is kept for later).
+    /// With `prompt`, `known` is a prompt that is only asked about after its end: its bytes
+    /// may be pushed without evaluating the pending nodes in between, so nodes that die
+    /// inside the prompt are never evaluated.
     #[new]
-    #[pyo3(signature = (tokenizer, known=None, scoring=false))]
+    #[pyo3(signature = (tokenizer, known=None, scoring=false, prompt=false))]
     fn py_new(
         tokenizer: &Bound<'_, ByteTokenizer>,
         known: Option<Vec<u8>>,
         scoring: bool,
+        prompt: bool,
     ) -> PyResult<Self> {
         let bt = tokenizer.get().inner.clone();
-        let inner = match (known, scoring) {
-            (Some(k), true) => CoreTree::scoring(bt, k),
-            (None, true) => {
+        let inner = match (known, scoring, prompt) {
+            (_, true, true) => {
+                return Err(PyValueError::new_err(
+                    "scoring=True and prompt=True exclude each other",
+                ));
+            }
+            (None, true, _) => {
                 return Err(PyValueError::new_err("scoring=True needs the known text"));
             }
-            (k, false) => CoreTree::new(bt, k),
+            (None, _, true) => {
+                return Err(PyValueError::new_err("prompt=True needs the known prompt"));
+            }
+            (Some(k), true, false) => CoreTree::scoring(bt, k),
+            (Some(k), false, true) => CoreTree::prompt(bt, k),
+            (k, false, false) => CoreTree::new(bt, k),
         };
         Ok(ByteTree { inner })
+    }
+
+    /// Whether this is a prompt stream still inside its prompt (pending nodes may wait).
+    fn in_prompt(&self) -> bool {
+        self.inner.in_prompt()
+    }
+
+    /// The pending nodes as one token tree below the trunk: `(ids, tokens, parents, rows)`.
+    /// Tree node `k` is `tokens[k]` after tree node `parents[k]` (-1: right after the
+    /// trunk), parents first; pending node `ids[i]` is tree node `rows[i]` (-1: the trunk
+    /// itself).
+    fn pending_tree(&self) -> PendingTree {
+        let ids = self.inner.pending().to_vec();
+        let (tokens, parents, rows) = self.inner.pending_tree();
+        (ids, tokens, parents, rows)
     }
 
     /// A copy of this stream.
@@ -351,6 +403,25 @@ impl ByteTree {
             .map_err(|_| PyValueError::new_err(format!("byte out of range: {byte}")))?;
         let t = &mut self.inner;
         py.detach(|| t.push(b)).map_err(to_py)
+    }
+
+    /// Push the next bytes of the prompt of a `prompt=True` stream without evaluating the
+    /// pending nodes in between (evaluate them afterwards). On error the bytes before the
+    /// failing one stay pushed.
+    fn push_prompt(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let t = &mut self.inner;
+        py.detach(|| -> supertok_core::Result<()> {
+            for &b in data {
+                if !t.in_prompt() {
+                    return Err(supertok_core::Error::InvalidArgument(
+                        "push_prompt: the stream is not inside its prompt".into(),
+                    ));
+                }
+                t.push(b)?;
+            }
+            Ok(())
+        })
+        .map_err(to_py)
     }
 
     /// Nodes waiting for LM rows: `(ids, paths)`, each path the token ids after the trunk.

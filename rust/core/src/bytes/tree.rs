@@ -247,6 +247,9 @@ pub struct ByteTree {
     known: Option<Vec<u8>>,
     /// only per-byte scores of the known text (and its end) will be asked for
     scoring: bool,
+    /// prompt mode: nothing is asked inside the known text, so its bytes are pushed without
+    /// evaluating nodes, and only the nodes still alive at its end are evaluated
+    lazy: bool,
     trunk: Vec<u32>,
     trunk_logp: f64,
     committed_unread: usize,
@@ -317,6 +320,7 @@ impl ByteTree {
             text: Vec::new(),
             known,
             scoring: false,
+            lazy: false,
             trunk: Vec::new(),
             trunk_logp: 0.0,
             committed_unread: 0,
@@ -339,10 +343,7 @@ impl ByteTree {
             live: vec![0],
             pool: Vec::new(),
             gen: 0,
-            stats: TreeStats {
-                evaluated: 1,
-                ..Default::default()
-            },
+            stats: TreeStats::default(),
             query_ns: Timer::default(),
         }
     }
@@ -354,6 +355,18 @@ impl ByteTree {
     pub fn scoring(bt: Arc<ByteTokenizer>, text: Vec<u8>) -> Self {
         let mut t = Self::new(bt, Some(text));
         t.scoring = true;
+        t
+    }
+
+    /// A stream that starts with a known prompt and is only asked about what follows it
+    /// (next-byte distributions, sampling, scoring of later bytes). The prompt's bytes can be
+    /// pushed without evaluating [`pending`](Self::pending) nodes in between: nodes that die
+    /// before the end of the prompt are never evaluated, and the rows of the others are only
+    /// read where the prompt's end needs them. Evaluate the pending nodes once the whole
+    /// prompt is pushed.
+    pub fn prompt(bt: Arc<ByteTokenizer>, prompt: Vec<u8>) -> Self {
+        let mut t = Self::new(bt, Some(prompt));
+        t.lazy = true;
         t
     }
 
@@ -392,6 +405,45 @@ impl ByteTree {
     /// Nodes waiting for an LM row, in creation order (parents first).
     pub fn pending(&self) -> &[u32] {
         &self.pending
+    }
+
+    /// The pending nodes as one token tree below the trunk, for a single batched LM call:
+    /// `(tokens, parents, rows)`. Tree node `k` is token `tokens[k]` after tree node
+    /// `parents[k]` (`-1`: directly after the trunk); parents come first. Pending node
+    /// `pending()[i]` is tree node `rows[i]` (`-1`: the trunk itself). The tree holds the
+    /// pending nodes and their ancestors below the trunk, each once.
+    pub fn pending_tree(&self) -> (Vec<u32>, Vec<i64>, Vec<i64>) {
+        let mut at: FxHashMap<u32, i64> = FxHashMap::default();
+        at.insert(self.root, -1);
+        let mut tokens = Vec::new();
+        let mut parents = Vec::new();
+        let mut rows = Vec::with_capacity(self.pending.len());
+        let mut chain: Vec<u32> = Vec::new();
+        for &p in &self.pending {
+            // climb to the first ancestor already in the tree (the root at the latest)
+            chain.clear();
+            let mut n = p;
+            while n != NONE && !at.contains_key(&n) {
+                chain.push(n);
+                n = self.nodes[n as usize].parent;
+            }
+            let mut parent = at.get(&n).copied().unwrap_or(-1);
+            for &c in chain.iter().rev() {
+                let k = tokens.len() as i64;
+                tokens.push(self.nodes[c as usize].token);
+                parents.push(parent);
+                at.insert(c, k);
+                parent = k;
+            }
+            rows.push(at.get(&p).copied().unwrap_or(-1));
+        }
+        (tokens, parents, rows)
+    }
+
+    /// Whether this stream was made by [`prompt`](Self::prompt) and is still inside its
+    /// prompt (its pending nodes may wait until the end of the prompt).
+    pub fn in_prompt(&self) -> bool {
+        self.lazy && self.known.as_ref().is_some_and(|k| k.len() > self.text.len())
     }
 
     /// Token path of a node below the trunk (root excluded).
@@ -505,6 +557,38 @@ impl ByteTree {
             // bytes after it: keep the values of the innermost range
             let keep = !self.scoring && !ranges.is_empty() && j + ranges.len() == known.len();
             sm.chain = vec![(f64::NEG_INFINITY, NONE, f64::NEG_INFINITY); ranges.len()];
+            if self.lazy {
+                // prompt mode: nothing is asked inside the prompt; only the values of the
+                // child tokens (the exact tokens of the chain) and the innermost range
+                for (k, &(lo, _)) in ranges.iter().enumerate() {
+                    if idx.at(lo).len() == k + 1 {
+                        let id = ids[lo];
+                        let v = row.get(id as usize).map_or(f64::NEG_INFINITY, |v| v.to_f64());
+                        if v.is_nan() || v == f64::INFINITY {
+                            return Err(bad());
+                        }
+                        sm.chain[k] = (f64::NAN, id, v);
+                        read += 1;
+                    }
+                }
+                if keep {
+                    let (lo, hi) = ranges[ranges.len() - 1];
+                    let mut vals = self.pool.pop().unwrap_or_default();
+                    vals.clear();
+                    vals.resize(hi - lo, 0.0);
+                    crate::bytes::math::gather(row, &ids[lo..hi], &mut vals);
+                    let mut acc = Lse::new();
+                    acc.add(&vals);
+                    if acc.bad() {
+                        return Err(bad());
+                    }
+                    read += hi - lo;
+                    sm.lo = lo;
+                    sm.hi = hi;
+                    sm.vals = vals;
+                }
+                ranges.clear();
+            }
             let mut acc = Lse::new();
             for k in (0..ranges.len()).rev() {
                 let (lo, hi) = ranges[k];
@@ -568,6 +652,7 @@ impl ByteTree {
             sm.first = Some(first);
         }
         self.stats.values_read += read as u64;
+        self.stats.evaluated += 1;
         self.nodes[node as usize].summary = Some(Arc::new(sm));
         self.pending.remove(pos);
         // children created before this row arrived get their cumulative log-probability
@@ -611,8 +696,39 @@ impl ByteTree {
             let c = self.nodes[parent as usize].cum + lp;
             self.nodes[n as usize].cum = c;
         }
+        self.settle()
+    }
+
+    /// With every pending node evaluated: commit the trunk and, at the end of a prompt,
+    /// compute the prefix mass (the sum over the covers of the text).
+    fn settle(&mut self) -> Result<()> {
         self.commit();
+        let at_end = self
+            .known
+            .as_ref()
+            .map_or(true, |k| k.len() <= self.text.len());
+        if self.prefix_mass.is_nan() && at_end {
+            self.prefix_mass = self.cover_mass()?;
+        }
         Ok(())
+    }
+
+    /// Log mass (relative to the trunk) of all covers of the text.
+    fn cover_mass(&self) -> Result<f64> {
+        let n = self.text.len();
+        if n == 0 {
+            return Ok(0.0);
+        }
+        let idx = &self.bt.index;
+        let mut m = f64::NEG_INFINITY;
+        for &h in &self.heads {
+            let nd = &self.nodes[h as usize];
+            if nd.end < n {
+                let (lo, hi) = idx.prefix_range(&self.text[nd.end..n], false);
+                m = logaddexp(m, nd.cum + self.summary(h)?.range_lse(lo, hi)?);
+            }
+        }
+        Ok(m)
     }
 
     fn node(&mut self, parent: u32, token: u32, end: usize) -> u32 {
@@ -635,7 +751,6 @@ impl ByteTree {
         self.pending.push(id);
         self.fresh.push(id);
         self.live.push(id);
-        self.stats.evaluated += 1;
         id
     }
 
@@ -796,12 +911,13 @@ impl ByteTree {
     }
 
     fn push_inner(&mut self, b: u8) -> Result<()> {
-        if !self.pending.is_empty() {
+        let n = self.text.len();
+        let in_prompt = self.in_prompt();
+        if !self.pending.is_empty() && !in_prompt {
             return Err(Error::InvalidArgument(
                 "evaluate the pending tree nodes before pushing more bytes".into(),
             ));
         }
-        let n = self.text.len();
         match self.known.as_ref().and_then(|k| k.get(n)) {
             Some(&kb) if kb != b => {
                 return Err(Error::InvalidArgument(
@@ -827,12 +943,17 @@ impl ByteTree {
             }
             self.collect_heads();
         }
-        let mass = match self.outcome_mass(Some(b)) {
-            Ok(m) => m,
-            Err(e) => {
-                self.streams = saved_streams;
-                self.heads = saved_heads;
-                return Err(e);
+        let mass = if in_prompt {
+            // computed from the heads once the prompt's nodes are evaluated
+            f64::NAN
+        } else {
+            match self.outcome_mass(Some(b)) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.streams = saved_streams;
+                    self.heads = saved_heads;
+                    return Err(e);
+                }
             }
         };
         let saved = std::mem::replace(&mut self.prefix_mass, mass);
@@ -861,7 +982,6 @@ impl ByteTree {
                 self.child.remove(&(nd.parent, nd.token));
             }
         }
-        self.stats.evaluated -= (self.nodes.len() - mark) as u64;
         self.nodes.truncate(mark);
         self.pending.retain(|&p| p < m);
         self.fresh.retain(|&p| p < m);
@@ -1028,7 +1148,7 @@ impl ByteTree {
         self.stats.max_heads = self.stats.max_heads.max(self.heads.len() as u64);
         self.gc();
         if self.pending.is_empty() {
-            self.commit();
+            self.settle()?;
         }
         Ok(())
     }
@@ -1342,6 +1462,11 @@ impl ByteTree {
         self.ready()?;
         let n = self.text.len();
         let known_next = self.known.as_ref().and_then(|k| k.get(n).copied());
+        if self.lazy && known_next.is_some() {
+            return Err(Error::InvalidArgument(
+                "a prompt stream answers only after its prompt".into(),
+            ));
+        }
         if known_next.is_some() && known_next != b {
             return Err(Error::InvalidArgument(
                 "inside the known prefix only the known next byte can be scored".into(),
