@@ -115,6 +115,8 @@ class ByteStats:
       answer probability queries / that read model rows (wall clock, binding overhead
       included); ``tree_cpu_seconds`` / ``row_cpu_seconds``: the same as CPU time of the
       calling thread (steadier on a loaded machine);
+    * ``core_tree_seconds`` / ``core_row_seconds``: the part of those spent inside the Rust
+      core itself (no binding or Python overhead);
     * ``model_seconds``: time in the model's ``logprobs`` / ``logprobs_tree``; ``model_calls``.
     """
 
@@ -127,6 +129,8 @@ class ByteStats:
     tree_cpu_seconds: float = 0.0
     row_seconds: float = 0.0
     row_cpu_seconds: float = 0.0
+    core_tree_seconds: float = 0.0
+    core_row_seconds: float = 0.0
     model_seconds: float = 0.0
     model_calls: int = 0
 
@@ -144,6 +148,8 @@ class ByteStats:
         self.heads += c["heads"]
         self.max_heads = max(self.max_heads, c["max_heads"])
         self.values_read += c["values_read"]
+        self.core_tree_seconds += c["tree_ns"] * 1e-9
+        self.core_row_seconds += c["row_ns"] * 1e-9
 
 
 class _Clock:

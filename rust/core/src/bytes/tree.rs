@@ -606,6 +606,15 @@ impl ByteTree {
                         acc.add_gather(row, &ids[lo..hi]);
                     }
                     read += hi - lo;
+                } else if k == 0 {
+                    // the outermost range (all tokens starting with the next byte, up to
+                    // half the vocabulary) is summed afresh in id order: the row is then read
+                    // front to back instead of at random, which is several times faster
+                    // than adding its difference to the inner ranges
+                    let mut a0 = Lse::new();
+                    a0.add_gather(row, idx.first_byte_ids(known[j]));
+                    read += hi - lo;
+                    acc = a0;
                 } else {
                     let (ilo, ihi) = ranges[k + 1];
                     acc.add_gather(row, &ids[lo..ilo]);
