@@ -25,30 +25,13 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _bytes_data import cut_points, held_out  # noqa: E402
 from _common import git_rev, machine_info, md_table, read_corpus, versions, write_section  # noqa: E402
 
 import supertok  # noqa: E402
 from supertok import _core  # noqa: E402
 from supertok.bytelm import ByteLM, ByteStats, ByteStream  # noqa: E402
 from supertok.models import NGramLM  # noqa: E402
-
-
-def held_out(text: str, n_bytes: int, seed: int = 0) -> list[str]:
-    """Chunks of about 1 KB from the last 10 % of ``text`` (whole lines), ``n_bytes`` in all."""
-    tail = text[int(len(text) * 0.9) :]
-    lines = [ln for ln in tail.splitlines(keepends=True) if len(ln.encode()) > 40]
-    rng = random.Random(seed)
-    rng.shuffle(lines)
-    chunks, cur, total = [], "", 0
-    for ln in lines:
-        cur += ln
-        if len(cur.encode()) >= 1000:
-            chunks.append(cur)
-            total += len(cur.encode())
-            cur = ""
-            if total >= n_bytes:
-                break
-    return chunks
 
 
 def score(blm: ByteLM, text: str) -> dict:
@@ -75,20 +58,6 @@ def prompt_query(blm: ByteLM, prompt: bytes, lazy: bool) -> tuple[np.ndarray, By
         d = s.logprobs()
         s.report()
     return d, st, time.perf_counter() - t0
-
-
-def cut_points(text: str, n: int, context: int, seed: int = 1) -> list[bytes]:
-    """``n`` prompts of up to ``context`` bytes ending at random points of the held-out text
-    (from a line start when possible; any byte position, also inside a character)."""
-    tail = text[int(len(text) * 0.9) :].encode()
-    rng = random.Random(seed)
-    out = []
-    while len(out) < n:
-        c = rng.randrange(context, len(tail) - 1)
-        lo = tail.rfind(b"\n", 0, c - context // 2)
-        lo = max(lo + 1, c - context)
-        out.append(tail[lo:c])
-    return out
 
 
 def _cpu(st: ByteStats) -> float:

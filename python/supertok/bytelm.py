@@ -37,7 +37,7 @@ _Text = Union[str, bytes]
 # prompt bytes pushed before the nodes still alive are evaluated (bounds one model call)
 _PROMPT_SEGMENT = 2048
 # prefixes per model.logprobs call when evaluating a stream's pending nodes
-_MAX_BATCH = 256
+_MAX_BATCH = 16
 _BT_CACHE: dict[int, Any] = {}
 
 
