@@ -278,6 +278,8 @@ def main() -> None:
     except ImportError:
         pass
     md = [
+        "## Exact byte-level probabilities (issue 7, `benches/bench_bytes.py`)",
+        "",
         f"Command: `python benches/bench_bytes.py --bytes {args.bytes} --repeats {args.repeats} "
         f"--prompts {args.prompts} --cuts {args.cuts}` (commit {git_rev()}).",
         f"Machine: {machine_info()}. Versions: {versions(['numpy', 'tokenizers', 'llama-cpp-python'])}.",

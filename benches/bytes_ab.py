@@ -89,6 +89,8 @@ def main() -> None:
     ap.add_argument("--bytes", type=int, default=16000)
     ap.add_argument("--prompts", type=int, default=100)
     ap.add_argument("--train-bytes", type=int, default=2_000_000)
+    ap.add_argument("--write", action="store_true", help='write BENCHMARKS.md section "bytes-ab"')
+    ap.add_argument("--label", default="main", help="name of the other build in the table")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -114,11 +116,37 @@ def main() -> None:
             for sec in ("score", "prompt")
         }
     print(json.dumps(summary, indent=1))
-    if "other" in summary:
-        for sec in ("score", "prompt"):
-            for m, v in summary["this"][sec].items():
-                o = summary["other"][sec][m]
-                print(f"{sec:6s} {m:26s} other {o:9.3f}  this {v:9.3f}  this/other {v / o if o else float('nan'):.3f}")
+    if "other" not in summary:
+        return
+    names = {
+        "positions_per_byte": "LM positions / byte",
+        "non_lm_cpu_us_per_byte": "non-LM CPU µs / byte",
+        "non_lm_wall_us_per_byte": "non-LM wall µs / byte",
+        "lm_us_per_byte": "LM (numpy n-gram) µs / byte",
+    }
+    rows = []
+    for sec, title in (("score", "`byte_logprobs(text)`"), ("prompt", "`next_byte_logprobs(prompt)`")):
+        for m, v in summary["this"][sec].items():
+            o = summary["other"][sec][m]
+            print(f"{sec:6s} {m:26s} other {o:9.3f}  this {v:9.3f}  this/other {v / o if o else float('nan'):.3f}")
+            rows.append([title, names[m], f"{o:.3f}", f"{v:.3f}", f"{v / o:.2f}" if o else "-"])
+    if args.write:
+        sys.path.insert(0, HERE)
+        from _common import git_rev, machine_info, md_table, write_section
+
+        md = "\n".join([
+            f"Before/after: `python benches/bytes_ab.py --other <{args.label} build> --rounds {args.rounds} "
+            f"--bytes {args.bytes} --prompts {args.prompts} --write` (commit {git_rev()}); the two builds run "
+            f"alternately in fresh processes, medians of {args.rounds} rounds. Machine: {machine_info()}.",
+            "",
+            "cl100k_base with a token 3-gram `NGramLM`; scoring ~1 KB chunks of held-out English with "
+            "`byte_logprobs`, and next-byte distributions after prompts of up to 200 bytes. Positions = rows the "
+            "model was asked for; non-LM time = time in the ByteLM call minus the time in the model (Rust, "
+            "bindings and ByteLM's Python).",
+            "",
+            md_table(["call", "metric", args.label, "this", "this / " + args.label], rows),
+        ])
+        write_section("bytes-ab", md)
 
 
 if __name__ == "__main__":

@@ -175,6 +175,11 @@ class ByteStream:
 
     Create with :meth:`ByteLM.stream`; :meth:`push` bytes, read :meth:`logprobs` (the
     257-way next-byte distribution) or :meth:`logprob_next`.
+
+    ``known``: bytes the stream will be fed first (rows are then summarised for them only).
+    ``scoring``: only the known bytes and the end of the text will be scored.
+    ``prompt``: ``known`` is a prompt that is only asked about after its end; its bytes are
+    pushed without evaluating the nodes in between (see :meth:`ByteLM.stream`).
     """
 
     def __init__(
@@ -465,7 +470,12 @@ class ByteLM:
     ) -> ByteStream:
         """A :class:`ByteStream` that has consumed ``prefix``. ``temperature`` and ``top_p``
         are applied to every token distribution before marginalisation. Work done by the
-        stream is added to ``stats`` (call :meth:`ByteStream.report` for its tree counters)."""
+        stream is added to ``stats`` (call :meth:`ByteStream.report` for its tree counters).
+
+        The prefix is consumed in prompt mode: nothing is asked inside it, so its bytes are
+        pushed without evaluating tree nodes, and only the nodes still alive at its end
+        (about one per canonical token of the prefix, plus the live heads) are sent to the
+        model, in one call (or one per 2 KB segment of a long prefix)."""
         data = _as_bytes(prefix, "prefix")
         _check_sampling(temperature, top_p)
         s = ByteStream(self, data, temperature, top_p, prompt=True, stats=stats)
