@@ -15,9 +15,6 @@ pub struct ByteIndex {
     starts: Vec<u32>,
     /// `first[b]..first[b + 1]` are the positions of tokens whose first byte is `b`.
     first: [u32; 257],
-    /// `ids[first[b]..first[b + 1]]` re-sorted by id: the same tokens in the order of a
-    /// model row, so summing a row over them reads it front to back.
-    by_id: Vec<u32>,
 }
 
 impl ByteIndex {
@@ -36,7 +33,6 @@ impl ByteIndex {
             data,
             starts,
             first: [0; 257],
-            by_id: Vec::new(),
         };
         let mut first = [0u32; 257];
         for (b, slot) in first.iter_mut().enumerate().take(256) {
@@ -44,11 +40,6 @@ impl ByteIndex {
         }
         first[256] = idx.ids.len() as u32;
         idx.first = first;
-        let mut by_id = idx.ids.clone();
-        for b in 0..256 {
-            by_id[first[b] as usize..first[b + 1] as usize].sort_unstable();
-        }
-        idx.by_id = by_id;
         idx
     }
 
@@ -97,13 +88,6 @@ impl ByteIndex {
             self.first[b as usize] as usize,
             self.first[b as usize + 1] as usize,
         )
-    }
-
-    /// Ids of the tokens whose first byte is `b`, in ascending order (the tokens of
-    /// [`first_byte_range`](Self::first_byte_range), sorted by id).
-    #[inline]
-    pub fn first_byte_ids(&self, b: u8) -> &[u32] {
-        &self.by_id[self.first[b as usize] as usize..self.first[b as usize + 1] as usize]
     }
 
     /// Positions `lo..hi` of all tokens whose bytes start with `p` (all tokens for an empty

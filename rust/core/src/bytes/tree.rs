@@ -443,7 +443,11 @@ impl ByteTree {
     /// Whether this stream was made by [`prompt`](Self::prompt) and is still inside its
     /// prompt (its pending nodes may wait until the end of the prompt).
     pub fn in_prompt(&self) -> bool {
-        self.lazy && self.known.as_ref().is_some_and(|k| k.len() > self.text.len())
+        self.lazy
+            && self
+                .known
+                .as_ref()
+                .is_some_and(|k| k.len() > self.text.len())
     }
 
     /// Token path of a node below the trunk (root excluded).
@@ -563,7 +567,9 @@ impl ByteTree {
                 for (k, &(lo, _)) in ranges.iter().enumerate() {
                     if idx.at(lo).len() == k + 1 {
                         let id = ids[lo];
-                        let v = row.get(id as usize).map_or(f64::NEG_INFINITY, |v| v.to_f64());
+                        let v = row
+                            .get(id as usize)
+                            .map_or(f64::NEG_INFINITY, |v| v.to_f64());
                         if v.is_nan() || v == f64::INFINITY {
                             return Err(bad());
                         }
@@ -606,15 +612,6 @@ impl ByteTree {
                         acc.add_gather(row, &ids[lo..hi]);
                     }
                     read += hi - lo;
-                } else if k == 0 {
-                    // the outermost range (all tokens starting with the next byte, up to
-                    // half the vocabulary) is summed afresh in id order: the row is then read
-                    // front to back instead of at random, which is several times faster
-                    // than adding its difference to the inner ranges
-                    let mut a0 = Lse::new();
-                    a0.add_gather(row, idx.first_byte_ids(known[j]));
-                    read += hi - lo;
-                    acc = a0;
                 } else {
                     let (ilo, ihi) = ranges[k + 1];
                     acc.add_gather(row, &ids[lo..ilo]);
