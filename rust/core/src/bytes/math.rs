@@ -119,16 +119,15 @@ fn max_ok_generic(v: &[f64]) -> (f64, bool) {
         for i in 0..W {
             let x = c[i];
             m[i] = if x > m[i] { x } else { m[i] };
-            // x - x is 0 for finite x and NaN for NaN (and for ±inf, which is fine:
-            // only +inf and NaN are rejected, +inf through the maximum)
-            ok[i] += if x == x { 0.0 } else { 1.0 };
+            // count NaNs (+inf is rejected through the maximum)
+            ok[i] += if x.is_nan() { 1.0 } else { 0.0 };
         }
     }
     let mut mm = f64::NEG_INFINITY;
     let mut bad = 0.0;
     for &x in it.remainder() {
         mm = if x > mm { x } else { mm };
-        bad += if x == x { 0.0 } else { 1.0 };
+        bad += if x.is_nan() { 1.0 } else { 0.0 };
     }
     for i in 0..W {
         mm = if m[i] > mm { m[i] } else { mm };

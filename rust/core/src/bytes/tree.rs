@@ -712,7 +712,7 @@ impl ByteTree {
         let at_end = self
             .known
             .as_ref()
-            .map_or(true, |k| k.len() <= self.text.len());
+            .is_none_or(|k| k.len() <= self.text.len());
         if self.prefix_mass.is_nan() && at_end {
             self.prefix_mass = self.cover_mass()?;
         }
