@@ -133,6 +133,10 @@ def test_from_bpe_errors():
         Tokenizer.from_bpe(["a"], [])  # type: ignore[list-item]
     with pytest.raises(TypeError, match=r"merges\[0\]"):
         Tokenizer.from_bpe(vocab, [(1,)])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="appears twice"):
+        Tokenizer.from_bpe(vocab + [b"ab"], [(97, 98)])
+    with pytest.raises(ValueError, match="appears twice"):
+        Tokenizer.from_bpe(vocab, [(97, 98)], special_tokens={"ab": 300})
     tok = Tokenizer.from_bpe(vocab, [(97, 98)])
     assert tok.encode("abc ab") == [256, 99, 32, 256]
     assert tok.decode([256, 99]) == "abc"

@@ -96,13 +96,6 @@ class CoreTokenizer:
     def get_vocab(self) -> dict[str, int]: ...
     def special_tokens(self) -> list[tuple[str, int]]: ...
 
-class CoreEncoding:
-    """tiktoken-compatible encoding core (wrapped by ``supertok.Encoding``; its methods are
-    not stubbed in detail yet)."""
-
-    def __init__(self, mergeable_ranks: dict[bytes, int], special_tokens: dict[str, int], pattern: str) -> None: ...
-    def __getattr__(self, name: str) -> Any: ...
-
 
 class ByteTokenizer:
     """Tokenizer-side analysis for exact byte-level probabilities (see :mod:`supertok.bytelm`)."""

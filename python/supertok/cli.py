@@ -31,11 +31,18 @@ def _train() -> Subcommand:
     return (cli_train.HELP, cli_train.add_arguments, cli_train.run)
 
 
+def _encode_dataset() -> Subcommand:
+    from supertok import cli_dataset
+
+    return (cli_dataset.HELP, cli_dataset.add_arguments, cli_dataset.run)
+
+
 # name -> factory (imported lazily so that `supertok --help` stays fast)
 SUBCOMMANDS: dict[str, Callable[[], Subcommand]] = {
     "demo": _demo,
     "eval": _eval,
     "train": _train,
+    "encode-dataset": _encode_dataset,
 }
 
 
@@ -61,7 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except (ValueError, OSError, KeyError) as e:
+    except (ValueError, OSError, KeyError, ImportError) as e:
         print(f"supertok {args.command}: error: {e}", file=sys.stderr)
         return 1
 

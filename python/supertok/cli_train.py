@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--from-counts", action="append", default=[], metavar="PATH", help="train on saved counts (repeatable; summed)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    from supertok.cli_dataset import add_dask_arguments
+
+    add_dask_arguments(p)  # --dask ADDRESS / --workers N: count on a Dask cluster
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +48,15 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     t0 = time.perf_counter()
-    if args.files:
+    if args.files and (args.dask or args.workers):
+        from supertok.cli_dataset import dask_client
+        from supertok.distributed import count_pretokens_dask
+
+        with dask_client(args) as client:
+            counts = count_pretokens_dask(
+                args.files, args.pattern, client, split_lines=args.split_lines, errors=args.errors, show_progress=show
+            )
+    elif args.files:
         counts = T.count_pretokens(
             args.files,
             args.pattern,

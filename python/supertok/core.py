@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, AbstractSet, Collection, Literal, NoReturn, Sequence, Union
+from typing import TYPE_CHECKING, AbstractSet, Any, Collection, Literal, NoReturn, Sequence, Union
 
 from supertok import _core
 
@@ -455,19 +455,21 @@ class Encoding:
 
     # ------------------------------------------------------------------ pickling
 
-    def __getstate__(self) -> object:
-        from supertok import registry
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Registered encodings pickle by name; others as a content-addressed payload (the
+        vocabulary is serialized once per object and built once per process, see
+        ``supertok._ship``)."""
+        from supertok import _ship, registry
 
         if registry._ENCODINGS.get(self.name) is self:
-            return self.name
-        return {
-            "name": self.name,
-            "pat_str": self._pat_str,
-            "mergeable_ranks": self._mergeable_ranks,
-            "special_tokens": self._special_tokens,
-        }
+            return (registry.get_encoding, (self.name,))
+        state = _ship.encoding_state(self)
+        digest, payload = state
+        _ship.note_pickled(self, digest, payload)
+        return (_ship.restore, ("Encoding", digest, payload))
 
     def __setstate__(self, value: object) -> None:
+        # pickles made before __reduce__ existed: a registered name or the constructor's kwargs
         from supertok import registry
 
         if isinstance(value, str):

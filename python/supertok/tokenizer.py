@@ -62,13 +62,14 @@ class Tokenizer:
     BPE) or :meth:`from_tiktoken`.
     """
 
-    __slots__ = ("_core",)
+    __slots__ = ("_core", "_ship_state")
 
     def __init__(self, core: _core.CoreTokenizer) -> None:
         """Wrap a core tokenizer (use the ``from_*`` constructors instead)."""
         if not isinstance(core, _core.CoreTokenizer):
             raise TypeError("use Tokenizer.from_file, from_str, from_bpe or from_tiktoken")
         self._core = core
+        self._ship_state: tuple[str, bytes] | None = None
 
     # ------------------------------------------------------------------ constructors
 
@@ -326,8 +327,17 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ pickling
 
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return (_from_json, (self.to_json(False),))
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle as a content-addressed, compressed ``tokenizer.json`` payload: serialized
+        once per object, built once per process (see ``supertok._ship``)."""
+        from supertok import _ship
+
+        digest, payload = _ship.tokenizer_state(self)
+        _ship.note_pickled(self, digest, payload)
+        return (_ship.restore, ("Tokenizer", digest, payload))
+
+    def _set_ship_state(self, state: tuple[str, bytes]) -> None:
+        self._ship_state = state
 
     def __repr__(self) -> str:
         return f"<supertok.Tokenizer vocab_size={self.vocab_size}>"

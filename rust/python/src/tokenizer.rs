@@ -19,6 +19,23 @@ pub struct CoreTokenizer {
     pub(crate) inner: Arc<HfTokenizer>,
 }
 
+/// Run `f`, turning a panic (a bug) into an error instead of a `PanicException`.
+fn guard<T>(f: impl FnOnce() -> supertok_core::Result<T>) -> supertok_core::Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(supertok_core::Error::InvalidArgument(format!(
+                "internal error in supertok's HF tokenizer (please report it): {msg}"
+            )))
+        }
+    }
+}
+
 fn wrap(t: HfTokenizer) -> CoreTokenizer {
     CoreTokenizer { inner: Arc::new(t) }
 }
@@ -28,7 +45,7 @@ impl CoreTokenizer {
     /// Parse the text of a `tokenizer.json`.
     #[staticmethod]
     fn from_str(py: Python<'_>, json: PyBackedStr) -> PyResult<Self> {
-        py.detach(|| HfTokenizer::from_json_str(&json))
+        py.detach(|| guard(|| HfTokenizer::from_json_str(&json)))
             .map(wrap)
             .map_err(to_py)
     }
@@ -36,7 +53,7 @@ impl CoreTokenizer {
     /// Read a `tokenizer.json` file.
     #[staticmethod]
     fn from_file(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
-        py.detach(|| HfTokenizer::from_file(&path))
+        py.detach(|| guard(|| HfTokenizer::from_file(&path)))
             .map(wrap)
             .map_err(to_py)
     }
@@ -82,9 +99,11 @@ impl CoreTokenizer {
             }
         };
         let specials: Vec<(String, u32)> = special_tokens.into_iter().collect();
-        py.detach(move || HfTokenizer::from_bpe(v, &merges, pre, pattern.as_deref(), specials))
-            .map(wrap)
-            .map_err(to_py)
+        py.detach(move || {
+            guard(|| HfTokenizer::from_bpe(v, &merges, pre, pattern.as_deref(), specials))
+        })
+        .map(wrap)
+        .map_err(to_py)
     }
 
     /// An HF tokenizer equivalent to a tiktoken encoding.
@@ -97,7 +116,7 @@ impl CoreTokenizer {
     ) -> PyResult<Self> {
         let ranks: Vec<(Vec<u8>, u32)> = mergeable_ranks.into_iter().collect();
         let specials: Vec<(String, u32)> = special_tokens.into_iter().collect();
-        py.detach(move || HfTokenizer::from_tiktoken(ranks, specials, &pattern))
+        py.detach(move || guard(|| HfTokenizer::from_tiktoken(ranks, specials, &pattern)))
             .map(wrap)
             .map_err(to_py)
     }
@@ -107,7 +126,9 @@ impl CoreTokenizer {
         &self,
         py: Python<'py>,
     ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>, String)> {
-        let parts = py.detach(|| self.inner.tiktoken_parts()).map_err(to_py)?;
+        let parts = py
+            .detach(|| guard(|| self.inner.tiktoken_parts()))
+            .map_err(to_py)?;
         let ranks = PyDict::new(py);
         for (b, r) in &parts.mergeable_ranks {
             ranks.set_item(PyBytes::new(py, b), r)?;
@@ -122,7 +143,7 @@ impl CoreTokenizer {
     /// `tokenizer.json` text.
     #[pyo3(signature = (pretty=true))]
     fn to_json(&self, py: Python<'_>, pretty: bool) -> PyResult<String> {
-        py.detach(|| self.inner.to_json_string(pretty))
+        py.detach(|| guard(|| self.inner.to_json_string(pretty)))
             .map_err(to_py)
     }
 
@@ -132,7 +153,7 @@ impl CoreTokenizer {
         text: PyBackedStr,
         add_special_tokens: bool,
     ) -> PyResult<Vec<u32>> {
-        py.detach(|| self.inner.encode(&text, add_special_tokens))
+        py.detach(|| guard(|| self.inner.encode(&text, add_special_tokens)))
             .map_err(to_py)
     }
 
@@ -144,8 +165,10 @@ impl CoreTokenizer {
         char_offsets: bool,
     ) -> PyResult<supertok_core::hf::IdsOffsets> {
         py.detach(|| {
-            self.inner
-                .encode_with_offsets(&text, add_special_tokens, char_offsets)
+            guard(|| {
+                self.inner
+                    .encode_with_offsets(&text, add_special_tokens, char_offsets)
+            })
         })
         .map_err(to_py)
     }
@@ -158,8 +181,11 @@ impl CoreTokenizer {
         num_threads: usize,
     ) -> PyResult<Vec<Vec<u32>>> {
         let inner = &self.inner;
-        let res =
-            py.detach(|| par_map(&texts, num_threads, |t| inner.encode(t, add_special_tokens)))?;
+        let res = py.detach(|| {
+            par_map(&texts, num_threads, |t| {
+                guard(|| inner.encode(t, add_special_tokens))
+            })
+        })?;
         res.into_iter().collect::<Result<_, _>>().map_err(to_py)
     }
 
@@ -185,8 +211,11 @@ impl CoreTokenizer {
         num_threads: usize,
     ) -> PyResult<(Bound<'py, PyBytes>, Vec<u64>)> {
         let inner = &self.inner;
-        let res =
-            py.detach(|| par_map(&texts, num_threads, |t| inner.encode(t, add_special_tokens)))?;
+        let res = py.detach(|| {
+            par_map(&texts, num_threads, |t| {
+                guard(|| inner.encode(t, add_special_tokens))
+            })
+        })?;
         let mut all = Vec::new();
         let mut ends = Vec::with_capacity(res.len());
         for r in res {
@@ -203,7 +232,8 @@ impl CoreTokenizer {
         skip_special_tokens: bool,
     ) -> PyResult<String> {
         let ids = extract_ids(ids)?;
-        Ok(py.detach(|| self.inner.decode(&ids, skip_special_tokens)))
+        py.detach(|| guard(|| Ok(self.inner.decode(&ids, skip_special_tokens))))
+            .map_err(to_py)
     }
 
     fn decode_bytes<'py>(
@@ -213,7 +243,9 @@ impl CoreTokenizer {
         skip_special_tokens: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let ids = extract_ids(ids)?;
-        let b = py.detach(|| self.inner.decode_bytes(&ids, skip_special_tokens));
+        let b = py
+            .detach(|| guard(|| Ok(self.inner.decode_bytes(&ids, skip_special_tokens))))
+            .map_err(to_py)?;
         Ok(PyBytes::new(py, &b))
     }
 

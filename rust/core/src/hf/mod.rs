@@ -13,7 +13,9 @@
 
 pub mod added;
 pub mod bytelevel;
+pub mod fastjson;
 pub mod json;
+pub mod lexers;
 pub mod model;
 pub mod normalize;
 pub mod pattern;
@@ -54,12 +56,12 @@ impl HfTokenizer {
 
     /// Parse the text of a `tokenizer.json`.
     pub fn from_json_str(s: &str) -> Result<Self> {
-        let v: Value = serde_json::from_str(s).map_err(|e| Error::Parse {
-            source: json::SOURCE.to_string(),
-            line: e.line(),
-            message: format!("invalid JSON: {e}"),
-        })?;
-        Self::from_value(&v)
+        let doc = fastjson::parse(s)?;
+        let model = match doc.model {
+            Some(md) => BpeModel::from_parts(&md.fields, md.vocab, md.merges, md.legacy, "model")?,
+            None => return Err(err("", "missing \"model\"")),
+        };
+        Self::from_top(&doc.top, model)
     }
 
     /// Read a `tokenizer.json` file.
@@ -75,6 +77,15 @@ impl HfTokenizer {
     /// Build from a parsed `tokenizer.json`.
     pub fn from_value(v: &Value) -> Result<Self> {
         let m = json::obj(v, "")?;
+        let model = BpeModel::from_json(
+            m.get("model").ok_or_else(|| err("", "missing \"model\""))?,
+            "model",
+        )?;
+        Self::from_top(m, model)
+    }
+
+    /// Build from the top-level fields (other than `model`) and the model.
+    fn from_top(m: &serde_json::Map<String, Value>, model: BpeModel) -> Result<Self> {
         if let Some(ver) = m.get("version") {
             if ver.as_str() != Some("1.0") {
                 return Err(err("version", format!("unknown tokenizer version {ver}")));
@@ -98,10 +109,6 @@ impl HfTokenizer {
             None | Some(Value::Null) => None,
             Some(x) => Some(PreTokenizer::from_json(x, "pre_tokenizer")?),
         };
-        let model = BpeModel::from_json(
-            m.get("model").ok_or_else(|| err("", "missing \"model\""))?,
-            "model",
-        )?;
         let post = match m.get("post_processor") {
             None | Some(Value::Null) => None,
             Some(x) => Some(PostProcessor::from_json(x, "post_processor")?),
@@ -490,7 +497,11 @@ impl HfTokenizer {
             self.added.split_normalized(&nt.text, &mut norm_splits);
             for &(nid, c, d) in &norm_splits {
                 if let Some(nid) = nid {
-                    let r = nt.original_range(c, d);
+                    let r = if track {
+                        nt.original_range(c, d)
+                    } else {
+                        (0, 0)
+                    };
                     self.push_added(enc, nid, r, &nt.text[c..d]);
                     continue;
                 }
@@ -829,5 +840,72 @@ fn to_char_offsets(text: &str, offs: &mut [(usize, usize)]) {
             s + 1
         };
         *o = (s, e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> HfTokenizer {
+        let mut vocab: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        vocab.push(b"ab".to_vec()); // 256
+        vocab.push(b" ab".to_vec()); // 257
+        vocab.push(b"123".to_vec()); // 258
+        let merges = [(97, 98), (32, 256), (49, 50)];
+        // (49, 50) -> "12" is missing from the vocabulary: rejected below; use valid ones
+        let err = HfTokenizer::from_bpe(vocab.clone(), &merges, None, None, vec![]);
+        assert!(err.is_err());
+        vocab.push(b"12".to_vec()); // 259
+        let merges = [(97, 98), (32, 256), (49, 50), (259, 51)];
+        HfTokenizer::from_bpe(vocab, &merges, None, None, vec![("<eos>".into(), 260)]).unwrap()
+    }
+
+    #[test]
+    fn from_bpe_encode_decode_round_trip() {
+        let t = small();
+        assert_eq!(
+            t.encode("ab ab1234", true).unwrap(),
+            vec![256, 257, 258, 52]
+        );
+        assert_eq!(t.encode("x<eos>ab", true).unwrap(), vec![120, 260, 256]);
+        let (ids, offs) = t.encode_with_offsets("é ab", true, false).unwrap();
+        assert_eq!(ids, vec![0xC3, 0xA9, 257]);
+        assert_eq!(offs, vec![(0, 2), (0, 2), (2, 5)]);
+        let (_, coffs) = t.encode_with_offsets("é ab", true, true).unwrap();
+        assert_eq!(coffs, vec![(0, 1), (0, 1), (1, 4)]);
+        assert_eq!(t.decode(&[256, 260, 0xC3], false), "ab<eos>\u{FFFD}");
+        assert_eq!(t.decode(&[256, 260], true), "ab");
+        let json = t.to_json_string(true).unwrap();
+        let t2 = HfTokenizer::from_json_str(&json).unwrap();
+        assert_eq!(t2.to_json_string(true).unwrap(), json);
+        assert_eq!(
+            t2.encode("ab ab1234<eos>", true).unwrap(),
+            vec![256, 257, 258, 52, 260]
+        );
+        let v: Value = serde_json::from_str(&json).unwrap();
+        let t3 = HfTokenizer::from_value(&v).unwrap();
+        assert_eq!(
+            t3.to_json_string(false).unwrap(),
+            t.to_json_string(false).unwrap()
+        );
+    }
+
+    #[test]
+    fn errors_name_json_paths() {
+        let t = small();
+        let mut v: Value = serde_json::from_str(&t.to_json_string(false).unwrap()).unwrap();
+        v["normalizer"] = serde_json::json!({"type": "Precompiled"});
+        let e = HfTokenizer::from_value(&v).unwrap_err().to_string();
+        assert!(
+            e.contains("at normalizer: unsupported normalizer type \"Precompiled\""),
+            "{e}"
+        );
+        let e = HfTokenizer::from_json_str("{\"model\": 3}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid JSON"), "{e}");
+        let e = HfTokenizer::from_json_str("[]").unwrap_err().to_string();
+        assert!(e.contains("tokenizer.json"), "{e}");
     }
 }

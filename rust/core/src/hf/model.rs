@@ -6,7 +6,10 @@
 //! position in the list, merged with the core [`MergeTable`] (lowest rank first, leftmost
 //! among equals), exactly HF's `merge_all`.
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use super::bytelevel;
@@ -14,6 +17,47 @@ use super::json::{self, err, join};
 use crate::bpe::MergeTable;
 use crate::error::{Error, Result};
 use crate::vocab::Vocab;
+
+/// Pieces up to this many bytes are cached (per thread), as HF caches words.
+const CACHE_MAX_PIECE: usize = 1024;
+/// Pieces longer than this are first cut at safe points (see `inner_pairs`).
+const CUT_MIN_PIECE: usize = 64;
+/// Entries per thread before the cache is cleared.
+const CACHE_CAPACITY: usize = 1 << 15;
+
+static NEXT_MODEL_ID: AtomicUsize = AtomicUsize::new(1);
+
+/// A per-thread cache of piece → ids for one model at a time. Keys and values live in two
+/// arenas so that filling and clearing the cache allocates nothing once warm.
+#[derive(Default)]
+struct PieceCache {
+    owner: usize,
+    /// hash of the piece → (key offset, key length, ids offset, ids length)
+    map: FxHashMap<u64, (u32, u32, u32, u32)>,
+    keys: Vec<u8>,
+    ids: Vec<u32>,
+}
+
+impl PieceCache {
+    fn clear(&mut self) {
+        self.map.clear();
+        self.keys.clear();
+        self.ids.clear();
+    }
+}
+
+#[inline]
+fn piece_hash(b: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(b);
+    h.write_usize(b.len());
+    h.finish()
+}
+
+thread_local! {
+    static CACHE: RefCell<PieceCache> = RefCell::new(PieceCache::default());
+}
 
 /// Options of the BPE model other than its vocabulary and merges.
 #[derive(Clone, Debug, Default)]
@@ -26,12 +70,73 @@ pub struct BpeOptions {
     pub legacy_merges: bool,
 }
 
+#[inline]
+fn str_hash(s: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(s.as_bytes());
+    h.write_usize(s.len());
+    h.finish()
+}
+
+/// Token strings by id in one arena, with a hash index (no allocation per token).
+#[derive(Clone, Debug, Default)]
+struct StrTable {
+    data: String,
+    /// `starts[id]..starts[id + 1]` is the string of `id`; `present[id]` marks non-holes.
+    starts: Vec<u32>,
+    present: Vec<bool>,
+    /// hash → id; strings whose hash is already taken by another string go to `collisions`
+    index: FxHashMap<u64, u32>,
+    collisions: FxHashMap<Box<str>, u32>,
+}
+
+impl StrTable {
+    #[inline]
+    fn name(&self, id: u32) -> Option<&str> {
+        let i = id as usize;
+        if !*self.present.get(i)? {
+            return None;
+        }
+        Some(&self.data[self.starts[i] as usize..self.starts[i + 1] as usize])
+    }
+
+    #[inline]
+    fn get(&self, s: &str) -> Option<u32> {
+        if let Some(&id) = self.index.get(&str_hash(s)) {
+            if self.name(id) == Some(s) {
+                return Some(id);
+            }
+        }
+        if self.collisions.is_empty() {
+            None
+        } else {
+            self.collisions.get(s).copied()
+        }
+    }
+
+    /// Insert `s` as `id`; returns the id that already has `s`, if any.
+    fn insert(&mut self, s: &str, id: u32) -> Option<u32> {
+        if let Some(prev) = self.get(s) {
+            return Some(prev);
+        }
+        match self.index.entry(str_hash(s)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.insert(s.into(), id);
+            }
+        }
+        None
+    }
+}
+
 /// The BPE model.
 #[derive(Clone, Debug)]
 pub struct BpeModel {
-    /// id → string (holes are `None`).
-    strings: Vec<Option<Box<str>>>,
-    by_string: FxHashMap<Box<str>, u32>,
+    /// id → string, string → id.
+    names: StrTable,
     /// Number of entries (HF's `get_vocab_size` of the model).
     n_entries: usize,
     /// Entries whose strings are all in the byte-level alphabet, as bytes.
@@ -50,6 +155,12 @@ pub struct BpeModel {
     /// Leading/trailing counts of `Ġ`/whitespace chars in each token's string (for
     /// `trim_offsets`), indexed by id.
     trims: Vec<(u16, u16)>,
+    /// Identifies this model in the per-thread piece cache.
+    cache_id: usize,
+    /// Bit `a << 8 | b` is set when the bytes `a b` are adjacent inside some token. A piece
+    /// can be cut between two bytes whose pair is not set: no token can ever span the cut,
+    /// so BPE on the parts gives BPE on the whole (merges on disjoint parts commute).
+    inner_pairs: Vec<u64>,
 }
 
 /// Leading and trailing counts of characters that `ByteLevel`'s `trim_offsets` strips.
@@ -85,43 +196,77 @@ impl BpeModel {
                 ),
             ));
         }
-        let mut strings: Vec<Option<Box<str>>> =
-            vec![None; if n_entries == 0 { 0 } else { max_id + 1 }];
-        let mut by_string = FxHashMap::with_capacity_and_hasher(n_entries, Default::default());
-        let mut byte_pairs = Vec::with_capacity(n_entries);
-        let mut seen_bytes: FxHashSet<Vec<u8>> = FxHashSet::default();
-        for (s, id) in entries {
-            if let Some(prev) = &strings[id as usize] {
+        let slots = if n_entries == 0 { 0 } else { max_id + 1 };
+        let mut entries = entries;
+        entries.sort_unstable_by_key(|e| e.1);
+        for w in entries.windows(2) {
+            if w[0].1 == w[1].1 {
                 return Err(err(
                     &join(path, "vocab"),
-                    format!("id {id} is used by both {prev:?} and {s:?}"),
+                    format!(
+                        "id {} is used by both {:?} and {:?}",
+                        w[0].1, w[0].0, w[1].0
+                    ),
                 ));
             }
-            if let Some(b) = bytelevel::decode_str(&s) {
-                if !b.is_empty() && seen_bytes.insert(b.clone()) {
-                    byte_pairs.push((b, id));
+        }
+        let total: usize = entries.iter().map(|e| e.0.len()).sum();
+        if total > u32::MAX as usize {
+            return Err(err(&join(path, "vocab"), "vocabulary larger than 4 GiB"));
+        }
+        let mut names = StrTable {
+            data: String::with_capacity(total),
+            starts: Vec::with_capacity(slots + 1),
+            present: vec![false; slots],
+            index: FxHashMap::with_capacity_and_hasher(n_entries, Default::default()),
+            collisions: FxHashMap::default(),
+        };
+        let mut byte_pairs = Vec::with_capacity(n_entries);
+        let mut it = entries.iter().peekable();
+        for id in 0..slots {
+            names.starts.push(names.data.len() as u32);
+            if let Some((s, eid)) = it.peek() {
+                if *eid as usize == id {
+                    it.next();
+                    // the alphabet is a bijection, so distinct strings give distinct bytes
+                    if let Some(b) = bytelevel::decode_str(s) {
+                        if !b.is_empty() {
+                            byte_pairs.push((b, id as u32));
+                        }
+                    }
+                    names.data.push_str(s);
+                    names.present[id] = true;
                 }
             }
-            let s: Box<str> = s.into();
-            by_string.insert(s.clone(), id);
-            strings[id as usize] = Some(s);
+        }
+        names.starts.push(names.data.len() as u32);
+        for (s, id) in &entries {
+            if let Some(prev) = names.insert(s, *id) {
+                return Err(err(
+                    &join(path, "vocab"),
+                    format!("token {s:?} appears twice (ids {prev} and {id})"),
+                ));
+            }
         }
         let bytes = Vocab::from_pairs(byte_pairs).map_err(|e| err(&join(path, "vocab"), e))?;
         // HF builds its merge map with `collect()` into a hash map: for a repeated pair the
         // last occurrence's rank wins. Keep only last occurrences, in order.
         let mut pairs: Vec<(u32, u32, u32)> = Vec::with_capacity(merges.len());
+        let mut joined = String::new();
         for (i, (a, b)) in merges.iter().enumerate() {
-            let mp = json::index(&join(path, "merges"), i);
-            let l = *by_string
-                .get(a.as_str())
-                .ok_or_else(|| err(&mp, format!("merge token {a:?} is not in the vocabulary")))?;
-            let r = *by_string
-                .get(b.as_str())
-                .ok_or_else(|| err(&mp, format!("merge token {b:?} is not in the vocabulary")))?;
-            let joined = format!("{a}{b}");
-            let res = *by_string.get(joined.as_str()).ok_or_else(|| {
+            let mp = || json::index(&join(path, "merges"), i);
+            let l = names
+                .get(a)
+                .ok_or_else(|| err(&mp(), format!("merge token {a:?} is not in the vocabulary")))?;
+            let r = names
+                .get(b)
+                .ok_or_else(|| err(&mp(), format!("merge token {b:?} is not in the vocabulary")))?;
+            joined.clear();
+            joined.push_str(a);
+            joined.push_str(b);
+            let res = names.get(&joined).ok_or_else(|| {
                 err(
-                    &mp,
+                    &mp(),
                     format!("merge result {joined:?} is not in the vocabulary"),
                 )
             })?;
@@ -138,13 +283,17 @@ impl BpeModel {
             .map(|(_, p)| *p)
             .collect();
         let table = MergeTable::from_merges(&bytes, &pairs);
-        let unk_id = unk_token
-            .as_ref()
-            .and_then(|u| by_string.get(u.as_str()).copied());
-        let trims = strings
-            .iter()
-            .map(|s| {
-                s.as_ref().map_or((0, 0), |s| {
+        let mut inner_pairs = vec![0u64; 1024];
+        for (_, b) in bytes.iter() {
+            for w in b.windows(2) {
+                let k = (w[0] as usize) << 8 | w[1] as usize;
+                inner_pairs[k >> 6] |= 1 << (k & 63);
+            }
+        }
+        let unk_id = unk_token.as_ref().and_then(|u| names.get(u));
+        let trims = (0..slots as u32)
+            .map(|id| {
+                names.name(id).map_or((0, 0), |s| {
                     let (a, b) = trim_counts(s);
                     (
                         a.min(u16::MAX as usize) as u16,
@@ -154,8 +303,7 @@ impl BpeModel {
             })
             .collect();
         Ok(BpeModel {
-            strings,
-            by_string,
+            names,
             n_entries,
             bytes,
             table,
@@ -167,12 +315,13 @@ impl BpeModel {
             fuse_unk,
             dropout,
             trims,
+            cache_id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
+            inner_pairs,
         })
     }
 
-    /// Parse the `model` object.
-    pub fn from_json(v: &Value, path: &str) -> Result<Self> {
-        let m = json::obj(v, path)?;
+    /// Check the options of a `model` object (everything but `vocab` and `merges`).
+    fn options(m: &Map<String, Value>, path: &str, legacy: bool) -> Result<BpeOptions> {
         let ty = match m.get("type") {
             Some(Value::String(s)) => s.as_str(),
             // HF accepts an untyped model object and tries each model kind; BPE is the only
@@ -224,6 +373,31 @@ impl BpeModel {
                 "byte_fallback=true is not supported (a byte-level BPE never needs it)",
             ));
         }
+        Ok(BpeOptions {
+            ignore_merges: json::boolean(m, "ignore_merges", path, false)?,
+            unk_token: json::opt_string(m, "unk_token", path)?,
+            fuse_unk: json::boolean(m, "fuse_unk", path, false)?,
+            dropout,
+            legacy_merges: legacy,
+        })
+    }
+
+    /// Build from a `model` object's other fields and its vocabulary and merges read
+    /// separately (see [`read_model`]).
+    pub fn from_parts(
+        m: &Map<String, Value>,
+        entries: Vec<(String, u32)>,
+        merges: Vec<(String, String)>,
+        legacy: bool,
+        path: &str,
+    ) -> Result<Self> {
+        let options = Self::options(m, path, legacy)?;
+        BpeModel::new(entries, merges, options, path)
+    }
+
+    /// Parse the `model` object.
+    pub fn from_json(v: &Value, path: &str) -> Result<Self> {
+        let m = json::obj(v, path)?;
         let vp = join(path, "vocab");
         let vocab = match m.get("vocab") {
             Some(Value::Object(o)) => o,
@@ -288,34 +462,16 @@ impl BpeModel {
                 ))
             }
         }
-        BpeModel::new(
-            entries,
-            merges,
-            BpeOptions {
-                ignore_merges: json::boolean(m, "ignore_merges", path, false)?,
-                unk_token: json::opt_string(m, "unk_token", path)?,
-                fuse_unk: json::boolean(m, "fuse_unk", path, false)?,
-                dropout,
-                legacy_merges: legacy,
-            },
-            path,
-        )
+        Self::from_parts(m, entries, merges, legacy, path)
     }
 
     /// The JSON object HF writes for this model.
     pub fn to_json(&self) -> Value {
         let mut vocab = Map::with_capacity(self.n_entries);
-        for (id, s) in self.strings.iter().enumerate() {
-            if let Some(s) = s {
-                vocab.insert(s.to_string(), Value::from(id as u64));
-            }
+        for (s, id) in self.entries() {
+            vocab.insert(s.to_string(), Value::from(id as u64));
         }
-        let name = |id: u32| {
-            self.strings[id as usize]
-                .as_deref()
-                .unwrap_or("")
-                .to_string()
-        };
+        let name = |id: u32| self.names.name(id).unwrap_or("").to_string();
         let merges: Vec<Value> = self
             .merges
             .iter()
@@ -350,15 +506,15 @@ impl BpeModel {
 
     /// One past the largest id.
     pub fn n_slots(&self) -> usize {
-        self.strings.len()
+        self.names.present.len()
     }
 
     pub fn token_to_id(&self, s: &str) -> Option<u32> {
-        self.by_string.get(s).copied()
+        self.names.get(s)
     }
 
     pub fn id_to_token(&self, id: u32) -> Option<&str> {
-        self.strings.get(id as usize).and_then(|s| s.as_deref())
+        self.names.name(id)
     }
 
     /// Byte-level entries.
@@ -385,10 +541,8 @@ impl BpeModel {
 
     /// Iterate over `(string, id)` in id order.
     pub fn entries(&self) -> impl Iterator<Item = (&str, u32)> + '_ {
-        self.strings
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_deref().map(|s| (s, i as u32)))
+        (0..self.names.present.len() as u32)
+            .filter_map(move |id| self.names.name(id).map(|s| (s, id)))
     }
 
     /// Encode one piece (its bytes) and append the ids; when `lens` is given, also append
@@ -413,7 +567,7 @@ impl BpeModel {
         }
         let start = out.len();
         if piece.iter().all(|&b| self.bytes.byte_id(b).is_some()) {
-            self.table.encode_piece(piece, out)?;
+            self.encode_known(piece, out)?;
         } else {
             // Bytes without a token never merge: encode the runs between them separately;
             // each unknown byte becomes the unk token (fused if `fuse_unk`) or is dropped.
@@ -462,6 +616,83 @@ impl BpeModel {
             }
         }
         Ok(())
+    }
+
+    /// BPE of a piece whose bytes all have tokens, through the per-thread cache.
+    fn encode_known(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        if piece.len() > CACHE_MAX_PIECE {
+            return self.encode_cut(piece, out);
+        }
+        if self.cache_lookup(piece, out) {
+            return Ok(());
+        }
+        let before = out.len();
+        if piece.len() <= CUT_MIN_PIECE {
+            self.table.encode_piece(piece, out)?;
+        } else {
+            self.encode_cut(piece, out)?;
+        }
+        self.cache_insert(piece, &out[before..]);
+        Ok(())
+    }
+
+    /// Cut `piece` where no token can span and encode the parts (each through the cache
+    /// when short); without a cut, merge the piece as a whole.
+    fn encode_cut(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        let mut a = 0;
+        for p in 1..piece.len() {
+            let k = (piece[p - 1] as usize) << 8 | piece[p] as usize;
+            if self.inner_pairs[k >> 6] & (1 << (k & 63)) == 0 {
+                self.encode_known(&piece[a..p], out)?;
+                a = p;
+            }
+        }
+        if a == 0 {
+            self.table.encode_piece(piece, out)
+        } else {
+            self.encode_known(&piece[a..], out)
+        }
+    }
+
+    /// Append the cached ids of `piece`, if it is in the per-thread cache.
+    fn cache_lookup(&self, piece: &[u8], out: &mut Vec<u32>) -> bool {
+        CACHE.with(|cell| {
+            let mut c = cell.borrow_mut();
+            if c.owner != self.cache_id {
+                c.clear();
+                c.owner = self.cache_id;
+                return false;
+            }
+            let h = piece_hash(piece);
+            if let Some(&(k, kl, i, il)) = c.map.get(&h) {
+                if &c.keys[k as usize..(k + kl) as usize] == piece {
+                    out.extend_from_slice(&c.ids[i as usize..(i + il) as usize]);
+                    return true;
+                }
+            }
+            false
+        })
+    }
+
+    /// Remember the ids of `piece` in the per-thread cache.
+    fn cache_insert(&self, piece: &[u8], ids: &[u32]) {
+        CACHE.with(|cell| {
+            let mut c = cell.borrow_mut();
+            if c.owner != self.cache_id {
+                c.clear();
+                c.owner = self.cache_id;
+            }
+            if c.map.len() >= CACHE_CAPACITY || c.keys.len() > (CACHE_CAPACITY << 5) {
+                c.clear();
+            }
+            let k = c.keys.len() as u32;
+            c.keys.extend_from_slice(piece);
+            let i = c.ids.len() as u32;
+            c.ids.extend_from_slice(ids);
+            let h = piece_hash(piece);
+            c.map
+                .insert(h, (k, piece.len() as u32, i, ids.len() as u32));
+        })
     }
 
     fn push_unk(&self, out: &mut Vec<u32>, lens: &mut Vec<u32>, n: u32) -> Result<()> {

@@ -24,9 +24,13 @@ pub struct NormText<'a> {
     base: usize,
     /// The normalized text.
     pub text: Cow<'a, str>,
-    /// Absolute original range of every byte of `text`; `None` while `text == orig`
-    /// untouched (then a byte maps to the original character that contains it).
+    /// Absolute original range of every byte of `text`; `None` while `text` is `orig`
+    /// byte for byte (then a byte maps to the original character that contains it) or
+    /// after an untracked change (see `identity`).
     align: Option<Vec<(usize, usize)>>,
+    /// False once the text changed without alignment tracking; alignments are then
+    /// unknown and every byte maps to the whole segment (only ids are computed then).
+    identity: bool,
 }
 
 impl<'a> NormText<'a> {
@@ -37,6 +41,7 @@ impl<'a> NormText<'a> {
             base,
             text: Cow::Borrowed(orig),
             align: None,
+            identity: true,
         }
     }
 
@@ -44,7 +49,13 @@ impl<'a> NormText<'a> {
     #[inline]
     pub fn align(&self, i: usize) -> (usize, usize) {
         match &self.align {
-            Some(a) => a[i],
+            Some(a) => a
+                .get(i)
+                .copied()
+                .unwrap_or((self.base + self.orig.len(), self.base + self.orig.len())),
+            None if !self.identity || i >= self.orig.len() => {
+                (self.base, self.base + self.orig.len())
+            }
             None => {
                 let b = self.orig.as_bytes();
                 let mut s = i;
@@ -108,7 +119,7 @@ impl<'a> NormText<'a> {
                     if offset == 0 {
                         (base, base)
                     } else {
-                        align[offset - 1]
+                        align.get(offset - 1).copied().unwrap_or((base, base))
                     }
                 } else {
                     align.get(offset).copied().unwrap_or((base, base))
@@ -132,6 +143,10 @@ impl<'a> NormText<'a> {
             if let Some(v) = self.align.as_mut() {
                 v.splice(range.clone(), new_align);
             }
+        }
+        if !track {
+            self.identity = false;
+            self.align = None;
         }
         let mut s = self.text.to_string();
         s.replace_range(range, &new_text);
@@ -342,6 +357,9 @@ impl Normalizer {
                 if let Some(al) = &old_align {
                     new_align.extend_from_slice(&al[last..]);
                     nt.align = Some(new_align);
+                } else {
+                    nt.identity = false;
+                    nt.align = None;
                 }
                 nt.text = Cow::Owned(new_text);
             }

@@ -72,6 +72,11 @@ pub enum Matcher {
     DigitGroups,
     /// Every character for which the predicate holds is one match.
     Chars(CharClass),
+    /// A hand-written lexer equivalent to a well-known regex.
+    Lexer(super::lexers::Lexer),
+    /// The core pre-tokenizer for a tiktoken pattern that reads the same under both
+    /// engines (o200k, r50k), so that the core's fastest implementation is used.
+    Core(Pretokenizer),
 }
 
 /// Character predicates of HF's char-function patterns.
@@ -87,9 +92,21 @@ pub enum CharClass {
 
 impl CharClass {
     #[inline]
-    fn test(self, c: char) -> bool {
+    pub(crate) fn test(self, c: char) -> bool {
         match self {
-            CharClass::Numeric => c.is_numeric(),
+            // `char::is_numeric` (general category N), with the class table as a fast path
+            // for letters and numbers (checked over all code points in the tests)
+            CharClass::Numeric => {
+                if c.is_ascii() {
+                    c.is_ascii_digit()
+                } else {
+                    match super::unicode::class(c) {
+                        super::unicode::NUMBER => true,
+                        super::unicode::LETTER | super::unicode::SPACE => false,
+                        _ => c.is_numeric(),
+                    }
+                }
+            }
             CharClass::Whitespace => c.is_whitespace(),
             CharClass::Punctuation => {
                 c.is_ascii_punctuation() || (!c.is_ascii() && super::unicode::is_punctuation(c))
@@ -103,7 +120,16 @@ impl Matcher {
     pub fn from_spec(spec: &PatternSpec) -> Result<Self> {
         match spec {
             PatternSpec::Regex(r) if r == DIGIT_GROUPS => Ok(Matcher::DigitGroups),
-            PatternSpec::Regex(r) => Ok(Matcher::Regex(regex(r)?)),
+            PatternSpec::Regex(r) => match super::lexers::Lexer::for_pattern(r) {
+                Some(lx) => Ok(Matcher::Lexer(lx)),
+                // these patterns use no construct that Oniguruma reads differently
+                None if r == crate::pretok::patterns::O200K
+                    || r == crate::pretok::patterns::R50K =>
+                {
+                    Ok(Matcher::Core(Pretokenizer::new(r)?))
+                }
+                None => Ok(Matcher::Regex(regex(r)?)),
+            },
             PatternSpec::String(s) => Ok(Matcher::Regex(regex(&fancy_regex::escape(s))?)),
         }
     }
@@ -142,6 +168,21 @@ impl Matcher {
                     out.push((prev, s.len(), false));
                 }
             }
+            Matcher::Lexer(lx) => lx.for_each_match(s, |a, b| out.push((a, b, true))),
+            Matcher::Core(p) => {
+                let mut prev = 0;
+                p.for_each_piece(s, |a, b| {
+                    if prev != a {
+                        out.push((prev, a, false));
+                    }
+                    out.push((a, b, true));
+                    prev = b;
+                    Ok(())
+                })?;
+                if prev != s.len() {
+                    out.push((prev, s.len(), false));
+                }
+            }
             Matcher::Chars(class) => {
                 let mut last = 0;
                 for (i, c) in s.char_indices() {
@@ -165,14 +206,11 @@ impl Matcher {
 
 /// Compile a regex written for Oniguruma.
 pub fn regex(pattern: &str) -> Result<RegexSplitter> {
-    match Pretokenizer::new_oniguruma(pattern)? {
-        Pretokenizer::Regex(r) => Ok(r),
-        // new_oniguruma always takes the regex path; a lexer never comes back
-        Pretokenizer::Lexer(_) => Err(crate::error::Error::InvalidPattern {
-            pattern: pattern.to_string(),
-            message: "internal: expected the regex path".into(),
-        }),
-    }
+    let p = super::syntax::onig_classes(pattern).map_err(|m| Error::InvalidPattern {
+        pattern: pattern.to_string(),
+        message: m,
+    })?;
+    RegexSplitter::with_syntax(&p, true)
 }
 
 /// Call `f(p)` for every position `p` where `(?=(\d{3})+(?!\d))` matches (an empty match):

@@ -6,7 +6,6 @@
 
 use serde_json::Value;
 
-use super::bytelevel::GPT2_PATTERN;
 use super::json::{self, err, join};
 use super::normalize::parse_pattern;
 use super::pattern::{self, Behavior, CharClass, Matcher, PatternSpec};
@@ -211,7 +210,7 @@ pub fn compile(steps: &[(String, &PreTokenizer)]) -> Result<Vec<Step>> {
                 }
                 if *use_regex {
                     out.push(Step::Split {
-                        matcher: Matcher::Regex(pattern::regex(GPT2_PATTERN)?),
+                        matcher: Matcher::Lexer(super::lexers::Lexer::Gpt2),
                         invert: false,
                         behavior: Behavior::Isolated,
                     });

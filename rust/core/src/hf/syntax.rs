@@ -28,6 +28,81 @@ pub fn onig_to_tiktoken(p: &str) -> String {
     convert(p, Dir::OnigToTiktoken)
 }
 
+/// Oniguruma's `\w` (Unicode): Alphabetic, marks, decimal digits, connector punctuation,
+/// and the Latin-1 number signs ² ³ ¹ ¼ ½ ¾ (measured against HF over all code points;
+/// regex-syntax's `\w` differs on those six and on U+200C/U+200D).
+const ONIG_WORD: &str = r"\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{B2}\x{B3}\x{B9}\x{BC}-\x{BE}";
+/// Oniguruma's `\w` inside a bracket class: without the Latin-1 number signs.
+const ONIG_WORD_IN_CLASS: &str = r"\p{Alphabetic}\p{M}\p{Nd}\p{Pc}";
+
+/// Make an Oniguruma pattern mean the same under fancy-regex's Oniguruma mode where the two
+/// engines' classes differ: `\w`/`\W` are rewritten to Oniguruma's definition. POSIX
+/// bracket classes (`[:alpha:]`, Unicode in Oniguruma, ASCII in fancy-regex) are rejected.
+pub fn onig_classes(p: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(p.len());
+    let mut depth = 0usize;
+    let mut it = p.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        match c {
+            '\\' => {
+                let Some((_, e)) = it.next() else {
+                    out.push(c);
+                    break;
+                };
+                match (e, depth > 0) {
+                    ('w', false) => {
+                        out.push('[');
+                        out.push_str(ONIG_WORD);
+                        out.push(']');
+                    }
+                    ('W', false) => {
+                        out.push_str("[^");
+                        out.push_str(ONIG_WORD);
+                        out.push(']');
+                    }
+                    ('w', true) => out.push_str(ONIG_WORD_IN_CLASS),
+                    ('W', true) => {
+                        out.push_str("[^");
+                        out.push_str(ONIG_WORD_IN_CLASS);
+                        out.push(']');
+                    }
+                    _ => {
+                        out.push('\\');
+                        out.push(e);
+                    }
+                }
+            }
+            '[' => {
+                if depth > 0 && p[i..].starts_with("[:") {
+                    if let Some(end) = p[i + 2..].find(":]") {
+                        return Err(format!(
+                            "POSIX bracket class {:?} is not supported (Unicode in Oniguruma, ASCII in fancy-regex)",
+                            &p[i..i + 2 + end + 2]
+                        ));
+                    }
+                }
+                depth += 1;
+                out.push(c);
+                // a `]` right after `[` or `[^` is a literal
+                if let Some(&(_, '^')) = it.peek() {
+                    out.push('^');
+                    it.next();
+                }
+                if let Some(&(_, ']')) = it.peek() {
+                    out.push(']');
+                    it.next();
+                }
+            }
+            ']' if depth > 0 => {
+                depth -= 1;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
 /// Length in bytes of an interval quantifier `{n}`, `{n,}`, `{n,m}`, `{,m}` at the start of
 /// `s`, if there is one.
 fn interval_len(s: &[u8]) -> Option<(usize, bool)> {
@@ -190,6 +265,17 @@ fn convert(p: &str, dir: Dir) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn onig_word_class() {
+        assert_eq!(
+            onig_classes(r"\w+|[^\w\s]").unwrap(),
+            format!(r"[{ONIG_WORD}]+|[^{ONIG_WORD_IN_CLASS}\s]")
+        );
+        assert_eq!(onig_classes(r"\\w").unwrap(), r"\\w");
+        assert_eq!(onig_classes(r"[]w]").unwrap(), r"[]w]");
+        assert!(onig_classes(r"[[:alpha:]]").is_err());
+    }
 
     #[test]
     fn possessive_intervals() {
