@@ -6,7 +6,8 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyCapsule, PyDict};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyCapsule, PyDict, PyType};
 
 use supertok_core::bytes::tree::{ByteTokenizer as CoreBT, ByteTree as CoreTree};
 use supertok_core::bytes::{PieceTokenizer, RegexBpe};
@@ -55,9 +56,10 @@ const NPY_NOTSWAPPED: std::os::raw::c_int = 0x0200;
 /// `numpy.ndarray` (exactly that type: its `__array_struct__` is numpy's own). About a
 /// microsecond per call (`__array_interface__` builds a dict and costs several).
 fn rows_view<'a>(arr: &'a Bound<'_, PyAny>) -> PyResult<(RowsView<'a>, usize, usize)> {
+    static NDARRAY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     let py = arr.py();
-    let ndarray = py.import("numpy")?.getattr("ndarray")?;
-    if !arr.get_type().is(&ndarray) {
+    let ndarray = NDARRAY.import(py, "numpy", "ndarray")?;
+    if !arr.get_type().is(ndarray) {
         return Err(PyTypeError::new_err(format!(
             "rows must be a numpy.ndarray, not {}",
             arr.get_type().name()?
