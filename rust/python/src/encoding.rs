@@ -12,6 +12,7 @@ use supertok_core::special::SpecialSet;
 use supertok_core::CoreEncoding as Core;
 
 use crate::intcache::IntCache;
+use crate::utf8str::Utf8Str;
 use crate::{extract_ids, par_map, to_py, u32s_to_bytes, u64s_to_bytes};
 
 /// The core of a tiktoken-compatible encoding. The Python class `supertok.Encoding`
@@ -149,8 +150,9 @@ impl CoreEncoding {
     fn encode_ordinary<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
     ) -> PyResult<Bound<'py, PyList>> {
+        let text: &str = &text;
         let v = py
             .detach(|| self.inner.encode_ordinary(&text))
             .map_err(to_py)?;
@@ -162,9 +164,10 @@ impl CoreEncoding {
     fn encode_ordinary_parallel<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
         num_threads: usize,
     ) -> PyResult<Bound<'py, PyList>> {
+        let text: &str = &text;
         let v = py.detach(|| -> PyResult<Vec<u32>> {
             let ranges = self.inner.parallel_ranges(&text, num_threads);
             let parts = par_map(&ranges, num_threads, |&(a, b)| {
@@ -189,10 +192,11 @@ impl CoreEncoding {
     fn encode<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
         allowed: &Bound<'py, PyAny>,
         disallowed: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
+        let text: &str = &text;
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
         let v = py
@@ -205,10 +209,11 @@ impl CoreEncoding {
     fn encode_to_bytes<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
         allowed: &Bound<'py, PyAny>,
         disallowed: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let text: &str = &text;
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
         let v = py
@@ -221,10 +226,11 @@ impl CoreEncoding {
     fn count(
         &self,
         py: Python<'_>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
         allowed: &Bound<'_, PyAny>,
         disallowed: &Bound<'_, PyAny>,
     ) -> PyResult<u64> {
+        let text: &str = &text;
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
         py.detach(|| {
@@ -310,10 +316,11 @@ impl CoreEncoding {
     fn encode_with_unstable<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
         allowed: &Bound<'py, PyAny>,
         disallowed: &Bound<'py, PyAny>,
     ) -> PyResult<(Vec<u32>, Bound<'py, PyList>)> {
+        let text: &str = &text;
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
         let (tokens, completions) = py
