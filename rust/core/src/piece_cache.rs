@@ -86,13 +86,27 @@ fn word(b: &[u8], i: usize) -> u64 {
     ])
 }
 
+#[inline(always)]
+fn word4(b: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
 /// Whether `stored[..piece.len()] == piece`, with word-sized overlapping loads instead of
 /// a `memcmp` call (`piece.len() <= MAX_PIECE`, `stored.len() == MAX_PIECE`).
 #[inline(always)]
 fn same(stored: &[u8; MAX_PIECE], piece: &[u8]) -> bool {
     let n = piece.len();
     if n < 8 {
-        return stored[..n] == *piece;
+        // overlapping loads cover every byte: [0, 4) and [n-4, n) for n >= 4; positions
+        // 0, n/2 and n-1 for n <= 3
+        if n >= 4 {
+            return word4(stored, 0) == word4(piece, 0)
+                && word4(stored, n - 4) == word4(piece, n - 4);
+        }
+        return n == 0
+            || (stored[0] == piece[0]
+                && stored[n / 2] == piece[n / 2]
+                && stored[n - 1] == piece[n - 1]);
     }
     let mut i = 0;
     while i + 8 < n {
@@ -178,6 +192,19 @@ mod tests {
         assert_eq!(out, vec![1, 2]);
         assert!(!get(b, b"hello", &mut out));
         assert!(!get(a, b"hellp", &mut out));
+        // every length up to MAX_PIECE, and a one-byte difference at every position
+        for n in 1..=MAX_PIECE {
+            let p: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37) ^ 0x55).collect();
+            put(a, &p, &[n as u32]);
+            let mut o = vec![];
+            assert!(get(a, &p, &mut o));
+            assert_eq!(o, vec![n as u32]);
+            for k in 0..n {
+                let mut q = p.clone();
+                q[k] ^= 1;
+                assert!(!get(a, &q, &mut o), "{n} {k}");
+            }
+        }
         put(a, &[7u8; MAX_PIECE + 1], &[1]);
         assert!(!get(a, &[7u8; MAX_PIECE + 1], &mut out));
         assert_eq!(std::mem::size_of::<Entry>(), 64);

@@ -17,8 +17,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 extern "C" {
-    fn PyUnicode_AsUTF8AndSize(unicode: *mut ffi::PyObject, size: *mut ffi::Py_ssize_t)
-        -> *const c_char;
+    fn PyUnicode_AsUTF8AndSize(
+        unicode: *mut ffi::PyObject,
+        size: *mut ffi::Py_ssize_t,
+    ) -> *const c_char;
 }
 
 /// A Python `str` (or subclass) borrowed as `&str`, without copying. Lone surrogates
