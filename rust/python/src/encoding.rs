@@ -154,7 +154,7 @@ impl CoreEncoding {
     ) -> PyResult<Bound<'py, PyList>> {
         let text: &str = &text;
         let v = py
-            .detach(|| self.inner.encode_ordinary(&text))
+            .detach(|| self.inner.encode_ordinary(text))
             .map_err(to_py)?;
         self.ints.list(py, &v)
     }
@@ -169,11 +169,11 @@ impl CoreEncoding {
     ) -> PyResult<Bound<'py, PyList>> {
         let text: &str = &text;
         let v = py.detach(|| -> PyResult<Vec<u32>> {
-            let ranges = self.inner.parallel_ranges(&text, num_threads);
+            let ranges = self.inner.parallel_ranges(text, num_threads);
             let parts = par_map(&ranges, num_threads, |&(a, b)| {
                 let mut out = Vec::with_capacity((b - a) / 3 + 1);
                 self.inner
-                    .encode_ordinary_range(&text, a, b, &mut out)
+                    .encode_ordinary_range(text, a, b, &mut out)
                     .map(|_| out)
             })?;
             let total = parts
@@ -200,7 +200,7 @@ impl CoreEncoding {
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
         let v = py
-            .detach(|| self.inner.encode(&text, &a, &d))
+            .detach(|| self.inner.encode(text, &a, &d))
             .map_err(to_py)?;
         self.ints.list(py, &v)
     }
@@ -217,7 +217,7 @@ impl CoreEncoding {
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
         let v = py
-            .detach(|| self.inner.encode(&text, &a, &d))
+            .detach(|| self.inner.encode(text, &a, &d))
             .map_err(to_py)?;
         Ok(u32s_to_bytes(py, &v))
     }
@@ -237,7 +237,7 @@ impl CoreEncoding {
             COUNT_BUF.with(|buf| {
                 let mut buf = buf.borrow_mut();
                 buf.clear();
-                self.inner.encode_into(&text, &a, &d, &mut buf)?;
+                self.inner.encode_into(text, &a, &d, &mut buf)?;
                 let n = buf.len() as u64;
                 if buf.capacity() > 1 << 20 {
                     *buf = Vec::new();
@@ -324,7 +324,7 @@ impl CoreEncoding {
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
         let (tokens, completions) = py
-            .detach(|| self.inner.encode_with_unstable(&text, &a, &d))
+            .detach(|| self.inner.encode_with_unstable(text, &a, &d))
             .map_err(to_py)?;
         let list = PyList::empty(py);
         for c in completions {
