@@ -350,10 +350,40 @@ impl Lexer {
         }
     }
 
+    /// Fast path of cl100k's `[^\r\n\p{L}\p{N}]?+\p{L}++` for ASCII words: an optional
+    /// ASCII prefix in `P` other than `'` (which may start a contraction, the first
+    /// alternative), then ASCII letters up to an ASCII non-letter or the end of the text.
+    /// `None` (general path) if there is no letter or a non-ASCII byte could continue
+    /// the run. Exactness: the contraction alternative needs a leading `'`; the prefix is
+    /// possessive and `\p{L}++` takes the maximal run, which ends at an ASCII non-letter.
+    #[inline(always)]
+    fn cl100k_ascii_word(b: &[u8], i: usize) -> Option<usize> {
+        let n = b.len();
+        let c0 = b[i];
+        let mut j = i;
+        if !c0.is_ascii_alphabetic() {
+            if c0 >= 0x80 || c0.is_ascii_digit() || matches!(c0, b'\r' | b'\n' | b'\'') {
+                return None;
+            }
+            j += 1;
+        }
+        let m = j;
+        while j < n && b[j].is_ascii_alphabetic() {
+            j += 1;
+        }
+        if j == m || (j < n && b[j] >= 0x80) {
+            return None;
+        }
+        Some(j)
+    }
+
     /// `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|
     ///  ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s`
     #[inline(always)]
     fn next_cl100k(&self, b: &[u8], i: usize) -> usize {
+        if let Some(e) = Self::cl100k_ascii_word(b, i) {
+            return e;
+        }
         let n = b.len();
         let c0 = b[i];
         if c0 == b'\'' {
