@@ -493,7 +493,10 @@ impl Lexer {
             };
             return self.o200k_suffix(b, e);
         }
-        if in_p {
+        // Both alternatives need a character of U or W right after the optional prefix
+        // (U* W+ with an empty U* needs W; U+ needs U): skip them when neither c0 (a mark)
+        // nor the character after it is one.
+        if in_p && (letter_like || (i + l0 < n && self.class_at(b, i + l0).0 & (U | W) != 0)) {
             let s1 = i + l0;
             // Order of attempts: A1 with prefix, A1 without, A2 with, A2 without. The
             // prefix-less attempts need c0 itself in U or W, i.e. a mark.
