@@ -50,6 +50,31 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 5) 
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def interleaved_medians_cpu(
+    fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: bool = True
+) -> dict[str, tuple[float, float]]:
+    """Like :func:`interleaved_medians`, but returns ``(wall, thread_cpu)`` medians.
+
+    Thread CPU time (``time.thread_time()``) only counts the time this thread actually ran,
+    so on a shared, loaded machine it is the steadier figure for single-thread work (it
+    says nothing about work done on other threads: use wall clock for those).
+    ``warmup=False`` skips the untimed first call of every function.
+    """
+    if warmup:
+        for fn in fns.values():
+            fn()
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            c = time.thread_time()
+            t = time.perf_counter()
+            fn()
+            wall[k].append(time.perf_counter() - t)
+            cpu[k].append(time.thread_time() - c)
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
+
+
 def read_corpus(name: str) -> str | None:
     """Text of ``../shared/corpus/<name>`` or ``None`` when absent."""
     p = os.path.join(CORPUS_DIR, name)

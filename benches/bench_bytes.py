@@ -25,73 +25,46 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _bytes_data import cut_points, held_out  # noqa: E402
 from _common import git_rev, machine_info, md_table, read_corpus, versions, write_section  # noqa: E402
 
 import supertok  # noqa: E402
 from supertok import _core  # noqa: E402
-from supertok.bytelm import ByteLM, ByteStream  # noqa: E402
+from supertok.bytelm import ByteLM, ByteStats, ByteStream  # noqa: E402
 from supertok.models import NGramLM  # noqa: E402
 
 
-def held_out(text: str, n_bytes: int, seed: int = 0) -> list[str]:
-    """Chunks of about 1 KB from the last 10 % of ``text`` (whole lines), ``n_bytes`` in all."""
-    tail = text[int(len(text) * 0.9) :]
-    lines = [ln for ln in tail.splitlines(keepends=True) if len(ln.encode()) > 40]
-    rng = random.Random(seed)
-    rng.shuffle(lines)
-    chunks, cur, total = [], "", 0
-    for ln in lines:
-        cur += ln
-        if len(cur.encode()) >= 1000:
-            chunks.append(cur)
-            total += len(cur.encode())
-            cur = ""
-            if total >= n_bytes:
-                break
-    return chunks
-
-
 def score(blm: ByteLM, text: str) -> dict:
-    """The byte_logprobs loop, instrumented."""
-    data = text.encode()
-    s = ByteStream(blm, data)
-    t_tree = t_rows = t_model = 0.0
-    lp = 0.0
-    t_all = time.perf_counter()
-    for b in data:
-        t0 = time.perf_counter()
-        lp += s._tree.target_logprob(b)
-        s._tree.push(b)
-        t1 = time.perf_counter()
-        t_tree += t1 - t0
-        s._sync()
-        ids, paths = s._tree.pending()
-        if ids:
-            t2 = time.perf_counter()
-            rows = np.ascontiguousarray(blm._rows(s._trunk, paths), dtype=np.float64)
-            t3 = time.perf_counter()
-            s._tree.set_rows_ptr(ids, rows.ctypes.data, rows.shape[1], "f8", blm.eot)
-            t4 = time.perf_counter()
-            t_model += t3 - t2
-            t_rows += t4 - t3
-            s._sync()
-    lp += s._tree.target_logprob(None)
-    c = s.counters()
-    return {
-        "bytes": len(data),
-        "logprob": lp,
-        "evaluated": c["evaluated"],
-        "heads": c["heads"],
-        "max_heads": c["max_heads"],
-        "inconsistent": c["inconsistent"],
-        "t_tree": t_tree,
-        "t_rows": t_rows,
-        "t_model": t_model,
-        "t_all": time.perf_counter() - t_all,
-    }
+    """``byte_logprobs`` (one pass, scoring-only tree: every head evaluated once), with
+    counters."""
+    st = ByteStats()
+    t0 = time.perf_counter()
+    lp = float(blm.byte_logprobs(text, eos=True, stats=st).sum())
+    return {"bytes": st.bytes, "logprob": lp, "st": st, "t_all": time.perf_counter() - t0}
 
 
-def run_tokenizer(name: str, tok, bt, train_texts: list[str], chunks: list[str], repeats: int) -> list:
+def prompt_query(blm: ByteLM, prompt: bytes, lazy: bool) -> tuple[np.ndarray, ByteStats, float]:
+    """Next-byte distribution after ``prompt``: lazily (prompt mode: only the nodes alive at
+    the prompt's end are evaluated; what ``next_byte_logprobs`` does) or eagerly (every node
+    evaluated as it appears, as a stream fed byte by byte does)."""
+    st = ByteStats()
+    t0 = time.perf_counter()
+    if lazy:
+        d = blm.next_byte_logprobs(prompt, stats=st)
+    else:
+        s = ByteStream(blm, prompt, stats=st)
+        for b in prompt:
+            s._push_byte(b)
+        d = s.logprobs()
+        s.report()
+    return d, st, time.perf_counter() - t0
+
+
+def _cpu(st: ByteStats) -> float:
+    return st.tree_cpu_seconds + st.row_cpu_seconds
+
+
+def run_tokenizer(name: str, tok, bt, train_texts: list[str], chunks: list[str], repeats: int) -> tuple[list, NGramLM]:
     lm = NGramLM.train(tok, train_texts, order=3)
     blm = ByteLM(tok, lm)
     # warm the tokenizer-side caches (look-ahead shapes, pair validity) on other text
@@ -102,27 +75,74 @@ def run_tokenizer(name: str, tok, bt, train_texts: list[str], chunks: list[str],
     first = runs[0]
     nbytes = sum(r["bytes"] for r in first)
     ntok = sum(len(bt.encode(c)) for c in chunks)
-    ev = sum(r["evaluated"] for r in first)
-    heads = sum(r["heads"] for r in first) / nbytes
-    mx = max(r["max_heads"] for r in first)
+    tot = ByteStats()
+    for r in first:
+        tot.add(r["st"])
     chain = sum(r["logprob"] for r in first)
     direct = sum(blm.logprob(c) for c in chunks)
     assert abs(chain - direct) < 1e-6 * max(1.0, abs(direct)), (chain, direct)
-    assert all(r["inconsistent"] == 0 for r in first)
-    med = lambda k: statistics.median(sum(r[k] for r in run) for run in runs) / nbytes * 1e6  # noqa: E731
+
+    def med(f) -> float:
+        return statistics.median(sum(f(r) for r in run) for run in runs) / nbytes * 1e6
+
     bpt = nbytes / ntok
-    return [
+    row = [
         name,
         f"{len(bt.sorted_ids()) // 4:,}",
         f"{bpt:.2f}",
-        f"{ev / nbytes:.3f}",
+        f"{tot.positions / nbytes:.3f}",
         f"{1 / bpt + 0.1:.3f}",
-        f"{heads:.2f} / {mx}",
-        f"{med('t_tree'):.1f}",
-        f"{med('t_rows'):.1f}",
-        f"{med('t_tree') + med('t_rows'):.1f}",
-        f"{med('t_all'):.0f}",
+        f"{tot.heads / nbytes:.2f} / {tot.max_heads}",
+        f"{tot.values_read / max(1, tot.positions):,.0f}",
+        f"{med(lambda r: r['st'].tree_cpu_seconds):.1f}",
+        f"{med(lambda r: r['st'].row_cpu_seconds):.1f}",
+        f"{med(lambda r: _cpu(r['st'])):.1f}",
+        f"{med(lambda r: r['st'].model_seconds):.0f}",
+        f"{med(lambda r: r['t_all']):.0f}",
         f"{-chain / nbytes / math.log(2):.3f}",
+    ]
+    return row, lm
+
+
+def run_prompts(name: str, tok, lm: NGramLM, prompts: list[bytes], repeats: int) -> list:
+    """Eager vs prompt mode on the same prompts, interleaved; medians over ``repeats``."""
+    blm = ByteLM(tok, lm)
+    nbytes = sum(len(p) for p in prompts)
+    worst = 0.0
+    per: dict[bool, list[tuple[ByteStats, float]]] = {False: [], True: []}
+    for _ in range(repeats):
+        for lazy in (False, True):
+            tot, wall = ByteStats(), 0.0
+            for p in prompts:
+                d, st, w = prompt_query(blm, p, lazy)
+                tot.add(st)
+                wall += w
+            per[lazy].append((tot, wall))
+    for p in prompts[:50]:
+        a = np.exp(prompt_query(blm, p, False)[0])
+        b = np.exp(prompt_query(blm, p, True)[0])
+        worst = max(worst, float(np.max(np.abs(a - b))))
+    assert worst < 1e-10, worst
+    out = []
+    for lazy in (False, True):
+        runs = per[lazy]
+        st = runs[0][0]
+        cpu = statistics.median(_cpu(r[0]) for r in runs) / nbytes * 1e6
+        ms = statistics.median(r[1] for r in runs) / len(prompts) * 1e3
+        out.append((st.positions / nbytes, cpu, ms))
+    (pe, ce, me), (pl, cl, ml) = out
+    return [
+        name,
+        f"{pe:.3f}",
+        f"{pl:.3f}",
+        f"{pl / pe:.2f}",
+        f"{ce:.1f}",
+        f"{cl:.1f}",
+        f"{cl / ce:.2f}",
+        f"{me:.1f}",
+        f"{ml:.1f}",
+        f"{ml / me:.2f}",
+        f"{worst:.0e}",
     ]
 
 
@@ -226,7 +246,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bytes", type=int, default=16000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--cuts", type=int, default=200)
+    ap.add_argument("--prompts", type=int, default=100, help="prompt cut points (n-gram LM)")
+    ap.add_argument("--cuts", type=int, default=200, help="SmolLM2 cut points")
     ap.add_argument("--context", type=int, default=200)
     ap.add_argument("--train-bytes", type=int, default=2_000_000)
     ap.add_argument("--no-smollm", action="store_true")
@@ -239,36 +260,62 @@ def main() -> None:
     train = text[: args.train_bytes]
     train_texts = [t for t in train.split("\n\n") if t.strip()]
     chunks = held_out(text, args.bytes)
-    rows = []
+    prompts = cut_points(text, args.prompts, args.context)
+    rows, prows = [], []
     for name in ["cl100k_base", "o200k_base"]:
         enc = supertok.get_encoding(name)
         bt = _core.ByteTokenizer.from_encoding(enc._core_bpe)
-        rows.append(run_tokenizer(name, enc, bt, train_texts, chunks, args.repeats))
+        row, lm = run_tokenizer(name, enc, bt, train_texts, chunks, args.repeats)
+        rows.append(row)
         print(rows[-1], file=sys.stderr)
+        prows.append(run_prompts(name, enc, lm, prompts, args.repeats))
+        print(prows[-1], file=sys.stderr)
     try:
         st, sbt = superbpe(train[:1_000_000])
-        rows.append(run_tokenizer("SuperBPE (t=0, 16K, trained here)", st, sbt, train_texts, chunks[:4], args.repeats))
+        row, lm = run_tokenizer("SuperBPE (t=0, 16K, trained here)", st, sbt, train_texts, chunks[:4], args.repeats)
+        rows.append(row)
         print(rows[-1], file=sys.stderr)
     except ImportError:
         pass
     md = [
-        f"Command: `python benches/bench_bytes.py --bytes {args.bytes} --repeats {args.repeats} --cuts {args.cuts}` "
-        f"(commit {git_rev()}).",
+        "## Exact byte-level probabilities (issue 7, `benches/bench_bytes.py`)",
+        "",
+        f"Command: `python benches/bench_bytes.py --bytes {args.bytes} --repeats {args.repeats} "
+        f"--prompts {args.prompts} --cuts {args.cuts}` (commit {git_rev()}).",
         f"Machine: {machine_info()}. Versions: {versions(['numpy', 'tokenizers', 'llama-cpp-python'])}.",
         "",
-        f"Scoring held-out English ({sum(len(c.encode()) for c in chunks):,} bytes in ~1 KB chunks from the last "
-        "10 % of en.txt; SuperBPE on the first 4 chunks) with `ByteLM.byte_logprobs` and a token 3-gram "
-        "`NGramLM` trained on the first 2 MB. *positions/byte*: LM rows requested per byte (new tree "
-        "nodes); *bound*: the issue's target 1/(bytes per token) + 0.1. *Rust µs/byte*: median of "
-        f"{args.repeats} runs (after a warm-up on other text) of the time spent in the tree (push + "
-        "scoring) and in row ingestion (`set_rows`: summing the row over the tokens that start with the "
-        "next byte); *total*: including the numpy n-gram LM and Python. bits/byte include end-of-text; the "
-        "byte chain rule equals the canonical encoding's one-pass log-probability (asserted).",
+        "**Scoring a held-out text** "
+        f"({sum(len(c.encode()) for c in chunks):,} bytes of English in ~1 KB chunks from the last "
+        "10 % of en.txt; SuperBPE on the first 4 chunks) with `ByteLM.byte_logprobs` (one pass; every "
+        "byte gets its exact conditional) and a token 3-gram `NGramLM` trained on the first 2 MB. "
+        "*positions/byte*: LM rows requested per byte; every evaluated node is a head that carries "
+        "mass in some byte's conditional, so this is the minimum for exact per-byte scores. *bound*: "
+        "the issue's target 1/(bytes per token) + 0.1. *values/position*: row entries read per "
+        "evaluated node. *Rust µs/B*: thread CPU time in the Rust calls (tree = push and scoring, "
+        f"rows = `set_rows`), median of {args.repeats} runs after a warm-up; *LM µs/B*: the numpy "
+        "n-gram model; *total*: wall time including Python. bits/byte include end-of-text; the byte "
+        "chain rule equals the canonical encoding's one-pass log-probability (asserted).",
         "",
         md_table(
             ["tokenizer", "vocab", "bytes/token", "positions/byte", "bound", "heads/byte (max)",
-             "Rust tree µs/B", "Rust rows µs/B", "Rust µs/B", "total µs/B", "bits/byte"],
+             "values/position", "Rust tree µs/B", "Rust rows µs/B", "Rust µs/B", "LM µs/B",
+             "total µs/B", "bits/byte"],
             rows,
+        ),
+        "",
+        f"**Next-byte queries after a prompt** ({len(prompts)} prompts of up to {args.context} bytes "
+        f"ending at random byte positions of the held-out text, {sum(len(p) for p in prompts):,} prompt "
+        "bytes; same n-gram LMs). *eager*: a stream fed the prompt byte by byte, every node evaluated as "
+        "it appears (what the previous code did for `next_byte_logprobs`); *prompt mode*: "
+        "`next_byte_logprobs` now, the prompt pushed without evaluating and only the nodes alive at its "
+        "end evaluated. Positions and Rust CPU µs per prompt byte, wall ms per query (n-gram LM "
+        f"included); medians of {args.repeats} interleaved runs; *max |Δp|*: largest difference of the "
+        "two next-byte distributions (50 prompts).",
+        "",
+        md_table(
+            ["tokenizer", "positions/B eager", "positions/B prompt", "ratio", "Rust µs/B eager",
+             "Rust µs/B prompt", "ratio", "ms/query eager", "ms/query prompt", "ratio", "max |Δp|"],
+            prows,
         ),
     ]
     if not args.no_smollm:

@@ -10,7 +10,7 @@ import pytest
 
 import supertok
 from supertok import _core
-from supertok.bytelm import ByteLM, ByteStream
+from supertok.bytelm import ByteLM, ByteStats, ByteStream
 from supertok.models import NGramLM
 
 from bytes_hf import hf_bytelevel
@@ -193,6 +193,130 @@ def test_bad_input(blm, enc):
     s.push(b"c")
     assert s.text == b"abc"
     assert blm.logprob(b"\xff") == float("-inf")
+
+
+def test_failed_push_leaves_stream_unchanged(blm):
+    s = blm.stream("It's 12")
+
+    def state():
+        c = s.counters()
+        del c["tree_ns"], c["row_ns"]
+        return c, s._tree.heads(), s._tree.text(), s.trunk
+
+    before = state()
+    for bad in (b"\xff", b"\x80"):
+        with pytest.raises(ValueError):
+            s.push(bad)
+        assert s._tree.pending() == ([], [])
+        assert state() == before
+    s.push(b"3 x")
+    assert np.allclose(s.logprobs(), blm.next_byte_logprobs("It's 123 x"), atol=1e-12)
+
+
+class _F32:
+    """The n-gram model with float32 rows (like llama.cpp logits)."""
+
+    def __init__(self, lm):
+        self.lm = lm
+
+    def logprobs(self, prefixes):
+        return self.lm.logprobs(prefixes).astype(np.float32)
+
+
+def test_float32_rows(blm, enc):
+    f32 = ByteLM(enc, _F32(blm.model))
+    text = "The quick brown fox. It's 12:45!"
+    a = f32.byte_logprobs(text, eos=True)
+    b = blm.byte_logprobs(text, eos=True)
+    assert np.allclose(a, b, atol=1e-4)
+    # the chain rule is exact whatever the row precision
+    assert abs(a.sum() - f32.logprob(text)) < 1e-9
+    assert np.allclose(f32.next_byte_logprobs("The qu"), blm.next_byte_logprobs("The qu"), atol=1e-4)
+
+
+def test_scoring_equals_streaming(enc):
+    """byte_logprobs (scoring-only trees: each row reduced to the sums over the known bytes)
+    equals the per-byte ratios of a full streaming tree and the exact distribution, for a
+    canonical model. (For a model with non-canonical mass the two differ by that mass: a
+    streaming tree cannot prune heads by a byte it has not seen.)"""
+    bt = _core.ByteTokenizer.from_encoding(enc._core_bpe)
+    src = MarkovSource(["a", "s", " ", "1", "'", "\n", "\u00e9", "T"], 4, 6, sparsity=0.5)
+    strings = src.strings()
+    lm = CanonicalTokenLM(strings, enc.encode_ordinary, bt.n_ids(), bt.eot())
+    blm = ByteLM(enc, lm)
+    rng = np.random.default_rng(0)
+    keys = sorted(strings)
+    for text in [keys[i] for i in rng.choice(len(keys), 25)]:
+        data = text.encode()
+        fast = blm.byte_logprobs(data, eos=True)
+        s = blm.stream(b"")
+        slow = []
+        for b in data:
+            slow.append(s.logprob_next(b))
+            assert abs(s.logprobs()[b] - slow[-1]) < 1e-10
+            s.push(b)
+        slow.append(s.logprob_next(None))
+        assert np.allclose(fast, slow, atol=1e-10, rtol=0), text
+        assert abs(fast.sum() - math.log(strings[text])) < 1e-9
+
+
+def test_byte_stats(blm, enc):
+    text = "The quick brown fox jumps over the lazy dog."
+    st = ByteStats()
+    blm.logprob(text, stats=st)
+    assert st.positions == len(enc.encode_ordinary(text)) + 1 and st.bytes == 0 and st.model_calls == 1
+    st = ByteStats()
+    blm.byte_logprobs(text, eos=True, stats=st)
+    assert st.bytes == len(text)
+    assert 1 <= st.positions <= 2 * len(text)
+    assert st.values_read > 0 and st.heads >= st.bytes and st.max_heads >= 1
+    assert st.tree_seconds > 0 and st.row_seconds > 0 and st.model_seconds > 0
+    total = ByteStats().add(st).add(st)
+    assert total.positions == 2 * st.positions and total.max_heads == st.max_heads
+    g = ByteStats()
+    out = blm.generate_bytes("The quick", max_bytes=12, seed=1, stats=g)
+    assert g.bytes == len("The quick") + len(out)
+    n = ByteStats()
+    blm.next_byte_logprobs("The quick bro", stats=n)
+    assert n.bytes == len("The quick bro") and n.positions >= 3
+
+
+def test_core_tree_row_checks(blm, enc):
+    bt = blm._bt
+    t = _core.ByteTree(bt, None)
+    ids, _ = t.pending()
+    good = np.full((1, bt.n_ids()), -math.log(bt.n_ids()))
+    with pytest.raises(TypeError):
+        t.set_rows(ids, good.tolist())
+    with pytest.raises(TypeError):
+        t.set_rows(ids, good.astype(np.int64))
+    with pytest.raises(ValueError):
+        t.set_rows(ids, np.asfortranarray(np.repeat(good, 2, axis=0))[:, ::2])
+    with pytest.raises(ValueError):
+        t.set_rows(ids, good, index=[1])
+    with pytest.raises(ValueError):
+        t.set_rows(ids, good, index=[0, 0])
+    with pytest.raises(ValueError):
+        t.set_rows([12345], good)
+    t.set_rows(ids, good[0])  # a 1-D array is one row
+    t.push(ord("a"))
+    # a known text scored byte by byte cannot be extended or asked for full distributions
+    s = _core.ByteTree(bt, b"ab", True)
+    s.set_rows(*[s.pending()[0]], good)
+    with pytest.raises(ValueError):
+        s.push(ord("x"))
+    with pytest.raises(ValueError):
+        _core.ByteTree(bt, None, True)
+    for b in b"ab":
+        s.push(b)
+        ids, _ = s.pending()
+        if ids:
+            s.set_rows(ids, np.repeat(good, len(ids), axis=0))
+    with pytest.raises(ValueError):
+        s.masses()
+    with pytest.raises(ValueError):
+        s.push(ord("c"))
+    assert math.isfinite(s.target_logprob(None))
 
 
 def test_partial_utf8_prefix(blm):

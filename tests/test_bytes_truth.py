@@ -71,6 +71,11 @@ def _check(blm: ByteLM, truth: ByteTruth, max_bytes: int, lm: CanonicalTokenLM, 
         assert err < TOL, (x, err, np.nonzero(np.abs(ours - true) > TOL))
         assert abs(ours.sum() - 1.0) < 1e-12
         assert s.counters()["inconsistent"] == 0
+        # prompt mode (the prompt pushed without evaluating; only the nodes alive at its
+        # end evaluated) equals the truth and the eager stream
+        lazy = blm.next_byte_logprobs(x)
+        assert float(np.max(np.abs(np.exp(lazy) - true))) < TOL, x
+        assert float(np.max(np.abs(np.exp(lazy) - ours))) < TOL, x
         worst = max(worst, err)
         nv = naive_next_byte(lm, encode, token_bytes, x)
         if nv is not None:

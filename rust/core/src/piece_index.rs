@@ -90,7 +90,27 @@ fn same_tail(a: &[u8], b: &[u8]) -> bool {
     if n <= 16 {
         return tail(a) == tail(b);
     }
-    a[8..] == b[8..]
+    // 8-byte words from byte 8, the last one overlapping (no `memcmp` call)
+    let word = |s: &[u8], i: usize| {
+        u64::from_le_bytes([
+            s[i],
+            s[i + 1],
+            s[i + 2],
+            s[i + 3],
+            s[i + 4],
+            s[i + 5],
+            s[i + 6],
+            s[i + 7],
+        ])
+    };
+    let mut i = 8;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    tail(a) == tail(b)
 }
 
 /// Blocked Bloom filter: the word index and a mask of two bits inside that word, from the

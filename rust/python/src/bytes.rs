@@ -6,7 +6,8 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyCapsule, PyDict, PyType};
 
 use supertok_core::bytes::tree::{ByteTokenizer as CoreBT, ByteTree as CoreTree};
 use supertok_core::bytes::{PieceTokenizer, RegexBpe};
@@ -24,43 +25,106 @@ pub struct ByteTokenizer {
     pub(crate) inner: Arc<CoreBT>,
 }
 
-fn rows_from_bytes(data: &[u8], dtype: &str, n_rows: usize) -> PyResult<Vec<Vec<f64>>> {
-    let width = match dtype {
-        "f8" => 8,
-        "f4" => 4,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unsupported row dtype {other:?} (expected 'f4' or 'f8')"
-            )))
-        }
-    };
-    if n_rows == 0 {
-        return Ok(Vec::new());
-    }
-    if !data.len().is_multiple_of(width * n_rows) {
-        return Err(PyValueError::new_err(format!(
-            "row buffer of {} bytes does not hold {n_rows} rows of {dtype}",
-            data.len()
+/// A read-only view of a numpy array of LM rows (no copy). The array object is kept
+/// referenced by the caller for the duration of the call; like numpy's own GIL-free loops,
+/// the values are read without the GIL.
+enum RowsView<'a> {
+    F64(&'a [f64]),
+    F32(&'a [f32]),
+}
+
+/// numpy's `PyArrayInterface` (the C-struct version of the array interface, documented and
+/// unchanged since numpy 1.0), as returned in the `__array_struct__` capsule.
+#[repr(C)]
+struct ArrayInterface {
+    two: std::os::raw::c_int,
+    nd: std::os::raw::c_int,
+    typekind: std::os::raw::c_char,
+    itemsize: std::os::raw::c_int,
+    flags: std::os::raw::c_int,
+    shape: *const isize,
+    strides: *const isize,
+    data: *const std::os::raw::c_void,
+    descr: *mut pyo3::ffi::PyObject,
+}
+
+const NPY_C_CONTIGUOUS: std::os::raw::c_int = 0x0001;
+const NPY_ALIGNED: std::os::raw::c_int = 0x0100;
+const NPY_NOTSWAPPED: std::os::raw::c_int = 0x0200;
+
+/// `(view, number of rows, row length)` of a C-contiguous 1-D or 2-D float32/float64
+/// `numpy.ndarray` (exactly that type: its `__array_struct__` is numpy's own). About a
+/// microsecond per call (`__array_interface__` builds a dict and costs several).
+fn rows_view<'a>(arr: &'a Bound<'_, PyAny>) -> PyResult<(RowsView<'a>, usize, usize)> {
+    static NDARRAY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let py = arr.py();
+    let ndarray = NDARRAY.import(py, "numpy", "ndarray")?;
+    if !arr.get_type().is(ndarray) {
+        return Err(PyTypeError::new_err(format!(
+            "rows must be a numpy.ndarray, not {}",
+            arr.get_type().name()?
         )));
     }
-    let per = data.len() / width / n_rows;
-    let mut out = Vec::with_capacity(n_rows);
-    for r in 0..n_rows {
-        let chunk = &data[r * per * width..(r + 1) * per * width];
-        let row: Vec<f64> = if width == 8 {
-            chunk
-                .chunks_exact(8)
-                .map(|c| f64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect()
-        } else {
-            chunk
-                .chunks_exact(4)
-                .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]) as f64)
-                .collect()
-        };
-        out.push(row);
+    let capsule = arr.getattr("__array_struct__")?;
+    let capsule = capsule
+        .cast::<PyCapsule>()
+        .map_err(|_| PyTypeError::new_err("numpy returned no array-interface capsule"))?;
+    let ptr = capsule.pointer_checked(None)?;
+    // SAFETY: numpy.ndarray.__array_struct__ is a capsule holding a PyArrayInterface that
+    // lives as long as the capsule (kept alive until the end of this function) and
+    // describes the array's memory.
+    let ai = unsafe { &*(ptr.as_ptr() as *const ArrayInterface) };
+    if ai.two != 2 {
+        return Err(PyValueError::new_err("unexpected numpy array interface"));
     }
-    Ok(out)
+    if ai.nd < 1 || ai.nd > 2 || ai.shape.is_null() {
+        return Err(PyValueError::new_err(format!(
+            "rows must be 1-D or 2-D, got {} dimensions",
+            ai.nd
+        )));
+    }
+    // SAFETY: `shape` holds `nd` entries.
+    let shape = unsafe { std::slice::from_raw_parts(ai.shape, ai.nd as usize) };
+    let (n_rows, width) = match *shape {
+        [w] => (1usize, w as usize),
+        [r, w] => (r as usize, w as usize),
+        _ => unreachable!(),
+    };
+    let need = NPY_C_CONTIGUOUS | NPY_ALIGNED | NPY_NOTSWAPPED;
+    if ai.flags & need != need {
+        return Err(PyValueError::new_err(
+            "rows must be a C-contiguous, aligned, native-endian array",
+        ));
+    }
+    let n = n_rows
+        .checked_mul(width)
+        .ok_or_else(|| PyValueError::new_err("row array too large"))?;
+    let kind = ai.typekind as u8;
+    if n == 0 || ai.data.is_null() {
+        return match (kind, ai.itemsize) {
+            (b'f', 8) | (b'f', 4) => Ok((RowsView::F64(&[]), n_rows, width)),
+            _ => Err(PyTypeError::new_err("rows must be float32 or float64")),
+        };
+    }
+    match (kind, ai.itemsize) {
+        // SAFETY: a live (the caller holds `arr`), aligned, C-contiguous buffer of `n`
+        // native float64 values, as numpy describes it.
+        (b'f', 8) => Ok((
+            RowsView::F64(unsafe { std::slice::from_raw_parts(ai.data as *const f64, n) }),
+            n_rows,
+            width,
+        )),
+        // SAFETY: as above, float32.
+        (b'f', 4) => Ok((
+            RowsView::F32(unsafe { std::slice::from_raw_parts(ai.data as *const f32, n) }),
+            n_rows,
+            width,
+        )),
+        _ => Err(PyTypeError::new_err(format!(
+            "rows must be float32 or float64 (got kind {:?}, {} bytes)",
+            kind as char, ai.itemsize
+        ))),
+    }
 }
 
 #[pymethods]
@@ -268,6 +332,9 @@ impl ByteTokenizer {
     }
 }
 
+/// `(ids, tokens, parents, rows)` of [`ByteTree::pending_tree`].
+type PendingTree = (Vec<u32>, Vec<u32>, Vec<i64>, Vec<i64>);
+
 /// The streaming valid covering tree of one byte stream.
 #[pyclass(module = "supertok._core")]
 pub struct ByteTree {
@@ -276,14 +343,53 @@ pub struct ByteTree {
 
 #[pymethods]
 impl ByteTree {
-    /// A stream at the start of a text. With `known`, only that text can be pushed (in
-    /// order) and rows are summarised for it only (cheaper scoring).
+    /// A stream at the start of a text. With `known`, that text must be pushed first (in
+    /// order) and rows are summarised for it only (cheaper scoring). With `scoring`, only
+    /// the known bytes and the end of the text can be scored (nothing is kept for later).
+    /// With `prompt`, `known` is a prompt that is only asked about after its end: its bytes
+    /// may be pushed without evaluating the pending nodes in between, so nodes that die
+    /// inside the prompt are never evaluated.
     #[new]
-    #[pyo3(signature = (tokenizer, known=None))]
-    fn py_new(tokenizer: &Bound<'_, ByteTokenizer>, known: Option<Vec<u8>>) -> Self {
-        ByteTree {
-            inner: CoreTree::new(tokenizer.get().inner.clone(), known),
-        }
+    #[pyo3(signature = (tokenizer, known=None, scoring=false, prompt=false))]
+    fn py_new(
+        tokenizer: &Bound<'_, ByteTokenizer>,
+        known: Option<Vec<u8>>,
+        scoring: bool,
+        prompt: bool,
+    ) -> PyResult<Self> {
+        let bt = tokenizer.get().inner.clone();
+        let inner = match (known, scoring, prompt) {
+            (_, true, true) => {
+                return Err(PyValueError::new_err(
+                    "scoring=True and prompt=True exclude each other",
+                ));
+            }
+            (None, true, _) => {
+                return Err(PyValueError::new_err("scoring=True needs the known text"));
+            }
+            (None, _, true) => {
+                return Err(PyValueError::new_err("prompt=True needs the known prompt"));
+            }
+            (Some(k), true, false) => CoreTree::scoring(bt, k),
+            (Some(k), false, true) => CoreTree::prompt(bt, k),
+            (k, false, false) => CoreTree::new(bt, k),
+        };
+        Ok(ByteTree { inner })
+    }
+
+    /// Whether this is a prompt stream still inside its prompt (pending nodes may wait).
+    fn in_prompt(&self) -> bool {
+        self.inner.in_prompt()
+    }
+
+    /// The pending nodes as one token tree below the trunk: `(ids, tokens, parents, rows)`.
+    /// Tree node `k` is `tokens[k]` after tree node `parents[k]` (-1: right after the
+    /// trunk), parents first; pending node `ids[i]` is tree node `rows[i]` (-1: the trunk
+    /// itself).
+    fn pending_tree(&self) -> PendingTree {
+        let ids = self.inner.pending().to_vec();
+        let (tokens, parents, rows) = self.inner.pending_tree();
+        (ids, tokens, parents, rows)
     }
 
     /// A copy of this stream.
@@ -301,6 +407,25 @@ impl ByteTree {
         py.detach(|| t.push(b)).map_err(to_py)
     }
 
+    /// Push the next bytes of the prompt of a `prompt=True` stream without evaluating the
+    /// pending nodes in between (evaluate them afterwards). On error the bytes before the
+    /// failing one stay pushed.
+    fn push_prompt(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let t = &mut self.inner;
+        py.detach(|| -> supertok_core::Result<()> {
+            for &b in data {
+                if !t.in_prompt() {
+                    return Err(supertok_core::Error::InvalidArgument(
+                        "push_prompt: the stream is not inside its prompt".into(),
+                    ));
+                }
+                t.push(b)?;
+            }
+            Ok(())
+        })
+        .map_err(to_py)
+    }
+
     /// Nodes waiting for LM rows: `(ids, paths)`, each path the token ids after the trunk.
     fn pending(&self) -> (Vec<u32>, Vec<Vec<u32>>) {
         let ids = self.inner.pending().to_vec();
@@ -308,87 +433,48 @@ impl ByteTree {
         (ids, paths)
     }
 
-    /// Give LM rows for `ids` (in that order) as a C-contiguous buffer of `len(ids)` rows
-    /// of float64 (`dtype="f8"`) or float32 (`"f4"`) natural-log probabilities.
-    #[pyo3(signature = (ids, rows, dtype="f8", eot=None))]
+    /// Give LM rows for the pending nodes `ids`: `rows` is a C-contiguous float32 or
+    /// float64 numpy array of natural-log probabilities (read in place, without the GIL);
+    /// node `ids[k]` gets row `index[k]` (default `k`). `eot` overrides the end-of-text id.
+    #[pyo3(signature = (ids, rows, index=None, eot=None))]
     fn set_rows(
         &mut self,
         py: Python<'_>,
         ids: Vec<u32>,
-        rows: &[u8],
-        dtype: &str,
+        rows: &Bound<'_, PyAny>,
+        index: Option<Vec<usize>>,
         eot: Option<u32>,
     ) -> PyResult<()> {
-        let rows = rows_from_bytes(rows, dtype, ids.len())?;
+        let (view, n_rows, width) = rows_view(rows)?;
+        let index: Vec<usize> = match index {
+            Some(ix) => {
+                if ix.len() != ids.len() {
+                    return Err(PyValueError::new_err(format!(
+                        "index has {} entries for {} ids",
+                        ix.len(),
+                        ids.len()
+                    )));
+                }
+                ix
+            }
+            None => (0..ids.len()).collect(),
+        };
+        if let Some(&bad) = index.iter().find(|&&r| r >= n_rows) {
+            return Err(PyValueError::new_err(format!(
+                "row {bad} requested from an array of {n_rows} rows"
+            )));
+        }
         let t = &mut self.inner;
         py.detach(|| -> supertok_core::Result<()> {
-            for (id, row) in ids.iter().zip(rows.iter()) {
-                t.set_row(*id, row, eot)?;
+            for (id, &r) in ids.iter().zip(index.iter()) {
+                match &view {
+                    RowsView::F64(v) => t.set_row_with(*id, &v[r * width..(r + 1) * width], eot)?,
+                    RowsView::F32(v) => t.set_row_with(*id, &v[r * width..(r + 1) * width], eot)?,
+                }
             }
             Ok(())
         })
         .map_err(to_py)
-    }
-
-    /// Zero-copy variant of `set_rows` for the Python wrapper: `address` is the data pointer
-    /// of a live, C-contiguous numpy array of `len(ids) * row_len` float64 (`"f8"`) or
-    /// float32 (`"f4"`) values that the caller keeps alive for the duration of the call.
-    #[pyo3(signature = (ids, address, row_len, dtype="f8", eot=None))]
-    fn set_rows_ptr(
-        &mut self,
-        py: Python<'_>,
-        ids: Vec<u32>,
-        address: usize,
-        row_len: usize,
-        dtype: &str,
-        eot: Option<u32>,
-    ) -> PyResult<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        if address == 0 || row_len == 0 {
-            return Err(PyValueError::new_err("empty row buffer"));
-        }
-        let n = ids
-            .len()
-            .checked_mul(row_len)
-            .ok_or_else(|| PyValueError::new_err("row buffer too large"))?;
-        let t = &mut self.inner;
-        match dtype {
-            "f8" => {
-                if !address.is_multiple_of(std::mem::align_of::<f64>()) {
-                    return Err(PyValueError::new_err("misaligned float64 buffer"));
-                }
-                // SAFETY: the Python wrapper passes the data pointer of a C-contiguous
-                // float64 array of exactly `ids.len() * row_len` elements that it keeps
-                // alive (and does not mutate) during this call.
-                let all: &[f64] = unsafe { std::slice::from_raw_parts(address as *const f64, n) };
-                py.detach(|| -> supertok_core::Result<()> {
-                    for (k, id) in ids.iter().enumerate() {
-                        t.set_row_with(*id, &all[k * row_len..(k + 1) * row_len], eot)?;
-                    }
-                    Ok(())
-                })
-                .map_err(to_py)
-            }
-            "f4" => {
-                if !address.is_multiple_of(std::mem::align_of::<f32>()) {
-                    return Err(PyValueError::new_err("misaligned float32 buffer"));
-                }
-                // SAFETY: as above, for float32.
-                let all: &[f32] = unsafe { std::slice::from_raw_parts(address as *const f32, n) };
-                py.detach(|| -> supertok_core::Result<()> {
-                    for (k, id) in ids.iter().enumerate() {
-                        t.set_row_with(*id, &all[k * row_len..(k + 1) * row_len], eot)?;
-                    }
-                    Ok(())
-                })
-                .map_err(to_py)
-            }
-            other => Err(PyValueError::new_err(format!(
-                "unsupported row dtype {other:?} (expected 'f4' or 'f8')"
-            ))),
-        }
     }
 
     /// Normalised 257-way next-byte log-distribution (index 256 = end of text).
@@ -449,10 +535,15 @@ impl ByteTree {
         self.inner.complete_head().map(|h| self.inner.path(h))
     }
 
-    /// Counters: evaluated, bytes, heads, max_heads, inconsistent.
+    /// Counters: evaluated, bytes, heads, max_heads, inconsistent, values_read, and the
+    /// nanoseconds spent in tree work (`tree_ns`: pushes and probability queries) and in
+    /// reading rows (`row_ns`).
     fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.inner.stats();
         let d = PyDict::new(py);
+        d.set_item("values_read", s.values_read)?;
+        d.set_item("tree_ns", s.tree_ns)?;
+        d.set_item("row_ns", s.row_ns)?;
         d.set_item("evaluated", s.evaluated)?;
         d.set_item("bytes", s.bytes)?;
         d.set_item("heads", s.heads)?;

@@ -12,6 +12,7 @@ use supertok_core::special::SpecialSet;
 use supertok_core::CoreEncoding as Core;
 
 use crate::intcache::IntCache;
+use crate::utf8str::Utf8Str;
 use crate::{extract_ids, par_map, to_py, u32s_to_bytes, u64s_to_bytes};
 
 /// The core of a tiktoken-compatible encoding. The Python class `supertok.Encoding`
@@ -149,10 +150,11 @@ impl CoreEncoding {
     fn encode_ordinary<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
     ) -> PyResult<Bound<'py, PyList>> {
+        let text: &str = &text;
         let v = py
-            .detach(|| self.inner.encode_ordinary(&text))
+            .detach(|| self.inner.encode_ordinary(text))
             .map_err(to_py)?;
         self.ints.list(py, &v)
     }
@@ -162,15 +164,16 @@ impl CoreEncoding {
     fn encode_ordinary_parallel<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
         num_threads: usize,
     ) -> PyResult<Bound<'py, PyList>> {
+        let text: &str = &text;
         let v = py.detach(|| -> PyResult<Vec<u32>> {
-            let ranges = self.inner.parallel_ranges(&text, num_threads);
+            let ranges = self.inner.parallel_ranges(text, num_threads);
             let parts = par_map(&ranges, num_threads, |&(a, b)| {
                 let mut out = Vec::with_capacity((b - a) / 3 + 1);
                 self.inner
-                    .encode_ordinary_range(&text, a, b, &mut out)
+                    .encode_ordinary_range(text, a, b, &mut out)
                     .map(|_| out)
             })?;
             let total = parts
@@ -189,14 +192,15 @@ impl CoreEncoding {
     fn encode<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
         allowed: &Bound<'py, PyAny>,
         disallowed: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
+        let text: &str = &text;
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
         let v = py
-            .detach(|| self.inner.encode(&text, &a, &d))
+            .detach(|| self.inner.encode(text, &a, &d))
             .map_err(to_py)?;
         self.ints.list(py, &v)
     }
@@ -205,14 +209,15 @@ impl CoreEncoding {
     fn encode_to_bytes<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
         allowed: &Bound<'py, PyAny>,
         disallowed: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let text: &str = &text;
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
         let v = py
-            .detach(|| self.inner.encode(&text, &a, &d))
+            .detach(|| self.inner.encode(text, &a, &d))
             .map_err(to_py)?;
         Ok(u32s_to_bytes(py, &v))
     }
@@ -221,17 +226,18 @@ impl CoreEncoding {
     fn count(
         &self,
         py: Python<'_>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
         allowed: &Bound<'_, PyAny>,
         disallowed: &Bound<'_, PyAny>,
     ) -> PyResult<u64> {
+        let text: &str = &text;
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
         py.detach(|| {
             COUNT_BUF.with(|buf| {
                 let mut buf = buf.borrow_mut();
                 buf.clear();
-                self.inner.encode_into(&text, &a, &d, &mut buf)?;
+                self.inner.encode_into(text, &a, &d, &mut buf)?;
                 let n = buf.len() as u64;
                 if buf.capacity() > 1 << 20 {
                     *buf = Vec::new();
@@ -310,14 +316,15 @@ impl CoreEncoding {
     fn encode_with_unstable<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
         allowed: &Bound<'py, PyAny>,
         disallowed: &Bound<'py, PyAny>,
     ) -> PyResult<(Vec<u32>, Bound<'py, PyList>)> {
+        let text: &str = &text;
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
         let (tokens, completions) = py
-            .detach(|| self.inner.encode_with_unstable(&text, &a, &d))
+            .detach(|| self.inner.encode_with_unstable(text, &a, &d))
             .map_err(to_py)?;
         let list = PyList::empty(py);
         for c in completions {

@@ -20,6 +20,7 @@ mod stochastic;
 mod superbpe;
 mod tokenizer;
 mod train;
+mod utf8str;
 
 /// Map a core error to the Python exception a tiktoken user expects.
 pub(crate) fn to_py(e: Error) -> PyErr {

@@ -22,7 +22,7 @@ use rustc_hash::FxHashMap;
 use crate::bytes::canon::Canon;
 use crate::bytes::index::ByteIndex;
 use crate::bytes::lookahead::Lookahead;
-use crate::bytes::math::{exp_neg, logaddexp, logsumexp};
+use crate::bytes::math::{logaddexp, logsumexp, lse, LogProb, Lse};
 use crate::bytes::source::PieceTokenizer;
 use crate::error::{Error, Result};
 
@@ -40,8 +40,6 @@ pub struct ByteTokenizer {
     index: ByteIndex,
     /// sorted position of each id (`u32::MAX` for ids without bytes)
     rank: Vec<u32>,
-    /// for each first byte: `(id, position - range start)` of its tokens in id order
-    by_first: Vec<Vec<(u32, u32)>>,
     canon: Canon,
     look: Lookahead,
     specials: Vec<u32>,
@@ -62,15 +60,6 @@ impl ByteTokenizer {
         for (i, &id) in index.ids().iter().enumerate() {
             rank[id as usize] = i as u32;
         }
-        let mut by_first: Vec<Vec<(u32, u32)>> = vec![Vec::new(); 256];
-        for b in 0..=255u8 {
-            let (lo, hi) = index.first_byte_range(b);
-            let mut v: Vec<(u32, u32)> = (lo..hi)
-                .map(|i| (index.ids()[i], (i - lo) as u32))
-                .collect();
-            v.sort_unstable();
-            by_first[b as usize] = v;
-        }
         let canon = Canon::new(vocab, tok.merges());
         let look = Lookahead::new(tok.as_ref())?;
         let specials = tok.special_ids();
@@ -81,7 +70,6 @@ impl ByteTokenizer {
             tok,
             index,
             rank,
-            by_first,
             canon,
             look,
             specials,
@@ -157,51 +145,26 @@ pub fn valid_next(text: &[u8]) -> [bool; 257] {
     out
 }
 
-/// Read access to one LM row (natural-log probabilities indexed by token id).
-pub trait Row {
-    /// Number of entries.
-    fn len(&self) -> usize;
-    /// Entry `i < len()`.
-    fn get(&self, i: usize) -> f64;
-    /// Whether the row is empty.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl Row for [f64] {
-    fn len(&self) -> usize {
-        <[f64]>::len(self)
-    }
-    fn get(&self, i: usize) -> f64 {
-        self[i]
-    }
-}
-
-impl Row for [f32] {
-    fn len(&self) -> usize {
-        <[f32]>::len(self)
-    }
-    fn get(&self, i: usize) -> f64 {
-        self[i] as f64
-    }
-}
-
-/// Per-node summary of one LM row over a range of sorted positions.
-#[derive(Clone, Debug)]
-struct Stats {
+/// What the tree keeps of one node's LM row: only the sums it will need.
+#[derive(Clone, Debug, Default)]
+struct Summary {
+    /// Known-text chain: `chain[k - 1] = (log-sum-exp over the tokens whose bytes start
+    /// with the `k` known bytes after the node, the token equal to those bytes (or
+    /// [`NONE`]), its log-probability)`; it stops at the first empty range.
+    chain: Vec<(f64, u32, f64)>,
+    /// Sorted positions `lo..hi` whose row values are kept in `vals` (for questions about
+    /// bytes after the known text).
     lo: usize,
     hi: usize,
-    /// row values at sorted positions `lo..hi`
     vals: Vec<f64>,
-    /// `prefix[i] = sum(exp(vals[..i] - shift))`
-    prefix: Vec<f64>,
-    shift: f64,
+    /// Log-sum-exp per first byte (nodes whose next byte is not known).
+    first: Option<Box<[f64; 256]>>,
     /// log-probability of the end-of-text token
     eot: f64,
 }
 
-impl Stats {
+impl Summary {
+    /// Log-sum-exp over sorted positions `a..b` from the kept values.
     fn range_lse(&self, a: usize, b: usize) -> Result<f64> {
         if a >= b {
             return Ok(f64::NEG_INFINITY);
@@ -212,12 +175,18 @@ impl Stats {
                 self.lo, self.hi
             )));
         }
-        let (i, j) = (a - self.lo, b - self.lo);
-        let s = self.prefix[j] - self.prefix[i];
-        if s > 0.0 && s >= 1e-6 * self.prefix[j] {
-            return Ok(s.ln() + self.shift);
+        Ok(lse(&self.vals[a - self.lo..b - self.lo]))
+    }
+
+    /// Kept values at sorted positions `a..b`.
+    fn kept(&self, a: usize, b: usize) -> Result<&[f64]> {
+        if a > b || a < self.lo || b > self.hi {
+            return Err(Error::InvalidArgument(format!(
+                "internal: range {a}..{b} outside the evaluated range {}..{}",
+                self.lo, self.hi
+            )));
         }
-        Ok(logsumexp(&self.vals[i..j]))
+        Ok(&self.vals[a - self.lo..b - self.lo])
     }
 }
 
@@ -231,7 +200,7 @@ struct Node {
     depth: usize,
     /// log P(path | trunk), valid once evaluated
     cum: f64,
-    stats: Option<Arc<Stats>>,
+    summary: Option<Arc<Summary>>,
     alive: bool,
     mark: u32,
 }
@@ -259,6 +228,13 @@ pub struct TreeStats {
     pub max_heads: u64,
     /// Hypotheses that contradicted the committed trunk (must stay 0).
     pub inconsistent: u64,
+    /// Row entries read (summed or kept) over all evaluated nodes.
+    pub values_read: u64,
+    /// Nanoseconds spent maintaining the tree ([`ByteTree::push`] and the probability
+    /// queries).
+    pub tree_ns: u64,
+    /// Nanoseconds spent reading LM rows ([`ByteTree::set_row_with`]).
+    pub row_ns: u64,
 }
 
 /// One stream of bytes and its covering tree.
@@ -269,6 +245,11 @@ pub struct ByteTree {
     /// the whole text when it is known in advance (scoring): node rows are then summarised
     /// over the tokens that start with the byte after the node only
     known: Option<Vec<u8>>,
+    /// only per-byte scores of the known text (and its end) will be asked for
+    scoring: bool,
+    /// prompt mode: nothing is asked inside the known text, so its bytes are pushed without
+    /// evaluating nodes, and only the nodes still alive at its end are evaluated
+    lazy: bool,
     trunk: Vec<u32>,
     trunk_logp: f64,
     committed_unread: usize,
@@ -293,6 +274,30 @@ pub struct ByteTree {
     pool: Vec<Vec<f64>>,
     gen: u32,
     stats: TreeStats,
+    /// time spent in the read-only probability queries
+    query_ns: Timer,
+}
+
+/// A nanosecond counter that read-only methods can add to.
+#[derive(Debug, Default)]
+struct Timer(std::sync::atomic::AtomicU64);
+
+impl Timer {
+    fn add(&self, since: std::time::Instant) {
+        self.0.fetch_add(
+            since.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+    fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Clone for Timer {
+    fn clone(&self) -> Self {
+        Timer(std::sync::atomic::AtomicU64::new(self.get()))
+    }
 }
 
 impl ByteTree {
@@ -306,7 +311,7 @@ impl ByteTree {
             end: 0,
             depth: 0,
             cum: 0.0,
-            stats: None,
+            summary: None,
             alive: true,
             mark: 0,
         };
@@ -314,6 +319,8 @@ impl ByteTree {
             bt,
             text: Vec::new(),
             known,
+            scoring: false,
+            lazy: false,
             trunk: Vec::new(),
             trunk_logp: 0.0,
             committed_unread: 0,
@@ -336,11 +343,36 @@ impl ByteTree {
             live: vec![0],
             pool: Vec::new(),
             gen: 0,
-            stats: TreeStats {
-                evaluated: 1,
-                ..Default::default()
-            },
+            stats: TreeStats::default(),
+            query_ns: Timer::default(),
         }
+    }
+
+    /// A stream that scores a known text byte by byte: only
+    /// [`target_logprob`](Self::target_logprob) of the known bytes and of the end of the
+    /// text can be asked, which lets each row be reduced to a few sums when it arrives
+    /// (nothing is kept for bytes after the text).
+    pub fn scoring(bt: Arc<ByteTokenizer>, text: Vec<u8>) -> Self {
+        let mut t = Self::new(bt, Some(text));
+        t.scoring = true;
+        t
+    }
+
+    /// A stream that starts with a known prompt and is only asked about what follows it
+    /// (next-byte distributions, sampling, scoring of later bytes). The prompt's bytes can be
+    /// pushed without evaluating [`pending`](Self::pending) nodes in between: nodes that die
+    /// before the end of the prompt are never evaluated, and the rows of the others are only
+    /// read where the prompt's end needs them. Evaluate the pending nodes once the whole
+    /// prompt is pushed.
+    pub fn prompt(bt: Arc<ByteTokenizer>, prompt: Vec<u8>) -> Self {
+        let mut t = Self::new(bt, Some(prompt));
+        t.lazy = true;
+        t
+    }
+
+    /// Whether this stream was made by [`scoring`](Self::scoring).
+    pub fn is_scoring(&self) -> bool {
+        self.scoring
     }
 
     /// The shared tokenizer analysis.
@@ -363,14 +395,59 @@ impl ByteTree {
         self.trunk_logp
     }
 
-    /// Counters.
-    pub fn stats(&self) -> &TreeStats {
-        &self.stats
+    /// Counters (the tree time includes the probability queries).
+    pub fn stats(&self) -> TreeStats {
+        let mut s = self.stats.clone();
+        s.tree_ns += self.query_ns.get();
+        s
     }
 
     /// Nodes waiting for an LM row, in creation order (parents first).
     pub fn pending(&self) -> &[u32] {
         &self.pending
+    }
+
+    /// The pending nodes as one token tree below the trunk, for a single batched LM call:
+    /// `(tokens, parents, rows)`. Tree node `k` is token `tokens[k]` after tree node
+    /// `parents[k]` (`-1`: directly after the trunk); parents come first. Pending node
+    /// `pending()[i]` is tree node `rows[i]` (`-1`: the trunk itself). The tree holds the
+    /// pending nodes and their ancestors below the trunk, each once.
+    pub fn pending_tree(&self) -> (Vec<u32>, Vec<i64>, Vec<i64>) {
+        let mut at: FxHashMap<u32, i64> = FxHashMap::default();
+        at.insert(self.root, -1);
+        let mut tokens = Vec::new();
+        let mut parents = Vec::new();
+        let mut rows = Vec::with_capacity(self.pending.len());
+        let mut chain: Vec<u32> = Vec::new();
+        for &p in &self.pending {
+            // climb to the first ancestor already in the tree (the root at the latest)
+            chain.clear();
+            let mut n = p;
+            while n != NONE && !at.contains_key(&n) {
+                chain.push(n);
+                n = self.nodes[n as usize].parent;
+            }
+            let mut parent = at.get(&n).copied().unwrap_or(-1);
+            for &c in chain.iter().rev() {
+                let k = tokens.len() as i64;
+                tokens.push(self.nodes[c as usize].token);
+                parents.push(parent);
+                at.insert(c, k);
+                parent = k;
+            }
+            rows.push(at.get(&p).copied().unwrap_or(-1));
+        }
+        (tokens, parents, rows)
+    }
+
+    /// Whether this stream was made by [`prompt`](Self::prompt) and is still inside its
+    /// prompt (its pending nodes may wait until the end of the prompt).
+    pub fn in_prompt(&self) -> bool {
+        self.lazy
+            && self
+                .known
+                .as_ref()
+                .is_some_and(|k| k.len() > self.text.len())
     }
 
     /// Token path of a node below the trunk (root excluded).
@@ -425,90 +502,164 @@ impl ByteTree {
         self.set_row_with(node, row, eot)
     }
 
-    /// [`set_row`](Self::set_row) for any row representation. Only the entries the tree
-    /// needs are read (the tokens starting with the next known byte, the special ids and
-    /// the end-of-text id), so a row costs far less than its length when the text is known.
-    pub fn set_row_with<R: Row + ?Sized>(
+    /// [`set_row`](Self::set_row) for `f32` or `f64` rows. Only the entries the tree needs
+    /// are read: inside a known text, the tokens that start with the known byte after the
+    /// node (summed once per depth, innermost range first, so each entry is read once);
+    /// otherwise the whole row, summed per first byte and kept for later bytes. Entries past
+    /// the end of the row count as probability zero.
+    pub fn set_row_with<T: LogProb>(
         &mut self,
         node: u32,
-        row: &R,
+        row: &[T],
         eot: Option<u32>,
     ) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.set_row_inner(node, row, eot);
+        self.stats.row_ns += t0.elapsed().as_nanos() as u64;
+        r
+    }
+
+    fn set_row_inner<T: LogProb>(&mut self, node: u32, row: &[T], eot: Option<u32>) -> Result<()> {
         let Some(pos) = self.pending.iter().position(|&p| p == node) else {
             return Err(Error::InvalidArgument(format!(
                 "node {node} is not waiting for a row"
             )));
         };
+        let bad =
+            || Error::InvalidArgument("the model returned NaN or +inf log-probabilities".into());
+        let eot_id = eot.or(self.bt.eot);
+        let eot_lp = match eot_id.and_then(|i| row.get(i as usize)) {
+            Some(v) => v.to_f64(),
+            None => f64::NEG_INFINITY,
+        };
+        if eot_lp.is_nan() || eot_lp == f64::INFINITY {
+            return Err(bad());
+        }
+        let j = self.nodes[node as usize].end;
+        let known: &[u8] = self.known.as_deref().unwrap_or(&[]);
         let idx = &self.bt.index;
-        let first_byte = self
-            .known
-            .as_ref()
-            .and_then(|k| k.get(self.nodes[node as usize].end).copied());
-        let (lo, hi) = match first_byte {
-            Some(b) => idx.first_byte_range(b),
-            None => (0, idx.len()),
+        let ids = idx.ids();
+        let mut sm = Summary {
+            eot: eot_lp,
+            ..Default::default()
         };
-        let n = row.len();
-        let at = |id: u32| -> f64 {
-            if (id as usize) < n {
-                row.get(id as usize)
-            } else {
-                f64::NEG_INFINITY
+        let mut read = 0usize;
+        if j < known.len() {
+            // nested ranges R_1 ⊇ R_2 ⊇ … of the tokens starting with known[j..j + k]
+            let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(8);
+            let (mut lo, mut hi) = idx.first_byte_range(known[j]);
+            let mut k = 1;
+            while lo < hi {
+                ranges.push((lo, hi));
+                if j + k >= known.len() {
+                    break;
+                }
+                (lo, hi) = idx.narrow(lo, hi, k, known[j + k]);
+                k += 1;
             }
-        };
-        let bad = |x: f64| x.is_nan() || x == f64::INFINITY;
-        let mut vals = self.pool.pop().unwrap_or_default();
-        vals.clear();
-        match first_byte {
-            Some(b) => {
-                // tokens of one first byte in id order: a forward sweep through the row
-                vals.resize(hi - lo, f64::NEG_INFINITY);
-                for &(id, pos) in &self.bt.by_first[b as usize] {
-                    if (id as usize) < n {
-                        vals[pos as usize] = row.get(id as usize);
+            // a node whose ranges reach the end of the known text may be asked about the
+            // bytes after it: keep the values of the innermost range
+            let keep = !self.scoring && !ranges.is_empty() && j + ranges.len() == known.len();
+            sm.chain = vec![(f64::NEG_INFINITY, NONE, f64::NEG_INFINITY); ranges.len()];
+            if self.lazy {
+                // prompt mode: nothing is asked inside the prompt; only the values of the
+                // child tokens (the exact tokens of the chain) and the innermost range
+                for (k, &(lo, _)) in ranges.iter().enumerate() {
+                    if idx.at(lo).len() == k + 1 {
+                        let id = ids[lo];
+                        let v = row
+                            .get(id as usize)
+                            .map_or(f64::NEG_INFINITY, |v| v.to_f64());
+                        if v.is_nan() || v == f64::INFINITY {
+                            return Err(bad());
+                        }
+                        sm.chain[k] = (f64::NAN, id, v);
+                        read += 1;
                     }
                 }
+                if keep {
+                    let (lo, hi) = ranges[ranges.len() - 1];
+                    let mut vals = self.pool.pop().unwrap_or_default();
+                    vals.clear();
+                    vals.resize(hi - lo, 0.0);
+                    crate::bytes::math::gather(row, &ids[lo..hi], &mut vals);
+                    let mut acc = Lse::new();
+                    acc.add(&vals);
+                    if acc.bad() {
+                        return Err(bad());
+                    }
+                    read += hi - lo;
+                    sm.lo = lo;
+                    sm.hi = hi;
+                    sm.vals = vals;
+                }
+                ranges.clear();
             }
-            None => vals.extend(idx.ids()[lo..hi].iter().map(|&id| at(id))),
-        }
-        let mut shift = f64::NEG_INFINITY;
-        for &v in &vals {
-            if bad(v) {
-                return Err(Error::InvalidArgument(
-                    "the model returned NaN or +inf log-probabilities".into(),
-                ));
+            let mut acc = Lse::new();
+            for k in (0..ranges.len()).rev() {
+                let (lo, hi) = ranges[k];
+                if k + 1 == ranges.len() {
+                    if keep {
+                        let mut vals = self.pool.pop().unwrap_or_default();
+                        vals.clear();
+                        vals.resize(hi - lo, 0.0);
+                        crate::bytes::math::gather(row, &ids[lo..hi], &mut vals);
+                        acc.add(&vals);
+                        sm.lo = lo;
+                        sm.hi = hi;
+                        sm.vals = vals;
+                    } else {
+                        acc.add_gather(row, &ids[lo..hi]);
+                    }
+                    read += hi - lo;
+                } else {
+                    let (ilo, ihi) = ranges[k + 1];
+                    acc.add_gather(row, &ids[lo..ilo]);
+                    acc.add_gather(row, &ids[ihi..hi]);
+                    read += (ilo - lo) + (hi - ihi);
+                }
+                if acc.bad() {
+                    return Err(bad());
+                }
+                // the token equal to known[j..j + k + 1] sorts first in its range
+                let (exact, lp) = if idx.at(lo).len() == k + 1 {
+                    let id = ids[lo];
+                    let v = row
+                        .get(id as usize)
+                        .map_or(f64::NEG_INFINITY, |v| v.to_f64());
+                    (id, v)
+                } else {
+                    (NONE, f64::NEG_INFINITY)
+                };
+                sm.chain[k] = (acc.value(), exact, lp);
             }
-            shift = shift.max(v);
-        }
-        let mut prefix = self.pool.pop().unwrap_or_default();
-        prefix.clear();
-        prefix.resize(vals.len() + 1, 0.0);
-        if shift.is_finite() {
-            for (o, &v) in prefix[1..].iter_mut().zip(vals.iter()) {
-                *o = exp_neg(v - shift);
+        } else if !self.scoring {
+            // the next byte is unknown: keep the whole row in sorted order, sum per first byte
+            let mut vals = self.pool.pop().unwrap_or_default();
+            vals.clear();
+            vals.resize(ids.len(), 0.0);
+            crate::bytes::math::gather(row, ids, &mut vals);
+            let mut first = Box::new([f64::NEG_INFINITY; 256]);
+            for (b, f) in first.iter_mut().enumerate() {
+                let (lo, hi) = idx.first_byte_range(b as u8);
+                if lo < hi {
+                    let mut acc = Lse::new();
+                    acc.add(&vals[lo..hi]);
+                    if acc.bad() {
+                        return Err(bad());
+                    }
+                    *f = acc.value();
+                }
             }
-            let mut acc = 0.0f64;
-            for o in prefix[1..].iter_mut() {
-                acc += *o;
-                *o = acc;
-            }
+            read += ids.len();
+            sm.lo = 0;
+            sm.hi = ids.len();
+            sm.vals = vals;
+            sm.first = Some(first);
         }
-        let eot_id = eot.or(self.bt.eot);
-        let eot_lp = eot_id.map_or(f64::NEG_INFINITY, at);
-        if bad(eot_lp) {
-            return Err(Error::InvalidArgument(
-                "the model returned NaN or +inf log-probabilities".into(),
-            ));
-        }
-        let stats = Stats {
-            lo,
-            hi,
-            vals,
-            prefix,
-            shift,
-            eot: eot_lp,
-        };
-        self.nodes[node as usize].stats = Some(Arc::new(stats));
+        self.stats.values_read += read as u64;
+        self.stats.evaluated += 1;
+        self.nodes[node as usize].summary = Some(Arc::new(sm));
         self.pending.remove(pos);
         // children created before this row arrived get their cumulative log-probability
         // when every pending node is done
@@ -518,23 +669,23 @@ impl ByteTree {
         Ok(())
     }
 
+    /// log P(token | path of `parent`) for a child token of the node.
     fn token_lp(&self, parent: u32, token: u32) -> Result<f64> {
         let p = &self.nodes[parent as usize];
-        let st = p.stats.as_ref().ok_or_else(|| {
+        let sm = p.summary.as_ref().ok_or_else(|| {
             Error::InvalidArgument("internal: parent evaluated after child".into())
         })?;
+        let len = self.bt.tok.vocab().bytes(token).map_or(0, |b| b.len());
+        if len >= 1 && len <= sm.chain.len() && sm.chain[len - 1].1 == token {
+            return Ok(sm.chain[len - 1].2);
+        }
         let r = self
             .bt
             .rank
             .get(token as usize)
             .copied()
             .unwrap_or(u32::MAX) as usize;
-        if r < st.lo || r >= st.hi {
-            return Err(Error::InvalidArgument(format!(
-                "internal: token {token} outside the evaluated range"
-            )));
-        }
-        Ok(st.vals[r - st.lo])
+        Ok(sm.kept(r, r + 1)?[0])
     }
 
     /// Called when all pending nodes have rows: fill in cumulative log-probs (creation order
@@ -551,8 +702,39 @@ impl ByteTree {
             let c = self.nodes[parent as usize].cum + lp;
             self.nodes[n as usize].cum = c;
         }
+        self.settle()
+    }
+
+    /// With every pending node evaluated: commit the trunk and, at the end of a prompt,
+    /// compute the prefix mass (the sum over the covers of the text).
+    fn settle(&mut self) -> Result<()> {
         self.commit();
+        let at_end = self
+            .known
+            .as_ref()
+            .is_none_or(|k| k.len() <= self.text.len());
+        if self.prefix_mass.is_nan() && at_end {
+            self.prefix_mass = self.cover_mass()?;
+        }
         Ok(())
+    }
+
+    /// Log mass (relative to the trunk) of all covers of the text.
+    fn cover_mass(&self) -> Result<f64> {
+        let n = self.text.len();
+        if n == 0 {
+            return Ok(0.0);
+        }
+        let idx = &self.bt.index;
+        let mut m = f64::NEG_INFINITY;
+        for &h in &self.heads {
+            let nd = &self.nodes[h as usize];
+            if nd.end < n {
+                let (lo, hi) = idx.prefix_range(&self.text[nd.end..n], false);
+                m = logaddexp(m, nd.cum + self.summary(h)?.range_lse(lo, hi)?);
+            }
+        }
+        Ok(m)
     }
 
     fn node(&mut self, parent: u32, token: u32, end: usize) -> u32 {
@@ -567,7 +749,7 @@ impl ByteTree {
             end,
             depth,
             cum: f64::NAN,
-            stats: None,
+            summary: None,
             alive: true,
             mark: 0,
         });
@@ -575,7 +757,6 @@ impl ByteTree {
         self.pending.push(id);
         self.fresh.push(id);
         self.live.push(id);
-        self.stats.evaluated += 1;
         id
     }
 
@@ -726,24 +907,39 @@ impl ByteTree {
         self.streams[si].heads = kept;
     }
 
-    /// Append one byte. Afterwards, evaluate [`pending`](Self::pending) nodes.
+    /// Append one byte. Afterwards, evaluate [`pending`](Self::pending) nodes. On error
+    /// the stream is unchanged (no node is left pending).
     pub fn push(&mut self, b: u8) -> Result<()> {
-        if !self.pending.is_empty() {
+        let t0 = std::time::Instant::now();
+        let r = self.push_inner(b);
+        self.stats.tree_ns += t0.elapsed().as_nanos() as u64;
+        r
+    }
+
+    fn push_inner(&mut self, b: u8) -> Result<()> {
+        let n = self.text.len();
+        let in_prompt = self.in_prompt();
+        if !self.pending.is_empty() && !in_prompt {
             return Err(Error::InvalidArgument(
                 "evaluate the pending tree nodes before pushing more bytes".into(),
             ));
         }
-        if let Some(&kb) = self.known.as_ref().and_then(|k| k.get(self.text.len())) {
-            if kb != b {
+        match self.known.as_ref().and_then(|k| k.get(n)) {
+            Some(&kb) if kb != b => {
                 return Err(Error::InvalidArgument(
                     "this stream was created for a known prefix; push its bytes in order first"
                         .into(),
                 ));
             }
+            None if self.scoring => {
+                return Err(Error::InvalidArgument(
+                    "this stream scores a known text: it cannot be extended past its end".into(),
+                ));
+            }
+            _ => {}
         }
         let saved_streams = self.streams.clone();
         let saved_heads = self.heads.clone();
-        let n = self.text.len();
         let known_here = self.known.as_ref().is_some_and(|k| k.len() > n);
         if !known_here {
             // the heads a known text would have kept: those from which a cover of the text
@@ -753,15 +949,22 @@ impl ByteTree {
             }
             self.collect_heads();
         }
-        let mass = match self.outcome_mass(Some(b)) {
-            Ok(m) => m,
-            Err(e) => {
-                self.streams = saved_streams;
-                self.heads = saved_heads;
-                return Err(e);
+        let mass = if in_prompt {
+            // computed from the heads once the prompt's nodes are evaluated
+            f64::NAN
+        } else {
+            match self.outcome_mass(Some(b)) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.streams = saved_streams;
+                    self.heads = saved_heads;
+                    return Err(e);
+                }
             }
         };
         let saved = std::mem::replace(&mut self.prefix_mass, mass);
+        let mark = self.nodes.len();
+        let inconsistent = self.stats.inconsistent;
         self.text.push(b);
         let r = self.advance();
         if r.is_err() {
@@ -769,8 +972,26 @@ impl ByteTree {
             self.prefix_mass = saved;
             self.streams = saved_streams;
             self.heads = saved_heads;
+            self.stats.inconsistent = inconsistent;
+            self.drop_nodes_from(mark);
         }
         r
+    }
+
+    /// Forget the nodes created since `nodes.len()` was `mark` (a failed push creates them
+    /// before any garbage collection or compaction can renumber nodes).
+    fn drop_nodes_from(&mut self, mark: usize) {
+        let m = mark as u32;
+        for i in mark..self.nodes.len() {
+            let nd = &self.nodes[i];
+            if nd.parent != NONE && self.child.get(&(nd.parent, nd.token)) == Some(&(i as u32)) {
+                self.child.remove(&(nd.parent, nd.token));
+            }
+        }
+        self.nodes.truncate(mark);
+        self.pending.retain(|&p| p < m);
+        self.fresh.retain(|&p| p < m);
+        self.live.retain(|&p| p < m);
     }
 
     fn char_offsets(base: usize, tail: &[u8]) -> Vec<usize> {
@@ -933,7 +1154,7 @@ impl ByteTree {
         self.stats.max_heads = self.stats.max_heads.max(self.heads.len() as u64);
         self.gc();
         if self.pending.is_empty() {
-            self.commit();
+            self.settle()?;
         }
         Ok(())
     }
@@ -981,10 +1202,9 @@ impl ByteTree {
                 keep.push(i);
             } else if nd.alive {
                 nd.alive = false;
-                if let Some(st) = nd.stats.take().and_then(|a| Arc::try_unwrap(a).ok()) {
-                    if self.pool.len() < 16 {
+                if let Some(st) = nd.summary.take().and_then(|a| Arc::try_unwrap(a).ok()) {
+                    if self.pool.len() < 8 && st.vals.capacity() > 0 {
                         self.pool.push(st.vals);
-                        self.pool.push(st.prefix);
                     }
                 }
                 if nd.parent != NONE {
@@ -1105,7 +1325,7 @@ impl ByteTree {
         while c != NONE {
             let nd = &mut self.nodes[c as usize];
             nd.alive = false;
-            nd.stats = None;
+            nd.summary = None;
             let (p, t) = (nd.parent, nd.token);
             if p != NONE {
                 self.child.remove(&(p, t));
@@ -1149,7 +1369,20 @@ impl ByteTree {
 
     /// Unnormalised log-masses of the 257 outcomes relative to the trunk, and their total.
     pub fn masses(&self) -> Result<(f64, Vec<f64>)> {
+        let t0 = std::time::Instant::now();
+        let r = self.masses_inner();
+        self.query_ns.add(t0);
+        r
+    }
+
+    fn masses_inner(&self) -> Result<(f64, Vec<f64>)> {
         self.ready()?;
+        if self.scoring {
+            return Err(Error::InvalidArgument(
+                "this stream only scores its known text: create it without `scoring` for full distributions"
+                    .into(),
+            ));
+        }
         if self
             .known
             .as_ref()
@@ -1164,9 +1397,7 @@ impl ByteTree {
         let mut out = vec![f64::NEG_INFINITY; 257];
         for &h in &self.heads {
             let nd = &self.nodes[h as usize];
-            let st = nd.stats.as_ref().ok_or_else(|| {
-                Error::InvalidArgument("internal: head without evaluation".into())
-            })?;
+            let st = self.summary(h)?;
             let j = nd.end;
             if j < n {
                 let p = &self.text[j..n];
@@ -1177,11 +1408,14 @@ impl ByteTree {
                 }
             } else {
                 for b in 0..=255u8 {
-                    let (a, e) = idx.first_byte_range(b);
-                    if a < e {
-                        let v = nd.cum + st.range_lse(a, e)?;
-                        out[b as usize] = logaddexp(out[b as usize], v);
-                    }
+                    let v = match &st.first {
+                        Some(f) => f[b as usize],
+                        None => {
+                            let (a, e) = idx.first_byte_range(b);
+                            st.range_lse(a, e)?
+                        }
+                    };
+                    out[b as usize] = logaddexp(out[b as usize], nd.cum + v);
                 }
                 if h == self.eot_head {
                     out[256] = logaddexp(out[256], nd.cum + st.eot);
@@ -1217,7 +1451,10 @@ impl ByteTree {
     /// non-canonical token strings they equal [`distribution`](Self::distribution).
     /// Inside a known prefix only the known next byte can be asked for.
     pub fn target_logprob(&self, b: Option<u8>) -> Result<f64> {
-        let (z, m) = self.target_masses(b)?;
+        let t0 = std::time::Instant::now();
+        let r = self.target_masses(b);
+        self.query_ns.add(t0);
+        let (z, m) = r?;
         Ok(if z.is_finite() {
             m - z
         } else {
@@ -1231,6 +1468,11 @@ impl ByteTree {
         self.ready()?;
         let n = self.text.len();
         let known_next = self.known.as_ref().and_then(|k| k.get(n).copied());
+        if self.lazy && known_next.is_some() {
+            return Err(Error::InvalidArgument(
+                "a prompt stream answers only after its prompt".into(),
+            ));
+        }
         if known_next.is_some() && known_next != b {
             return Err(Error::InvalidArgument(
                 "inside the known prefix only the known next byte can be scored".into(),
@@ -1244,25 +1486,36 @@ impl ByteTree {
     fn outcome_mass(&self, b: Option<u8>) -> Result<f64> {
         self.ready()?;
         let n = self.text.len();
+        let known_next = self.known.as_ref().and_then(|k| k.get(n).copied());
         let idx = &self.bt.index;
         let mut m = f64::NEG_INFINITY;
         let mut p: Vec<u8> = Vec::new();
         for &h in &self.heads {
             let nd = &self.nodes[h as usize];
-            let st = nd.stats.as_deref().ok_or_else(|| {
-                Error::InvalidArgument("internal: head without evaluation".into())
-            })?;
+            let st = self.summary(h)?;
             match b {
                 Some(b) => {
-                    let (lo, hi) = if nd.end < n {
-                        p.clear();
-                        p.extend_from_slice(&self.text[nd.end..n]);
-                        p.push(b);
-                        idx.prefix_range(&p, false)
+                    let j = nd.end;
+                    let v = if known_next == Some(b) {
+                        // inside the known text: the row was summed for exactly this range
+                        // (the chain stops where no token covers the bytes any more)
+                        st.chain.get(n - j).map_or(f64::NEG_INFINITY, |c| c.0)
+                    } else if j == n {
+                        match &st.first {
+                            Some(f) => f[b as usize],
+                            None => {
+                                let (lo, hi) = idx.first_byte_range(b);
+                                st.range_lse(lo, hi)?
+                            }
+                        }
                     } else {
-                        idx.first_byte_range(b)
+                        p.clear();
+                        p.extend_from_slice(&self.text[j..n]);
+                        p.push(b);
+                        let (lo, hi) = idx.prefix_range(&p, false);
+                        st.range_lse(lo, hi)?
                     };
-                    m = logaddexp(m, nd.cum + st.range_lse(lo, hi)?);
+                    m = logaddexp(m, nd.cum + v);
                 }
                 None => {
                     if h == self.eot_head {
@@ -1274,6 +1527,13 @@ impl ByteTree {
         Ok(m)
     }
 
+    fn summary(&self, h: u32) -> Result<&Summary> {
+        self.nodes[h as usize]
+            .summary
+            .as_deref()
+            .ok_or_else(|| Error::InvalidArgument("internal: head without evaluation".into()))
+    }
+
     /// Sample one cover of the text (a token path from the trunk whose decoding starts
     /// with the text and whose last token reaches or passes its end) with probability
     /// proportional to the model's probability of the path. `u1`, `u2` are uniforms in
@@ -1281,10 +1541,11 @@ impl ByteTree {
     /// zero. Only after the known prefix (if any).
     pub fn sample_cover(&self, u1: f64, u2: f64) -> Result<Option<Vec<u32>>> {
         self.ready()?;
-        if self
-            .known
-            .as_ref()
-            .is_some_and(|k| k.len() > self.text.len())
+        if self.scoring
+            || self
+                .known
+                .as_ref()
+                .is_some_and(|k| k.len() > self.text.len())
         {
             return Err(Error::InvalidArgument(
                 "sample_cover is only available after the known prefix".into(),
@@ -1295,9 +1556,7 @@ impl ByteTree {
         let mut parts: Vec<(u32, f64)> = Vec::new();
         for &h in &self.heads {
             let nd = &self.nodes[h as usize];
-            let st = nd.stats.as_ref().ok_or_else(|| {
-                Error::InvalidArgument("internal: head without evaluation".into())
-            })?;
+            let st = self.summary(h)?;
             if nd.end < n {
                 let (lo, hi) = idx.prefix_range(&self.text[nd.end..n], true);
                 parts.push((h, nd.cum + st.range_lse(lo, hi)?));
@@ -1330,12 +1589,9 @@ impl ByteTree {
         if nd.end == n {
             return Ok(Some(path));
         }
-        let st = nd
-            .stats
-            .as_ref()
-            .ok_or_else(|| Error::InvalidArgument("internal: head without evaluation".into()))?;
+        let st = self.summary(h)?;
         let (lo, hi) = idx.prefix_range(&self.text[nd.end..n], true);
-        let vals = &st.vals[lo - st.lo..hi - st.lo];
+        let vals = st.kept(lo, hi)?;
         let lz = logsumexp(vals);
         let mut t = u2.clamp(0.0, 1.0);
         let mut pick = None;

@@ -350,10 +350,40 @@ impl Lexer {
         }
     }
 
+    /// Fast path of cl100k's `[^\r\n\p{L}\p{N}]?+\p{L}++` for ASCII words: an optional
+    /// ASCII prefix in `P` other than `'` (which may start a contraction, the first
+    /// alternative), then ASCII letters up to an ASCII non-letter or the end of the text.
+    /// `None` (general path) if there is no letter or a non-ASCII byte could continue
+    /// the run. Exactness: the contraction alternative needs a leading `'`; the prefix is
+    /// possessive and `\p{L}++` takes the maximal run, which ends at an ASCII non-letter.
+    #[inline(always)]
+    fn cl100k_ascii_word(b: &[u8], i: usize) -> Option<usize> {
+        let n = b.len();
+        let c0 = b[i];
+        let mut j = i;
+        if !c0.is_ascii_alphabetic() {
+            if c0 >= 0x80 || c0.is_ascii_digit() || matches!(c0, b'\r' | b'\n' | b'\'') {
+                return None;
+            }
+            j += 1;
+        }
+        let m = j;
+        while j < n && b[j].is_ascii_alphabetic() {
+            j += 1;
+        }
+        if j == m || (j < n && b[j] >= 0x80) {
+            return None;
+        }
+        Some(j)
+    }
+
     /// `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|
     ///  ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s`
     #[inline(always)]
     fn next_cl100k(&self, b: &[u8], i: usize) -> usize {
+        if let Some(e) = Self::cl100k_ascii_word(b, i) {
+            return e;
+        }
         let n = b.len();
         let c0 = b[i];
         if c0 == b'\'' {
@@ -404,10 +434,51 @@ impl Lexer {
         }
     }
 
+    /// Fast path of o200k's first alternative `P?U*W+` for ASCII words: an optional
+    /// ASCII prefix in `P` (not a letter, digit, `\r` or `\n`), ASCII capitals, then at
+    /// least one ASCII lower-case letter, ended by an ASCII byte that is not a lower-case
+    /// letter (or by the end of the text). Returns the end of `P?U*W+` (before the
+    /// optional contraction suffix), or `None` whenever the general path is needed: a
+    /// non-ASCII byte could continue a run (`U` and `W` include non-ASCII letters and
+    /// marks), and capitals without a lower-case letter need the backtracking of `U*`.
+    ///
+    /// Exactness: with the prefix consumed, `U*` takes the maximal run of capitals (ASCII
+    /// lower-case letters are not in `U`), and `W+` the maximal run of lower-case letters
+    /// after it (capitals and other ASCII characters are not in `W`); this first attempt
+    /// of the backtracking search succeeds, so it is the match. Without a prefix, a
+    /// leading letter is what the general path's prefix-less `A1` attempt starts with.
+    #[inline(always)]
+    fn o200k_ascii_word(b: &[u8], i: usize) -> Option<usize> {
+        let n = b.len();
+        let c0 = b[i];
+        let mut j = i;
+        if !c0.is_ascii_alphabetic() {
+            // ASCII prefix in P: not a letter or digit, not \r or \n (non-ASCII: general)
+            if c0 >= 0x80 || c0.is_ascii_digit() || c0 == b'\r' || c0 == b'\n' {
+                return None;
+            }
+            j += 1;
+        }
+        while j < n && b[j].is_ascii_uppercase() {
+            j += 1;
+        }
+        let m = j;
+        while j < n && b[j].is_ascii_lowercase() {
+            j += 1;
+        }
+        if j == m || (j < n && b[j] >= 0x80) {
+            return None;
+        }
+        Some(j)
+    }
+
     /// o200k_base: `P?U*W+S?|P?U+W*S?|\p{N}{1,3}| ?Q+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
     /// with `U`/`W` the upper/lower classes and `S` the contraction suffix.
     #[inline(always)]
     fn next_o200k(&self, b: &[u8], i: usize) -> usize {
+        if let Some(e) = Self::o200k_ascii_word(b, i) {
+            return self.o200k_suffix(b, e);
+        }
         let n = b.len();
         let c0 = b[i];
         let (f0, l0) = self.class_at(b, i);
@@ -422,7 +493,10 @@ impl Lexer {
             };
             return self.o200k_suffix(b, e);
         }
-        if in_p {
+        // Both alternatives need a character of U or W right after the optional prefix
+        // (U* W+ with an empty U* needs W; U+ needs U): skip them when neither c0 (a mark)
+        // nor the character after it is one.
+        if in_p && (letter_like || (i + l0 < n && self.class_at(b, i + l0).0 & (U | W) != 0)) {
             let s1 = i + l0;
             // Order of attempts: A1 with prefix, A1 without, A2 with, A2 without. The
             // prefix-less attempts need c0 itself in U or W, i.e. a mark.
