@@ -3,8 +3,6 @@
 //! existing tokenizer (for `inherit=`) and the newline-cut property. Sugar lives in
 //! `python/supertok/superbpe.py`.
 
-use std::sync::Arc;
-
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -13,15 +11,14 @@ use serde_json::Value;
 
 use supertok_core::hf::syntax::tiktoken_to_onig;
 use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config};
-use supertok_core::train::{self as core_train, Counter, LineSplitter, Splitter, TrainConfig};
+use supertok_core::train::{self as core_train, LineSplitter, TrainConfig};
 
 use crate::tokenizer::CoreTokenizer;
 use crate::train::{
-    policy, stop_name, threads_or_default, utf8_errors, Progress, PyPretokenCounts,
+    policy, stop_name, threads_or_default, utf8_errors, BackgroundCounter, DynSplitter, Progress,
+    PyPretokenCounts,
 };
 use crate::{pool, to_py};
-
-type DynSplitter = Box<dyn Splitter + Send>;
 
 fn parse_objects(json: &str) -> PyResult<Vec<Value>> {
     match serde_json::from_str::<Value>(json) {
@@ -90,62 +87,30 @@ pub fn superbpe_count_files(
     Ok(PyPretokenCounts { inner })
 }
 
-type Pending = std::thread::JoinHandle<supertok_core::Result<()>>;
-
 /// Counts training units of batches of Python strings with HF pre-tokenizer objects; a
 /// batch is counted in the background while Python produces the next one.
 #[pyclass(module = "supertok._core")]
-pub struct SuperbpeCounter {
-    counter: Arc<Counter<DynSplitter>>,
-    pool: Arc<rayon::ThreadPool>,
-    pending: Option<Pending>,
-}
-
-impl SuperbpeCounter {
-    fn wait(&mut self, py: Python<'_>) -> PyResult<()> {
-        if let Some(h) = self.pending.take() {
-            match py.detach(|| h.join()) {
-                Ok(r) => r.map_err(to_py)?,
-                Err(_) => return Err(PyValueError::new_err("counting thread panicked")),
-            }
-        }
-        Ok(())
-    }
-}
+pub struct SuperbpeCounter(BackgroundCounter);
 
 #[pymethods]
 impl SuperbpeCounter {
     #[new]
     #[pyo3(signature = (pre_tokenizer, threads=None, split_lines=true))]
     fn py_new(pre_tokenizer: &str, threads: Option<usize>, split_lines: bool) -> PyResult<Self> {
-        let sp = splitter(pre_tokenizer, split_lines)?;
-        let p = pool(threads_or_default(threads))?;
-        let counter = Arc::new(p.install(|| Counter::new(sp)));
-        Ok(SuperbpeCounter {
-            counter,
-            pool: p,
-            pending: None,
-        })
+        Ok(SuperbpeCounter(BackgroundCounter::new(
+            splitter(pre_tokenizer, split_lines)?,
+            threads,
+        )?))
     }
 
     /// Count a batch in the background (waits for the previous batch first).
     fn add_texts(&mut self, py: Python<'_>, texts: Vec<PyBackedStr>) -> PyResult<()> {
-        self.wait(py)?;
-        let p = self.pool.clone();
-        let c = self.counter.clone();
-        self.pending = Some(std::thread::spawn(move || {
-            p.install(|| c.add_texts(&texts))
-        }));
-        Ok(())
+        self.0.add_texts(py, texts)
     }
 
     /// The counts so far (the counter is emptied).
     fn finish(&mut self, py: Python<'_>) -> PyResult<PyPretokenCounts> {
-        self.wait(py)?;
-        let c = Arc::get_mut(&mut self.counter)
-            .ok_or_else(|| PyValueError::new_err("counter still in use"))?;
-        let inner = py.detach(|| c.take());
-        Ok(PyPretokenCounts { inner })
+        self.0.finish(py)
     }
 }
 

@@ -288,7 +288,7 @@ pub fn count_files(
 
 type Pending = std::thread::JoinHandle<supertok_core::Result<()>>;
 
-type DynSplitter = Box<dyn Splitter + Send>;
+pub(crate) type DynSplitter = Box<dyn Splitter + Send>;
 
 fn splitter(pattern: &str, split_lines: bool) -> PyResult<DynSplitter> {
     let pt = Pretokenizer::new(pattern).map_err(to_py)?;
@@ -299,46 +299,39 @@ fn splitter(pattern: &str, split_lines: bool) -> PyResult<DynSplitter> {
     })
 }
 
-/// Accumulates pretoken counts from batches of Python strings. Counting a batch runs in the
-/// background while Python produces the next one.
-#[pyclass(module = "supertok._core")]
-pub struct PretokenCounter {
+/// Counts batches of Python strings with any splitter on a thread pool; a batch is counted
+/// in the background while Python produces the next one. Shared by the pretoken counter and
+/// SuperBPE's chunk counter.
+pub(crate) struct BackgroundCounter {
     counter: Arc<Counter<DynSplitter>>,
     pool: Arc<rayon::ThreadPool>,
     pending: Option<Pending>,
 }
 
-impl PretokenCounter {
-    fn wait(&mut self, py: Python<'_>) -> PyResult<()> {
-        if let Some(h) = self.pending.take() {
-            let r = py.detach(|| h.join());
-            match r {
-                Ok(r) => r.map_err(to_py)?,
-                Err(_) => return Err(PyValueError::new_err("pretoken counting thread panicked")),
-            }
-        }
-        Ok(())
-    }
-}
-
-#[pymethods]
-impl PretokenCounter {
-    #[new]
-    #[pyo3(signature = (pattern, threads=None, split_lines=false))]
-    fn py_new(pattern: &str, threads: Option<usize>, split_lines: bool) -> PyResult<Self> {
-        let pt = splitter(pattern, split_lines)?;
+impl BackgroundCounter {
+    pub(crate) fn new(sp: DynSplitter, threads: Option<usize>) -> PyResult<Self> {
         let p = pool(threads_or_default(threads))?;
-        let counter = Arc::new(p.install(|| Counter::new(pt)));
-        Ok(PretokenCounter {
+        let counter = Arc::new(p.install(|| Counter::new(sp)));
+        Ok(BackgroundCounter {
             counter,
             pool: p,
             pending: None,
         })
     }
 
-    /// Count a batch of texts in the background (in parallel, GIL released). Waits for the
-    /// previous batch first; errors of a batch surface at the next call or at `finish`.
-    fn add_texts(&mut self, py: Python<'_>, texts: Vec<PyBackedStr>) -> PyResult<()> {
+    fn wait(&mut self, py: Python<'_>) -> PyResult<()> {
+        if let Some(h) = self.pending.take() {
+            match py.detach(|| h.join()) {
+                Ok(r) => r.map_err(to_py)?,
+                Err(_) => return Err(PyValueError::new_err("counting thread panicked")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Count a batch in the background (waits for the previous batch first); errors of a
+    /// batch surface at the next call or at `finish`.
+    pub(crate) fn add_texts(&mut self, py: Python<'_>, texts: Vec<PyBackedStr>) -> PyResult<()> {
         self.wait(py)?;
         let p = self.pool.clone();
         let c = self.counter.clone();
@@ -349,14 +342,40 @@ impl PretokenCounter {
     }
 
     /// The counts so far (the counter is emptied).
-    fn finish(&mut self, py: Python<'_>) -> PyResult<PyPretokenCounts> {
+    pub(crate) fn finish(&mut self, py: Python<'_>) -> PyResult<PyPretokenCounts> {
         self.wait(py)?;
-        let c = match Arc::get_mut(&mut self.counter) {
-            Some(c) => c,
-            None => return Err(PyValueError::new_err("counter still in use")),
-        };
+        let c = Arc::get_mut(&mut self.counter)
+            .ok_or_else(|| PyValueError::new_err("counter still in use"))?;
         let inner = py.detach(|| c.take());
         Ok(PyPretokenCounts { inner })
+    }
+}
+
+/// Accumulates pretoken counts from batches of Python strings. Counting a batch runs in the
+/// background while Python produces the next one.
+#[pyclass(module = "supertok._core")]
+pub struct PretokenCounter(BackgroundCounter);
+
+#[pymethods]
+impl PretokenCounter {
+    #[new]
+    #[pyo3(signature = (pattern, threads=None, split_lines=false))]
+    fn py_new(pattern: &str, threads: Option<usize>, split_lines: bool) -> PyResult<Self> {
+        Ok(PretokenCounter(BackgroundCounter::new(
+            splitter(pattern, split_lines)?,
+            threads,
+        )?))
+    }
+
+    /// Count a batch of texts in the background (in parallel, GIL released). Waits for the
+    /// previous batch first; errors of a batch surface at the next call or at `finish`.
+    fn add_texts(&mut self, py: Python<'_>, texts: Vec<PyBackedStr>) -> PyResult<()> {
+        self.0.add_texts(py, texts)
+    }
+
+    /// The counts so far (the counter is emptied).
+    fn finish(&mut self, py: Python<'_>) -> PyResult<PyPretokenCounts> {
+        self.0.finish(py)
     }
 }
 
