@@ -55,12 +55,21 @@ def _sample_texts() -> list[str]:
             with open(p, "rb") as f:
                 out.append(f.read(n).decode("utf-8", "ignore"))
     if not out:
+        # four texts of stdlib source; the first two exceed the tests' shard sizes (70-90 KB)
+        # so that big inputs are split at line boundaries here too
+        import argparse
         import email
+        import inspect
         import json as _json
+        import subprocess
+        import typing
 
-        for mod in (os, email, _json, threading):
-            with open(mod.__file__, encoding="utf-8") as f:  # type: ignore[arg-type]
-                out.append(f.read())
+        for group in ((os, threading, subprocess), (typing, inspect), (email, _json), (argparse,)):
+            text = ""
+            for mod in group:
+                with open(mod.__file__, encoding="utf-8") as f:  # type: ignore[arg-type]
+                    text += f.read()
+            out.append(text)
     return out
 
 
