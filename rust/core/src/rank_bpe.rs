@@ -212,11 +212,7 @@ mod tests {
     use crate::bpe::MergeTable;
 
     fn vocab(tokens: &[&[u8]]) -> Vocab {
-        let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
-        for (i, t) in tokens.iter().enumerate() {
-            pairs.push((t.to_vec(), 256 + i as u32));
-        }
-        Vocab::from_pairs(pairs).unwrap()
+        crate::vocab::test_vocab(tokens)
     }
 
     #[test]

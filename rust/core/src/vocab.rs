@@ -191,6 +191,16 @@ impl Vocab {
     }
 }
 
+/// Test helper: the 256 byte tokens followed by `tokens` (ids 256, 257, ...).
+#[cfg(test)]
+pub(crate) fn test_vocab(tokens: &[&[u8]]) -> Vocab {
+    let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+    for (i, t) in tokens.iter().enumerate() {
+        pairs.push((t.to_vec(), 256 + i as u32));
+    }
+    Vocab::from_pairs(pairs).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -116,41 +116,23 @@ pub fn regex_literals(pattern: &str) -> Vec<char> {
                     'v' => lits.push('\x0b'),
                     '0' => lits.push('\0'),
                     'x' => {
-                        let mut hex = String::new();
-                        if chars.get(i) == Some(&'{') {
+                        let hex: String = if chars.get(i) == Some(&'{') {
                             i += 1;
+                            let start = i;
                             while i < chars.len() && chars[i] != '}' {
-                                hex.push(chars[i]);
                                 i += 1;
                             }
+                            let h = chars[start..i].iter().collect();
                             i += 1;
+                            h
                         } else {
-                            for _ in 0..2 {
-                                if let Some(&h) = chars.get(i) {
-                                    hex.push(h);
-                                    i += 1;
-                                }
-                            }
-                        }
-                        if let Some(ch) =
-                            u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
-                        {
-                            lits.push(ch);
-                        }
+                            take_chars(&chars, &mut i, 2)
+                        };
+                        lits.extend(hex_char(&hex));
                     }
                     'u' => {
-                        let mut hex = String::new();
-                        for _ in 0..4 {
-                            if let Some(&h) = chars.get(i) {
-                                hex.push(h);
-                                i += 1;
-                            }
-                        }
-                        if let Some(ch) =
-                            u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
-                        {
-                            lits.push(ch);
-                        }
+                        let hex = take_chars(&chars, &mut i, 4);
+                        lits.extend(hex_char(&hex));
                     }
                     's' | 'S' | 'd' | 'D' | 'w' | 'W' | 'b' | 'B' | 'A' | 'z' | 'Z' | 'h' | 'H'
                     | 'G' | 'K' => {}
@@ -506,6 +488,19 @@ impl PieceTokenizer for RegexBpe {
     }
 }
 
+/// Up to `n` characters from `chars[*i..]` (advancing `*i`).
+fn take_chars(chars: &[char], i: &mut usize, n: usize) -> String {
+    let end = (*i + n).min(chars.len());
+    let s = chars[*i..end].iter().collect();
+    *i = end;
+    s
+}
+
+/// The character with this hexadecimal code point, if valid.
+fn hex_char(hex: &str) -> Option<char> {
+    u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,6 +516,15 @@ mod tests {
         for c in ['p', 'N', '1', '3', '$', 'a'] {
             assert!(!l.contains(&c), "{c:?}");
         }
+    }
+
+    #[test]
+    fn hex_escapes() {
+        let l = regex_literals(r"\x41|\x{1F600}|\u00e9|\x{zz}|\x4");
+        for c in ['A', '\u{1F600}', '\u{e9}', '\u{4}'] {
+            assert!(l.contains(&c), "{c:?}");
+        }
+        assert!(!l.contains(&'z'), "an invalid \\x{{..}} adds nothing");
     }
 
     #[test]
