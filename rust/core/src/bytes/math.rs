@@ -89,12 +89,37 @@ pub fn exp_neg(x: f64) -> f64 {
 pub trait LogProb: Copy + Send + Sync + 'static {
     /// The value as `f64`.
     fn to_f64(self) -> f64;
+
+    /// [`ExpSum`] of `row[i]` for every `i` in `idx` (an index past the row counts as
+    /// `-inf`), computed with the given kernels.
+    fn gather_exp_sum(row: &[Self], idx: &[u32], isa: Isa) -> ExpSum;
 }
 
 impl LogProb for f64 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self
+    }
+
+    #[inline]
+    fn gather_exp_sum(row: &[f64], idx: &[u32], isa: Isa) -> ExpSum {
+        #[cfg(target_arch = "x86_64")]
+        if row.len() <= i32::MAX as usize {
+            match isa {
+                // SAFETY: `Isa::Avx512` / `Isa::Avx2` only come from `Isa::detect` /
+                // `Isa::available`, which check that the CPU supports them.
+                Isa::Avx512 => return unsafe { x86::gather_f64_avx512(row, idx) },
+                // SAFETY: as above.
+                Isa::Avx2 => return unsafe { x86::gather_f64_avx2(row, idx) },
+                Isa::Scalar => {}
+            }
+        }
+        let _ = isa;
+        pass_portable(idx.len(), |k| {
+            row.get(idx[k] as usize)
+                .copied()
+                .unwrap_or(f64::NEG_INFINITY)
+        })
     }
 }
 
@@ -103,112 +128,590 @@ impl LogProb for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
+
+    #[inline]
+    fn gather_exp_sum(row: &[f32], idx: &[u32], isa: Isa) -> ExpSum {
+        #[cfg(target_arch = "x86_64")]
+        if row.len() <= i32::MAX as usize {
+            match isa {
+                // SAFETY: as for `f64`.
+                Isa::Avx512 => return unsafe { x86::gather_f32_avx512(row, idx) },
+                // SAFETY: as for `f64`.
+                Isa::Avx2 => return unsafe { x86::gather_f32_avx2(row, idx) },
+                Isa::Scalar => {}
+            }
+        }
+        let _ = isa;
+        pass_portable(idx.len(), |k| {
+            row.get(idx[k] as usize)
+                .map_or(f64::NEG_INFINITY, |&v| v as f64)
+        })
+    }
 }
 
-/// Largest block the kernels work on at once.
-pub const BLOCK: usize = 256;
-const W: usize = 8;
-
-/// `(max, all values are not NaN)` of a block (`-inf` for an empty block).
-#[inline(always)]
-fn max_ok_generic(v: &[f64]) -> (f64, bool) {
-    let mut m = [f64::NEG_INFINITY; W];
-    let mut ok = [0.0f64; W];
-    let mut it = v.chunks_exact(W);
-    for c in &mut it {
-        for i in 0..W {
-            let x = c[i];
-            m[i] = if x > m[i] { x } else { m[i] };
-            // count NaNs (+inf is rejected through the maximum)
-            ok[i] += if x.is_nan() { 1.0 } else { 0.0 };
-        }
-    }
-    let mut mm = f64::NEG_INFINITY;
-    let mut bad = 0.0;
-    for &x in it.remainder() {
-        mm = if x > mm { x } else { mm };
-        bad += if x.is_nan() { 1.0 } else { 0.0 };
-    }
-    for i in 0..W {
-        mm = if m[i] > mm { m[i] } else { mm };
-        bad += ok[i];
-    }
-    (mm, bad == 0.0)
+/// Kernels of the row sums, chosen at run time.
+///
+/// All of them perform the same operations in the same order with fused multiply-adds, so
+/// their results are bit-identical; the portable kernel matches them bit for bit where the
+/// build target has hardware FMA (aarch64, x86-64 built with `+fma`) and otherwise rounds
+/// the multiply-adds twice (differences in the last bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable code (vectorised by the compiler for the build target).
+    Scalar,
+    /// x86-64 AVX2 + FMA: 4 lanes, hardware gathers.
+    Avx2,
+    /// x86-64 AVX-512F/VL: 8 lanes, masked hardware gathers.
+    Avx512,
 }
 
-/// `sum(exp(v - m))` for a block whose values are all `<= m` (finite `m`).
-#[inline(always)]
-fn sum_exp_generic(v: &[f64], m: f64) -> f64 {
-    let mut acc = [0.0f64; W];
-    let mut it = v.chunks_exact(W);
-    for c in &mut it {
-        for i in 0..W {
-            acc[i] += exp_neg(c[i] - m);
+impl Isa {
+    /// The fastest kernels this CPU supports (the check is cached by the standard library).
+    #[inline]
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
         }
+        Isa::Scalar
     }
-    let mut s = 0.0;
-    for &x in it.remainder() {
-        s += exp_neg(x - m);
+
+    /// Every kernel set this CPU can run, slowest first (for tests and benchmarks).
+    pub fn available() -> Vec<Isa> {
+        let mut v = vec![Isa::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = std::arch::is_x86_feature_detected!("fma");
+            if fma && std::arch::is_x86_feature_detected!("avx2") {
+                v.push(Isa::Avx2);
+            }
+            if fma
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                v.push(Isa::Avx512);
+            }
+        }
+        v
     }
-    // fixed summation order: deterministic
+}
+
+/// `exp` of anything below is flushed to zero by [`exp_fast`].
+const EXP_LO: f64 = -708.0;
+/// A fused pass sums `exp(x)` with reference point 0. That sum is used as it is when the
+/// largest value lies in `FAST_MIN..=FAST_MAX`: no term or sum of up to 2^32 terms
+/// overflows, and terms flushed below [`EXP_LO`] add up to less than 1e-37 of the largest
+/// one. Otherwise (never for normalised log-probabilities of a real model) the values are
+/// summed again relative to their maximum.
+const FAST_MIN: f64 = -600.0;
+const FAST_MAX: f64 = 600.0;
+
+const INV_LN2: f64 = std::f64::consts::LOG2_E;
+const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+/// 1.5 * 2^52: adding it rounds to an integer held in the low mantissa bits.
+const MAGIC: f64 = 6_755_399_441_055_744.0;
+/// Subtracting these bits from those of `x / ln2 + MAGIC` gives the biased exponent
+/// `k + 1023` of `2^k`.
+const MAGIC_BIAS: u64 = MAGIC.to_bits().wrapping_sub(1023);
+/// Taylor coefficients of `exp(r)` from degree 11 down to degree 2 (degrees 1 and 0 are
+/// 1): truncation error below 1e-14 relative on `|r| <= ln2 / 2`.
+const POLY: [f64; 10] = [
+    1.0 / 39_916_800.0,
+    1.0 / 3_628_800.0,
+    1.0 / 362_880.0,
+    1.0 / 40_320.0,
+    1.0 / 5_040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+];
+
+/// `a * b + c`, fused where the target has hardware FMA (as in the SIMD kernels).
+#[inline(always)]
+fn fma(a: f64, b: f64, c: f64) -> f64 {
+    #[cfg(any(target_feature = "fma", target_arch = "aarch64"))]
+    {
+        a.mul_add(b, c)
+    }
+    #[cfg(not(any(target_feature = "fma", target_arch = "aarch64")))]
+    {
+        a * b + c
+    }
+}
+
+/// `exp(x)` for `-708 <= x <= 708` with relative error below 1e-14, and 0 for `x < -708`
+/// (including `-inf`); NaN stays NaN; above 708 the result is unspecified. The kernels
+/// perform exactly these operations: `x = k ln2 + r` with `|r| <= ln2 / 2`, a degree-11
+/// polynomial for `exp(r)`, and `2^k` built from exponent bits.
+#[inline(always)]
+pub(crate) fn exp_fast(x: f64) -> f64 {
+    let t = fma(x, INV_LN2, MAGIC);
+    let kf = t - MAGIC;
+    let r = fma(-kf, LN2_LO, fma(-kf, LN2_HI, x));
+    let mut p = POLY[0];
+    for &c in &POLY[1..] {
+        p = fma(p, r, c);
+    }
+    p = fma(p, r, 1.0);
+    p = fma(p, r, 1.0);
+    let scale = f64::from_bits(t.to_bits().wrapping_sub(MAGIC_BIAS) << 52);
+    if x < EXP_LO {
+        0.0
+    } else {
+        p * scale
+    }
+}
+
+/// One fused pass over values `x`: `sum(exp(x))` with [`exp_fast`] and the largest value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExpSum {
+    /// `sum(exp(x))`: NaN if some value was NaN; exact (to ~1e-14) when `max` lies in
+    /// `-600..=600`, otherwise unspecified.
+    pub sum: f64,
+    /// Largest value, `-inf` for none (NaNs are ignored).
+    pub max: f64,
+}
+
+/// Lanes of every kernel: value `k` of a pass goes to accumulator `k % LANES` (the values
+/// after the last full group of `LANES` to a separate tail sum).
+const LANES: usize = 8;
+
+/// Combine lane accumulators and the tail in a fixed order.
+#[inline(always)]
+fn finish(acc: &[f64; LANES], mx: &[f64; LANES], tail: (f64, f64)) -> ExpSum {
     let a = (acc[0] + acc[4]) + (acc[2] + acc[6]);
     let b = (acc[1] + acc[5]) + (acc[3] + acc[7]);
-    (a + b) + s
+    let mut m = tail.1;
+    for &x in mx {
+        m = if x > m { x } else { m };
+    }
+    ExpSum {
+        sum: (a + b) + tail.0,
+        max: m,
+    }
+}
+
+/// `(sum of exp, max)` of values `from..n` one by one.
+#[inline(always)]
+fn tail_sum(from: usize, n: usize, get: impl Fn(usize) -> f64) -> (f64, f64) {
+    let mut s = 0.0;
+    let mut m = f64::NEG_INFINITY;
+    for k in from..n {
+        let x = get(k);
+        s += exp_fast(x);
+        m = if x > m { x } else { m };
+    }
+    (s, m)
+}
+
+/// The portable kernel over values `get(0..n)`: groups of [`LANES`] values are read into
+/// a buffer, and the arithmetic on the buffer vectorises.
+#[inline(always)]
+fn pass_portable(n: usize, get: impl Fn(usize) -> f64) -> ExpSum {
+    let mut acc = [0.0f64; LANES];
+    let mut mx = [f64::NEG_INFINITY; LANES];
+    let body = n - n % LANES;
+    let mut c = 0;
+    while c < body {
+        let mut x = [0.0f64; LANES];
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = get(c + i);
+        }
+        for i in 0..LANES {
+            acc[i] += exp_fast(x[i]);
+            mx[i] = if x[i] > mx[i] { x[i] } else { mx[i] };
+        }
+        c += LANES;
+    }
+    finish(&acc, &mx, tail_sum(body, n, get))
+}
+
+/// [`ExpSum`] of a slice with the given kernels.
+pub fn exp_sum(v: &[f64], isa: Isa) -> ExpSum {
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        // SAFETY: `Isa` values other than `Scalar` only come from the CPU checks.
+        Isa::Avx512 => return unsafe { x86::slice_avx512(v) },
+        // SAFETY: as above.
+        Isa::Avx2 => return unsafe { x86::slice_avx2(v) },
+        Isa::Scalar => {}
+    }
+    let _ = isa;
+    pass_portable(v.len(), |k| v[k])
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+mod x86 {
+    //! AVX2 and AVX-512 kernels: [`exp_fast`](super::exp_fast) lane by lane, hardware
+    //! gathers masked by the row length (indices past the row read as `-inf`).
+    use super::{finish, tail_sum, ExpSum, EXP_LO, INV_LN2, LANES, LN2_HI, LN2_LO};
+    use super::{MAGIC, MAGIC_BIAS, POLY};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f,fma")]
+    #[inline]
+    fn exp8(x: __m512d) -> __m512d {
+        let magic = _mm512_set1_pd(MAGIC);
+        let t = _mm512_fmadd_pd(x, _mm512_set1_pd(INV_LN2), magic);
+        let kf = _mm512_sub_pd(t, magic);
+        let r = _mm512_fnmadd_pd(kf, _mm512_set1_pd(LN2_HI), x);
+        let r = _mm512_fnmadd_pd(kf, _mm512_set1_pd(LN2_LO), r);
+        let mut p = _mm512_set1_pd(POLY[0]);
+        for &c in &POLY[1..] {
+            p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c));
+        }
+        let one = _mm512_set1_pd(1.0);
+        p = _mm512_fmadd_pd(p, r, one);
+        p = _mm512_fmadd_pd(p, r, one);
+        let e = _mm512_sub_epi64(_mm512_castpd_si512(t), _mm512_set1_epi64(MAGIC_BIAS as i64));
+        let scale = _mm512_castsi512_pd(_mm512_slli_epi64::<52>(e));
+        // lanes with x >= -708 (or NaN) get p * 2^k, the others 0
+        let keep = _mm512_cmp_pd_mask::<_CMP_NLT_UQ>(x, _mm512_set1_pd(EXP_LO));
+        _mm512_maskz_mul_pd(keep, p, scale)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn exp4(x: __m256d) -> __m256d {
+        let magic = _mm256_set1_pd(MAGIC);
+        let t = _mm256_fmadd_pd(x, _mm256_set1_pd(INV_LN2), magic);
+        let kf = _mm256_sub_pd(t, magic);
+        let r = _mm256_fnmadd_pd(kf, _mm256_set1_pd(LN2_HI), x);
+        let r = _mm256_fnmadd_pd(kf, _mm256_set1_pd(LN2_LO), r);
+        let mut p = _mm256_set1_pd(POLY[0]);
+        for &c in &POLY[1..] {
+            p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c));
+        }
+        let one = _mm256_set1_pd(1.0);
+        p = _mm256_fmadd_pd(p, r, one);
+        p = _mm256_fmadd_pd(p, r, one);
+        let e = _mm256_sub_epi64(
+            _mm256_castpd_si256(t),
+            _mm256_set1_epi64x(MAGIC_BIAS as i64),
+        );
+        let scale = _mm256_castsi256_pd(_mm256_slli_epi64::<52>(e));
+        let y = _mm256_mul_pd(p, scale);
+        let under = _mm256_cmp_pd::<_CMP_LT_OQ>(x, _mm256_set1_pd(EXP_LO));
+        _mm256_andnot_pd(under, y)
+    }
+
+    /// Running AVX-512 sums (8 lanes = [`LANES`]).
+    #[derive(Clone, Copy)]
+    struct S8 {
+        acc: __m512d,
+        mx: __m512d,
+    }
+
+    impl S8 {
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        fn new() -> Self {
+            S8 {
+                acc: _mm512_setzero_pd(),
+                mx: _mm512_set1_pd(f64::NEG_INFINITY),
+            }
+        }
+
+        #[target_feature(enable = "avx512f,fma")]
+        #[inline]
+        fn step(&mut self, x: __m512d) {
+            self.acc = _mm512_add_pd(self.acc, exp8(x));
+            self.mx = _mm512_max_pd(x, self.mx);
+        }
+
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        fn finish(self, tail: (f64, f64)) -> ExpSum {
+            let mut acc = [0.0f64; LANES];
+            let mut mx = [0.0f64; LANES];
+            // SAFETY: both arrays hold 8 f64.
+            unsafe {
+                _mm512_storeu_pd(acc.as_mut_ptr(), self.acc);
+                _mm512_storeu_pd(mx.as_mut_ptr(), self.mx);
+            }
+            finish(&acc, &mx, tail)
+        }
+    }
+
+    /// Running AVX2 sums (lanes 0–3 and 4–7).
+    #[derive(Clone, Copy)]
+    struct S4 {
+        acc0: __m256d,
+        acc1: __m256d,
+        mx0: __m256d,
+        mx1: __m256d,
+    }
+
+    impl S4 {
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        fn new() -> Self {
+            let z = _mm256_setzero_pd();
+            let m = _mm256_set1_pd(f64::NEG_INFINITY);
+            S4 {
+                acc0: z,
+                acc1: z,
+                mx0: m,
+                mx1: m,
+            }
+        }
+
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn step(&mut self, x0: __m256d, x1: __m256d) {
+            self.acc0 = _mm256_add_pd(self.acc0, exp4(x0));
+            self.acc1 = _mm256_add_pd(self.acc1, exp4(x1));
+            self.mx0 = _mm256_max_pd(x0, self.mx0);
+            self.mx1 = _mm256_max_pd(x1, self.mx1);
+        }
+
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        fn finish(self, tail: (f64, f64)) -> ExpSum {
+            let mut acc = [0.0f64; LANES];
+            let mut mx = [0.0f64; LANES];
+            // SAFETY: both arrays hold 8 f64 (two stores of 4 each).
+            unsafe {
+                _mm256_storeu_pd(acc.as_mut_ptr(), self.acc0);
+                _mm256_storeu_pd(acc.as_mut_ptr().add(4), self.acc1);
+                _mm256_storeu_pd(mx.as_mut_ptr(), self.mx0);
+                _mm256_storeu_pd(mx.as_mut_ptr().add(4), self.mx1);
+            }
+            finish(&acc, &mx, tail)
+        }
+    }
+
+    /// `row[idx[k]]` as `f64` (`-inf` past the row).
+    #[inline(always)]
+    fn at<T: crate::bytes::math::LogProb>(row: &[T], idx: &[u32], k: usize) -> f64 {
+        row.get(idx[k] as usize)
+            .map_or(f64::NEG_INFINITY, |v| v.to_f64())
+    }
+
+    /// AVX2 mask (all ones per 32-bit lane) of the indices below the row length; `lenx` is
+    /// the length with its sign bit flipped (unsigned compare through a signed one).
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn max_ok(v: &[f64]) -> (f64, bool) {
-        super::max_ok_generic(v)
+    #[inline]
+    fn below(vi: __m128i, lenx: __m128i) -> __m128i {
+        _mm_cmpgt_epi32(lenx, _mm_xor_si128(vi, _mm_set1_epi32(i32::MIN)))
     }
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn sum_exp(v: &[f64], m: f64) -> f64 {
-        super::sum_exp_generic(v, m)
+
+    /// AVX-512 gather pass over an `f64` row.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F/VL and FMA; `row.len() <= i32::MAX`.
+    #[target_feature(enable = "avx512f,avx512vl,fma")]
+    pub(super) unsafe fn gather_f64_avx512(row: &[f64], idx: &[u32]) -> ExpSum {
+        let n = idx.len();
+        let body = n - n % LANES;
+        let len = _mm256_set1_epi32(row.len() as i32);
+        let ninf = _mm512_set1_pd(f64::NEG_INFINITY);
+        let mut st = S8::new();
+        let mut c = 0;
+        while c < body {
+            // SAFETY: `c + 8 <= n`. Lanes whose index is not below `row.len()` are masked
+            // off (not read); the others are in bounds, and non-negative as i32 offsets
+            // since `row.len() <= i32::MAX`.
+            let x = unsafe {
+                let vi = _mm256_loadu_si256(idx.as_ptr().add(c) as *const __m256i);
+                let ok = _mm256_cmplt_epu32_mask(vi, len);
+                _mm512_mask_i32gather_pd::<8>(ninf, ok, vi, row.as_ptr())
+            };
+            st.step(x);
+            c += LANES;
+        }
+        st.finish(tail_sum(body, n, |k| at(row, idx, k)))
+    }
+
+    /// AVX-512 gather pass over an `f32` row: 16 values per gather, widened exactly.
+    ///
+    /// # Safety
+    /// As for [`gather_f64_avx512`].
+    #[target_feature(enable = "avx512f,avx512vl,fma")]
+    pub(super) unsafe fn gather_f32_avx512(row: &[f32], idx: &[u32]) -> ExpSum {
+        let n = idx.len();
+        let body = n - n % LANES;
+        let len = _mm512_set1_epi32(row.len() as i32);
+        let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mut st = S8::new();
+        let mut c = 0;
+        while c + 2 * LANES <= body {
+            // SAFETY: `c + 16 <= n`; masked-off lanes are not read, the others are in
+            // bounds (see `gather_f64_avx512`).
+            let x = unsafe {
+                let vi = _mm512_loadu_si512(idx.as_ptr().add(c) as *const __m512i);
+                let ok = _mm512_cmplt_epu32_mask(vi, len);
+                _mm512_mask_i32gather_ps::<4>(ninf, ok, vi, row.as_ptr())
+            };
+            // values c..c+8, then c+8..c+16: the same order as 8 at a time
+            st.step(_mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+            st.step(_mm512_cvtpd_ps_hi(x));
+            c += 2 * LANES;
+        }
+        if c < body {
+            // SAFETY: `c + 8 <= n`; as above with 8 lanes.
+            let x = unsafe {
+                let vi = _mm256_loadu_si256(idx.as_ptr().add(c) as *const __m256i);
+                let ok = _mm256_cmplt_epu32_mask(vi, _mm512_castsi512_si256(len));
+                _mm256_mmask_i32gather_ps::<4>(
+                    _mm256_set1_ps(f32::NEG_INFINITY),
+                    ok,
+                    vi,
+                    row.as_ptr(),
+                )
+            };
+            st.step(_mm512_cvtps_pd(x));
+        }
+        st.finish(tail_sum(body, n, |k| at(row, idx, k)))
+    }
+
+    /// The upper 8 `f32` lanes widened to `f64`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn _mm512_cvtpd_ps_hi(x: __m512) -> __m512d {
+        _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(x),
+        )))
+    }
+
+    /// AVX2 gather pass over an `f64` row.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `row.len() <= i32::MAX`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gather_f64_avx2(row: &[f64], idx: &[u32]) -> ExpSum {
+        let n = idx.len();
+        let body = n - n % LANES;
+        let lenx = _mm_set1_epi32((row.len() as u32 ^ 0x8000_0000) as i32);
+        let ninf = _mm256_set1_pd(f64::NEG_INFINITY);
+        let mut st = S4::new();
+        let mut c = 0;
+        while c < body {
+            // SAFETY: `c + 8 <= n`; masked-off lanes (index not below `row.len()`) are not
+            // read, the others are in bounds.
+            let (x0, x1) = unsafe {
+                let v0 = _mm_loadu_si128(idx.as_ptr().add(c) as *const __m128i);
+                let v1 = _mm_loadu_si128(idx.as_ptr().add(c + 4) as *const __m128i);
+                let m0 = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(below(v0, lenx)));
+                let m1 = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(below(v1, lenx)));
+                (
+                    _mm256_mask_i32gather_pd::<8>(ninf, row.as_ptr(), v0, m0),
+                    _mm256_mask_i32gather_pd::<8>(ninf, row.as_ptr(), v1, m1),
+                )
+            };
+            st.step(x0, x1);
+            c += LANES;
+        }
+        st.finish(tail_sum(body, n, |k| at(row, idx, k)))
+    }
+
+    /// AVX2 gather pass over an `f32` row (values widened exactly to `f64`).
+    ///
+    /// # Safety
+    /// As for [`gather_f64_avx2`].
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gather_f32_avx2(row: &[f32], idx: &[u32]) -> ExpSum {
+        let n = idx.len();
+        let body = n - n % LANES;
+        let lenx = _mm256_set1_epi32((row.len() as u32 ^ 0x8000_0000) as i32);
+        let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut st = S4::new();
+        let mut c = 0;
+        while c < body {
+            // SAFETY: as in `gather_f64_avx2`, 8 `f32` lanes.
+            let x = unsafe {
+                let vi = _mm256_loadu_si256(idx.as_ptr().add(c) as *const __m256i);
+                let ok =
+                    _mm256_cmpgt_epi32(lenx, _mm256_xor_si256(vi, _mm256_set1_epi32(i32::MIN)));
+                _mm256_mask_i32gather_ps::<4>(ninf, row.as_ptr(), vi, _mm256_castsi256_ps(ok))
+            };
+            st.step(
+                _mm256_cvtps_pd(_mm256_castps256_ps128(x)),
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(x)),
+            );
+            c += LANES;
+        }
+        st.finish(tail_sum(body, n, |k| at(row, idx, k)))
+    }
+
+    /// AVX-512 pass over a slice.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and FMA.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn slice_avx512(v: &[f64]) -> ExpSum {
+        let n = v.len();
+        let body = n - n % LANES;
+        let mut st = S8::new();
+        let mut c = 0;
+        while c < body {
+            // SAFETY: `c + 8 <= n`.
+            st.step(unsafe { _mm512_loadu_pd(v.as_ptr().add(c)) });
+            c += LANES;
+        }
+        st.finish(tail_sum(body, n, |k| v[k]))
+    }
+
+    /// AVX2 pass over a slice.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn slice_avx2(v: &[f64]) -> ExpSum {
+        let n = v.len();
+        let body = n - n % LANES;
+        let mut st = S4::new();
+        let mut c = 0;
+        while c < body {
+            // SAFETY: `c + 8 <= n`.
+            let (x0, x1) = unsafe {
+                (
+                    _mm256_loadu_pd(v.as_ptr().add(c)),
+                    _mm256_loadu_pd(v.as_ptr().add(c + 4)),
+                )
+            };
+            st.step(x0, x1);
+            c += LANES;
+        }
+        st.finish(tail_sum(body, n, |k| v[k]))
     }
 }
 
-#[inline]
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
+/// Largest block of the two-pass fallback.
+pub const BLOCK: usize = 256;
+
+/// `(max, all values are not NaN)` of a block (`-inf` for an empty block).
+fn max_ok(v: &[f64]) -> (f64, bool) {
+    let mut m = f64::NEG_INFINITY;
+    let mut ok = true;
+    for &x in v {
+        m = if x > m { x } else { m };
+        ok &= !x.is_nan();
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    (m, ok)
 }
 
-#[inline]
-fn max_ok(v: &[f64], avx: bool) -> (f64, bool) {
-    #[cfg(target_arch = "x86_64")]
-    if avx {
-        // SAFETY: the CPU supports AVX2 (checked by the caller with `has_avx2`).
-        return unsafe { avx2::max_ok(v) };
-    }
-    let _ = avx;
-    max_ok_generic(v)
-}
-
-#[inline]
-fn sum_exp(v: &[f64], m: f64, avx: bool) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if avx {
-        // SAFETY: as above.
-        return unsafe { avx2::sum_exp(v, m) };
-    }
-    let _ = avx;
-    sum_exp_generic(v, m)
-}
-
-/// A running log-sum-exp: `m + ln(s)` with `m` the largest value seen so far.
+/// A running log-sum-exp: `m + ln(s)` with `m` a reference point (0 after fused passes,
+/// a block maximum after the two-pass fallback).
 #[derive(Clone, Copy, Debug)]
 pub struct Lse {
     m: f64,
     s: f64,
     bad: bool,
-    avx: bool,
+    isa: Isa,
 }
 
 impl Default for Lse {
@@ -218,14 +721,20 @@ impl Default for Lse {
 }
 
 impl Lse {
-    /// Nothing summed yet (`value() == -inf`).
+    /// Nothing summed yet (`value() == -inf`), with the CPU's fastest kernels.
     #[inline]
     pub fn new() -> Self {
+        Self::with_isa(Isa::detect())
+    }
+
+    /// Nothing summed yet, with the given kernels (see [`Isa::available`]).
+    #[inline]
+    pub fn with_isa(isa: Isa) -> Self {
         Lse {
             m: f64::NEG_INFINITY,
             s: 0.0,
             bad: false,
-            avx: has_avx2(),
+            isa,
         }
     }
 
@@ -247,51 +756,77 @@ impl Lse {
         }
     }
 
-    fn add_block(&mut self, v: &[f64]) {
-        let (cm, ok) = max_ok(v, self.avx);
-        if !ok || cm == f64::INFINITY {
+    /// Add `s` relative to reference point `m`.
+    #[inline]
+    fn add_ms(&mut self, m: f64, s: f64) {
+        if s <= 0.0 {
+            return;
+        }
+        if m == self.m {
+            self.s += s;
+        } else if m > self.m {
+            self.s = self.s * exp_neg(self.m - m) + s;
+            self.m = m;
+        } else {
+            self.s += s * exp_neg(m - self.m);
+        }
+    }
+
+    /// Take a fused pass; `false` when its values must be summed again relative to their
+    /// maximum (above `FAST_MAX`, `+inf` included, or below `FAST_MIN`).
+    #[inline]
+    fn take(&mut self, e: ExpSum) -> bool {
+        if e.max > FAST_MAX {
+            return false;
+        }
+        if e.sum.is_nan() {
             self.bad = true;
-            return;
+        } else if e.max >= FAST_MIN {
+            self.add_ms(0.0, e.sum);
+        } else if e.max > f64::NEG_INFINITY {
+            return false;
         }
-        if cm == f64::NEG_INFINITY {
-            return;
+        true
+    }
+
+    /// The fallback: per block, the maximum, then the sum relative to it.
+    fn add_two_pass(&mut self, v: &[f64]) {
+        for b in v.chunks(BLOCK) {
+            let (m, ok) = max_ok(b);
+            if !ok || m == f64::INFINITY {
+                self.bad = true;
+                return;
+            }
+            if m > f64::NEG_INFINITY {
+                let s = b.iter().map(|&x| exp_neg(x - m)).sum();
+                self.add_ms(m, s);
+            }
         }
-        if cm > self.m {
-            self.s *= exp_neg(self.m - cm);
-            self.m = cm;
-        }
-        self.s += sum_exp(v, self.m, self.avx);
     }
 
     /// Add values.
     pub fn add(&mut self, v: &[f64]) {
-        for b in v.chunks(BLOCK) {
-            self.add_block(b);
+        if !self.take(exp_sum(v, self.isa)) {
+            self.add_two_pass(v);
         }
     }
 
     /// Add `row[i]` for every `i` in `idx` (an index past the row counts as `-inf`).
     pub fn add_gather<T: LogProb>(&mut self, row: &[T], idx: &[u32]) {
-        let mut buf = [0.0f64; BLOCK];
-        for b in idx.chunks(BLOCK) {
-            let out = &mut buf[..b.len()];
-            gather(row, b, out);
-            self.add_block(out);
+        if !self.take(T::gather_exp_sum(row, idx, self.isa)) {
+            let mut buf = [0.0f64; BLOCK];
+            for b in idx.chunks(BLOCK) {
+                let out = &mut buf[..b.len()];
+                gather(row, b, out);
+                self.add_two_pass(out);
+            }
         }
     }
 
     /// Add everything another accumulator has seen.
     pub fn merge(&mut self, o: &Lse) {
         self.bad |= o.bad;
-        if o.s <= 0.0 {
-            return;
-        }
-        if o.m > self.m {
-            self.s = self.s * exp_neg(self.m - o.m) + o.s;
-            self.m = o.m;
-        } else {
-            self.s += o.s * exp_neg(o.m - self.m);
-        }
+        self.add_ms(o.m, o.s);
     }
 }
 
@@ -306,7 +841,7 @@ pub fn gather<T: LogProb>(row: &[T], idx: &[u32], out: &mut [f64]) {
     }
 }
 
-/// Log-sum-exp of a slice with the block kernels (`NaN` if it holds NaN or `+inf`).
+/// Log-sum-exp of a slice with the fused kernels (`NaN` if it holds NaN or `+inf`).
 pub fn lse(v: &[f64]) -> f64 {
     let mut a = Lse::new();
     a.add(v);
