@@ -23,6 +23,8 @@ use crate::vocab::Vocab;
 const CACHE_MAX_PIECE: usize = 1024;
 /// Pieces longer than this are first cut at safe points (see `inner_pairs`).
 const CUT_MIN_PIECE: usize = 64;
+/// With a two-level split, pieces longer than this are encoded in two levels.
+const TWO_LEVEL_MIN_PIECE: usize = 12;
 /// Entries per thread before the cache is cleared.
 const CACHE_CAPACITY: usize = 1 << 15;
 
@@ -679,7 +681,11 @@ impl BpeModel {
             return Ok(());
         }
         let before = out.len();
-        if piece.len() <= CUT_MIN_PIECE {
+        let short = match self.two_level {
+            Some(_) => TWO_LEVEL_MIN_PIECE,
+            None => CUT_MIN_PIECE,
+        };
+        if piece.len() <= short {
             self.table.encode_piece(piece, out)?;
         } else {
             self.encode_long(piece, out)?;
