@@ -2,7 +2,8 @@
 differential tests against HF ``tokenizers`` (ids, offsets, decode) on SuperBPE tokenizers
 trained by ``supertok.train_superbpe`` (both presets) and on one whose stage 1 was trained
 by HF's own ``BpeTrainer``; the load-time check falls back to the one-level path when the
-split would not be exact."""
+split would not be exact. The same tests cover the hand-written splitter of the paper
+stage-1 pre-tokenizer on the encode path (kind ``bpe_paper``: ``transition=1.0``)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,8 @@ def _pair(kind: str) -> tuple[supertok.Tokenizer, object]:
         )
     elif kind == "t0":
         tok = supertok.train_superbpe_from_iterator([text], 3000, 0, show_progress=False)
+    elif kind == "bpe_paper":
+        tok = supertok.train_superbpe_from_iterator([text], 3000, 1.0, show_progress=False)
     elif kind == "broken_split":
         tok = _broken_split()
     else:
@@ -111,7 +114,7 @@ def _broken_split() -> supertok.Tokenizer:
     raise AssertionError("no merge to append")
 
 
-KINDS = ["paper", "recommended", "hf_stage1", "t0", "broken_split"]
+KINDS = ["paper", "recommended", "hf_stage1", "t0", "broken_split", "bpe_paper"]
 
 
 def test_split_is_chosen_and_checked() -> None:
@@ -126,6 +129,7 @@ def test_split_is_chosen_and_checked() -> None:
     # the load-time check rejects a merge list where the split would not be exact
     assert _pair("broken_split")[0].two_level_split is None
     # ordinary BPE vocabularies have no superwords
+    assert _pair("bpe_paper")[0].two_level_split is None
     plain = supertok.Tokenizer.from_tiktoken(supertok.get_encoding("gpt2"))
     assert plain.two_level_split is None
 
@@ -190,7 +194,7 @@ def _documents(n: int, seed: int, max_bytes: int) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("kind", ["paper", "recommended", "hf_stage1", "broken_split"])
+@pytest.mark.parametrize("kind", ["paper", "recommended", "hf_stage1", "broken_split", "bpe_paper"])
 def test_differential_corpus(kind: str) -> None:
     for doc in _documents(3, seed=1, max_bytes=12_000):
         _check(kind, doc)
