@@ -130,8 +130,9 @@ def test_split_is_chosen_and_checked() -> None:
     assert _pair("broken_split")[0].two_level_split is None
     # ordinary BPE vocabularies have no superwords
     assert _pair("bpe_paper")[0].two_level_split is None
-    plain = supertok.Tokenizer.from_tiktoken(supertok.get_encoding("gpt2"))
-    assert plain.two_level_split is None
+    for name in ("gpt2", "cl100k_base"):  # (cl100k has " \xa0 \xa0": NBSP is whitespace)
+        plain = supertok.Tokenizer.from_tiktoken(supertok.get_encoding(name))
+        assert plain.two_level_split is None, name
 
 
 def _check(kind: str, text: str) -> None:

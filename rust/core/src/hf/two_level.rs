@@ -42,9 +42,9 @@
 //!
 //! # Choosing `R`
 //!
-//! [`superword_split`]: the rank of the first merge whose output contains a byte that is not
-//! ASCII whitespace directly followed by a space (U+0020) — the first token spanning two
-//! space-separated words. Stage-1 tokens of both SuperBPE presets never contain such a pair
+//! [`superword_split`]: the rank of the first merge whose output contains a complete
+//! non-whitespace character directly followed by a space (U+0020) — the first token
+//! spanning two space-separated words. Stage-1 tokens of both SuperBPE presets never contain such a pair
 //! (their spaces only lead a word or form whitespace runs), so this is the transition point
 //! of a SuperBPE merge list. Vocabularies without such tokens, and those where it comes in
 //! the first quarter of the merges (e.g. `t = 0`: whitespace-free BPE from bytes, where the
@@ -82,14 +82,23 @@ pub struct TwoLevel {
     cache_id: usize,
 }
 
-fn is_ascii_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
-}
-
-/// Whether `token` spans two space-separated words: a non-whitespace byte directly followed
-/// by a space.
+/// Whether `token` spans two space-separated words: a complete non-whitespace character
+/// directly followed by a space (U+0020). A byte that ends no complete character (a token
+/// starting inside a character) does not count.
 pub fn is_superword(token: &[u8]) -> bool {
-    token.windows(2).any(|w| w[1] == b' ' && !is_ascii_ws(w[0]))
+    memchr::memchr_iter(b' ', token).any(|i| {
+        let before = &token[..i];
+        (1..=4.min(before.len())).any(|len| {
+            std::str::from_utf8(&before[before.len() - len..])
+                .ok()
+                .and_then(|s| {
+                    let mut cs = s.chars();
+                    let c = cs.next()?;
+                    cs.next().is_none().then_some(c)
+                })
+                .is_some_and(|c| !c.is_whitespace())
+        })
+    })
 }
 
 /// The rank of the first merge whose output is a superword ([`is_superword`]), if it comes
@@ -431,6 +440,12 @@ mod tests {
         assert!(!is_superword(b" word"));
         assert!(!is_superword(b"  \n "));
         assert!(!is_superword(b"\n "));
+        assert!(is_superword("é ".as_bytes()));
+        assert!(is_superword("\u{a0}y z".as_bytes()));
+        assert!(!is_superword("x\u{a0} y".as_bytes()));
+        // NBSP (whitespace) before a space, or a token starting inside a character
+        assert!(!is_superword(" \u{a0} \u{a0}".as_bytes()));
+        assert!(!is_superword(b"\xa0 "));
     }
 
     proptest! {
