@@ -352,6 +352,10 @@ def tokenizer_newline_shardable(tok: CoreTokenizer) -> bool:
     """Whether no token spans a cut after a newline followed by non-whitespace."""
     ...
 
+def tokenizer_two_level_split(tok: CoreTokenizer) -> int | None:
+    """First high merge rank of the two-level encoder, or ``None`` (one level)."""
+    ...
+
 def tokenizer_encode_parallel(
     tok: CoreTokenizer, text: str, add_special_tokens: bool, num_threads: int, task_bytes: int
 ) -> list[int]:

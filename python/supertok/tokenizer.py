@@ -320,6 +320,17 @@ class Tokenizer:
         identical ids. Checked once when the tokenizer is built."""
         return bool(_core.tokenizer_newline_shardable(self._core))
 
+    @property
+    def two_level_split(self) -> int | None:
+        """The merge rank ``R`` at which long pieces are encoded in two levels (merges below
+        ``R`` per word, through a cache, then the merges from ``R`` on over the resulting
+        tokens), or ``None`` when the ordinary path is used. Chosen at load time for
+        vocabularies with superwords (SuperBPE): ``R`` is the first merge producing a token
+        that spans a space, used only if no merge below ``R`` takes a token that a merge
+        from ``R`` on produces (which makes the two levels exact)."""
+        r = _core.tokenizer_two_level_split(self._core)
+        return None if r is None else int(r)
+
     def encode_long(
         self, text: str, add_special_tokens: bool = True, *, num_threads: int | None = None, task_bytes: int = 1 << 16
     ) -> list[int]:

@@ -229,6 +229,13 @@ pub fn tokenizer_newline_shardable(tok: PyRef<'_, CoreTokenizer>) -> bool {
     tok.inner.newline_shardable()
 }
 
+/// The first high merge rank of the tokenizer's two-level encoder, or ``None`` when it
+/// encodes long pieces in one level (see ``Tokenizer.two_level_split``).
+#[pyfunction]
+pub fn tokenizer_two_level_split(tok: PyRef<'_, CoreTokenizer>) -> Option<usize> {
+    tok.inner.model().two_level_split()
+}
+
 /// Encode one long text on ``num_threads`` threads (identical ids to ``encode``).
 #[pyfunction]
 pub fn tokenizer_encode_parallel(
@@ -258,5 +265,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(superbpe_stage2, m)?)?;
     m.add_function(wrap_pyfunction!(tokenizer_bpe_parts, m)?)?;
     m.add_function(wrap_pyfunction!(tokenizer_newline_shardable, m)?)?;
+    m.add_function(wrap_pyfunction!(tokenizer_two_level_split, m)?)?;
     Ok(())
 }

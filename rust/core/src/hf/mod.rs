@@ -23,6 +23,7 @@ pub mod pattern;
 pub mod post;
 pub mod pretokenize;
 pub mod syntax;
+pub mod two_level;
 pub mod unicode;
 
 use serde_json::Value;

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::bytelevel;
 use super::json::{self, err, join};
+use super::two_level::TwoLevel;
 use crate::bpe::MergeTable;
 use crate::error::{Error, Result};
 use crate::vocab::Vocab;
@@ -22,6 +23,8 @@ use crate::vocab::Vocab;
 const CACHE_MAX_PIECE: usize = 1024;
 /// Pieces longer than this are first cut at safe points (see `inner_pairs`).
 const CUT_MIN_PIECE: usize = 64;
+/// With a two-level split, pieces longer than this are encoded in two levels.
+const TWO_LEVEL_MIN_PIECE: usize = 12;
 /// Entries per thread before the cache is cleared.
 const CACHE_CAPACITY: usize = 1 << 15;
 
@@ -30,7 +33,7 @@ static NEXT_MODEL_ID: AtomicUsize = AtomicUsize::new(1);
 /// A per-thread cache of piece → ids for one model at a time. Keys and values live in two
 /// arenas so that filling and clearing the cache allocates nothing once warm.
 #[derive(Default)]
-struct PieceCache {
+pub(crate) struct PieceCache {
     owner: usize,
     /// hash of the piece → (key offset, key length, ids offset, ids length)
     map: FxHashMap<u64, (u32, u32, u32, u32)>,
@@ -44,6 +47,43 @@ impl PieceCache {
         self.keys.clear();
         self.ids.clear();
     }
+
+    /// Make the cache belong to `owner` (clearing it if it belonged to another model).
+    #[inline]
+    pub(crate) fn claim(&mut self, owner: usize) {
+        if self.owner != owner {
+            self.clear();
+            self.owner = owner;
+        }
+    }
+
+    /// Append the cached ids of `piece` to `out`; `false` when it is not cached.
+    #[inline]
+    pub(crate) fn lookup(&self, piece: &[u8], out: &mut Vec<u32>) -> bool {
+        let h = piece_hash(piece);
+        if let Some(&(k, kl, i, il)) = self.map.get(&h) {
+            if &self.keys[k as usize..(k + kl) as usize] == piece {
+                out.extend_from_slice(&self.ids[i as usize..(i + il) as usize]);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Remember `ids` for `piece` (clearing the cache first when it is full).
+    #[inline]
+    pub(crate) fn insert(&mut self, piece: &[u8], ids: &[u32]) {
+        if self.map.len() >= CACHE_CAPACITY || self.keys.len() > (CACHE_CAPACITY << 5) {
+            self.clear();
+        }
+        let k = self.keys.len() as u32;
+        self.keys.extend_from_slice(piece);
+        let i = self.ids.len() as u32;
+        self.ids.extend_from_slice(ids);
+        let h = piece_hash(piece);
+        self.map
+            .insert(h, (k, piece.len() as u32, i, ids.len() as u32));
+    }
 }
 
 #[inline]
@@ -53,6 +93,11 @@ fn piece_hash(b: &[u8]) -> u64 {
     h.write(b);
     h.write_usize(b.len());
     h.finish()
+}
+
+/// A fresh id for a per-thread cache owner.
+pub(crate) fn next_cache_id() -> usize {
+    NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed)
 }
 
 thread_local! {
@@ -161,6 +206,8 @@ pub struct BpeModel {
     /// can be cut between two bytes whose pair is not set: no token can ever span the cut,
     /// so BPE on the parts gives BPE on the whole (merges on disjoint parts commute).
     inner_pairs: Vec<u64>,
+    /// Low/high split of the merges for vocabularies with superwords (`two_level`).
+    two_level: Option<TwoLevel>,
 }
 
 /// Leading and trailing counts of characters that `ByteLevel`'s `trim_offsets` strips.
@@ -290,6 +337,7 @@ impl BpeModel {
                 inner_pairs[k >> 6] |= 1 << (k & 63);
             }
         }
+        let two_level = TwoLevel::for_model(&bytes, &pairs);
         let unk_id = unk_token.as_ref().and_then(|u| names.get(u));
         let trims = (0..slots as u32)
             .map(|id| {
@@ -317,6 +365,7 @@ impl BpeModel {
             trims,
             cache_id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
             inner_pairs,
+            two_level,
         })
     }
 
@@ -618,22 +667,41 @@ impl BpeModel {
         Ok(())
     }
 
+    /// The first high rank when long pieces are encoded in two levels (see `two_level`).
+    pub fn two_level_split(&self) -> Option<usize> {
+        self.two_level.as_ref().map(|t| t.split())
+    }
+
     /// BPE of a piece whose bytes all have tokens, through the per-thread cache.
     fn encode_known(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
         if piece.len() > CACHE_MAX_PIECE {
-            return self.encode_cut(piece, out);
+            return self.encode_long(piece, out);
         }
         if self.cache_lookup(piece, out) {
             return Ok(());
         }
         let before = out.len();
-        if piece.len() <= CUT_MIN_PIECE {
+        let short = match self.two_level {
+            Some(_) => TWO_LEVEL_MIN_PIECE,
+            None => CUT_MIN_PIECE,
+        };
+        if piece.len() <= short {
             self.table.encode_piece(piece, out)?;
         } else {
-            self.encode_cut(piece, out)?;
+            self.encode_long(piece, out)?;
         }
         self.cache_insert(piece, &out[before..]);
         Ok(())
+    }
+
+    /// BPE of a long piece: in two levels when the merge list has a valid superword split,
+    /// else cut where no token can span.
+    #[inline]
+    fn encode_long(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        match &self.two_level {
+            Some(t) => t.encode(&self.table, piece, out),
+            None => self.encode_cut(piece, out),
+        }
     }
 
     /// Cut `piece` where no token can span and encode the parts (each through the cache
@@ -658,19 +726,8 @@ impl BpeModel {
     fn cache_lookup(&self, piece: &[u8], out: &mut Vec<u32>) -> bool {
         CACHE.with(|cell| {
             let mut c = cell.borrow_mut();
-            if c.owner != self.cache_id {
-                c.clear();
-                c.owner = self.cache_id;
-                return false;
-            }
-            let h = piece_hash(piece);
-            if let Some(&(k, kl, i, il)) = c.map.get(&h) {
-                if &c.keys[k as usize..(k + kl) as usize] == piece {
-                    out.extend_from_slice(&c.ids[i as usize..(i + il) as usize]);
-                    return true;
-                }
-            }
-            false
+            c.claim(self.cache_id);
+            c.lookup(piece, out)
         })
     }
 
@@ -678,20 +735,8 @@ impl BpeModel {
     fn cache_insert(&self, piece: &[u8], ids: &[u32]) {
         CACHE.with(|cell| {
             let mut c = cell.borrow_mut();
-            if c.owner != self.cache_id {
-                c.clear();
-                c.owner = self.cache_id;
-            }
-            if c.map.len() >= CACHE_CAPACITY || c.keys.len() > (CACHE_CAPACITY << 5) {
-                c.clear();
-            }
-            let k = c.keys.len() as u32;
-            c.keys.extend_from_slice(piece);
-            let i = c.ids.len() as u32;
-            c.ids.extend_from_slice(ids);
-            let h = piece_hash(piece);
-            c.map
-                .insert(h, (k, piece.len() as u32, i, ids.len() as u32));
+            c.claim(self.cache_id);
+            c.insert(piece, ids);
         })
     }
 

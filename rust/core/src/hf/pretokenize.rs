@@ -192,13 +192,36 @@ pub enum Step {
         invert: bool,
         behavior: Behavior,
     },
+    /// `Digits(individual_digits=false)` followed by `Split(<paper stage-1 regex>,
+    /// Isolated)` (SuperBPE's `"paper"` stage-1 pre-tokenizer) in one pass with the
+    /// hand-written [`crate::superbpe::fastsplit::paper_stage1`]; pieces it does not handle
+    /// (non-ASCII numbers) take the two general steps, the regex being `matcher`.
+    PaperStage1 { matcher: Matcher },
 }
 
 /// Build the steps of a flattened pre-tokenizer (everything up to and including the
 /// `ByteLevel` step; `ByteLevel`'s byte mapping itself is done by the model).
 pub fn compile(steps: &[(String, &PreTokenizer)]) -> Result<Vec<Step>> {
+    compile_with(steps, true)
+}
+
+/// [`compile`], with `fuse = false` keeping every component a general step (no
+/// [`Step::PaperStage1`]; for differential tests).
+pub fn compile_with(steps: &[(String, &PreTokenizer)], fuse: bool) -> Result<Vec<Step>> {
     let mut out = Vec::new();
-    for (path, p) in steps {
+    let mut skip_next = false;
+    for (k, (path, p)) in steps.iter().enumerate() {
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        if let Some(matcher) = paper_stage1_pair(p, steps.get(k + 1).map(|x| x.1)).filter(|_| fuse)
+        {
+            out.push(Step::PaperStage1 {
+                matcher: matcher.clone(),
+            });
+            skip_next = true;
+            continue;
+        }
         match p {
             PreTokenizer::ByteLevel {
                 add_prefix_space,
@@ -258,12 +281,86 @@ pub fn compile(steps: &[(String, &PreTokenizer)]) -> Result<Vec<Step>> {
     Ok(out)
 }
 
+/// The split regex's matcher when `a, b` are `Digits(individual_digits=false)` and
+/// `Split(<paper stage-1 regex>, Isolated, invert=false)`.
+fn paper_stage1_pair<'a>(a: &PreTokenizer, b: Option<&'a PreTokenizer>) -> Option<&'a Matcher> {
+    match (a, b) {
+        (
+            PreTokenizer::Digits {
+                individual_digits: false,
+            },
+            Some(PreTokenizer::Split {
+                pattern: PatternSpec::Regex(r),
+                behavior: Behavior::Isolated,
+                invert: false,
+                matcher,
+            }),
+        ) if r == crate::superbpe::presets::PAPER_STAGE1 => Some(matcher),
+        _ => None,
+    }
+}
+
+/// Split piece `p` of `text` with `matcher`, appending the resulting pieces to `next`.
+#[allow(clippy::too_many_arguments)]
+fn split_piece(
+    text: &str,
+    p: &Piece,
+    matcher: &Matcher,
+    invert: bool,
+    behavior: Behavior,
+    spans: &mut Vec<(usize, usize, bool)>,
+    ranges: &mut Vec<(usize, usize)>,
+    tmp: &mut String,
+    next: &mut Vec<Piece>,
+) -> Result<()> {
+    ranges.clear();
+    if p.prefix {
+        tmp.clear();
+        tmp.push(' ');
+        tmp.push_str(&text[p.start..p.end]);
+        pattern::split(tmp, matcher, invert, behavior, spans, ranges)?;
+        for &(a, b) in ranges.iter() {
+            if a == 0 {
+                next.push(Piece {
+                    start: p.start,
+                    end: p.start + b - 1,
+                    prefix: true,
+                });
+            } else {
+                next.push(Piece {
+                    start: p.start + a - 1,
+                    end: p.start + b - 1,
+                    prefix: false,
+                });
+            }
+        }
+    } else {
+        pattern::split(
+            &text[p.start..p.end],
+            matcher,
+            invert,
+            behavior,
+            spans,
+            ranges,
+        )?;
+        for &(a, b) in ranges.iter() {
+            next.push(Piece {
+                start: p.start + a,
+                end: p.start + b,
+                prefix: false,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Scratch buffers for [`run`].
 #[derive(Default)]
 pub struct Scratch {
     spans: Vec<(usize, usize, bool)>,
     ranges: Vec<(usize, usize)>,
     next: Vec<Piece>,
+    mid: Vec<Piece>,
     tmp: String,
 }
 
@@ -300,43 +397,27 @@ pub fn run(text: &str, steps: &[Step], pieces: &mut Vec<Piece>, sc: &mut Scratch
                 behavior,
             } => {
                 for p in pieces.iter() {
-                    sc.ranges.clear();
-                    if p.prefix {
-                        sc.tmp.clear();
-                        sc.tmp.push(' ');
-                        sc.tmp.push_str(&text[p.start..p.end]);
-                        pattern::split(
-                            &sc.tmp,
-                            matcher,
-                            *invert,
-                            *behavior,
-                            &mut sc.spans,
-                            &mut sc.ranges,
-                        )?;
-                        for &(a, b) in sc.ranges.iter() {
-                            if a == 0 {
-                                sc.next.push(Piece {
-                                    start: p.start,
-                                    end: p.start + b - 1,
-                                    prefix: true,
-                                });
-                            } else {
-                                sc.next.push(Piece {
-                                    start: p.start + a - 1,
-                                    end: p.start + b - 1,
-                                    prefix: false,
-                                });
-                            }
-                        }
-                    } else {
-                        pattern::split(
+                    split_piece(
+                        text,
+                        p,
+                        matcher,
+                        *invert,
+                        *behavior,
+                        &mut sc.spans,
+                        &mut sc.ranges,
+                        &mut sc.tmp,
+                        &mut sc.next,
+                    )?;
+                }
+            }
+            Step::PaperStage1 { matcher } => {
+                for p in pieces.iter() {
+                    if !p.prefix
+                        && crate::superbpe::fastsplit::paper_stage1(
                             &text[p.start..p.end],
-                            matcher,
-                            *invert,
-                            *behavior,
-                            &mut sc.spans,
                             &mut sc.ranges,
-                        )?;
+                        )
+                    {
                         for &(a, b) in sc.ranges.iter() {
                             sc.next.push(Piece {
                                 start: p.start + a,
@@ -344,11 +425,100 @@ pub fn run(text: &str, steps: &[Step], pieces: &mut Vec<Piece>, sc: &mut Scratch
                                 prefix: false,
                             });
                         }
+                        continue;
                     }
+                    // the general pipeline: Digits, then the regex on each of its pieces
+                    let mut mid = std::mem::take(&mut sc.mid);
+                    mid.clear();
+                    split_piece(
+                        text,
+                        p,
+                        &Matcher::Chars(CharClass::Numeric),
+                        false,
+                        Behavior::Contiguous,
+                        &mut sc.spans,
+                        &mut sc.ranges,
+                        &mut sc.tmp,
+                        &mut mid,
+                    )?;
+                    for q in &mid {
+                        split_piece(
+                            text,
+                            q,
+                            matcher,
+                            false,
+                            Behavior::Isolated,
+                            &mut sc.spans,
+                            &mut sc.ranges,
+                            &mut sc.tmp,
+                            &mut sc.next,
+                        )?;
+                    }
+                    sc.mid = mid;
                 }
             }
         }
         std::mem::swap(pieces, &mut sc.next);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn paper_steps(fuse: bool) -> Vec<Step> {
+        let objs = crate::superbpe::presets::preset("paper", crate::superbpe::presets::Stage::One)
+            .unwrap();
+        let mut all: Vec<Value> = objs;
+        all.push(
+            serde_json::json!({"type": "ByteLevel", "add_prefix_space": false,
+            "trim_offsets": true, "use_regex": false}),
+        );
+        let seq = serde_json::json!({"type": "Sequence", "pretokenizers": all});
+        let p = PreTokenizer::from_json(&seq, "pre_tokenizer").unwrap();
+        let mut flat = Vec::new();
+        p.flatten("pre_tokenizer", &mut flat);
+        compile_with(&flat, fuse).unwrap()
+    }
+
+    fn pieces(steps: &[Step], text: &str) -> Vec<Piece> {
+        let mut out = Vec::new();
+        run(text, steps, &mut out, &mut Scratch::default()).unwrap();
+        out
+    }
+
+    const ALPHABET: &[&str] = &[
+        " ", "  ", "\t", "\n", "\r\n", "\x0b", "\u{85}", "\u{a0}", "\u{3000}", "\u{2028}", "a",
+        "Z", "é", "e\u{301}", "\u{301}", "東", "ß", "ǅ", "ʰ", "ª", "0", "1", "12", "123", "4567",
+        "²", "½", "٣", "Ⅻ", "①", "'", "'s", ".", ",", "!?", "-", "_", "😀", "\u{0}", "\u{7f}",
+    ];
+
+    #[test]
+    fn paper_stage1_is_fused() {
+        assert!(matches!(paper_steps(true)[0], Step::PaperStage1 { .. }));
+        assert!(paper_steps(false)
+            .iter()
+            .all(|s| !matches!(s, Step::PaperStage1 { .. })));
+    }
+
+    proptest! {
+        /// The fused paper stage-1 step equals `Digits` + `Split(regex)` on random text
+        /// (non-ASCII numbers included, which take the general fallback inside the step).
+        #[test]
+        fn fused_paper_stage1_equals_general_steps(
+            parts in proptest::collection::vec((0..ALPHABET.len(), 1usize..6), 0..40),
+        ) {
+            let mut text = String::new();
+            for (k, reps) in parts {
+                for _ in 0..reps {
+                    text.push_str(ALPHABET[k]);
+                }
+            }
+            let fused = paper_steps(true);
+            let general = paper_steps(false);
+            prop_assert_eq!(pieces(&fused, &text), pieces(&general, &text), "{:?}", text);
+        }
+    }
 }

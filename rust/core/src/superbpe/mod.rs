@@ -59,6 +59,10 @@ impl HfSplitter {
     /// Build from HF pre-tokenizer JSON objects (`ByteLevel` is not allowed here: the
     /// byte-level mapping is implied).
     pub fn new(objects: &[Value]) -> Result<Self> {
+        Self::build(objects, true)
+    }
+
+    fn build(objects: &[Value], fuse: bool) -> Result<Self> {
         let mut parsed = Vec::with_capacity(objects.len());
         for (i, v) in objects.iter().enumerate() {
             let p = PreTokenizer::from_json(v, &format!("pre_tokenizer[{i}]"))?;
@@ -75,9 +79,9 @@ impl HfSplitter {
                 )));
             }
         }
-        let steps = pretokenize::compile(&flat)?;
-        let fast_paper1 =
-            presets::preset("paper", presets::Stage::One).is_ok_and(|p| p.as_slice() == objects);
+        let steps = pretokenize::compile_with(&flat, fuse)?;
+        let fast_paper1 = fuse
+            && presets::preset("paper", presets::Stage::One).is_ok_and(|p| p.as_slice() == objects);
         Ok(HfSplitter {
             steps,
             description: serde_json::to_string(&Value::Array(objects.to_vec())).unwrap_or_default(),
@@ -87,9 +91,9 @@ impl HfSplitter {
 
     /// The same splitter without the hand-written fast path (for differential tests).
     #[cfg(test)]
-    pub(crate) fn without_fast_path(mut self) -> Self {
-        self.fast_paper1 = false;
-        self
+    pub(crate) fn without_fast_path(self) -> Self {
+        let objects: Vec<Value> = serde_json::from_str(&self.description).unwrap_or_default();
+        Self::build(&objects, false).unwrap_or(self)
     }
 
     /// Call `f(start, end)` for every piece of `text`.
