@@ -45,6 +45,17 @@ const COMPACT_MIN: usize = 4 << 20;
 #[cfg(test)]
 const COMPACT_MIN: usize = 16;
 
+/// Bucket array size (log2) of a lean rebuild: about half the number of positions, within
+/// these bounds (tiny in unit tests, so that they exercise bucket collisions).
+#[cfg(not(test))]
+const SKETCH_MIN_BITS: u32 = 12;
+#[cfg(not(test))]
+const SKETCH_MAX_BITS: u32 = 20;
+#[cfg(test)]
+const SKETCH_MIN_BITS: u32 = 2;
+#[cfg(test)]
+const SKETCH_MAX_BITS: u32 = 4;
+
 /// Number of base (byte) tokens.
 pub const N_BYTES: u32 = 256;
 
@@ -395,9 +406,9 @@ impl Trainer {
 
     /// Count the pairs of the current segmentation and build the occurrence lists of the
     /// tracked ones (two passes over the positions, no sorting: positions are visited in
-    /// order, so each list comes out sorted). With `keep_top = Some(k)`, only pairs whose
-    /// count reaches the `k`-th largest count are tracked (at least 2; every pair when there
-    /// are at most `k`). Pairs rejected by a veto stay rejected.
+    /// order, so each list comes out sorted). With `keep_top = Some(k)`, only the frequent
+    /// pairs are tracked (about the `k` most frequent ones, see [`Trainer::rebuild_lean`]).
+    /// Pairs rejected by a veto stay rejected.
     fn rebuild_pairs(&mut self, keep_top: Option<usize>) {
         let banned: rustc_hash::FxHashSet<u64> = self
             .pairs
@@ -408,44 +419,11 @@ impl Trainer {
         self.pairs = FxHashMap::default();
         self.heap = BinaryHeap::new();
         self.arena = Vec::new();
-        let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
-        // Pass 1: counts and list lengths of all pairs.
-        for (w, &st) in self.wstart.iter().enumerate() {
-            let c = self.wcount[w];
-            let mut p = st;
-            loop {
-                let q = self.next[p as usize];
-                if q == NONE {
-                    break;
-                }
-                let e = pairs
-                    .entry(key(self.syms[p as usize], self.syms[q as usize]))
-                    .or_insert(PairInfo::new());
-                e.count = e.count.saturating_add(c);
-                e.len += 1;
-                p = q;
-            }
-        }
         self.admit = 1;
-        if let Some(k) = keep_top {
-            // Vetoed pairs never become merges: they must not take the `k` slots (if they
-            // did, the heap could hold nothing but vetoed pairs and every rebuild would
-            // select the same ones again).
-            let mut counts: Vec<u64> = pairs
-                .iter()
-                .filter(|(key, _)| !banned.contains(key))
-                .map(|(_, p)| p.count)
-                .collect();
-            if counts.len() > k {
-                let (_, kth, _) = counts.select_nth_unstable_by(k, |a, b| b.cmp(a));
-                // kth == 1 tracks every pair (admit 1 = not lean)
-                self.admit = (*kth).max(1);
-                let admit = self.admit;
-                drop(counts);
-                pairs.retain(|key, p| p.count >= admit || banned.contains(key));
-                pairs.shrink_to_fit();
-            }
-        }
+        let mut pairs = match keep_top {
+            Some(k) => self.count_lean(k, &banned),
+            None => self.count_all(),
+        };
         let mut off = 0usize;
         for p in pairs.values_mut() {
             p.off = off;
@@ -485,6 +463,134 @@ impl Trainer {
         self.arena_compacted = arena.len();
         self.arena = arena;
         self.built = true;
+    }
+
+    /// Pass 1 of a full rebuild: the count and list length of every pair.
+    fn count_all(&self) -> FxHashMap<u64, PairInfo> {
+        let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
+        for (w, &st) in self.wstart.iter().enumerate() {
+            let c = self.wcount[w];
+            let mut p = st;
+            loop {
+                let q = self.next[p as usize];
+                if q == NONE {
+                    break;
+                }
+                let e = pairs
+                    .entry(key(self.syms[p as usize], self.syms[q as usize]))
+                    .or_insert(PairInfo::new());
+                e.count = e.count.saturating_add(c);
+                e.len += 1;
+                p = q;
+            }
+        }
+        pairs
+    }
+
+    /// Pass 1 of a lean rebuild: the count and list length of (about) the `k` most frequent
+    /// pairs, and of the `banned` ones; sets `self.admit` so that every pair whose count
+    /// reaches it is returned (the invariant the greedy loop relies on; see
+    /// [`Trainer::from_segments`]).
+    ///
+    /// Without a map of every pair: the pairs are first counted into a fixed array of
+    /// hashed buckets (a bucket's count is the sum of its pairs' counts, an upper bound of
+    /// each). With `T` the `k`-th largest bucket count, a pair whose count reaches `T` lies
+    /// in a bucket whose count reaches `T`; only the pairs of those buckets are counted
+    /// exactly. `admit` is then the larger of `T` and the `k`-th largest exact count, so
+    /// every pair with a count ≥ `admit` is tracked, and the tracked pairs are about the top
+    /// `k` (a few fewer when heavy pairs share a bucket). Memory: the bucket array instead
+    /// of a map entry per distinct pair.
+    fn count_lean(
+        &mut self,
+        k: usize,
+        banned: &rustc_hash::FxHashSet<u64>,
+    ) -> FxHashMap<u64, PairInfo> {
+        let n = self.syms.len();
+        let bits =
+            (usize::BITS - (n / 2).max(1).leading_zeros()).clamp(SKETCH_MIN_BITS, SKETCH_MAX_BITS);
+        let shift = 64 - bits;
+        let bucket = |k: u64| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize;
+        // Bucket counts saturate at u32::MAX: a saturated bucket is heavy whatever T is, so
+        // "count ≥ T implies bucket ≥ T" still holds.
+        let mut sketch = vec![0u32; 1usize << bits];
+        for (w, &st) in self.wstart.iter().enumerate() {
+            let c = self.wcount[w].min(u32::MAX as u64) as u32;
+            let mut p = st;
+            loop {
+                let q = self.next[p as usize];
+                if q == NONE {
+                    break;
+                }
+                let b = &mut sketch[bucket(key(self.syms[p as usize], self.syms[q as usize]))];
+                *b = b.saturating_add(c);
+                p = q;
+            }
+        }
+        let mut threshold = {
+            let mut nonzero: Vec<u32> = sketch.iter().copied().filter(|&c| c > 0).collect();
+            if nonzero.len() > k {
+                let (_, kth, _) = nonzero.select_nth_unstable_by(k, |a, b| b.cmp(a));
+                (*kth).max(1)
+            } else {
+                1
+            }
+        };
+        // Banned pairs are always counted exactly (they stay banned).
+        for &bk in banned {
+            sketch[bucket(bk)] = u32::MAX;
+        }
+        // Vetoed pairs never become merges: they must not take the `k` slots (if they
+        // did, the heap could hold nothing but vetoed pairs and every rebuild would select
+        // the same ones again).
+        let need = (k / 2).max(1);
+        loop {
+            let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
+            for (w, &st) in self.wstart.iter().enumerate() {
+                let c = self.wcount[w];
+                let mut p = st;
+                loop {
+                    let q = self.next[p as usize];
+                    if q == NONE {
+                        break;
+                    }
+                    let kk = key(self.syms[p as usize], self.syms[q as usize]);
+                    if sketch[bucket(kk)] >= threshold {
+                        let e = pairs.entry(kk).or_insert(PairInfo::new());
+                        e.count = e.count.saturating_add(c);
+                        e.len += 1;
+                    }
+                    p = q;
+                }
+            }
+            if threshold <= 1 {
+                // every pair was counted
+                self.admit = 1;
+                return pairs;
+            }
+            let t = threshold as u64;
+            let mut counts: Vec<u64> = pairs
+                .iter()
+                .filter(|(key, p)| p.count >= t && !banned.contains(key))
+                .map(|(_, p)| p.count)
+                .collect();
+            if counts.len() < need {
+                // The heavy buckets were mostly made of light pairs: lower the bar (at
+                // worst to 1 = count every pair), so that enough pairs are tracked and the
+                // greedy loop always has one to pop.
+                threshold /= 2;
+                continue;
+            }
+            let mut admit = t;
+            if counts.len() > k {
+                let (_, kth, _) = counts.select_nth_unstable_by(k, |a, b| b.cmp(a));
+                admit = admit.max(*kth);
+            }
+            drop(counts);
+            pairs.retain(|key, p| p.count >= admit || banned.contains(key));
+            pairs.shrink_to_fit();
+            self.admit = admit;
+            return pairs;
+        }
     }
 
     /// Track every pair (undo lean mode). Needed before [`Trainer::replay`],
