@@ -175,7 +175,24 @@ impl Timing {
                         .join(", ")
                 })
                 .unwrap_or_default();
-            eprintln!("stage2 {phase}: {:.3} s ({mem})", (now - *t).as_secs_f64());
+            // process CPU time (utime + stime, clock ticks of 10 ms)
+            let cpu = std::fs::read_to_string("/proc/self/stat")
+                .ok()
+                .and_then(|st| {
+                    let rest = st
+                        .rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .collect::<Vec<_>>();
+                    let u: u64 = rest.get(11)?.parse().ok()?;
+                    let s: u64 = rest.get(12)?.parse().ok()?;
+                    Some((u + s) as f64 / 100.0)
+                })
+                .unwrap_or(f64::NAN);
+            eprintln!(
+                "stage2 {phase}: {:.3} s (process CPU {cpu:.2} s; {mem})",
+                (now - *t).as_secs_f64()
+            );
             *t = now;
         }
     }

@@ -34,6 +34,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
@@ -55,6 +56,36 @@ const SKETCH_MAX_BITS: u32 = 20;
 const SKETCH_MIN_BITS: u32 = 2;
 #[cfg(test)]
 const SKETCH_MAX_BITS: u32 = 4;
+
+/// The hashed bucket counts of a lean rebuild ([`Trainer::count_lean`]).
+struct Sketch {
+    counts: Vec<u32>,
+    shift: u32,
+    /// Pairs in buckets whose count reaches this are counted exactly.
+    threshold: u32,
+}
+
+impl Sketch {
+    fn new(bits: u32) -> Self {
+        Sketch {
+            counts: vec![0; 1usize << bits],
+            shift: 64 - bits,
+            threshold: 1,
+        }
+    }
+
+    #[inline]
+    fn bucket(&self, k: u64) -> usize {
+        (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// Whether the pair `k` lies in a bucket that is counted exactly (every pair whose
+    /// count reaches the threshold does).
+    #[inline]
+    fn contains(&self, k: u64) -> bool {
+        self.counts[self.bucket(k)] >= self.threshold
+    }
+}
 
 /// Number of base (byte) tokens.
 pub const N_BYTES: u32 = 256;
@@ -420,9 +451,9 @@ impl Trainer {
         self.heap = BinaryHeap::new();
         self.arena = Vec::new();
         self.admit = 1;
-        let mut pairs = match keep_top {
+        let (mut pairs, flags) = match keep_top {
             Some(k) => self.count_lean(k, &banned),
-            None => self.count_all(),
+            None => (self.count_all(), None),
         };
         let mut off = 0usize;
         for p in pairs.values_mut() {
@@ -431,7 +462,9 @@ impl Trainer {
             p.len = 0;
         }
         let mut arena = vec![u32::MAX; off];
-        // Pass 2: fill.
+        // Pass 2: fill (in lean mode, pairs outside the counted buckets are skipped without
+        // a map lookup).
+        let counted = |k: u64| flags.as_ref().is_none_or(|f| f.contains(k));
         for &st in &self.wstart {
             let mut p = st;
             loop {
@@ -439,13 +472,17 @@ impl Trainer {
                 if q == NONE {
                     break;
                 }
-                if let Some(e) = pairs.get_mut(&key(self.syms[p as usize], self.syms[q as usize])) {
-                    arena[e.off + e.len as usize] = p;
-                    e.len += 1;
+                let k = key(self.syms[p as usize], self.syms[q as usize]);
+                if counted(k) {
+                    if let Some(e) = pairs.get_mut(&k) {
+                        arena[e.off + e.len as usize] = p;
+                        e.len += 1;
+                    }
                 }
                 p = q;
             }
         }
+        drop(flags);
         for k in banned {
             if let Some(p) = pairs.get_mut(&k) {
                 p.banned = true;
@@ -504,30 +541,58 @@ impl Trainer {
         &mut self,
         k: usize,
         banned: &rustc_hash::FxHashSet<u64>,
-    ) -> FxHashMap<u64, PairInfo> {
+    ) -> (FxHashMap<u64, PairInfo>, Option<Sketch>) {
         let n = self.syms.len();
         let bits =
             (usize::BITS - (n / 2).max(1).leading_zeros()).clamp(SKETCH_MIN_BITS, SKETCH_MAX_BITS);
-        let shift = 64 - bits;
-        let bucket = |k: u64| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize;
-        // Bucket counts saturate at u32::MAX: a saturated bucket is heavy whatever T is, so
-        // "count ≥ T implies bucket ≥ T" still holds.
-        let mut sketch = vec![0u32; 1usize << bits];
-        for (w, &st) in self.wstart.iter().enumerate() {
-            let c = self.wcount[w].min(u32::MAX as u64) as u32;
-            let mut p = st;
-            loop {
-                let q = self.next[p as usize];
-                if q == NONE {
-                    break;
+        // Words split into one range per thread (the passes below run in parallel).
+        let nw = self.wstart.len();
+        let parts = rayon::current_num_threads().clamp(1, 64);
+        let step = nw.div_ceil(parts).max(1);
+        let ranges: Vec<(usize, usize)> = (0..nw)
+            .step_by(step)
+            .map(|a| (a, (a + step).min(nw)))
+            .collect();
+        let this = &*self;
+        let walk = |(a, b): (usize, usize), f: &mut dyn FnMut(u64, u64)| {
+            for w in a..b {
+                let c = this.wcount[w];
+                let mut p = this.wstart[w];
+                loop {
+                    let q = this.next[p as usize];
+                    if q == NONE {
+                        break;
+                    }
+                    f(key(this.syms[p as usize], this.syms[q as usize]), c);
+                    p = q;
                 }
-                let b = &mut sketch[bucket(key(self.syms[p as usize], self.syms[q as usize]))];
-                *b = b.saturating_add(c);
-                p = q;
+            }
+        };
+        // Pass 1: bucket counts (saturating at u32::MAX: a saturated bucket is counted
+        // exactly whatever T is, so "pair count ≥ T implies bucket count ≥ T" still holds).
+        let mut sketch = Sketch::new(bits);
+        let partial: Vec<Vec<u32>> = ranges
+            .par_iter()
+            .map(|&r| {
+                let mut s = vec![0u32; 1usize << bits];
+                walk(r, &mut |kk, c| {
+                    let b = &mut s[sketch.bucket(kk)];
+                    *b = b.saturating_add(c.min(u32::MAX as u64) as u32);
+                });
+                s
+            })
+            .collect();
+        let mut partial = partial.into_iter();
+        if let Some(first) = partial.next() {
+            sketch.counts = first;
+        }
+        for s in partial {
+            for (a, b) in sketch.counts.iter_mut().zip(s) {
+                *a = a.saturating_add(b);
             }
         }
-        let mut threshold = {
-            let mut nonzero: Vec<u32> = sketch.iter().copied().filter(|&c| c > 0).collect();
+        sketch.threshold = {
+            let mut nonzero: Vec<u32> = sketch.counts.iter().copied().filter(|&c| c > 0).collect();
             if nonzero.len() > k {
                 let (_, kth, _) = nonzero.select_nth_unstable_by(k, |a, b| b.cmp(a));
                 (*kth).max(1)
@@ -537,37 +602,48 @@ impl Trainer {
         };
         // Banned pairs are always counted exactly (they stay banned).
         for &bk in banned {
-            sketch[bucket(bk)] = u32::MAX;
+            let b = sketch.bucket(bk);
+            sketch.counts[b] = u32::MAX;
         }
         // Vetoed pairs never become merges: they must not take the `k` slots (if they
         // did, the heap could hold nothing but vetoed pairs and every rebuild would select
         // the same ones again).
         let need = (k / 2).max(1);
         loop {
+            // Pass 2: exact counts of the pairs in the heavy buckets.
+            let sk = &sketch;
+            let maps: Vec<FxHashMap<u64, PairInfo>> = ranges
+                .par_iter()
+                .map(|&r| {
+                    let mut m: FxHashMap<u64, PairInfo> = FxHashMap::default();
+                    walk(r, &mut |kk, c| {
+                        if sk.contains(kk) {
+                            let e = m.entry(kk).or_insert(PairInfo::new());
+                            e.count = e.count.saturating_add(c);
+                            e.len += 1;
+                        }
+                    });
+                    m
+                })
+                .collect();
             let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
-            for (w, &st) in self.wstart.iter().enumerate() {
-                let c = self.wcount[w];
-                let mut p = st;
-                loop {
-                    let q = self.next[p as usize];
-                    if q == NONE {
-                        break;
-                    }
-                    let kk = key(self.syms[p as usize], self.syms[q as usize]);
-                    if sketch[bucket(kk)] >= threshold {
-                        let e = pairs.entry(kk).or_insert(PairInfo::new());
-                        e.count = e.count.saturating_add(c);
-                        e.len += 1;
-                    }
-                    p = q;
+            for m in maps {
+                if pairs.is_empty() {
+                    pairs = m;
+                    continue;
+                }
+                for (kk, p) in m {
+                    let e = pairs.entry(kk).or_insert(PairInfo::new());
+                    e.count = e.count.saturating_add(p.count);
+                    e.len += p.len;
                 }
             }
-            if threshold <= 1 {
+            if sketch.threshold <= 1 {
                 // every pair was counted
                 self.admit = 1;
-                return pairs;
+                return (pairs, None);
             }
-            let t = threshold as u64;
+            let t = sketch.threshold as u64;
             let mut counts: Vec<u64> = pairs
                 .iter()
                 .filter(|(key, p)| p.count >= t && !banned.contains(key))
@@ -577,7 +653,7 @@ impl Trainer {
                 // The heavy buckets were mostly made of light pairs: lower the bar (at
                 // worst to 1 = count every pair), so that enough pairs are tracked and the
                 // greedy loop always has one to pop.
-                threshold /= 2;
+                sketch.threshold /= 2;
                 continue;
             }
             let mut admit = t;
@@ -589,7 +665,7 @@ impl Trainer {
             pairs.retain(|key, p| p.count >= admit || banned.contains(key));
             pairs.shrink_to_fit();
             self.admit = admit;
-            return pairs;
+            return (pairs, Some(sketch));
         }
     }
 
