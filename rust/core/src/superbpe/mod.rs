@@ -315,6 +315,10 @@ pub fn stage2(
     } = table.finish(seg, cfg.policy)?;
     let n_replayed = merges.len();
     let n_positions = syms.len();
+    // The chunk texts and the replay caches are freed; give their pages back before the
+    // trainer allocates its arrays (they are mostly small blocks that the allocator would
+    // otherwise keep).
+    crate::util::release_free_memory();
     clock.lap("finish replay");
     let mut t = Trainer::from_segments(tokens, merges, syms, starts, counts, n_chunks, true)?;
     clock.lap("trainer build");
