@@ -434,6 +434,7 @@ fn cached_replay_equals_plain_replay() {
             let mut cb = vec![0u64; table.len()];
             table.replay_chunk(&chunk, w, &mut a, &mut ca, &mut sc);
             table.replay_chunk_cached(&chunk, w, &mut b, &mut cb, &mut sc2, &mut cache);
+            cache.flush(&mut cb);
             assert_eq!(a, b, "round {round}");
             assert_eq!(ca, cb, "round {round}");
         }
