@@ -42,19 +42,6 @@ pub fn utf8_len(lead: u8) -> usize {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repr_matches_python() {
-        assert_eq!(bytes_repr(b"abc"), "b'abc'");
-        assert_eq!(bytes_repr(b"a'b"), "b\"a'b\"");
-        assert_eq!(bytes_repr(b"\x00\xff\n"), "b'\\x00\\xff\\n'");
-        assert_eq!(bytes_repr(b"a'\"b"), "b'a\\'\"b'");
-    }
-}
-
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 extern "C" {
     /// glibc: return free heap memory to the operating system.
@@ -70,5 +57,18 @@ pub fn release_free_memory() {
     // SAFETY: `malloc_trim` takes no pointers and only releases memory that is free.
     unsafe {
         malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repr_matches_python() {
+        assert_eq!(bytes_repr(b"abc"), "b'abc'");
+        assert_eq!(bytes_repr(b"a'b"), "b\"a'b\"");
+        assert_eq!(bytes_repr(b"\x00\xff\n"), "b'\\x00\\xff\\n'");
+        assert_eq!(bytes_repr(b"a'\"b"), "b'a\\'\"b'");
     }
 }
