@@ -48,14 +48,15 @@ fn cont(b: u8) -> bool {
 #[inline(always)]
 fn idx2(b0: u8, b1: u8) -> Option<usize> {
     ((0xc2..=0xdf).contains(&b0) && cont(b1))
-        .then(|| ((b0 as usize & 0x1f) << 6) | (b1 as usize & 0x3f))
+        .then_some(((b0 as usize & 0x1f) << 6) | (b1 as usize & 0x3f))
 }
 
 /// 16-bit index of a three-byte sequence of the right shape.
 #[inline(always)]
 fn idx3(b0: u8, b1: u8, b2: u8) -> Option<usize> {
-    (b0 & 0xf0 == 0xe0 && cont(b1) && cont(b2))
-        .then(|| ((b0 as usize & 0x0f) << 12) | ((b1 as usize & 0x3f) << 6) | (b2 as usize & 0x3f))
+    (b0 & 0xf0 == 0xe0 && cont(b1) && cont(b2)).then_some(
+        ((b0 as usize & 0x0f) << 12) | ((b1 as usize & 0x3f) << 6) | (b2 as usize & 0x3f),
+    )
 }
 
 impl AtomicChars {
