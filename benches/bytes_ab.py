@@ -51,14 +51,14 @@ def _measure(args) -> dict:
     from _bytes_data import cut_points, held_out
 
     import supertok
-    from supertok.bytelm import ByteLM
+    from supertok.bytelm import ByteLM, ByteStats
     from supertok.models import NGramLM
 
     text = read_corpus("en.txt")
     train = [t for t in text[: args.train_bytes].split("\n\n") if t.strip()]
     chunks = held_out(text, args.bytes)
     prompts = cut_points(text, args.prompts, 200)
-    enc = supertok.get_encoding("cl100k_base")
+    enc = supertok.get_encoding(args.encoding)
     model = _Counting(NGramLM.train(enc, train, order=3))
     blm = ByteLM(enc, model)
     blm.byte_logprobs("".join(train[:3])[:3000])  # warm-up on other text
@@ -78,6 +78,13 @@ def _measure(args) -> dict:
         }
 
     run("score", [lambda c=c: blm.byte_logprobs(c) for c in chunks], sum(len(c.encode()) for c in chunks))
+    # the Rust side as bench_bytes.py measures it: thread CPU around each Rust call
+    st = ByteStats()
+    for c in chunks:
+        blm.byte_logprobs(c, stats=st)
+    out["score"]["rust_tree_cpu_us_per_byte"] = st.tree_cpu_seconds / st.bytes * 1e6
+    out["score"]["rust_rows_cpu_us_per_byte"] = st.row_cpu_seconds / st.bytes * 1e6
+    out["score"]["rust_cpu_us_per_byte"] = (st.tree_cpu_seconds + st.row_cpu_seconds) / st.bytes * 1e6
     run("prompt", [lambda p=p: blm.next_byte_logprobs(p) for p in prompts], sum(len(p) for p in prompts))
     return out
 
@@ -89,6 +96,7 @@ def main() -> None:
     ap.add_argument("--bytes", type=int, default=16000)
     ap.add_argument("--prompts", type=int, default=100)
     ap.add_argument("--train-bytes", type=int, default=2_000_000)
+    ap.add_argument("--encoding", default="cl100k_base")
     ap.add_argument("--write", action="store_true", help='write BENCHMARKS.md section "bytes-ab"')
     ap.add_argument("--label", default="main", help="name of the other build in the table")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -97,7 +105,8 @@ def main() -> None:
         print(json.dumps(_measure(args)))
         return
     base = [sys.executable, os.path.abspath(__file__), "--child", "--bytes", str(args.bytes),
-            "--prompts", str(args.prompts), "--train-bytes", str(args.train_bytes)]
+            "--prompts", str(args.prompts), "--train-bytes", str(args.train_bytes),
+            "--encoding", args.encoding]
     envs = {"this": dict(os.environ)}
     if args.other:
         e = dict(os.environ)
@@ -112,7 +121,10 @@ def main() -> None:
     summary = {}
     for k, runs in res.items():
         summary[k] = {
-            sec: {m: statistics.median(r[sec][m] for r in runs) for m in runs[0][sec]}
+            sec: {
+                m: statistics.median(r[sec][m] for r in runs if m in r[sec])
+                for m in runs[0][sec]
+            }
             for sec in ("score", "prompt")
         }
     print(json.dumps(summary, indent=1))
@@ -123,11 +135,16 @@ def main() -> None:
         "non_lm_cpu_us_per_byte": "non-LM CPU µs / byte",
         "non_lm_wall_us_per_byte": "non-LM wall µs / byte",
         "lm_us_per_byte": "LM (numpy n-gram) µs / byte",
+        "rust_tree_cpu_us_per_byte": "Rust tree CPU µs / byte (per-call clocks)",
+        "rust_rows_cpu_us_per_byte": "Rust rows CPU µs / byte (per-call clocks)",
+        "rust_cpu_us_per_byte": "Rust CPU µs / byte (per-call clocks)",
     }
     rows = []
     for sec, title in (("score", "`byte_logprobs(text)`"), ("prompt", "`next_byte_logprobs(prompt)`")):
         for m, v in summary["this"][sec].items():
-            o = summary["other"][sec][m]
+            o = summary["other"][sec].get(m)
+            if o is None:
+                continue
             print(f"{sec:6s} {m:26s} other {o:9.3f}  this {v:9.3f}  this/other {v / o if o else float('nan'):.3f}")
             rows.append([title, names[m], f"{o:.3f}", f"{v:.3f}", f"{v / o:.2f}" if o else "-"])
     if args.write:
@@ -136,10 +153,10 @@ def main() -> None:
 
         md = "\n".join([
             f"Before/after: `python benches/bytes_ab.py --other <{args.label} build> --rounds {args.rounds} "
-            f"--bytes {args.bytes} --prompts {args.prompts} --write` (commit {git_rev()}); the two builds run "
+            f"--bytes {args.bytes} --prompts {args.prompts} --encoding {args.encoding} --write` (commit {git_rev()}); the two builds run "
             f"alternately in fresh processes, medians of {args.rounds} rounds. Machine: {machine_info()}.",
             "",
-            "cl100k_base with a token 3-gram `NGramLM`; scoring ~1 KB chunks of held-out English with "
+            f"{args.encoding} with a token 3-gram `NGramLM`; scoring ~1 KB chunks of held-out English with "
             "`byte_logprobs`, and next-byte distributions after prompts of up to 200 bytes. Positions = rows the "
             "model was asked for; non-LM time = time in the ByteLM call minus the time in the model (Rust, "
             "bindings and ByteLM's Python).",

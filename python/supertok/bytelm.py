@@ -263,6 +263,18 @@ class ByteStream:
             self.evaluated += b - a
         self._sync()
 
+    def _score_push(self, b: int) -> float:
+        """``logprob_next(b)`` then ``_push_byte(b)`` with one Rust call."""
+        t0 = time.perf_counter()
+        if self._stats is None:
+            lp = self._tree.score_push(b)
+        else:
+            with _Clock(self._stats, "tree_seconds", "tree_cpu_seconds"):
+                lp = self._tree.score_push(b)
+        self.rust_seconds += time.perf_counter() - t0
+        self._evaluate()
+        return lp
+
     def _push_byte(self, b: int) -> None:
         t0 = time.perf_counter()
         if self._stats is None:
@@ -505,8 +517,7 @@ class ByteLM:
         s = ByteStream(self, data, scoring=True, stats=stats)
         out = np.empty(len(data) + (1 if eos else 0), dtype=np.float64)
         for i, b in enumerate(data):
-            out[i] = s.logprob_next(b)
-            s._push_byte(b)
+            out[i] = s._score_push(b)
         if eos:
             out[len(data)] = s.logprob_next(None)
         s.report()

@@ -407,6 +407,20 @@ impl ByteTree {
         py.detach(|| t.push(b)).map_err(to_py)
     }
 
+    /// `target_logprob(byte)`, then `push(byte)`, in one call (the per-byte step of
+    /// scoring a known text).
+    fn score_push(&mut self, py: Python<'_>, byte: u32) -> PyResult<f64> {
+        let b = u8::try_from(byte)
+            .map_err(|_| PyValueError::new_err(format!("byte out of range: {byte}")))?;
+        let t = &mut self.inner;
+        py.detach(|| -> supertok_core::Result<f64> {
+            let lp = t.target_logprob(Some(b))?;
+            t.push(b)?;
+            Ok(lp)
+        })
+        .map_err(to_py)
+    }
+
     /// Push the next bytes of the prompt of a `prompt=True` stream without evaluating the
     /// pending nodes in between (evaluate them afterwards). On error the bytes before the
     /// failing one stay pushed.

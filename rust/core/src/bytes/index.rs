@@ -15,6 +15,9 @@ pub struct ByteIndex {
     starts: Vec<u32>,
     /// `first[b]..first[b + 1]` are the positions of tokens whose first byte is `b`.
     first: [u32; 257],
+    /// `ids` with each first-byte group sorted by id (for summing a whole group over a
+    /// model row in memory order).
+    by_id: Vec<u32>,
 }
 
 impl ByteIndex {
@@ -33,6 +36,7 @@ impl ByteIndex {
             data,
             starts,
             first: [0; 257],
+            by_id: Vec::new(),
         };
         let mut first = [0u32; 257];
         for (b, slot) in first.iter_mut().enumerate().take(256) {
@@ -40,6 +44,11 @@ impl ByteIndex {
         }
         first[256] = idx.ids.len() as u32;
         idx.first = first;
+        let mut by_id = idx.ids.clone();
+        for b in 0..256 {
+            by_id[first[b] as usize..first[b + 1] as usize].sort_unstable();
+        }
+        idx.by_id = by_id;
         idx
     }
 
@@ -79,6 +88,14 @@ impl ByteIndex {
     #[inline]
     pub fn at(&self, i: usize) -> &[u8] {
         &self.data[self.starts[i] as usize..self.starts[i + 1] as usize]
+    }
+
+    /// The ids of the tokens whose first byte is `b` (the set `ids()[first_byte_range(b)]`),
+    /// in increasing id order.
+    #[inline]
+    pub fn first_byte_ids_by_id(&self, b: u8) -> &[u32] {
+        let (lo, hi) = self.first_byte_range(b);
+        &self.by_id[lo..hi]
     }
 
     /// Positions of the tokens whose first byte is `b`.
@@ -217,6 +234,15 @@ mod tests {
                     .collect();
                 assert_eq!(got, want, "{p:?} {strict}");
             }
+        }
+        // first-byte groups in id order: the same sets, sorted
+        for b in 0..=255u8 {
+            let (lo, hi) = idx.first_byte_range(b);
+            let by_id = idx.first_byte_ids_by_id(b);
+            assert!(by_id.windows(2).all(|w| w[0] < w[1]), "{b}");
+            let mut want = idx.ids()[lo..hi].to_vec();
+            want.sort_unstable();
+            assert_eq!(by_id, &want[..], "{b}");
         }
         let (lo, hi) = idx.prefix_range(b"ab", false);
         let ch = idx.children(lo, hi, 2);

@@ -145,6 +145,9 @@ pub fn valid_next(text: &[u8]) -> [bool; 257] {
     out
 }
 
+/// First-byte ranges at least this large are summed in id order (see `set_row_inner`).
+const BY_ID_MIN: usize = 2048;
+
 /// What the tree keeps of one node's LM row: only the sums it will need.
 #[derive(Clone, Debug, Default)]
 struct Summary {
@@ -611,6 +614,15 @@ impl ByteTree {
                     } else {
                         acc.add_gather(row, &ids[lo..hi]);
                     }
+                    read += hi - lo;
+                } else if k == 0 && hi - lo >= BY_ID_MIN {
+                    // a large first-byte range (e.g. all tokens starting with a space): sum it
+                    // whole in id order (row memory order, much friendlier to the caches than
+                    // the byte order when the row does not fit in them); its inner range is
+                    // read a second time
+                    let mut all = Lse::new();
+                    all.add_gather(row, idx.first_byte_ids_by_id(known[j]));
+                    acc = all;
                     read += hi - lo;
                 } else {
                     let (ilo, ihi) = ranges[k + 1];
