@@ -19,8 +19,10 @@ use crate::bpe::MergeTable;
 use crate::error::{Error, Result};
 use crate::vocab::Vocab;
 
-/// Pieces up to this many bytes are cached (per thread), as HF caches words.
-const CACHE_MAX_PIECE: usize = 1024;
+/// Pieces up to this many bytes are cached whole (per thread), as HF caches words; longer
+/// ones are cut first and their parts cached (whole long lines rarely repeat and would
+/// fill the key arena, turning the cache over too often).
+const CACHE_MAX_PIECE: usize = 256;
 /// Pieces longer than this are first cut at safe points (see `inner_pairs`).
 const CUT_MIN_PIECE: usize = 64;
 /// With a two-level split, pieces longer than this are encoded in two levels.
