@@ -811,3 +811,39 @@ impl BpeModel {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn get(c: &mut PieceCache, piece: &[u8]) -> Option<Vec<u32>> {
+        let mut out = vec![7];
+        c.lookup(piece, &mut out).then(|| out[1..].to_vec())
+    }
+
+    #[test]
+    fn pieces_in_use_survive_turnovers() {
+        let mut c = PieceCache::default();
+        c.claim(1);
+        c.insert(b"hot", &[1, 2]);
+        // Fill several generations; `hot` is used now and then, so it is kept.
+        for i in 0..(CACHE_CAPACITY * 3) as u32 {
+            c.insert(format!("cold{i}").as_bytes(), &[i]);
+            if i % 1000 == 0 {
+                assert_eq!(get(&mut c, b"hot"), Some(vec![1, 2]), "{i}");
+            }
+        }
+        assert_eq!(get(&mut c, b"hot"), Some(vec![1, 2]));
+        // The oldest unused entries are gone, the newest are there.
+        assert_eq!(get(&mut c, b"cold0"), None);
+        let last = (CACHE_CAPACITY * 3 - 1) as u32;
+        assert_eq!(
+            get(&mut c, format!("cold{last}").as_bytes()),
+            Some(vec![last])
+        );
+        assert_eq!(get(&mut c, b"missing"), None);
+        // Another owner starts from an empty cache.
+        c.claim(2);
+        assert_eq!(get(&mut c, b"hot"), None);
+    }
+}
