@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import supertok
 from supertok import _core
 from supertok.superbpe import pre_tokenizer_objects
-from conftest import CORPUS_DIR
+from conftest import CORPUS_DIR, require_corpus
 from strategies import long_runs, nasty_text
 
 # ---------------------------------------------------------------------------- corpora
@@ -473,6 +473,47 @@ def test_from_file_on_hf_trained_superbpe_style_json(tmp_path) -> None:
     texts += ["".join(rng.choice(" 0123456789ab\n") for _ in range(500)) for _ in range(20)]
     for text in texts:
         assert ours.encode(text) == tok.encode(text).ids, text[:100]
+
+
+# ---------------------------------------------------------------------------- pinned merges
+
+# SHA-256 of the first 3,000,000 bytes of en.txt cut after its last newline; the pinned merge
+# digests below were produced from exactly that text by the trainer before the stage-2
+# memory/time work (sketch-based lean pair rebuilds, parallel rebuild passes, deferred
+# replay-cache counts, stage-2 counting overlapped with stage 1).
+_SLICE_SHA = "f7f0fe5717d8ebbf518fd82942b5b9c43271a436f3c68aea0c722d18631b5c79"
+_PINNED = {
+    (8192, 0.8): (7936, "a706c10851e7647961f713c2649df56256d48814c3d33bcebf281c97a0c3fa0e"),
+    (4096, 0.5): (3840, "9e417a42f9290a3bf1bbf9d5a539eef7f9176b4d00aabc5387a1568e4ca9b90a"),
+    (4096, 0): (3840, "b62e3e206bd9767547eb03e0a917a9f91835f26a53ecdcfbc907651a043ec0ea"),
+}
+
+
+def _merges_digest(tok: "supertok.Tokenizer") -> tuple[int, str]:
+    import hashlib
+
+    merges, _ = _core.tokenizer_bpe_parts(tok._core)
+    h = hashlib.sha256()
+    for a, b in merges:
+        h.update(len(a).to_bytes(2, "little") + bytes(a) + len(b).to_bytes(2, "little") + bytes(b))
+    return len(merges), h.hexdigest()
+
+
+@pytest.mark.parametrize("vocab,transition", sorted(_PINNED))
+def test_merges_unchanged_on_corpus_slice(vocab: int, transition: float, tmp_path) -> None:
+    """The optimised trainer gives exactly the merges of the previous one on real text."""
+    import hashlib
+
+    with open(require_corpus("en.txt"), "rb") as f:
+        b = f.read(3_000_000)
+    b = b[: b.rfind(b"\n") + 1]
+    if hashlib.sha256(b).hexdigest() != _SLICE_SHA:
+        pytest.skip("en.txt is not the corpus the digests were pinned on")
+    path = tmp_path / "slice.txt"
+    path.write_bytes(b)
+    for threads in (1, 2):
+        tok = supertok.train_superbpe(str(path), vocab, transition, threads=threads, show_progress=False)
+        assert _merges_digest(tok) == _PINNED[(vocab, transition)]
 
 
 # ---------------------------------------------------------------------------- slow

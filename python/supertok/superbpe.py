@@ -45,6 +45,7 @@ import os
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
@@ -120,7 +121,10 @@ class SuperBPESummary:
     chunk_tokens: int
     """Token positions the stage-2 merge loop started from (after replay)."""
     stage1_seconds: float
+    """Stage-1 counting and merges (:func:`train_superbpe` counts the stage-2 chunks at the
+    same time as the stage-1 merges; that overlap is included here)."""
     stage2_count_seconds: float
+    """Stage-2 chunk counting not overlapped with stage 1."""
     stage2_merge_seconds: float
     peak_memory_bytes: int | None
     stop_reason: str
@@ -516,8 +520,8 @@ def train_superbpe(
     )
     total = sum(os.path.getsize(p) for p in paths)
 
-    def count(objs: list[dict[str, Any]], desc: str) -> PretokenCounts:
-        bar = ProgressBar(total, desc, "B", plan.show_progress)
+    def count(objs: list[dict[str, Any]], desc: str, show: bool = True) -> PretokenCounts:
+        bar = ProgressBar(total, desc, "B", plan.show_progress and show)
         try:
             c = _core.superbpe_count_files(
                 paths, json.dumps(objs), plan.threads, errors, bar.update_to, split_lines
@@ -530,17 +534,24 @@ def train_superbpe(
     t0 = time.perf_counter()
     stage1: list[tuple[bytes, bytes]] = []
     collisions1: list[str] = []
+    chunks: PretokenCounts | None = None
     if plan.inherited is not None:
         stage1 = plan.inherited
     elif plan.n1 > 0:
         counts1 = count(plan.stage1_objs, "Stage 1 counting")
         if plan.no_stage2:
             return _bpe_only(plan, counts1, t0, return_summary)
-        vocab1, merges1, _stop, collisions1 = _train_stage1(plan, counts1, final=False)
-        del counts1
+        # The stage-1 merge loop runs on one thread: count the stage-2 chunks meanwhile
+        # (both release the GIL). Its progress bar is not shown (two bars would interleave).
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            fut = ex.submit(count, plan.stage2_objs, "Stage 2 chunks", False)
+            vocab1, merges1, _stop, collisions1 = _train_stage1(plan, counts1, final=False)
+            del counts1
+            chunks = fut.result()
         stage1 = [(vocab1[a], vocab1[b]) for a, b in merges1]
     t1 = time.perf_counter()
-    chunks = count(plan.stage2_objs, "Stage 2 chunks")
+    if chunks is None:
+        chunks = count(plan.stage2_objs, "Stage 2 chunks")
     t2 = time.perf_counter()
     return _finish(plan, chunks, stage1, t1 - t0, t2 - t1, collisions1, return_summary)
 

@@ -137,7 +137,7 @@ impl Backtrack {
         let mut out = Vec::with_capacity(4);
         let mut last = (0usize, 0usize);
         let ok = if bytes.len() < rank_bpe::LINEAR_MAX {
-            rank_bpe::linear(vocab, bytes, &mut out, &mut |a, m| last = (a, m))
+            rank_bpe::linear(vocab, None, bytes, &mut out, &mut |a, m| last = (a, m))
         } else {
             rank_bpe::heap(vocab, bytes, &mut out, &mut |a, m| last = (a, m))
         };
@@ -252,7 +252,7 @@ impl Backtrack {
                 cut -= 1;
             }
             tmp.clear();
-            if !rank_bpe::linear(vocab, &piece[pos..cut], &mut tmp, &mut |_, _| {}) {
+            if !rank_bpe::linear(vocab, None, &piece[pos..cut], &mut tmp, &mut |_, _| {}) {
                 return Ok(false);
             }
             if out.len() == base || self.compatible(vocab, out[out.len() - 1], tmp[0])? {
@@ -278,7 +278,7 @@ impl Backtrack {
                 }
                 region.clear();
                 let span = &piece[pos - left..pos + right];
-                if !rank_bpe::linear(vocab, span, &mut region, &mut |_, _| {}) {
+                if !rank_bpe::linear(vocab, None, span, &mut region, &mut |_, _| {}) {
                     return Ok(false);
                 }
                 let before = out.len() - r;

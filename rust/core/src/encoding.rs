@@ -6,6 +6,7 @@
 
 use std::sync::OnceLock;
 
+use crate::atomic_chars::AtomicChars;
 use crate::backtrack::Backtrack;
 use crate::bpe::MergeTable;
 use crate::error::{Error, Result};
@@ -31,6 +32,8 @@ pub struct CoreEncoding {
     backtrack: OnceLock<Option<Backtrack>>,
     /// Pair table, built on first use (the encoder itself merges by byte ranks).
     merges: OnceLock<MergeTable>,
+    /// Characters that start as one part in the merge, built on the first merge.
+    chars: OnceLock<AtomicChars>,
     pretok: Pretokenizer,
     specials: SpecialTokens,
     sorted_ids: OnceLock<Vec<u32>>,
@@ -74,6 +77,7 @@ impl CoreEncoding {
         Ok(CoreEncoding {
             vocab,
             merges: OnceLock::new(),
+            chars: OnceLock::new(),
             backtrack: OnceLock::new(),
             pretok,
             specials,
@@ -109,7 +113,13 @@ impl CoreEncoding {
     /// Encode one piece: the whole piece if it is a token, else BPE.
     #[inline]
     pub fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
-        if let Some(id) = self.vocab.get(piece) {
+        // Non-ASCII pieces are often not tokens (a third of multilingual ones): ask the
+        // Bloom filter first, which saves a far memory access per miss.
+        let whole = match piece.last() {
+            Some(&b) if b >= 0x80 => self.vocab.get_filtered(piece),
+            _ => self.vocab.get(piece),
+        };
+        if let Some(id) = whole {
             out.push(id);
             return Ok(());
         }
@@ -135,7 +145,8 @@ impl CoreEncoding {
                 }
             }
         }
-        rank_bpe::encode(&self.vocab, piece, out)
+        let chars = self.chars.get_or_init(|| AtomicChars::build(&self.vocab));
+        rank_bpe::encode_with_chars(&self.vocab, chars, piece, out)
     }
 
     /// Encode ignoring special tokens.

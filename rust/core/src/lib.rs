@@ -13,6 +13,7 @@
 //!
 //! Nothing here depends on Python; `rust/python` holds the bindings.
 
+pub mod atomic_chars;
 pub mod backtrack;
 pub mod bpe;
 pub mod bytes;

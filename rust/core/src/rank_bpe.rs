@@ -12,6 +12,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use crate::atomic_chars::AtomicChars;
 use crate::error::{Error, Result};
 use crate::vocab::Vocab;
 
@@ -39,6 +40,27 @@ fn rank(vocab: &Vocab, piece: &[u8], a: usize, b: usize, max_len: usize) -> u32 
 /// Append the ids of the byte-pair merge of `piece` (no whole-piece shortcut) to `out`.
 /// Fails if a byte without a token of its own survives the merging.
 pub fn encode(vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+    encode_impl(vocab, None, piece, out)
+}
+
+/// [`encode`], starting the atomic characters of `chars` (built from `vocab`) as one part
+/// each: the same result with fewer merge steps (see [`crate::atomic_chars`]).
+pub fn encode_with_chars(
+    vocab: &Vocab,
+    chars: &AtomicChars,
+    piece: &[u8],
+    out: &mut Vec<u32>,
+) -> Result<()> {
+    encode_impl(vocab, Some(chars), piece, out)
+}
+
+#[inline(always)]
+fn encode_impl(
+    vocab: &Vocab,
+    chars: Option<&AtomicChars>,
+    piece: &[u8],
+    out: &mut Vec<u32>,
+) -> Result<()> {
     let start = out.len();
     let ok = match piece.len() {
         0 => true,
@@ -49,7 +71,7 @@ pub fn encode(vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
             }
             None => false,
         },
-        n if n < LINEAR_MAX && linear_ok(vocab) => linear(vocab, piece, out, &mut |_, _| {}),
+        n if n < LINEAR_MAX && linear_ok(vocab) => linear(vocab, chars, piece, out, &mut |_, _| {}),
         _ => heap(vocab, piece, out, &mut |_, _| {}),
     };
     if !ok {
@@ -75,9 +97,11 @@ fn emit(vocab: &Vocab, piece: &[u8], a: usize, b: usize, id: u32, out: &mut Vec<
 }
 
 /// `on_merge(start, mid)` is called for every merge of the part starting at `start` with
-/// the part starting at `mid`.
+/// the part starting at `mid` (not for the atomic characters of `chars`, which start as
+/// one part).
 pub(crate) fn linear<M: FnMut(usize, usize)>(
     vocab: &Vocab,
+    chars: Option<&AtomicChars>,
     piece: &[u8],
     out: &mut Vec<u32>,
     on_merge: &mut M,
@@ -94,12 +118,40 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
     let mut prev = [0u8; LINEAR_MAX];
     let mut ids = [MAX; LINEAR_MAX];
     let key = |r: u32, i: usize| if r == MAX { MAX } else { (r << 7) | i as u32 };
-    for i in 0..n {
-        end[i] = (i + 1) as u8;
-        prev[i] = i.wrapping_sub(1) as u8;
-    }
-    for (i, k) in keys.iter_mut().enumerate().take(n - 1) {
-        *k = key(rank(vocab, piece, i, i + 2, max_len), i);
+    match chars {
+        Some(chars) if piece.iter().any(|&b| b >= 0xc2) => {
+            // parts: atomic characters (already merged, with their id) and single bytes
+            let mut last = usize::MAX;
+            let mut i = 0;
+            while i < n {
+                let mut len = 1;
+                if piece[i] >= 0xc2 {
+                    if let Some((l, id)) = chars.at(piece, i) {
+                        ids[i] = id;
+                        len = l;
+                    }
+                }
+                end[i] = (i + len) as u8;
+                prev[i] = last as u8;
+                last = i;
+                i += len;
+            }
+            let mut i = 0;
+            while end[i] as usize != n {
+                let j = end[i] as usize;
+                keys[i] = key(rank(vocab, piece, i, end[j] as usize, max_len), i);
+                i = j;
+            }
+        }
+        _ => {
+            for i in 0..n {
+                end[i] = (i + 1) as u8;
+                prev[i] = i.wrapping_sub(1) as u8;
+            }
+            for (i, k) in keys.iter_mut().enumerate().take(n - 1) {
+                *k = key(rank(vocab, piece, i, i + 2, max_len), i);
+            }
+        }
     }
     let keys_n = &mut keys[..n];
     loop {

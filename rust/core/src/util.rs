@@ -42,6 +42,24 @@ pub fn utf8_len(lead: u8) -> usize {
     }
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" {
+    /// glibc: return free heap memory to the operating system.
+    fn malloc_trim(pad: usize) -> std::os::raw::c_int;
+}
+
+/// Return freed heap memory to the operating system, where the allocator supports it
+/// (glibc's `malloc_trim`; a no-op elsewhere). Called between training phases, after a
+/// large number of small blocks was freed, so that the next phase's peak does not stack
+/// on top of pages the allocator keeps.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` takes no pointers and only releases memory that is free.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,12 +11,16 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use supertok_core::hf::HfTokenizer;
 
+use crate::intcache::IntCache;
+use crate::utf8str::Utf8Str;
 use crate::{extract_ids, par_map, to_py, u32s_to_bytes};
 
 /// The core of an HF-compatible tokenizer. The Python class `supertok.Tokenizer` wraps it.
 #[pyclass(frozen, module = "supertok._core")]
 pub struct CoreTokenizer {
     pub(crate) inner: Arc<HfTokenizer>,
+    /// Shared `int` objects for building id lists.
+    ints: IntCache,
 }
 
 /// Run `f`, turning a panic (a bug) into an error instead of a `PanicException`.
@@ -37,7 +41,11 @@ fn guard<T>(f: impl FnOnce() -> supertok_core::Result<T>) -> supertok_core::Resu
 }
 
 fn wrap(t: HfTokenizer) -> CoreTokenizer {
-    CoreTokenizer { inner: Arc::new(t) }
+    let ints = IntCache::new(t.vocab_size());
+    CoreTokenizer {
+        inner: Arc::new(t),
+        ints,
+    }
 }
 
 #[pymethods]
@@ -147,14 +155,17 @@ impl CoreTokenizer {
             .map_err(to_py)
     }
 
-    fn encode(
+    fn encode<'py>(
         &self,
-        py: Python<'_>,
-        text: PyBackedStr,
+        py: Python<'py>,
+        text: Utf8Str<'_>,
         add_special_tokens: bool,
-    ) -> PyResult<Vec<u32>> {
-        py.detach(|| guard(|| self.inner.encode(&text, add_special_tokens)))
-            .map_err(to_py)
+    ) -> PyResult<Bound<'py, PyList>> {
+        let text: &str = &text;
+        let ids = py
+            .detach(|| guard(|| self.inner.encode(text, add_special_tokens)))
+            .map_err(to_py)?;
+        self.ints.list(py, &ids)
     }
 
     fn encode_with_offsets(
@@ -173,31 +184,29 @@ impl CoreTokenizer {
         .map_err(to_py)
     }
 
-    fn encode_batch(
+    fn encode_batch<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         texts: Vec<PyBackedStr>,
         add_special_tokens: bool,
         num_threads: usize,
-    ) -> PyResult<Vec<Vec<u32>>> {
+    ) -> PyResult<Bound<'py, PyList>> {
         let inner = &self.inner;
-        let res = py.detach(|| {
-            par_map(&texts, num_threads, |t| {
-                guard(|| inner.encode(t, add_special_tokens))
-            })
-        })?;
-        res.into_iter().collect::<Result<_, _>>().map_err(to_py)
+        self.ints.encode_batch_lists(py, &texts, num_threads, |t| {
+            guard(|| inner.encode(t, add_special_tokens)).map_err(to_py)
+        })
     }
 
     /// Ids of one text as native-endian u32 bytes (for numpy).
     fn encode_to_bytes<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: Utf8Str<'_>,
         add_special_tokens: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let text: &str = &text;
         let ids = py
-            .detach(|| self.inner.encode(&text, add_special_tokens))
+            .detach(|| guard(|| self.inner.encode(text, add_special_tokens)))
             .map_err(to_py)?;
         Ok(u32s_to_bytes(py, &ids))
     }

@@ -1,8 +1,10 @@
 //! Zero-copy access to the UTF-8 form of a Python `str`.
 //!
-//! `PyBackedStr` under the `abi3-py39` limited API has to ask CPython for a fresh UTF-8
-//! `bytes` copy of the text on every call (`PyUnicode_AsUTF8String`): an allocation and a
-//! full copy per `encode` call. `PyUnicode_AsUTF8AndSize` instead returns the UTF-8
+//! `PyBackedStr` under pyo3's `abi3-py39` limited API (which this crate used until it
+//! switched to per-version builds; kept so that the bindings do not depend on that choice)
+//! has to ask CPython for a fresh UTF-8 `bytes` copy of the text on every call
+//! (`PyUnicode_AsUTF8String`): an allocation and a full copy per `encode` call.
+//! `PyUnicode_AsUTF8AndSize` instead returns the UTF-8
 //! buffer that CPython keeps inside the `str` object: for ASCII strings (most code and
 //! much English) that is the string's own storage, and for other strings it is built once
 //! and cached on the object, as every non-abi3 extension (tiktoken included) does. The

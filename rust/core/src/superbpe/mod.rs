@@ -159,6 +159,49 @@ impl Splitter for HfSplitter {
     }
 }
 
+/// Phase timer of [`stage2`]: prints `stage2 <phase>: <seconds> s` to stderr when the
+/// environment variable `SUPERTOK_TIMING` is set (for profiling; silent otherwise).
+struct Timing(Option<std::time::Instant>);
+
+impl Timing {
+    fn new() -> Self {
+        Timing(std::env::var_os("SUPERTOK_TIMING").map(|_| std::time::Instant::now()))
+    }
+    fn lap(&mut self, phase: &str) {
+        if let Some(t) = self.0.as_mut() {
+            let now = std::time::Instant::now();
+            let mem = std::fs::read_to_string("/proc/self/status")
+                .map(|st| {
+                    st.lines()
+                        .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+                        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            // process CPU time (utime + stime, clock ticks of 10 ms)
+            let cpu = std::fs::read_to_string("/proc/self/stat")
+                .ok()
+                .and_then(|st| {
+                    let rest = st
+                        .rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .collect::<Vec<_>>();
+                    let u: u64 = rest.get(11)?.parse().ok()?;
+                    let s: u64 = rest.get(12)?.parse().ok()?;
+                    Some((u + s) as f64 / 100.0)
+                })
+                .unwrap_or(f64::NAN);
+            eprintln!(
+                "stage2 {phase}: {:.3} s (process CPU {cpu:.2} s; {mem})",
+                (now - *t).as_secs_f64()
+            );
+            *t = now;
+        }
+    }
+}
+
 /// The merge filters of SuperBPE's stage 2 (the reference fork hard-codes `": "` and 4).
 #[derive(Clone, Debug, Default)]
 pub struct Filters {
@@ -260,9 +303,12 @@ pub fn stage2(
             stage1.len()
         )));
     }
+    let mut clock = Timing::new();
     let table = replay::ReplayTable::new(stage1)?;
+    clock.lap("replay table");
     let n_chunks = chunks.len();
     let seg = replay::replay_counts(&table, chunks, &mut |d, t| progress("replay", d, t))?;
+    clock.lap("replay");
     let replay::Segmented {
         tokens,
         merges,
@@ -273,7 +319,13 @@ pub fn stage2(
     } = table.finish(seg, cfg.policy)?;
     let n_replayed = merges.len();
     let n_positions = syms.len();
+    // The chunk texts and the replay caches are freed; give their pages back before the
+    // trainer allocates its arrays (they are mostly small blocks that the allocator would
+    // otherwise keep).
+    crate::util::release_free_memory();
+    clock.lap("finish replay");
     let mut t = Trainer::from_segments(tokens, merges, syms, starts, counts, n_chunks, true)?;
+    clock.lap("trainer build");
     let filters = &cfg.filters;
     let veto = |l: &[u8], r: &[u8]| filters.rejects(l, r);
     let rejected = std::sync::atomic::AtomicU64::new(0);
@@ -302,7 +354,10 @@ pub fn stage2(
     };
     let total = target as u64;
     let stop: StopReason = t.train_greedy(&opts, &mut |n| progress("merge", n as u64, total))?;
+    clock.lap("greedy");
     let out = train::finish(&t, &cfg.train, stop);
+    drop(t);
+    clock.lap("finish");
     Ok(Stage2Output {
         out,
         n_replayed,

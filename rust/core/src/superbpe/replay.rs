@@ -267,7 +267,9 @@ impl ReplayTable {
     /// [`ReplayTable::replay_chunk`], cutting the chunk where no token can span (between
     /// two bytes that are never adjacent inside a token: merges on the two sides never
     /// interact, so replaying the parts gives the same tokens and counts) and caching the
-    /// short parts (mostly single words) in `cache`.
+    /// short parts (mostly single words) in `cache`. The merge counts of cache hits are
+    /// added to `counts` by [`PartCache::flush`] (the caller must flush into the same
+    /// counts when done).
     pub fn replay_chunk_cached(
         &self,
         bytes: &[u8],
@@ -300,14 +302,15 @@ impl ReplayTable {
                 continue;
             }
             let h = part_hash(part);
-            if let Some(&(k, i, il, l, ll)) = cache.map.get(&h) {
-                let (k, kl) = (k as usize, part.len());
+            if let Some(&e) = cache.map.get(&h) {
+                let (k, kl) = (cache.entries[e as usize].key as usize, part.len());
                 if cache.keys.get(k..k + kl) == Some(part) {
-                    out.extend_from_slice(&cache.ids[i as usize..(i + il) as usize]);
-                    for &(q, occ) in &cache.logs[l as usize..(l + ll) as usize] {
-                        let c = &mut counts[q as usize];
-                        *c = c.wrapping_add((occ as u64).wrapping_mul(weight));
-                    }
+                    let en = &mut cache.entries[e as usize];
+                    out.extend_from_slice(
+                        &cache.ids[en.ids as usize..(en.ids + en.n_ids) as usize],
+                    );
+                    // The merge counts of a hit are added when the cache is flushed.
+                    en.hits = en.hits.wrapping_add(weight);
                     continue;
                 }
             }
@@ -316,19 +319,22 @@ impl ReplayTable {
             log.clear();
             self.replay_logged(part, weight, out, counts, sc, &mut log);
             if cache.map.len() >= CACHE_ENTRIES {
+                cache.flush(counts);
                 cache.clear();
             }
-            let entry = (
-                cache.keys.len() as u32,
-                cache.ids.len() as u32,
-                (out.len() - before) as u32,
-                cache.logs.len() as u32,
-                log.len() as u32,
-            );
+            let entry = CacheEntry {
+                key: cache.keys.len() as u32,
+                ids: cache.ids.len() as u32,
+                n_ids: (out.len() - before) as u32,
+                log: cache.logs.len() as u32,
+                n_log: log.len() as u32,
+                hits: 0,
+            };
             cache.keys.extend_from_slice(part);
             cache.ids.extend_from_slice(&out[before..]);
             cache.logs.extend_from_slice(&log);
-            cache.map.insert(h, entry);
+            cache.map.insert(h, cache.entries.len() as u32);
+            cache.entries.push(entry);
             sc.log = log;
         }
     }
@@ -446,12 +452,29 @@ fn part_hash(b: &[u8]) -> u64 {
     h.finish()
 }
 
+/// One cached part: where its bytes, ids and log are, and the total weight of the hits
+/// whose merge counts are not added yet.
+#[derive(Clone, Copy)]
+struct CacheEntry {
+    key: u32,
+    ids: u32,
+    n_ids: u32,
+    log: u32,
+    n_log: u32,
+    hits: u64,
+}
+
 /// Replayed short parts: part bytes → its token ids and its `(rank, occurrences)` log.
 /// (A hash collision between two different parts only costs a cache miss.)
+///
+/// A hit only adds its weight to the entry; the merge counts of the hits are added to the
+/// caller's counts by [`PartCache::flush`] (called when the cache is full, and must be
+/// called once more when done), one pass over each entry's log instead of one per hit.
 #[derive(Default)]
 pub struct PartCache {
-    /// hash → (key offset, ids offset, ids length, log offset, log length)
-    map: FxHashMap<u64, (u32, u32, u32, u32, u32)>,
+    /// hash → entry index
+    map: FxHashMap<u64, u32>,
+    entries: Vec<CacheEntry>,
     keys: Vec<u8>,
     ids: Vec<u32>,
     logs: Vec<(u32, u32)>,
@@ -460,9 +483,25 @@ pub struct PartCache {
 impl PartCache {
     fn clear(&mut self) {
         self.map.clear();
+        self.entries.clear();
         self.keys.clear();
         self.ids.clear();
         self.logs.clear();
+    }
+
+    /// Add the merge counts of the hits so far to `counts` (indexed by rank; weights ×
+    /// occurrences, wrapping like the counts themselves) and reset the hit weights.
+    pub fn flush(&mut self, counts: &mut [u64]) {
+        for e in self.entries.iter_mut() {
+            if e.hits == 0 {
+                continue;
+            }
+            for &(q, occ) in &self.logs[e.log as usize..(e.log + e.n_log) as usize] {
+                let c = &mut counts[q as usize];
+                *c = c.wrapping_add((occ as u64).wrapping_mul(e.hits));
+            }
+            e.hits = 0;
+        }
     }
 }
 
@@ -571,6 +610,13 @@ pub fn replay_counts(
         }
         done = (done + BLOCK as u64).min(total);
         progress(done, total)?;
+    }
+    for c in caches {
+        let mut c = match c.into_inner() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        c.flush(&mut merge_counts);
     }
     Ok(SegmentedKeep {
         syms,

@@ -434,6 +434,7 @@ fn cached_replay_equals_plain_replay() {
             let mut cb = vec![0u64; table.len()];
             table.replay_chunk(&chunk, w, &mut a, &mut ca, &mut sc);
             table.replay_chunk_cached(&chunk, w, &mut b, &mut cb, &mut sc2, &mut cache);
+            cache.flush(&mut cb);
             assert_eq!(a, b, "round {round}");
             assert_eq!(ca, cb, "round {round}");
         }
@@ -548,4 +549,49 @@ fn fast_paper_stage1_splitter_equals_hf_pipeline() {
             assert_eq!(pieces_of(&fast, line), pieces_of(&slow, line), "{line:?}");
         }
     }
+}
+
+#[test]
+fn lean_stage2_equals_full_trainer_on_corpus_slice() {
+    // The stage-2 merge loop tracks only the frequent pairs (bucket-sketch rebuilds, tiny
+    // buckets in tests so that heavy buckets made of light pairs and threshold halving
+    // happen); a trainer tracking every pair must produce the same merges. Real text: the
+    // first lines of en.txt when the shared corpus is present, else synthetic chunks.
+    let dir = std::env::var("SUPERTOK_CORPUS").map_or_else(
+        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
+        std::path::PathBuf::from,
+    );
+    let mut seed = 5u64;
+    let chunks: Vec<(Vec<u8>, u64)> = match std::fs::read_to_string(dir.join("en.txt")) {
+        Ok(text) => {
+            let mut m: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+            for line in text.split_inclusive('\n').take(3000) {
+                *m.entry(line.as_bytes().to_vec()).or_default() += 1;
+            }
+            m.into_iter().collect()
+        }
+        Err(_) => random_chunks(&mut seed, 300, 120),
+    };
+    let counts = counts_of(&chunks);
+    let words = pretokens(&chunks);
+    let stage1 = bpe(&words, 256 + 150);
+    let target = 256 + 150 + 250;
+    let filters = paper_filters();
+    let (lean, _, _) = run_stage2(&chunks, &stage1, ReplayPolicy::Keep, target, &filters);
+    // Full: the same replayed segmentation, every pair tracked from the start.
+    let table = ReplayTable::new(&stage1).unwrap();
+    let seg = replay_counts(&table, counts, &mut |_, _| Ok(())).unwrap();
+    let s = table.finish(seg, ReplayPolicy::Keep).unwrap();
+    let n = s.starts.len();
+    let mut full =
+        Trainer::from_segments(s.tokens, s.merges, s.syms, s.starts, s.counts, n, false).unwrap();
+    let veto = |l: &[u8], r: &[u8]| filters.rejects(l, r);
+    let opts = crate::train::GreedyOptions {
+        target_tokens: target,
+        veto: Some(&veto),
+        ..Default::default()
+    };
+    full.train_greedy(&opts, &mut |_| Ok(())).unwrap();
+    assert_eq!(lean, pairs_of(&full));
+    assert_eq!(lean.len(), target - 256, "training stopped early");
 }

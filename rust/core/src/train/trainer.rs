@@ -34,6 +34,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
@@ -44,6 +45,47 @@ use crate::error::{Error, Result};
 const COMPACT_MIN: usize = 4 << 20;
 #[cfg(test)]
 const COMPACT_MIN: usize = 16;
+
+/// Bucket array size (log2) of a lean rebuild: about half the number of positions, within
+/// these bounds (tiny in unit tests, so that they exercise bucket collisions).
+#[cfg(not(test))]
+const SKETCH_MIN_BITS: u32 = 12;
+#[cfg(not(test))]
+const SKETCH_MAX_BITS: u32 = 20;
+#[cfg(test)]
+const SKETCH_MIN_BITS: u32 = 2;
+#[cfg(test)]
+const SKETCH_MAX_BITS: u32 = 4;
+
+/// The hashed bucket counts of a lean rebuild ([`Trainer::count_lean`]).
+struct Sketch {
+    counts: Vec<u32>,
+    shift: u32,
+    /// Pairs in buckets whose count reaches this are counted exactly.
+    threshold: u32,
+}
+
+impl Sketch {
+    fn new(bits: u32) -> Self {
+        Sketch {
+            counts: vec![0; 1usize << bits],
+            shift: 64 - bits,
+            threshold: 1,
+        }
+    }
+
+    #[inline]
+    fn bucket(&self, k: u64) -> usize {
+        (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// Whether the pair `k` lies in a bucket that is counted exactly (every pair whose
+    /// count reaches the threshold does).
+    #[inline]
+    fn contains(&self, k: u64) -> bool {
+        self.counts[self.bucket(k)] >= self.threshold
+    }
+}
 
 /// Number of base (byte) tokens.
 pub const N_BYTES: u32 = 256;
@@ -395,9 +437,9 @@ impl Trainer {
 
     /// Count the pairs of the current segmentation and build the occurrence lists of the
     /// tracked ones (two passes over the positions, no sorting: positions are visited in
-    /// order, so each list comes out sorted). With `keep_top = Some(k)`, only pairs whose
-    /// count reaches the `k`-th largest count are tracked (at least 2; every pair when there
-    /// are at most `k`). Pairs rejected by a veto stay rejected.
+    /// order, so each list comes out sorted). With `keep_top = Some(k)`, only the frequent
+    /// pairs are tracked (about the `k` most frequent ones, see [`Trainer::rebuild_lean`]).
+    /// Pairs rejected by a veto stay rejected.
     fn rebuild_pairs(&mut self, keep_top: Option<usize>) {
         let banned: rustc_hash::FxHashSet<u64> = self
             .pairs
@@ -408,44 +450,11 @@ impl Trainer {
         self.pairs = FxHashMap::default();
         self.heap = BinaryHeap::new();
         self.arena = Vec::new();
-        let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
-        // Pass 1: counts and list lengths of all pairs.
-        for (w, &st) in self.wstart.iter().enumerate() {
-            let c = self.wcount[w];
-            let mut p = st;
-            loop {
-                let q = self.next[p as usize];
-                if q == NONE {
-                    break;
-                }
-                let e = pairs
-                    .entry(key(self.syms[p as usize], self.syms[q as usize]))
-                    .or_insert(PairInfo::new());
-                e.count = e.count.saturating_add(c);
-                e.len += 1;
-                p = q;
-            }
-        }
         self.admit = 1;
-        if let Some(k) = keep_top {
-            // Vetoed pairs never become merges: they must not take the `k` slots (if they
-            // did, the heap could hold nothing but vetoed pairs and every rebuild would
-            // select the same ones again).
-            let mut counts: Vec<u64> = pairs
-                .iter()
-                .filter(|(key, _)| !banned.contains(key))
-                .map(|(_, p)| p.count)
-                .collect();
-            if counts.len() > k {
-                let (_, kth, _) = counts.select_nth_unstable_by(k, |a, b| b.cmp(a));
-                // kth == 1 tracks every pair (admit 1 = not lean)
-                self.admit = (*kth).max(1);
-                let admit = self.admit;
-                drop(counts);
-                pairs.retain(|key, p| p.count >= admit || banned.contains(key));
-                pairs.shrink_to_fit();
-            }
-        }
+        let (mut pairs, flags) = match keep_top {
+            Some(k) => self.count_lean(k, &banned),
+            None => (self.count_all(), None),
+        };
         let mut off = 0usize;
         for p in pairs.values_mut() {
             p.off = off;
@@ -453,7 +462,9 @@ impl Trainer {
             p.len = 0;
         }
         let mut arena = vec![u32::MAX; off];
-        // Pass 2: fill.
+        // Pass 2: fill (in lean mode, pairs outside the counted buckets are skipped without
+        // a map lookup).
+        let counted = |k: u64| flags.as_ref().is_none_or(|f| f.contains(k));
         for &st in &self.wstart {
             let mut p = st;
             loop {
@@ -461,13 +472,17 @@ impl Trainer {
                 if q == NONE {
                     break;
                 }
-                if let Some(e) = pairs.get_mut(&key(self.syms[p as usize], self.syms[q as usize])) {
-                    arena[e.off + e.len as usize] = p;
-                    e.len += 1;
+                let k = key(self.syms[p as usize], self.syms[q as usize]);
+                if counted(k) {
+                    if let Some(e) = pairs.get_mut(&k) {
+                        arena[e.off + e.len as usize] = p;
+                        e.len += 1;
+                    }
                 }
                 p = q;
             }
         }
+        drop(flags);
         for k in banned {
             if let Some(p) = pairs.get_mut(&k) {
                 p.banned = true;
@@ -485,6 +500,173 @@ impl Trainer {
         self.arena_compacted = arena.len();
         self.arena = arena;
         self.built = true;
+    }
+
+    /// Pass 1 of a full rebuild: the count and list length of every pair.
+    fn count_all(&self) -> FxHashMap<u64, PairInfo> {
+        let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
+        for (w, &st) in self.wstart.iter().enumerate() {
+            let c = self.wcount[w];
+            let mut p = st;
+            loop {
+                let q = self.next[p as usize];
+                if q == NONE {
+                    break;
+                }
+                let e = pairs
+                    .entry(key(self.syms[p as usize], self.syms[q as usize]))
+                    .or_insert(PairInfo::new());
+                e.count = e.count.saturating_add(c);
+                e.len += 1;
+                p = q;
+            }
+        }
+        pairs
+    }
+
+    /// Pass 1 of a lean rebuild: the count and list length of (about) the `k` most frequent
+    /// pairs, and of the `banned` ones; sets `self.admit` so that every pair whose count
+    /// reaches it is returned (the invariant the greedy loop relies on; see
+    /// [`Trainer::from_segments`]).
+    ///
+    /// Without a map of every pair: the pairs are first counted into a fixed array of
+    /// hashed buckets (a bucket's count is the sum of its pairs' counts, an upper bound of
+    /// each). With `T` the `k`-th largest bucket count, a pair whose count reaches `T` lies
+    /// in a bucket whose count reaches `T`; only the pairs of those buckets are counted
+    /// exactly. `admit` is then the larger of `T` and the `k`-th largest exact count, so
+    /// every pair with a count ≥ `admit` is tracked, and the tracked pairs are about the top
+    /// `k` (a few fewer when heavy pairs share a bucket). Memory: the bucket array instead
+    /// of a map entry per distinct pair.
+    fn count_lean(
+        &mut self,
+        k: usize,
+        banned: &rustc_hash::FxHashSet<u64>,
+    ) -> (FxHashMap<u64, PairInfo>, Option<Sketch>) {
+        let n = self.syms.len();
+        let bits =
+            (usize::BITS - (n / 2).max(1).leading_zeros()).clamp(SKETCH_MIN_BITS, SKETCH_MAX_BITS);
+        // Words split into one range per thread (the passes below run in parallel).
+        let nw = self.wstart.len();
+        let parts = rayon::current_num_threads().clamp(1, 64);
+        let step = nw.div_ceil(parts).max(1);
+        let ranges: Vec<(usize, usize)> = (0..nw)
+            .step_by(step)
+            .map(|a| (a, (a + step).min(nw)))
+            .collect();
+        let this = &*self;
+        let walk = |(a, b): (usize, usize), f: &mut dyn FnMut(u64, u64)| {
+            for w in a..b {
+                let c = this.wcount[w];
+                let mut p = this.wstart[w];
+                loop {
+                    let q = this.next[p as usize];
+                    if q == NONE {
+                        break;
+                    }
+                    f(key(this.syms[p as usize], this.syms[q as usize]), c);
+                    p = q;
+                }
+            }
+        };
+        // Pass 1: bucket counts (saturating at u32::MAX: a saturated bucket is counted
+        // exactly whatever T is, so "pair count ≥ T implies bucket count ≥ T" still holds).
+        let mut sketch = Sketch::new(bits);
+        let partial: Vec<Vec<u32>> = ranges
+            .par_iter()
+            .map(|&r| {
+                let mut s = vec![0u32; 1usize << bits];
+                walk(r, &mut |kk, c| {
+                    let b = &mut s[sketch.bucket(kk)];
+                    *b = b.saturating_add(c.min(u32::MAX as u64) as u32);
+                });
+                s
+            })
+            .collect();
+        let mut partial = partial.into_iter();
+        if let Some(first) = partial.next() {
+            sketch.counts = first;
+        }
+        for s in partial {
+            for (a, b) in sketch.counts.iter_mut().zip(s) {
+                *a = a.saturating_add(b);
+            }
+        }
+        sketch.threshold = {
+            let mut nonzero: Vec<u32> = sketch.counts.iter().copied().filter(|&c| c > 0).collect();
+            if nonzero.len() > k {
+                let (_, kth, _) = nonzero.select_nth_unstable_by(k, |a, b| b.cmp(a));
+                (*kth).max(1)
+            } else {
+                1
+            }
+        };
+        // Banned pairs are always counted exactly (they stay banned).
+        for &bk in banned {
+            let b = sketch.bucket(bk);
+            sketch.counts[b] = u32::MAX;
+        }
+        // Vetoed pairs never become merges: they must not take the `k` slots (if they
+        // did, the heap could hold nothing but vetoed pairs and every rebuild would select
+        // the same ones again).
+        let need = (k / 2).max(1);
+        loop {
+            // Pass 2: exact counts of the pairs in the heavy buckets.
+            let sk = &sketch;
+            let maps: Vec<FxHashMap<u64, PairInfo>> = ranges
+                .par_iter()
+                .map(|&r| {
+                    let mut m: FxHashMap<u64, PairInfo> = FxHashMap::default();
+                    walk(r, &mut |kk, c| {
+                        if sk.contains(kk) {
+                            let e = m.entry(kk).or_insert(PairInfo::new());
+                            e.count = e.count.saturating_add(c);
+                            e.len += 1;
+                        }
+                    });
+                    m
+                })
+                .collect();
+            let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
+            for m in maps {
+                if pairs.is_empty() {
+                    pairs = m;
+                    continue;
+                }
+                for (kk, p) in m {
+                    let e = pairs.entry(kk).or_insert(PairInfo::new());
+                    e.count = e.count.saturating_add(p.count);
+                    e.len += p.len;
+                }
+            }
+            if sketch.threshold <= 1 {
+                // every pair was counted
+                self.admit = 1;
+                return (pairs, None);
+            }
+            let t = sketch.threshold as u64;
+            let mut counts: Vec<u64> = pairs
+                .iter()
+                .filter(|(key, p)| p.count >= t && !banned.contains(key))
+                .map(|(_, p)| p.count)
+                .collect();
+            if counts.len() < need {
+                // The heavy buckets were mostly made of light pairs: lower the bar (at
+                // worst to 1 = count every pair), so that enough pairs are tracked and the
+                // greedy loop always has one to pop.
+                sketch.threshold /= 2;
+                continue;
+            }
+            let mut admit = t;
+            if counts.len() > k {
+                let (_, kth, _) = counts.select_nth_unstable_by(k, |a, b| b.cmp(a));
+                admit = admit.max(*kth);
+            }
+            drop(counts);
+            pairs.retain(|key, p| p.count >= admit || banned.contains(key));
+            pairs.shrink_to_fit();
+            self.admit = admit;
+            return (pairs, Some(sketch));
+        }
     }
 
     /// Track every pair (undo lean mode). Needed before [`Trainer::replay`],

@@ -1,0 +1,320 @@
+//! Two- and three-byte UTF-8 characters that tiktoken's byte-pair merge provably turns
+//! into their own token, in their context, before any of their bytes merges with a
+//! neighbour. [`crate::rank_bpe`] starts such occurrences as one part instead of two or
+//! three bytes, which halves (Cyrillic, Greek, Arabic, ...) or thirds (CJK, Indic, ...)
+//! the work of merging non-ASCII pieces, with identical output.
+//!
+//! # Why it is exact
+//! Let `c` be a byte string that is a token and `M` the largest id created while merging
+//! `c` alone (its internal merges; they must end in the single token `c`). Take an
+//! occurrence of `c` in a piece, with neighbouring bytes `p` (before) and `q` (after), if
+//! any. A merge that involves some of `c`'s bytes and some byte outside creates a token
+//! that covers a boundary of the occurrence, so it contains the two bytes `p c[0]` or
+//! `c[last] q`. Suppose every token containing one of these two byte pairs has an id
+//! above `M`. While `c` is incomplete, one of its internal merges (id ≤ `M`) is always
+//! available, so the merge, which always takes the lowest id, never picks a merge across
+//! its boundaries first; internal merges involve no byte outside `c`. So the internal
+//! merges of `c` interleave with merges elsewhere that neither depend on nor affect them,
+//! and removing them leaves exactly the sequence of merges the same algorithm performs
+//! when `c` starts as one part. This holds for each of several disjoint occurrences at
+//! once, and is about bytes only, so it also holds for invalid UTF-8.
+//!
+//! The build records, for every candidate character, its id and `M`, and for every byte
+//! pair the lowest id of a token containing it; the check at each occurrence is two table
+//! lookups.
+
+use crate::vocab::Vocab;
+
+const NONE: u32 = u32::MAX;
+
+/// A candidate character: its token id and the largest id of its internal merges.
+#[derive(Debug, Clone, Copy)]
+struct Cand {
+    id: u32,
+    max_merge: u32,
+}
+
+const NO_CAND: Cand = Cand {
+    id: NONE,
+    max_merge: NONE,
+};
+
+/// Table of the candidate characters of one vocabulary, indexed by their UTF-8 bytes.
+#[derive(Debug, Clone)]
+pub struct AtomicChars {
+    /// Two-byte characters `C2..=DF 80..=BF`: `two[(b0 & 0x1f) << 6 | (b1 & 0x3f)]`.
+    two: Box<[Cand]>,
+    /// Three-byte characters `E0..=EF 80..=BF 80..=BF`, as a 16-bit index
+    /// `(b0 & 0xf) << 12 | (b1 & 0x3f) << 6 | (b2 & 0x3f)`: block `top[index >> 8]` of
+    /// `blocks` (block 0 is empty), entry `index & 0xff`.
+    top: Box<[u16; 256]>,
+    blocks: Vec<[Cand; 256]>,
+    /// Lowest id of a token containing the byte pair `b0 b1`, at `b0 << 8 | b1`.
+    pair_min: Box<[u32]>,
+    /// Number of candidate characters (statistics and tests).
+    count: usize,
+}
+
+#[inline(always)]
+fn cont(b: u8) -> bool {
+    b & 0xc0 == 0x80
+}
+
+/// Index into `two` of a two-byte sequence of the right shape.
+#[inline(always)]
+fn idx2(b0: u8, b1: u8) -> Option<usize> {
+    ((0xc2..=0xdf).contains(&b0) && cont(b1))
+        .then_some(((b0 as usize & 0x1f) << 6) | (b1 as usize & 0x3f))
+}
+
+/// 16-bit index of a three-byte sequence of the right shape.
+#[inline(always)]
+fn idx3(b0: u8, b1: u8, b2: u8) -> Option<usize> {
+    (b0 & 0xf0 == 0xe0 && cont(b1) && cont(b2)).then_some(
+        ((b0 as usize & 0x0f) << 12) | ((b1 as usize & 0x3f) << 6) | (b2 as usize & 0x3f),
+    )
+}
+
+impl AtomicChars {
+    /// An empty table (no character starts as one part).
+    pub fn empty() -> Self {
+        AtomicChars {
+            two: vec![NO_CAND; 2048].into_boxed_slice(),
+            top: Box::new([0; 256]),
+            blocks: vec![[NO_CAND; 256]],
+            pair_min: vec![NONE; 65536].into_boxed_slice(),
+            count: 0,
+        }
+    }
+
+    /// Find the candidate characters of `vocab` (ids are ranks, as in tiktoken).
+    pub fn build(vocab: &Vocab) -> Self {
+        let mut table = AtomicChars::empty();
+        for (id, t) in vocab.iter() {
+            for w in t.windows(2) {
+                let slot = &mut table.pair_min[(w[0] as usize) << 8 | w[1] as usize];
+                *slot = (*slot).min(id);
+            }
+        }
+        for (id, c) in vocab.iter() {
+            match *c {
+                [x, y] => {
+                    if let Some(i) = idx2(x, y) {
+                        // one internal merge, creating `id`
+                        table.two[i] = Cand { id, max_merge: id };
+                        table.count += 1;
+                    }
+                }
+                [x, y, z] => {
+                    let Some(i) = idx3(x, y, z) else { continue };
+                    // alone, the bytes merge through the lower of `xy` and `yz`, then to
+                    // `c` (no lower pair: the merge stops at three parts)
+                    let first = match (vocab.get(&[x, y]), vocab.get(&[y, z])) {
+                        (Some(a), Some(b)) => a.min(b),
+                        (Some(a), None) | (None, Some(a)) => a,
+                        (None, None) => continue,
+                    };
+                    table.set3(
+                        i,
+                        Cand {
+                            id,
+                            max_merge: first.max(id),
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        table
+    }
+
+    fn set3(&mut self, i: usize, cand: Cand) {
+        let hi = i >> 8;
+        if self.top[hi] == 0 {
+            self.blocks.push([NO_CAND; 256]);
+            self.top[hi] = (self.blocks.len() - 1) as u16;
+        }
+        self.blocks[self.top[hi] as usize][i & 0xff] = cand;
+        self.count += 1;
+    }
+
+    /// Number of candidate characters.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there is no candidate character.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// If a character that may start as one part starts at `piece[i]` (in this context,
+    /// see the module docs): its length in bytes and its token id.
+    #[inline(always)]
+    pub fn at(&self, piece: &[u8], i: usize) -> Option<(usize, u32)> {
+        let b0 = *piece.get(i)?;
+        let (len, cand) = if b0 < 0xe0 {
+            (2, self.two[idx2(b0, *piece.get(i + 1)?)?])
+        } else {
+            let j = idx3(b0, *piece.get(i + 1)?, *piece.get(i + 2)?)?;
+            (3, self.blocks[self.top[j >> 8] as usize][j & 0xff])
+        };
+        if cand.id == NONE {
+            return None;
+        }
+        let m = cand.max_merge;
+        if i > 0 && self.pair_min[(piece[i - 1] as usize) << 8 | b0 as usize] <= m {
+            return None;
+        }
+        if let Some(&q) = piece.get(i + len) {
+            if self.pair_min[(piece[i + len - 1] as usize) << 8 | q as usize] <= m {
+                return None;
+            }
+        }
+        Some((len, cand.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rank_bpe;
+
+    /// Merge with and without the table on many pieces; the results must agree.
+    /// Returns the numbers of atomic two- and three-byte characters.
+    fn check_equivalent(v: &Vocab, pieces: &[Vec<u8>]) -> (usize, usize) {
+        let t = AtomicChars::build(v);
+        for p in pieces {
+            let mut a = vec![];
+            let mut b = vec![];
+            let ra = rank_bpe::encode(v, p, &mut a);
+            let rb = rank_bpe::encode_with_chars(v, &t, p, &mut b);
+            assert_eq!(ra.is_ok(), rb.is_ok(), "{p:?}");
+            assert_eq!(a, b, "{p:?}");
+        }
+        // occurrences of each kind that start as one part, over all pieces
+        let mut two = 0;
+        let mut three = 0;
+        for p in pieces {
+            for i in 0..p.len() {
+                match t.at(p, i) {
+                    Some((2, _)) => two += 1,
+                    Some((3, _)) => three += 1,
+                    _ => {}
+                }
+            }
+        }
+        (two, three)
+    }
+
+    #[test]
+    fn competing_tokens_disable_an_occurrence() {
+        // "é" = C3 A9; "ж" = D0 B6
+        let e = "é".as_bytes();
+        let zh = "ж".as_bytes();
+        let v = crate::vocab::test_vocab(&[e, zh]);
+        let t = AtomicChars::build(&v);
+        assert_eq!(t.at(e, 0), Some((2, 256)));
+        assert_eq!(t.at(b"a\xc3\xa9b", 1), Some((2, 256)));
+        assert_eq!(t.at(zh, 0), Some((2, 257)));
+        // a lower-ranked token across the left boundary
+        let v = crate::vocab::test_vocab(&[b"a\xc3", e, zh]);
+        let t = AtomicChars::build(&v);
+        assert_eq!(t.at(b"a\xc3\xa9", 1), None);
+        assert_eq!(t.at(b"b\xc3\xa9", 1), Some((2, 257)));
+        assert_eq!(t.at(e, 0), Some((2, 257)));
+        // ... across the right boundary
+        let v = crate::vocab::test_vocab(&[b"x\xa9a", e]);
+        let t = AtomicChars::build(&v);
+        assert_eq!(t.at(b"\xc3\xa9a", 0), None);
+        assert_eq!(t.at(b"\xc3\xa9b", 0), Some((2, 257)));
+        // ... containing it
+        let v = crate::vocab::test_vocab(&[b"a\xc3\xa9", e]);
+        assert_eq!(AtomicChars::build(&v).at(b"a\xc3\xa9", 1), None);
+        // higher-ranked competitors do not
+        let v = crate::vocab::test_vocab(&[e, b"a\xc3", b"\xa9a", b"a\xc3\xa9"]);
+        assert_eq!(AtomicChars::build(&v).at(b"a\xc3\xa9a", 1), Some((2, 256)));
+    }
+
+    #[test]
+    fn three_byte_chars_need_their_whole_internal_chain() {
+        let c = "中".as_bytes(); // E4 B8 AD
+                                 // no two-byte sub-token: never reached by pair merges
+        let v = crate::vocab::test_vocab(&[c]);
+        assert_eq!(AtomicChars::build(&v).at(c, 0), None);
+        let v = crate::vocab::test_vocab(&[&c[..2], c]);
+        assert_eq!(AtomicChars::build(&v).at(c, 0), Some((3, 257)));
+        // a competitor between the internal merges disables it
+        let v = crate::vocab::test_vocab(&[&c[..2], b"\xadx", c]);
+        assert_eq!(AtomicChars::build(&v).at(b"\xe4\xb8\xadx", 0), None);
+        let v = crate::vocab::test_vocab(&[&c[..2], c, b"\xadx"]);
+        assert_eq!(
+            AtomicChars::build(&v).at(b"\xe4\xb8\xadx", 0),
+            Some((3, 257))
+        );
+    }
+
+    #[test]
+    fn random_vocabularies_agree_with_byte_merges() {
+        // small alphabet of bytes that form 2- and 3-byte UTF-8 shapes, plus ASCII
+        let alphabet: &[u8] = &[b'a', b' ', 0xc3, 0xa9, 0xd0, 0xb6, 0xe4, 0xb8, 0xad, 0x80];
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut next = |m: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % m
+        };
+        let mut seen = (0, 0);
+        for _ in 0..300 {
+            let mut toks: Vec<Vec<u8>> = vec![];
+            let n_toks = 5 + next(40);
+            while toks.len() < n_toks {
+                let len = 2 + next(4);
+                let t: Vec<u8> = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+                if !toks.contains(&t) {
+                    toks.push(t);
+                }
+            }
+            // make the characters tokens often, at random ranks
+            for ch in ["é", "ж", "中"] {
+                let b = ch.as_bytes().to_vec();
+                if next(3) > 0 && !toks.contains(&b) {
+                    let at = next(toks.len() + 1);
+                    toks.insert(at, b.clone());
+                    // a two-byte sub-token (the prefix or the suffix), usually lower
+                    let sub = if next(2) == 0 { &b[..2] } else { &b[1..] };
+                    if b.len() == 3 && !toks.iter().any(|t| t == sub) {
+                        let pos = if next(4) == 0 {
+                            next(toks.len() + 1)
+                        } else {
+                            next(at + 1)
+                        };
+                        toks.insert(pos, sub.to_vec());
+                    }
+                }
+            }
+            let refs: Vec<&[u8]> = toks.iter().map(|t| t.as_slice()).collect();
+            let v = crate::vocab::test_vocab(&refs);
+            let pieces: Vec<Vec<u8>> = (0..60)
+                .map(|_| {
+                    let len = 1 + next(24);
+                    let mut p = vec![];
+                    while p.len() < len {
+                        match next(4) {
+                            0 => p.extend_from_slice("é".as_bytes()),
+                            1 => p.extend_from_slice("ж".as_bytes()),
+                            2 => p.extend_from_slice("中".as_bytes()),
+                            _ => p.push(alphabet[next(alphabet.len())]),
+                        }
+                    }
+                    p
+                })
+                .collect();
+            let (two, three) = check_equivalent(&v, &pieces);
+            seen = (seen.0 + two, seen.1 + three);
+        }
+        // both kinds were exercised
+        assert!(seen.0 > 500 && seen.1 > 200, "{seen:?}");
+    }
+}
