@@ -181,26 +181,47 @@ impl MergeTable {
         out.extend_from_slice(&ids[..len]);
     }
 
+    /// Heap merge of a long piece (see [`MergeTable::merge_ids_heap`]).
     fn merge_heap(&self, piece: &[u8], out: &mut Vec<u32>) {
+        let ids: Vec<u32> = piece.iter().map(|&b| self.byte_id(b)).collect();
+        self.merge_ids_heap(ids, out);
+    }
+
+    /// Merge the token sequence `ids` to its fixpoint and append the result to `out`:
+    /// `O(n log n)` with a heap (lazy invalidation) over a linked list. Heap entries are
+    /// packed `rank << 32 | position` keys in one `u64`, so that "lowest rank, leftmost
+    /// among equals" is one integer comparison (a position is the index of a part's first
+    /// element, increasing left to right).
+    pub(crate) fn merge_ids_heap(&self, mut ids: Vec<u32>, out: &mut Vec<u32>) {
         const NONE: u32 = u32::MAX;
-        let n = piece.len();
-        let mut ids: Vec<u32> = piece.iter().map(|&b| self.byte_id(b)).collect();
+        #[inline]
+        fn pack(rank: u32, pos: usize) -> Reverse<u64> {
+            Reverse(((rank as u64) << 32) | pos as u64)
+        }
+        let n = ids.len();
+        if n < 2 {
+            out.extend_from_slice(&ids);
+            return;
+        }
         let mut next: Vec<u32> = (1..=n as u32).collect();
         let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
         next[n - 1] = NONE;
         // rank/result of the pair starting at i (u32::MAX = none)
         let mut ranks = vec![u32::MAX; n];
         let mut res = vec![0u32; n];
-        let mut heap: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::with_capacity(n);
+        let mut initial: Vec<Reverse<u64>> = Vec::with_capacity(n);
         for i in 0..n - 1 {
             if let Some((r, t)) = self.get(ids[i], ids[i + 1]) {
                 ranks[i] = r;
                 res[i] = t;
-                heap.push(Reverse((r, i as u32)));
+                initial.push(pack(r, i));
             }
         }
-        while let Some(Reverse((r, i))) = heap.pop() {
-            let i = i as usize;
+        // Heapify in O(n) rather than n pushes.
+        let mut heap: BinaryHeap<Reverse<u64>> = BinaryHeap::from(initial);
+        while let Some(Reverse(key)) = heap.pop() {
+            let r = (key >> 32) as u32;
+            let i = key as u32 as usize;
             if ranks[i] != r {
                 continue; // stale
             }
@@ -215,7 +236,7 @@ impl MergeTable {
                     Some((r2, t2)) => {
                         ranks[i] = r2;
                         res[i] = t2;
-                        heap.push(Reverse((r2, i as u32)));
+                        heap.push(pack(r2, i));
                     }
                     None => ranks[i] = u32::MAX,
                 }
@@ -229,7 +250,7 @@ impl MergeTable {
                     Some((r2, t2)) => {
                         ranks[p] = r2;
                         res[p] = t2;
-                        heap.push(Reverse((r2, p as u32)));
+                        heap.push(pack(r2, p));
                     }
                     None => ranks[p] = u32::MAX,
                 }
@@ -364,6 +385,55 @@ mod proptests {
             let mut h = vec![];
             t.merge_heap(p, &mut h);
             prop_assert_eq!(&h, &expected);
+            if p.len() < LINEAR_MAX && p.len() > 1 {
+                let mut l = vec![];
+                t.merge_linear(p, &mut l);
+                prop_assert_eq!(&l, &expected);
+            }
+        }
+
+        /// Random HF merge lists (`from_merges`) over the alphabet `a b c space`, where a
+        /// merge whose concatenation already exists reuses that token (one token made by
+        /// two different merges, as HF's trainer does): the packed-key heap, the linear
+        /// scan, `encode_piece` and the naive reference agree on long random pieces.
+        #[test]
+        fn merge_lists_agree(
+            picks in proptest::collection::vec((0usize..64, 0usize..64), 1..60),
+            piece in "[abc ]{1,400}",
+        ) {
+            let mut toks: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+            let mut index: FxHashMap<Vec<u8>, u32> =
+                toks.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+            let mut usable: Vec<u32> = vec![b'a' as u32, b'b' as u32, b'c' as u32, b' ' as u32];
+            let mut merges = Vec::new();
+            for (x, y) in picks {
+                let (l, r) = (usable[x % usable.len()], usable[y % usable.len()]);
+                let mut cat = toks[l as usize].clone();
+                cat.extend_from_slice(&toks[r as usize]);
+                let id = match index.get(&cat) {
+                    Some(&id) => id,
+                    None => {
+                        let id = toks.len() as u32;
+                        toks.push(cat.clone());
+                        index.insert(cat, id);
+                        usable.push(id);
+                        id
+                    }
+                };
+                merges.push((l, r, id));
+            }
+            let pairs: Vec<(Vec<u8>, u32)> =
+                toks.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
+            let v = Vocab::from_pairs(pairs).unwrap();
+            let t = MergeTable::from_merges(&v, &merges);
+            let p = piece.as_bytes();
+            let expected = naive(&t, p);
+            let mut h = vec![];
+            t.merge_heap(p, &mut h);
+            prop_assert_eq!(&h, &expected);
+            let mut e = vec![];
+            t.encode_piece(p, &mut e).unwrap();
+            prop_assert_eq!(&e, &expected);
             if p.len() < LINEAR_MAX && p.len() > 1 {
                 let mut l = vec![];
                 t.merge_linear(p, &mut l);

@@ -19,33 +19,78 @@ use crate::bpe::MergeTable;
 use crate::error::{Error, Result};
 use crate::vocab::Vocab;
 
-/// Pieces up to this many bytes are cached (per thread), as HF caches words.
-const CACHE_MAX_PIECE: usize = 1024;
+/// Pieces up to this many bytes are cached whole (per thread), as HF caches words; longer
+/// ones are cut first and their parts cached (whole long lines rarely repeat and would
+/// fill the key arena, turning the cache over too often).
+const CACHE_MAX_PIECE: usize = 256;
 /// Pieces longer than this are first cut at safe points (see `inner_pairs`).
 const CUT_MIN_PIECE: usize = 64;
 /// With a two-level split, pieces longer than this are encoded in two levels.
 const TWO_LEVEL_MIN_PIECE: usize = 12;
-/// Entries per thread before the cache is cleared.
+/// Entries per generation of the per-thread cache (see [`PieceCache`]).
 const CACHE_CAPACITY: usize = 1 << 15;
 
 static NEXT_MODEL_ID: AtomicUsize = AtomicUsize::new(1);
 
-/// A per-thread cache of piece → ids for one model at a time. Keys and values live in two
-/// arenas so that filling and clearing the cache allocates nothing once warm.
+/// One generation of the cache. Keys and values live in two arenas so that filling and
+/// clearing a generation allocates nothing once warm.
 #[derive(Default)]
-pub(crate) struct PieceCache {
-    owner: usize,
+struct Generation {
     /// hash of the piece → (key offset, key length, ids offset, ids length)
     map: FxHashMap<u64, (u32, u32, u32, u32)>,
     keys: Vec<u8>,
     ids: Vec<u32>,
 }
 
-impl PieceCache {
+impl Generation {
     fn clear(&mut self) {
         self.map.clear();
         self.keys.clear();
         self.ids.clear();
+    }
+
+    fn is_full(&self) -> bool {
+        self.map.len() >= CACHE_CAPACITY || self.keys.len() > (CACHE_CAPACITY << 5)
+    }
+
+    /// The cached ids of `piece` (whose hash is `h`).
+    #[inline]
+    fn get(&self, h: u64, piece: &[u8]) -> Option<&[u32]> {
+        let &(k, kl, i, il) = self.map.get(&h)?;
+        if &self.keys[k as usize..(k + kl) as usize] == piece {
+            Some(&self.ids[i as usize..(i + il) as usize])
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    fn put(&mut self, h: u64, piece: &[u8], ids: &[u32]) {
+        let k = self.keys.len() as u32;
+        self.keys.extend_from_slice(piece);
+        let i = self.ids.len() as u32;
+        self.ids.extend_from_slice(ids);
+        self.map
+            .insert(h, (k, piece.len() as u32, i, ids.len() as u32));
+    }
+}
+
+/// A per-thread cache of piece → ids for one model at a time, in two generations: new
+/// entries go to the young one; when it is full, it becomes the old one (the previous old
+/// one is dropped) and a fresh young one starts. A hit in the old generation is copied
+/// back into the young one, so pieces in use survive every turnover (an approximation of
+/// LRU that never clears everything at once, unlike a single table cleared when full).
+#[derive(Default)]
+pub(crate) struct PieceCache {
+    owner: usize,
+    young: Generation,
+    old: Generation,
+}
+
+impl PieceCache {
+    fn clear(&mut self) {
+        self.young.clear();
+        self.old.clear();
     }
 
     /// Make the cache belong to `owner` (clearing it if it belonged to another model).
@@ -59,30 +104,44 @@ impl PieceCache {
 
     /// Append the cached ids of `piece` to `out`; `false` when it is not cached.
     #[inline]
-    pub(crate) fn lookup(&self, piece: &[u8], out: &mut Vec<u32>) -> bool {
+    pub(crate) fn lookup(&mut self, piece: &[u8], out: &mut Vec<u32>) -> bool {
         let h = piece_hash(piece);
-        if let Some(&(k, kl, i, il)) = self.map.get(&h) {
-            if &self.keys[k as usize..(k + kl) as usize] == piece {
-                out.extend_from_slice(&self.ids[i as usize..(i + il) as usize]);
-                return true;
-            }
+        if let Some(ids) = self.young.get(h, piece) {
+            out.extend_from_slice(ids);
+            return true;
+        }
+        if let Some(ids) = self.old.get(h, piece) {
+            let before = out.len();
+            out.extend_from_slice(ids);
+            self.put(h, piece, before, out);
+            return true;
         }
         false
     }
 
-    /// Remember `ids` for `piece` (clearing the cache first when it is full).
+    /// Remember `ids` for `piece`.
     #[inline]
     pub(crate) fn insert(&mut self, piece: &[u8], ids: &[u32]) {
-        if self.map.len() >= CACHE_CAPACITY || self.keys.len() > (CACHE_CAPACITY << 5) {
-            self.clear();
-        }
-        let k = self.keys.len() as u32;
-        self.keys.extend_from_slice(piece);
-        let i = self.ids.len() as u32;
-        self.ids.extend_from_slice(ids);
         let h = piece_hash(piece);
-        self.map
-            .insert(h, (k, piece.len() as u32, i, ids.len() as u32));
+        if self.young.is_full() {
+            self.turn_over();
+        }
+        self.young.put(h, piece, ids);
+    }
+
+    /// Copy `out[before..]` into the young generation as the ids of `piece`.
+    #[inline]
+    fn put(&mut self, h: u64, piece: &[u8], before: usize, out: &[u32]) {
+        if self.young.is_full() {
+            self.turn_over();
+        }
+        self.young.put(h, piece, &out[before..]);
+    }
+
+    /// The young generation becomes the old one; a fresh young one starts.
+    fn turn_over(&mut self) {
+        std::mem::swap(&mut self.young, &mut self.old);
+        self.young.clear();
     }
 }
 
@@ -750,5 +809,41 @@ impl BpeModel {
         out.push(id);
         lens.push(n);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn get(c: &mut PieceCache, piece: &[u8]) -> Option<Vec<u32>> {
+        let mut out = vec![7];
+        c.lookup(piece, &mut out).then(|| out[1..].to_vec())
+    }
+
+    #[test]
+    fn pieces_in_use_survive_turnovers() {
+        let mut c = PieceCache::default();
+        c.claim(1);
+        c.insert(b"hot", &[1, 2]);
+        // Fill several generations; `hot` is used now and then, so it is kept.
+        for i in 0..(CACHE_CAPACITY * 3) as u32 {
+            c.insert(format!("cold{i}").as_bytes(), &[i]);
+            if i % 1000 == 0 {
+                assert_eq!(get(&mut c, b"hot"), Some(vec![1, 2]), "{i}");
+            }
+        }
+        assert_eq!(get(&mut c, b"hot"), Some(vec![1, 2]));
+        // The oldest unused entries are gone, the newest are there.
+        assert_eq!(get(&mut c, b"cold0"), None);
+        let last = (CACHE_CAPACITY * 3 - 1) as u32;
+        assert_eq!(
+            get(&mut c, format!("cold{last}").as_bytes()),
+            Some(vec![last])
+        );
+        assert_eq!(get(&mut c, b"missing"), None);
+        // Another owner starts from an empty cache.
+        c.claim(2);
+        assert_eq!(get(&mut c, b"hot"), None);
     }
 }

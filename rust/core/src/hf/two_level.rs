@@ -52,8 +52,6 @@
 //! choice only affects speed: exactness rests on the validity check alone.
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap;
 
@@ -297,63 +295,9 @@ fn merge_tokens_linear(table: &MergeTable, toks: &mut Vec<u32>, start: usize) {
 }
 
 fn merge_tokens_heap(table: &MergeTable, toks: &mut Vec<u32>, start: usize) {
-    const NONE: u32 = u32::MAX;
-    let n = toks.len() - start;
-    let mut ids: Vec<u32> = toks[start..].to_vec();
-    let mut next: Vec<u32> = (1..=n as u32).collect();
-    let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
-    next[n - 1] = NONE;
-    let mut ranks = vec![u32::MAX; n];
-    let mut res = vec![0u32; n];
-    let mut heap: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::new();
-    for i in 0..n - 1 {
-        if let Some((r, t)) = table.get(ids[i], ids[i + 1]) {
-            ranks[i] = r;
-            res[i] = t;
-            heap.push(Reverse((r, i as u32)));
-        }
-    }
-    if heap.is_empty() {
-        return;
-    }
-    while let Some(Reverse((r, i))) = heap.pop() {
-        let i = i as usize;
-        if ranks[i] != r {
-            continue; // stale
-        }
-        let j = next[i] as usize;
-        ids[i] = res[i];
-        ranks[j] = u32::MAX;
-        let k = next[j];
-        next[i] = k;
-        ranks[i] = u32::MAX;
-        if k != NONE {
-            prev[k as usize] = i as u32;
-            if let Some((r2, t2)) = table.get(ids[i], ids[k as usize]) {
-                ranks[i] = r2;
-                res[i] = t2;
-                heap.push(Reverse((r2, i as u32)));
-            }
-        }
-        let p = prev[i];
-        if p != NONE {
-            let p = p as usize;
-            match table.get(ids[p], ids[i]) {
-                Some((r2, t2)) => {
-                    ranks[p] = r2;
-                    res[p] = t2;
-                    heap.push(Reverse((r2, p as u32)));
-                }
-                None => ranks[p] = u32::MAX,
-            }
-        }
-    }
+    let ids: Vec<u32> = toks[start..].to_vec();
     toks.truncate(start);
-    let mut i = 0u32;
-    while i != NONE {
-        toks.push(ids[i as usize]);
-        i = next[i as usize];
-    }
+    table.merge_ids_heap(ids, toks);
 }
 
 #[cfg(test)]
