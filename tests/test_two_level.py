@@ -79,8 +79,10 @@ def _pair(kind: str) -> tuple[supertok.Tokenizer, object]:
             [text], 3000, 0.7, pattern="recommended", show_progress=False
         )
     elif kind == "hf_stage1":
+        # transition=None inherits every merge HF made (fewer than 2400 - 256 when the
+        # fallback text is small, as on a clone without the shared corpus)
         tok = supertok.train_superbpe_from_iterator(
-            [text], 3000, 2400, inherit=_hf_stage1(2400), show_progress=False
+            [text], 3000, None, inherit=_hf_stage1(2400), show_progress=False
         )
     elif kind == "t0":
         tok = supertok.train_superbpe_from_iterator([text], 3000, 0, show_progress=False)
