@@ -123,14 +123,21 @@ impl MergeTable {
     }
 
     fn merge_linear(&self, piece: &[u8], out: &mut Vec<u32>) {
-        // ids[i] is the i-th part; ranks[i]/res[i] describe the pair (ids[i], ids[i+1]).
-        let n = piece.len();
         let mut ids: [u32; LINEAR_MAX] = [0; LINEAR_MAX];
-        let mut ranks: [u32; LINEAR_MAX] = [u32::MAX; LINEAR_MAX];
-        let mut res: [u32; LINEAR_MAX] = [0; LINEAR_MAX];
         for (i, &b) in piece.iter().enumerate() {
             ids[i] = self.byte_id(b);
         }
+        let len = self.merge_ids_linear(&mut ids, piece.len());
+        out.extend_from_slice(&ids[..len]);
+    }
+
+    /// Merge the token sequence `ids[..n]` (`2 <= n < LINEAR_MAX`) to its fixpoint in place
+    /// by linear scans over a small array (cache friendly); returns the new length.
+    pub(crate) fn merge_ids_linear(&self, ids: &mut [u32; LINEAR_MAX], n: usize) -> usize {
+        debug_assert!((2..LINEAR_MAX).contains(&n));
+        // ids[i] is the i-th part; ranks[i]/res[i] describe the pair (ids[i], ids[i+1]).
+        let mut ranks: [u32; LINEAR_MAX] = [u32::MAX; LINEAR_MAX];
+        let mut res: [u32; LINEAR_MAX] = [0; LINEAR_MAX];
         for i in 0..n - 1 {
             if let Some((r, t)) = self.get(ids[i], ids[i + 1]) {
                 ranks[i] = r;
@@ -178,7 +185,7 @@ impl MergeTable {
                 }
             }
         }
-        out.extend_from_slice(&ids[..len]);
+        len
     }
 
     /// Heap merge of a long piece (see [`MergeTable::merge_ids_heap`]).

@@ -225,79 +225,15 @@ pub fn merge_tokens(table: &MergeTable, toks: &mut Vec<u32>, start: usize) {
         return;
     }
     if n < LINEAR_MAX {
-        merge_tokens_linear(table, toks, start);
+        let mut ids: [u32; LINEAR_MAX] = [0; LINEAR_MAX];
+        ids[..n].copy_from_slice(&toks[start..]);
+        let len = table.merge_ids_linear(&mut ids, n);
+        toks.truncate(start);
+        toks.extend_from_slice(&ids[..len]);
     } else {
-        merge_tokens_heap(table, toks, start);
+        let ids = toks.split_off(start);
+        table.merge_ids_heap(ids, toks);
     }
-}
-
-fn merge_tokens_linear(table: &MergeTable, toks: &mut Vec<u32>, start: usize) {
-    let n = toks.len() - start;
-    debug_assert!(n < LINEAR_MAX);
-    // ids[i] is the i-th token; ranks[i]/res[i] describe the pair (ids[i], ids[i + 1])
-    let mut ids: [u32; LINEAR_MAX] = [0; LINEAR_MAX];
-    let mut ranks: [u32; LINEAR_MAX] = [u32::MAX; LINEAR_MAX];
-    let mut res: [u32; LINEAR_MAX] = [0; LINEAR_MAX];
-    ids[..n].copy_from_slice(&toks[start..]);
-    let mut any = false;
-    for i in 0..n - 1 {
-        if let Some((r, t)) = table.get(ids[i], ids[i + 1]) {
-            ranks[i] = r;
-            res[i] = t;
-            any = true;
-        }
-    }
-    if !any {
-        return;
-    }
-    let mut len = n;
-    loop {
-        let mut best = u32::MAX;
-        let mut at = usize::MAX;
-        for (i, &r) in ranks[..len - 1].iter().enumerate() {
-            if r < best {
-                best = r;
-                at = i;
-            }
-        }
-        if best == u32::MAX {
-            break;
-        }
-        ids[at] = res[at];
-        ids.copy_within(at + 2..len, at + 1);
-        ranks.copy_within(at + 2..len, at + 1);
-        res.copy_within(at + 2..len, at + 1);
-        len -= 1;
-        ranks[len - 1] = u32::MAX;
-        if at + 1 < len {
-            match table.get(ids[at], ids[at + 1]) {
-                Some((r, t)) => {
-                    ranks[at] = r;
-                    res[at] = t;
-                }
-                None => ranks[at] = u32::MAX,
-            }
-        } else {
-            ranks[at] = u32::MAX;
-        }
-        if at > 0 {
-            match table.get(ids[at - 1], ids[at]) {
-                Some((r, t)) => {
-                    ranks[at - 1] = r;
-                    res[at - 1] = t;
-                }
-                None => ranks[at - 1] = u32::MAX,
-            }
-        }
-    }
-    toks.truncate(start);
-    toks.extend_from_slice(&ids[..len]);
-}
-
-fn merge_tokens_heap(table: &MergeTable, toks: &mut Vec<u32>, start: usize) {
-    let ids: Vec<u32> = toks[start..].to_vec();
-    toks.truncate(start);
-    table.merge_ids_heap(ids, toks);
 }
 
 #[cfg(test)]
