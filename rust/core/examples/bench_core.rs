@@ -9,23 +9,8 @@ use std::time::Instant;
 use supertok_core::pretok::patterns;
 use supertok_core::CoreEncoding;
 
-/// CPU time of this thread (seconds): less sensitive than wall time to other processes
-/// competing for the cores.
-fn cpu_now() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clk: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: clock_gettime writes one Timespec, which we own.
-    unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.sec as f64 + ts.nsec as f64 * 1e-9
-}
+mod common;
+use common::thread_cpu;
 
 fn chunks(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -63,11 +48,11 @@ fn main() {
     let mode = std::env::var("MODE").unwrap_or_default();
     if mode == "build" {
         for _ in 0..3 {
-            let t = cpu_now();
+            let t = thread_cpu();
             let bt = supertok_core::backtrack::Backtrack::build(enc.vocab());
             println!(
                 "backtrack build {:.1} ms ({})",
-                (cpu_now() - t) * 1e3,
+                (thread_cpu() - t) * 1e3,
                 bt.is_some()
             );
         }
@@ -127,9 +112,9 @@ fn main() {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(3)
             {
-                let t = cpu_now();
+                let t = thread_cpu();
                 nt = enc.encode_ordinary(text).unwrap().len();
-                best = best.min(cpu_now() - t);
+                best = best.min(thread_cpu() - t);
             }
             println!(
                 "{name:16} {:8} bytes {nt:8} tokens {:8.1} MB/s {:6.1} ns/B",
@@ -209,7 +194,7 @@ fn main() {
         let mut npieces = 0;
         for _ in 0..5 {
             if mode != "enc" {
-                let t = cpu_now();
+                let t = thread_cpu();
                 let mut np = 0usize;
                 for d in &docs {
                     enc.pretokenizer()
@@ -220,13 +205,13 @@ fn main() {
                         .unwrap();
                 }
                 npieces = np;
-                best_lex = best_lex.min(cpu_now() - t);
+                best_lex = best_lex.min(thread_cpu() - t);
             }
             if mode != "lex" {
                 if std::env::var("CLEAR").is_ok() {
                     supertok_core::piece_cache::clear_thread();
                 }
-                let t = cpu_now();
+                let t = thread_cpu();
                 let mut nt = 0;
                 let mut out = Vec::new();
                 for d in &docs {
@@ -235,7 +220,7 @@ fn main() {
                     nt += out.len();
                 }
                 ntok = nt;
-                best_enc = best_enc.min(cpu_now() - t);
+                best_enc = best_enc.min(thread_cpu() - t);
             }
         }
         println!(

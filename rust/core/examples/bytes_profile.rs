@@ -9,22 +9,8 @@ use supertok_core::bytes::tree::{ByteTokenizer, ByteTree};
 use supertok_core::pretok::patterns;
 use supertok_core::CoreEncoding;
 
-/// CPU time of the calling thread in seconds (robust against other processes' load).
-fn thread_cpu() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clk: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec (Linux x86-64 layout: two i64).
-    unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.sec as f64 + ts.nsec as f64 * 1e-9
-}
+mod common;
+use common::thread_cpu;
 
 fn held_out(text: &str, n_bytes: usize) -> Vec<String> {
     let tail = &text[text.len() * 9 / 10..];

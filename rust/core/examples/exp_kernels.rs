@@ -5,22 +5,8 @@
 
 use supertok_core::bytes::math::{exp_sum, Isa, LogProb};
 
-/// CPU time of the calling thread in seconds (robust against other processes' load).
-fn thread_cpu() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clk: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec (Linux x86-64 layout: two i64).
-    unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.sec as f64 + ts.nsec as f64 * 1e-9
-}
+mod common;
+use common::thread_cpu;
 
 fn lcg(s: &mut u64) -> u64 {
     *s = s

@@ -1,0 +1,19 @@
+//! Helpers shared by the examples (not an example itself: no `main.rs`).
+
+/// CPU time of the calling thread in seconds: less sensitive than wall time to other
+/// processes competing for the cores.
+pub fn thread_cpu() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clk: i32, ts: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec, which we own (Linux x86-64 layout: two i64).
+    unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.sec as f64 + ts.nsec as f64 * 1e-9
+}
