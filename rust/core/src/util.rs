@@ -29,6 +29,17 @@ pub fn bytes_repr(b: &[u8]) -> String {
     s
 }
 
+/// Fast hash of a byte string (FxHash of the bytes and the length), for the per-thread
+/// piece caches and the replay part cache.
+#[inline]
+pub fn bytes_hash(b: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(b);
+    h.write_usize(b.len());
+    h.finish()
+}
+
 /// Length in bytes of the UTF-8 sequence introduced by `lead`, or 0 for a continuation /
 /// invalid lead byte.
 #[inline]

@@ -105,7 +105,7 @@ impl PieceCache {
     /// Append the cached ids of `piece` to `out`; `false` when it is not cached.
     #[inline]
     pub(crate) fn lookup(&mut self, piece: &[u8], out: &mut Vec<u32>) -> bool {
-        let h = piece_hash(piece);
+        let h = crate::util::bytes_hash(piece);
         if let Some(ids) = self.young.get(h, piece) {
             out.extend_from_slice(ids);
             return true;
@@ -122,7 +122,7 @@ impl PieceCache {
     /// Remember `ids` for `piece`.
     #[inline]
     pub(crate) fn insert(&mut self, piece: &[u8], ids: &[u32]) {
-        let h = piece_hash(piece);
+        let h = crate::util::bytes_hash(piece);
         if self.young.is_full() {
             self.turn_over();
         }
@@ -143,15 +143,6 @@ impl PieceCache {
         std::mem::swap(&mut self.young, &mut self.old);
         self.young.clear();
     }
-}
-
-#[inline]
-fn piece_hash(b: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = rustc_hash::FxHasher::default();
-    h.write(b);
-    h.write_usize(b.len());
-    h.finish()
 }
 
 /// A fresh id for a per-thread cache owner.

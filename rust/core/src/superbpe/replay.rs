@@ -301,7 +301,7 @@ impl ReplayTable {
                 sc.log = log;
                 continue;
             }
-            let h = part_hash(part);
+            let h = crate::util::bytes_hash(part);
             if let Some(&e) = cache.map.get(&h) {
                 let (k, kl) = (cache.entries[e as usize].key as usize, part.len());
                 if cache.keys.get(k..k + kl) == Some(part) {
@@ -442,15 +442,6 @@ pub struct ReplayScratch {
 const CACHE_MAX_PART: usize = 64;
 /// The cache is cleared when it holds this many parts.
 const CACHE_ENTRIES: usize = 1 << 20;
-
-#[inline]
-fn part_hash(b: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = rustc_hash::FxHasher::default();
-    h.write(b);
-    h.write_usize(b.len());
-    h.finish()
-}
 
 /// One cached part: where its bytes, ids and log are, and the total weight of the hits
 /// whose merge counts are not added yet.
