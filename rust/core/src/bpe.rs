@@ -271,6 +271,57 @@ impl MergeTable {
     }
 }
 
+/// Test support: byte tokens plus a random HF-style merge list over the alphabet
+/// `a b c space`. Each pick `(x, y)` merges two usable tokens (indices taken modulo their
+/// number); a merge whose concatenation already exists reuses that token (one token made
+/// by two different merges, as HF's trainer does). With `dedupe`, a pair is merged at most
+/// once; concatenations longer than `max_len` bytes are skipped.
+#[cfg(test)]
+pub(crate) fn random_merge_list(
+    picks: &[(usize, usize)],
+    dedupe: bool,
+    max_len: usize,
+) -> (Vocab, Vec<(u32, u32, u32)>) {
+    let mut toks: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+    let mut index: FxHashMap<Vec<u8>, u32> = toks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let mut usable: Vec<u32> = vec![b'a' as u32, b'b' as u32, b'c' as u32, b' ' as u32];
+    let mut merges = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for &(x, y) in picks {
+        let l = usable[x % usable.len()];
+        let r = usable[y % usable.len()];
+        if dedupe && !seen.insert((l, r)) {
+            continue;
+        }
+        let mut cat = toks[l as usize].clone();
+        cat.extend_from_slice(&toks[r as usize]);
+        if cat.len() > max_len {
+            continue;
+        }
+        let id = match index.get(&cat) {
+            Some(&id) => id,
+            None => {
+                let id = toks.len() as u32;
+                toks.push(cat.clone());
+                index.insert(cat, id);
+                usable.push(id);
+                id
+            }
+        };
+        merges.push((l, r, id));
+    }
+    let pairs: Vec<(Vec<u8>, u32)> = toks
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (t, i as u32))
+        .collect();
+    (Vocab::from_pairs(pairs).unwrap(), merges)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,30 +459,7 @@ mod proptests {
             picks in proptest::collection::vec((0usize..64, 0usize..64), 1..60),
             piece in "[abc ]{1,400}",
         ) {
-            let mut toks: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-            let mut index: FxHashMap<Vec<u8>, u32> =
-                toks.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
-            let mut usable: Vec<u32> = vec![b'a' as u32, b'b' as u32, b'c' as u32, b' ' as u32];
-            let mut merges = Vec::new();
-            for (x, y) in picks {
-                let (l, r) = (usable[x % usable.len()], usable[y % usable.len()]);
-                let mut cat = toks[l as usize].clone();
-                cat.extend_from_slice(&toks[r as usize]);
-                let id = match index.get(&cat) {
-                    Some(&id) => id,
-                    None => {
-                        let id = toks.len() as u32;
-                        toks.push(cat.clone());
-                        index.insert(cat, id);
-                        usable.push(id);
-                        id
-                    }
-                };
-                merges.push((l, r, id));
-            }
-            let pairs: Vec<(Vec<u8>, u32)> =
-                toks.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
-            let v = Vocab::from_pairs(pairs).unwrap();
+            let (v, merges) = random_merge_list(&picks, false, usize::MAX);
             let t = MergeTable::from_merges(&v, &merges);
             let p = piece.as_bytes();
             let expected = naive(&t, p);

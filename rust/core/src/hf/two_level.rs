@@ -241,48 +241,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Byte tokens plus merges built by concatenation; a merge whose output already exists
-    /// reuses that token (as HF's trainer does), so outputs may repeat.
+    /// Random merge lists (tokens of at most 12 bytes, each pair merged once).
     fn build(merge_picks: &[(usize, usize)]) -> (Vocab, Vec<(u32, u32, u32)>) {
-        let mut toks: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        let mut index: FxHashMap<Vec<u8>, u32> = toks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
-        // the alphabet of the tests: bytes a, b, c, space
-        let mut usable: Vec<u32> = vec![b'a' as u32, b'b' as u32, b'c' as u32, b' ' as u32];
-        let mut merges = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for &(x, y) in merge_picks {
-            let l = usable[x % usable.len()];
-            let r = usable[y % usable.len()];
-            if !seen.insert((l, r)) {
-                continue;
-            }
-            let mut cat = toks[l as usize].clone();
-            cat.extend_from_slice(&toks[r as usize]);
-            if cat.len() > 12 {
-                continue;
-            }
-            let id = match index.get(&cat) {
-                Some(&id) => id,
-                None => {
-                    let id = toks.len() as u32;
-                    toks.push(cat.clone());
-                    index.insert(cat, id);
-                    usable.push(id);
-                    id
-                }
-            };
-            merges.push((l, r, id));
-        }
-        let pairs: Vec<(Vec<u8>, u32)> = toks
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| (t, i as u32))
-            .collect();
-        (Vocab::from_pairs(pairs).unwrap(), merges)
+        crate::bpe::random_merge_list(merge_picks, true, 12)
     }
 
     #[test]
