@@ -113,7 +113,7 @@ impl PieceCache {
         if let Some(ids) = self.old.get(h, piece) {
             let before = out.len();
             out.extend_from_slice(ids);
-            self.put(h, piece, before, out);
+            self.put(h, piece, &out[before..]);
             return true;
         }
         false
@@ -122,20 +122,16 @@ impl PieceCache {
     /// Remember `ids` for `piece`.
     #[inline]
     pub(crate) fn insert(&mut self, piece: &[u8], ids: &[u32]) {
-        let h = crate::util::bytes_hash(piece);
+        self.put(crate::util::bytes_hash(piece), piece, ids);
+    }
+
+    /// Store `ids` for `piece` (whose hash is `h`) in the young generation.
+    #[inline]
+    fn put(&mut self, h: u64, piece: &[u8], ids: &[u32]) {
         if self.young.is_full() {
             self.turn_over();
         }
         self.young.put(h, piece, ids);
-    }
-
-    /// Copy `out[before..]` into the young generation as the ids of `piece`.
-    #[inline]
-    fn put(&mut self, h: u64, piece: &[u8], before: usize, out: &[u32]) {
-        if self.young.is_full() {
-            self.turn_over();
-        }
-        self.young.put(h, piece, &out[before..]);
     }
 
     /// The young generation becomes the old one; a fresh young one starts.
