@@ -39,6 +39,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::atomic_chars::AtomicChars;
 use crate::rank_bpe;
 use crate::vocab::Vocab;
 
@@ -210,7 +211,17 @@ impl Backtrack {
     /// Returns false (leaving `out` as it was) if the piece meets an unsupported token
     /// or the search fails (which the theory rules out); the caller then uses the heap
     /// merge.
-    pub fn encode_long(&self, vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> bool {
+    ///
+    /// `chars` (built from `vocab`) lets the chunked merge start atomic characters as one
+    /// part (see [`crate::atomic_chars`]; each chunk is merged on its own, so this is the
+    /// plain merge of the chunk).
+    pub fn encode_long(
+        &self,
+        vocab: &Vocab,
+        chars: Option<&AtomicChars>,
+        piece: &[u8],
+        out: &mut Vec<u32>,
+    ) -> bool {
         let mut seen = [0u64; 4];
         let mut distinct = 0u32;
         for &b in &piece[..piece.len().min(256)] {
@@ -224,7 +235,7 @@ impl Backtrack {
         let ok = if distinct <= BACKTRACK_DISTINCT {
             self.encode(vocab, piece, out)
         } else {
-            self.encode_chunked(vocab, piece, out)
+            self.encode_chunked(vocab, chars, piece, out)
         };
         if ok != Ok(true) {
             out.truncate(base);
@@ -239,7 +250,13 @@ impl Backtrack {
     /// merge output). A failed seam is repaired by re-merging a few tokens on each side
     /// and checking the two new seams; if that does not settle quickly (runs whose tokens
     /// are longer than a chunk), the whole piece goes to [`Backtrack::encode`].
-    pub fn encode_chunked(&self, vocab: &Vocab, piece: &[u8], out: &mut Vec<u32>) -> Step<bool> {
+    pub fn encode_chunked(
+        &self,
+        vocab: &Vocab,
+        chars: Option<&AtomicChars>,
+        piece: &[u8],
+        out: &mut Vec<u32>,
+    ) -> Step<bool> {
         let n = piece.len();
         let base = out.len();
         let mut tmp: Vec<u32> = Vec::with_capacity(CHUNK);
@@ -252,7 +269,7 @@ impl Backtrack {
                 cut -= 1;
             }
             tmp.clear();
-            if !rank_bpe::linear(vocab, None, &piece[pos..cut], &mut tmp, &mut |_, _| {}) {
+            if !rank_bpe::linear(vocab, chars, &piece[pos..cut], &mut tmp, &mut |_, _| {}) {
                 return Ok(false);
             }
             if out.len() == base || self.compatible(vocab, out[out.len() - 1], tmp[0])? {
@@ -278,7 +295,7 @@ impl Backtrack {
                 }
                 region.clear();
                 let span = &piece[pos - left..pos + right];
-                if !rank_bpe::linear(vocab, None, span, &mut region, &mut |_, _| {}) {
+                if !rank_bpe::linear(vocab, chars, span, &mut region, &mut |_, _| {}) {
                     return Ok(false);
                 }
                 let before = out.len() - r;
@@ -433,7 +450,7 @@ mod tests {
                 let expect = heap(&v, &piece);
                 assert_eq!(out, expect, "{:?}", String::from_utf8_lossy(&piece));
                 out.clear();
-                assert_eq!(bt.encode_chunked(&v, &piece, &mut out), Ok(true));
+                assert_eq!(bt.encode_chunked(&v, None, &piece, &mut out), Ok(true));
                 assert_eq!(out, expect, "{:?}", String::from_utf8_lossy(&piece));
             }
         }
@@ -446,7 +463,7 @@ mod tests {
             assert_eq!(bt.encode(&v, piece, &mut out), Ok(true));
             assert_eq!(out, heap(&v, piece));
             out.clear();
-            assert_eq!(bt.encode_chunked(&v, piece, &mut out), Ok(true));
+            assert_eq!(bt.encode_chunked(&v, None, piece, &mut out), Ok(true));
             assert_eq!(out, heap(&v, piece));
         }
     }
@@ -458,14 +475,14 @@ mod tests {
         let bt = Backtrack::build(&v).unwrap();
         let piece = b"abc".repeat(100);
         let mut out = vec![];
-        assert!(bt.encode_long(&v, &piece, &mut out));
+        assert!(bt.encode_long(&v, None, &piece, &mut out));
         assert_eq!(out, heap(&v, &piece));
         // BPE("abc"): ab (257), then ab + c = abc (256 < 257): not monotone, so a piece
         // that meets "abc" is refused (and `out` left untouched)
         let v = vocab(&[b"abc", b"ab"]);
         let bt = Backtrack::build(&v).unwrap();
         let mut out = vec![7];
-        assert!(!bt.encode_long(&v, &piece, &mut out));
+        assert!(!bt.encode_long(&v, None, &piece, &mut out));
         assert_eq!(out, vec![7]);
         let v2 = Vocab::from_pairs(vec![
             (b"a".to_vec(), 3),
@@ -532,7 +549,7 @@ mod tests {
                 assert_eq!(bt.encode(&v, piece, &mut a), Ok(true));
                 assert_eq!(a, expect, "{file} backtracking {text:?}");
                 let mut b = vec![];
-                assert_eq!(bt.encode_chunked(&v, piece, &mut b), Ok(true));
+                assert_eq!(bt.encode_chunked(&v, None, piece, &mut b), Ok(true));
                 assert_eq!(b, expect, "{file} chunked {text:?}");
             }
         }

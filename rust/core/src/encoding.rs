@@ -137,15 +137,15 @@ impl CoreEncoding {
 
     /// BPE-merge a piece without the whole-piece shortcut (tiktoken's `byte_pair_encode`).
     pub fn bpe_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        let chars = self.chars.get_or_init(|| AtomicChars::build(&self.vocab));
         if piece.len() >= BACKTRACK_MIN {
             let bt = self.backtrack.get_or_init(|| Backtrack::build(&self.vocab));
             if let Some(bt) = bt {
-                if bt.encode_long(&self.vocab, piece, out) {
+                if bt.encode_long(&self.vocab, Some(chars), piece, out) {
                     return Ok(());
                 }
             }
         }
-        let chars = self.chars.get_or_init(|| AtomicChars::build(&self.vocab));
         rank_bpe::encode_with_chars(&self.vocab, chars, piece, out)
     }
 
