@@ -21,6 +21,7 @@ pub mod encoding;
 pub mod error;
 pub mod formats;
 pub mod hf;
+pub mod merge_chars;
 pub mod mixture;
 pub mod piece_cache;
 pub mod piece_index;

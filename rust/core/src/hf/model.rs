@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
@@ -17,6 +18,7 @@ use super::json::{self, err, join};
 use super::two_level::TwoLevel;
 use crate::bpe::MergeTable;
 use crate::error::{Error, Result};
+use crate::merge_chars::MergeChars;
 use crate::vocab::Vocab;
 
 /// Pieces up to this many bytes are cached whole (per thread), as HF caches words; longer
@@ -25,6 +27,9 @@ use crate::vocab::Vocab;
 const CACHE_MAX_PIECE: usize = 256;
 /// Pieces longer than this are first cut at safe points (see `inner_pairs`).
 const CUT_MIN_PIECE: usize = 64;
+/// Uncached pieces up to this many bytes are merged whole; longer ones are cut first (see
+/// `inner_pairs`) so that their parts go through the cache.
+const MERGE_WHOLE_MAX: usize = 16;
 /// With a two-level split, pieces longer than this are encoded in two levels.
 const TWO_LEVEL_MIN_PIECE: usize = 12;
 /// Entries per generation of the per-thread cache (see [`PieceCache`]).
@@ -254,6 +259,9 @@ pub struct BpeModel {
     inner_pairs: Vec<u64>,
     /// Low/high split of the merges for vocabularies with superwords (`two_level`).
     two_level: Option<TwoLevel>,
+    /// Characters that start as one part when long pieces are merged (built on the first
+    /// long piece; see `merge_chars`).
+    chars: OnceLock<MergeChars>,
 }
 
 /// Leading and trailing counts of characters that `ByteLevel`'s `trim_offsets` strips.
@@ -412,6 +420,7 @@ impl BpeModel {
             cache_id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
             inner_pairs,
             two_level,
+            chars: OnceLock::new(),
         })
     }
 
@@ -731,8 +740,11 @@ impl BpeModel {
             Some(_) => TWO_LEVEL_MIN_PIECE,
             None => CUT_MIN_PIECE,
         };
-        if piece.len() <= short {
-            self.table.encode_piece(piece, out)?;
+        if piece.len() <= short.min(MERGE_WHOLE_MAX) {
+            self.merge_chars(piece, out)?;
+        } else if piece.len() <= short {
+            // cut where no token can span: the parts (words, mostly) hit the cache
+            self.encode_cut(piece, out)?;
         } else {
             self.encode_long(piece, out)?;
         }
@@ -751,21 +763,55 @@ impl BpeModel {
     }
 
     /// Cut `piece` where no token can span and encode the parts (each through the cache
-    /// when short); without a cut, merge the piece as a whole.
+    /// when short, merged from atomic characters); without a cut, merge the piece as a
+    /// whole.
     fn encode_cut(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
         let mut a = 0;
         for p in 1..piece.len() {
             let k = (piece[p - 1] as usize) << 8 | piece[p] as usize;
             if self.inner_pairs[k >> 6] & (1 << (k & 63)) == 0 {
-                self.encode_known(&piece[a..p], out)?;
+                self.encode_cut_part(&piece[a..p], out)?;
                 a = p;
             }
         }
         if a == 0 {
-            self.table.encode_piece(piece, out)
+            self.merge_chars(piece, out)
         } else {
-            self.encode_known(&piece[a..], out)
+            self.encode_cut_part(&piece[a..], out)
         }
+    }
+
+    /// [`BpeModel::encode_known`] for a part of a cut long piece.
+    fn encode_cut_part(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        if piece.len() > CACHE_MAX_PIECE {
+            return self.encode_long(piece, out);
+        }
+        if self.cache_lookup(piece, out) {
+            return Ok(());
+        }
+        let before = out.len();
+        if piece.len() <= CUT_MIN_PIECE {
+            self.merge_chars(piece, out)?;
+        } else {
+            self.encode_long(piece, out)?;
+        }
+        self.cache_insert(piece, &out[before..]);
+        Ok(())
+    }
+
+    /// BPE of `piece` (every byte has a token) starting its atomic characters as one part
+    /// (`merge_chars`): the same result as `self.table.encode_piece`, with fewer parts.
+    fn merge_chars(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        if piece.len() < 2 || !piece.iter().any(|&b| b >= 0xc2) {
+            return self.table.encode_piece(piece, out);
+        }
+        let chars = self
+            .chars
+            .get_or_init(|| MergeChars::build(&self.bytes, &self.table));
+        let start = out.len();
+        chars.initial_ids(&self.table, piece, out);
+        crate::merge_chars::merge_small(&self.table, out, start);
+        Ok(())
     }
 
     /// Append the cached ids of `piece`, if it is in the per-thread cache.
