@@ -6,16 +6,6 @@
 //! integer comparison, without touching the token data; longer tokens compare their
 //! tail against the vocabulary's byte buffer. Linear probing at a load factor ≤ 1/2.
 //! Pieces of one or two bytes are answered from a direct table without hashing.
-//!
-//! Most lookups hit a few thousand frequent tokens, yet the slot array is several MB
-//! (8 MB for o200k) and each probe misses the CPU's L2 cache. Tokens of 3 to 8 bytes
-//! therefore also sit in a small *hot* table in front of it: [`HOT_BUCKETS`] buckets of
-//! four slots (one cache line each, 256 KB in all), filled in id order, so that each
-//! bucket holds the lowest-id tokens that hash to it (for tiktoken vocabularies, ids are
-//! merge ranks and low ranks are frequent). A lookup reads one bucket; a bucket with a
-//! free slot never overflowed and so holds every token of 3 to 8 bytes that hashes to it,
-//! which answers misses too; only a query that hashes to a full bucket and is not in it
-//! goes on to the main table.
 
 /// An empty slot has `len == 0` (tokens are never empty).
 #[derive(Clone, Copy, Default)]
@@ -27,20 +17,6 @@ struct Slot {
 }
 
 const NONE: u32 = u32::MAX;
-
-/// Number of buckets of the hot table (a power of two; four 16-byte slots each).
-pub const HOT_BUCKETS: usize = 4096;
-/// Lengths of the tokens kept in the hot table.
-const HOT_LEN: std::ops::RangeInclusive<usize> = 3..=8;
-
-/// Outcome of a hot-table lookup.
-enum Hot {
-    Hit(u32),
-    /// Certainly not a token.
-    Absent,
-    /// Not in the hot table: ask the main table.
-    Unknown,
-}
 
 /// Index from token bytes to ids. Built once from `(bytes, id)`; see [`PieceIndex::get`].
 #[derive(Clone)]
@@ -55,9 +31,6 @@ pub struct PieceIndex {
     /// answering most lookups of non-tokens without touching the slot array.
     bloom: Box<[u64]>,
     bloom_mask: u64,
-    /// The hot table (see the module docs): bucket `hv >> hot_shift`.
-    hot: Box<[[Slot; 4]]>,
-    hot_shift: u32,
 }
 
 impl std::fmt::Debug for PieceIndex {
@@ -206,11 +179,6 @@ impl PieceIndex {
         let bloom_bits = (count.max(64) * 10).next_power_of_two();
         let bloom_mask = (bloom_bits / 64) as u64 - 1;
         let mut bloom = vec![0u64; bloom_bits / 64].into_boxed_slice();
-        let mut hot = vec![[Slot::default(); 4]; HOT_BUCKETS].into_boxed_slice();
-        let hot_shift = 64 - HOT_BUCKETS.trailing_zeros();
-        // ids in increasing order, so that each bucket keeps its lowest ids
-        let mut ids: Vec<u32> = ids.collect();
-        ids.sort_unstable();
         for id in ids {
             let b = bytes_of(id);
             let n = b.len();
@@ -231,13 +199,6 @@ impl PieceIndex {
                     match n {
                         1 => short[b[0] as usize] = id,
                         2 => short[256 + ((b[0] as usize) << 8 | b[1] as usize)] = id,
-                        _ if HOT_LEN.contains(&n) => {
-                            let bucket = &mut hot[(hv >> hot_shift) as usize];
-                            // a full bucket keeps its four tokens and answers only hits
-                            if let Some(free) = bucket.iter_mut().find(|s| s.len == 0) {
-                                *free = slots[i];
-                            }
-                        }
                         _ => {}
                     }
                     break;
@@ -258,8 +219,6 @@ impl PieceIndex {
                 short,
                 bloom,
                 bloom_mask,
-                hot,
-                hot_shift,
             },
             dup,
         )
@@ -279,36 +238,10 @@ impl PieceIndex {
         let h = head(piece);
         let t = if n > 8 { tail(piece) } else { 0 };
         let hv = hash(h, t, n);
-        if n <= 8 {
-            match self.hot(hv, h, n) {
-                Hot::Hit(id) => return Some(id),
-                Hot::Absent => return None,
-                Hot::Unknown => {}
-            }
-        }
         if !self.maybe(hv) {
             return None;
         }
         self.probe(hv, h, n, piece, bytes_of)
-    }
-
-    /// Look `h` (the head of a query of `n` bytes, `3 <= n <= 8`, hash `hv`) up in the
-    /// hot table.
-    #[inline(always)]
-    fn hot(&self, hv: u64, h: u64, n: usize) -> Hot {
-        let b = &self.hot[(hv >> self.hot_shift) as usize];
-        for s in b {
-            if s.head == h && s.len as usize == n {
-                return Hot::Hit(s.id);
-            }
-        }
-        // a free slot: the bucket never overflowed, so it holds every token of 3 to 8
-        // bytes that hashes to it
-        if b[3].len == 0 {
-            Hot::Absent
-        } else {
-            Hot::Unknown
-        }
     }
 
     #[inline(always)]
@@ -351,13 +284,6 @@ impl PieceIndex {
         let h = head_concat(a, b);
         let t = if n > 8 { tail_concat(a, b) } else { 0 };
         let hv = hash(h, t, n);
-        if n <= 8 {
-            match self.hot(hv, h, n) {
-                Hot::Hit(id) => return Some(id),
-                Hot::Absent => return None,
-                Hot::Unknown => {}
-            }
-        }
         if !self.maybe(hv) {
             return None;
         }
@@ -403,9 +329,8 @@ impl PieceIndex {
         }
         let h = head(piece);
         let t = if n > 8 { tail(piece) } else { 0 };
-        let hv = hash(h, t, n);
         let mask = self.slots.len() - 1;
-        let mut i = (hv >> self.shift) as usize;
+        let mut i = (hash(h, t, n) >> self.shift) as usize;
         loop {
             let s = &self.slots[i];
             if s.len as usize == n && s.head == h && (n <= 8 || same_tail(bytes_of(s.id), piece)) {
@@ -422,49 +347,6 @@ impl PieceIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Enough tokens to overflow most hot buckets, and as many absent queries of the same
-    /// lengths: every lookup path agrees with a `HashMap`.
-    #[test]
-    fn hot_table_overflow_and_absent() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        let mut toks: Vec<Vec<u8>> = Vec::new();
-        let mut seen = std::collections::HashMap::new();
-        while toks.len() < 40_000 {
-            let n = 1 + (rnd() % 12) as usize;
-            // a small alphabet (with NUL) makes zero-padded heads collide across lengths
-            let t: Vec<u8> = (0..n).map(|_| b"\0ab"[(rnd() % 3) as usize]).collect();
-            if !seen.contains_key(&t) {
-                seen.insert(t.clone(), toks.len() as u32);
-                toks.push(t);
-            }
-            if seen.len() > 30_000 {
-                break;
-            }
-        }
-        let bytes_of = |id: u32| toks[id as usize].as_slice();
-        let (ix, dup) = PieceIndex::build(0..toks.len() as u32, toks.len(), bytes_of);
-        assert!(dup.is_none());
-        for _ in 0..200_000 {
-            let n = 1 + (rnd() % 14) as usize;
-            let q: Vec<u8> = (0..n).map(|_| b"\0abc"[(rnd() % 4) as usize]).collect();
-            let want = seen.get(&q).copied();
-            assert_eq!(ix.get(&q, bytes_of), want, "{q:?}");
-            assert_eq!(ix.get_filtered(&q, bytes_of), want, "{q:?}");
-            if n > 1 {
-                let k = 1 + (rnd() as usize % (n - 1));
-                assert_eq!(ix.get_concat(&q[..k], &q[k..], bytes_of), want, "{q:?}");
-            }
-        }
-        let full = ix.hot.iter().filter(|b| b[3].len != 0).count();
-        assert!(full > 0 && full < ix.hot.len(), "{full}");
-    }
 
     #[test]
     fn concat_lookup_equals_plain_lookup() {
