@@ -816,7 +816,27 @@ impl Trainer {
         self.new_pos.clear();
         // Occurrences in ascending position order: left to right within each pretoken, so
         // overlapping runs (`aaaa`) merge exactly like a left-to-right scan.
-        for idx in off..off + len {
+        // The positions are scattered over arrays much larger than the caches: prefetch the
+        // records of the occurrence `PF` entries ahead, and its pretoken's count `PF / 2`
+        // ahead (its pretoken index was prefetched by then).
+        const PF: usize = 16;
+        let end = off + len;
+        for idx in off..end {
+            if idx + PF < end {
+                let p = self.arena[idx + PF] as usize;
+                if p < self.syms.len() {
+                    crate::util::prefetch(self.syms.as_ptr().wrapping_add(p));
+                    crate::util::prefetch(self.next.as_ptr().wrapping_add(p));
+                    crate::util::prefetch(self.prev.as_ptr().wrapping_add(p));
+                    crate::util::prefetch(self.word_of.as_ptr().wrapping_add(p));
+                }
+            }
+            if idx + PF / 2 < end {
+                let p = self.arena[idx + PF / 2] as usize;
+                if let Some(&w) = self.word_of.get(p) {
+                    crate::util::prefetch(self.wcount.as_ptr().wrapping_add(w as usize));
+                }
+            }
             let p = self.arena[idx] as usize;
             if self.syms[p] != a {
                 continue; // stale: absorbed or already merged
