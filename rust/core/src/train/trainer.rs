@@ -882,6 +882,7 @@ impl Trainer {
         }
         // Apply the aggregated deltas: one lookup per distinct pair.
         let mut delta = std::mem::take(&mut self.delta);
+        let used = delta.len();
         for (k, d) in delta.drain() {
             if d == 0 {
                 continue;
@@ -914,6 +915,11 @@ impl Trainer {
                     }
                 }
             }
+        }
+        // A draining pass visits the whole table: after an unusually big step, do not keep
+        // its capacity for all the small ones that follow.
+        if delta.capacity() > 4096 && delta.capacity() > 16 * used {
+            delta = FxHashMap::default();
         }
         self.delta = delta;
         // The merged pair is gone everywhere.
