@@ -71,19 +71,6 @@ pub fn release_free_memory() {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repr_matches_python() {
-        assert_eq!(bytes_repr(b"abc"), "b'abc'");
-        assert_eq!(bytes_repr(b"a'b"), "b\"a'b\"");
-        assert_eq!(bytes_repr(b"\x00\xff\n"), "b'\\x00\\xff\\n'");
-        assert_eq!(bytes_repr(b"a'\"b"), "b'a\\'\"b'");
-    }
-}
-
 /// Hint the CPU to fetch the cache line holding `*p` (no effect on other architectures).
 /// Only a hint: it never faults and has no observable effect, whatever the address.
 #[inline(always)]
@@ -95,4 +82,17 @@ pub fn prefetch<T>(p: *const T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repr_matches_python() {
+        assert_eq!(bytes_repr(b"abc"), "b'abc'");
+        assert_eq!(bytes_repr(b"a'b"), "b\"a'b\"");
+        assert_eq!(bytes_repr(b"\x00\xff\n"), "b'\\x00\\xff\\n'");
+        assert_eq!(bytes_repr(b"a'\"b"), "b'a\\'\"b'");
+    }
 }
