@@ -302,9 +302,13 @@ impl ReplayTable {
                 continue;
             }
             let h = crate::util::bytes_hash(part);
-            if let Some(en) = cache.map.get_mut(&h) {
-                if en.key_matches(part, &cache.keys) {
-                    out.extend_from_slice(en.ids(&cache.ids));
+            if let Some(&e) = cache.map.get(&h) {
+                let (k, kl) = (cache.entries[e as usize].key as usize, part.len());
+                if cache.keys.get(k..k + kl) == Some(part) {
+                    let en = &mut cache.entries[e as usize];
+                    out.extend_from_slice(
+                        &cache.ids[en.ids as usize..(en.ids + en.n_ids) as usize],
+                    );
                     // The merge counts of a hit are added when the cache is flushed.
                     en.hits = en.hits.wrapping_add(weight);
                     continue;
@@ -318,12 +322,19 @@ impl ReplayTable {
                 cache.flush(counts);
                 cache.clear();
             }
-            let entry = CacheEntry::new(part, &out[before..], cache, &log);
+            let entry = CacheEntry {
+                key: cache.keys.len() as u32,
+                ids: cache.ids.len() as u32,
+                n_ids: (out.len() - before) as u32,
+                log: cache.logs.len() as u32,
+                n_log: log.len() as u32,
+                hits: 0,
+            };
+            cache.keys.extend_from_slice(part);
+            cache.ids.extend_from_slice(&out[before..]);
             cache.logs.extend_from_slice(&log);
-            if let Some(old) = cache.map.insert(h, entry) {
-                // A different part with the same hash: count its pending hits now.
-                cache.add_hits(&old, counts);
-            }
+            cache.map.insert(h, cache.entries.len() as u32);
+            cache.entries.push(entry);
             sc.log = log;
         }
     }
@@ -432,83 +443,16 @@ const CACHE_MAX_PART: usize = 64;
 /// The cache is cleared when it holds this many parts.
 const CACHE_ENTRIES: usize = 1 << 20;
 
-/// Parts of at most this many bytes keep their bytes in the entry itself.
-const INLINE_KEY: usize = 16;
-/// Parts of at most this many tokens keep their ids in the entry itself.
-const INLINE_IDS: usize = 4;
-
-/// One cached part (one cache line): its bytes and token ids (inline when short, else in
-/// the cache's arrays), where its log is, and the total weight of the hits whose merge
-/// counts are not added yet.
+/// One cached part: where its bytes, ids and log are, and the total weight of the hits
+/// whose merge counts are not added yet.
 #[derive(Clone, Copy)]
-#[repr(C, align(64))]
 struct CacheEntry {
-    key_inline: [u8; INLINE_KEY],
-    ids_inline: [u32; INLINE_IDS],
-    /// Start of the bytes in `PartCache::keys` (long parts only).
     key: u32,
-    key_len: u32,
-    /// Start of the ids in `PartCache::ids` (parts of many tokens only).
     ids: u32,
     n_ids: u32,
     log: u32,
     n_log: u32,
     hits: u64,
-}
-
-impl CacheEntry {
-    /// The entry of `part`, replayed to `ids` with merge log `log` (which the caller appends
-    /// to `cache.logs`); long keys and id lists are appended to the cache's arrays.
-    fn new(part: &[u8], ids: &[u32], cache: &mut PartCache, log: &[(u32, u32)]) -> Self {
-        let mut e = CacheEntry {
-            key_inline: [0; INLINE_KEY],
-            ids_inline: [0; INLINE_IDS],
-            key: 0,
-            key_len: part.len() as u32,
-            ids: 0,
-            n_ids: ids.len() as u32,
-            log: cache.logs.len() as u32,
-            n_log: log.len() as u32,
-            hits: 0,
-        };
-        if part.len() <= INLINE_KEY {
-            e.key_inline[..part.len()].copy_from_slice(part);
-        } else {
-            e.key = cache.keys.len() as u32;
-            cache.keys.extend_from_slice(part);
-        }
-        if ids.len() <= INLINE_IDS {
-            e.ids_inline[..ids.len()].copy_from_slice(ids);
-        } else {
-            e.ids = cache.ids.len() as u32;
-            cache.ids.extend_from_slice(ids);
-        }
-        e
-    }
-
-    #[inline]
-    fn key_matches(&self, part: &[u8], keys: &[u8]) -> bool {
-        if self.key_len as usize != part.len() {
-            return false;
-        }
-        if part.len() <= INLINE_KEY {
-            self.key_inline[..part.len()] == *part
-        } else {
-            let k = self.key as usize;
-            keys.get(k..k + part.len()) == Some(part)
-        }
-    }
-
-    #[inline]
-    fn ids<'a>(&'a self, ids: &'a [u32]) -> &'a [u32] {
-        let n = self.n_ids as usize;
-        if n <= INLINE_IDS {
-            &self.ids_inline[..n]
-        } else {
-            let i = self.ids as usize;
-            &ids[i..i + n]
-        }
-    }
 }
 
 /// Replayed short parts: part bytes → its token ids and its `(rank, occurrences)` log.
@@ -519,11 +463,10 @@ impl CacheEntry {
 /// called once more when done), one pass over each entry's log instead of one per hit.
 #[derive(Default)]
 pub struct PartCache {
-    /// hash → entry
-    map: FxHashMap<u64, CacheEntry>,
-    /// Bytes of the parts longer than [`INLINE_KEY`].
+    /// hash → entry index
+    map: FxHashMap<u64, u32>,
+    entries: Vec<CacheEntry>,
     keys: Vec<u8>,
-    /// Ids of the parts of more than [`INLINE_IDS`] tokens.
     ids: Vec<u32>,
     logs: Vec<(u32, u32)>,
 }
@@ -531,6 +474,7 @@ pub struct PartCache {
 impl PartCache {
     fn clear(&mut self) {
         self.map.clear();
+        self.entries.clear();
         self.keys.clear();
         self.ids.clear();
         self.logs.clear();
@@ -539,24 +483,15 @@ impl PartCache {
     /// Add the merge counts of the hits so far to `counts` (indexed by rank; weights ×
     /// occurrences, wrapping like the counts themselves) and reset the hit weights.
     pub fn flush(&mut self, counts: &mut [u64]) {
-        for e in self.map.values_mut() {
-            Self::add_log(&self.logs, e, counts);
+        for e in self.entries.iter_mut() {
+            if e.hits == 0 {
+                continue;
+            }
+            for &(q, occ) in &self.logs[e.log as usize..(e.log + e.n_log) as usize] {
+                let c = &mut counts[q as usize];
+                *c = c.wrapping_add((occ as u64).wrapping_mul(e.hits));
+            }
             e.hits = 0;
-        }
-    }
-
-    /// Add the merge counts of `e`'s pending hits to `counts`.
-    fn add_hits(&self, e: &CacheEntry, counts: &mut [u64]) {
-        Self::add_log(&self.logs, e, counts);
-    }
-
-    fn add_log(logs: &[(u32, u32)], e: &CacheEntry, counts: &mut [u64]) {
-        if e.hits == 0 {
-            return;
-        }
-        for &(q, occ) in &logs[e.log as usize..(e.log + e.n_log) as usize] {
-            let c = &mut counts[q as usize];
-            *c = c.wrapping_add((occ as u64).wrapping_mul(e.hits));
         }
     }
 }
