@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 use super::bytelevel;
 use super::json::{self, err, join};
 use super::two_level::TwoLevel;
-use crate::bpe::MergeTable;
+use crate::atomic_chars::AtomicChars;
+use crate::bpe::{MergeTable, LINEAR_MAX};
 use crate::error::{Error, Result};
 use crate::vocab::Vocab;
 
@@ -254,6 +255,12 @@ pub struct BpeModel {
     inner_pairs: Vec<u64>,
     /// Low/high split of the merges for vocabularies with superwords (`two_level`).
     two_level: Option<TwoLevel>,
+    /// Two- and three-byte characters that may start the merge as one part (see
+    /// [`crate::atomic_chars`], "HF merge lists").
+    chars: AtomicChars,
+    /// Whether every byte has a token (always so in a byte-level vocabulary): then no piece
+    /// needs the unknown-byte path.
+    all_bytes: bool,
 }
 
 /// Leading and trailing counts of characters that `ByteLevel`'s `trim_offsets` strips.
@@ -384,6 +391,8 @@ impl BpeModel {
             }
         }
         let two_level = TwoLevel::for_model(&bytes, &pairs);
+        let chars = AtomicChars::from_merges(&bytes, &table);
+        let all_bytes = (0..=255u8).all(|b| bytes.byte_id(b).is_some());
         let unk_id = unk_token.as_ref().and_then(|u| names.get(u));
         let trims = (0..slots as u32)
             .map(|id| {
@@ -412,6 +421,8 @@ impl BpeModel {
             cache_id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
             inner_pairs,
             two_level,
+            chars,
+            all_bytes,
         })
     }
 
@@ -661,7 +672,7 @@ impl BpeModel {
             }
         }
         let start = out.len();
-        if piece.iter().all(|&b| self.bytes.byte_id(b).is_some()) {
+        if self.all_bytes || piece.iter().all(|&b| self.bytes.byte_id(b).is_some()) {
             self.encode_known(piece, out)?;
         } else {
             // Bytes without a token never merge: encode the runs between them separately;
@@ -732,7 +743,7 @@ impl BpeModel {
             None => CUT_MIN_PIECE,
         };
         if piece.len() <= short {
-            self.table.encode_piece(piece, out)?;
+            self.merge(piece, out);
         } else {
             self.encode_long(piece, out)?;
         }
@@ -762,10 +773,58 @@ impl BpeModel {
             }
         }
         if a == 0 {
-            self.table.encode_piece(piece, out)
+            self.merge(piece, out);
+            Ok(())
         } else {
             self.encode_known(&piece[a..], out)
         }
+    }
+
+    /// BPE of a piece whose bytes all have tokens (no cache, no cuts): the characters that
+    /// provably become one token before their bytes merge with a neighbour start as that
+    /// token ([`AtomicChars::at`]), the rest as single bytes; then the merge table runs to
+    /// its fixpoint (linear scan for short sequences, heap for long ones).
+    fn merge(&self, piece: &[u8], out: &mut Vec<u32>) {
+        let mut ids = [0u32; LINEAR_MAX];
+        let mut n = 0;
+        let mut i = 0;
+        while i < piece.len() {
+            let b = piece[i];
+            let (len, id) = if b >= 0xc2 {
+                self.chars
+                    .at(piece, i)
+                    .unwrap_or((1, self.table.byte_id(b)))
+            } else {
+                (1, self.table.byte_id(b))
+            };
+            if n + 1 == LINEAR_MAX {
+                return self.merge_heap(piece, &ids[..n], i, out);
+            }
+            ids[n] = id;
+            n += 1;
+            i += len;
+        }
+        if n >= 2 {
+            n = self.table.merge_ids_linear(&mut ids, n);
+        }
+        out.extend_from_slice(&ids[..n]);
+    }
+
+    /// [`BpeModel::merge`] for a piece of `LINEAR_MAX` parts or more: `head` holds the
+    /// parts of `piece[..i]`.
+    #[cold]
+    fn merge_heap(&self, piece: &[u8], head: &[u32], mut i: usize, out: &mut Vec<u32>) {
+        let mut ids = head.to_vec();
+        while i < piece.len() {
+            let b = piece[i];
+            let (len, id) = self
+                .chars
+                .at(piece, i)
+                .unwrap_or((1, self.table.byte_id(b)));
+            ids.push(id);
+            i += len;
+        }
+        self.table.merge_ids_heap(ids, out);
     }
 
     /// Append the cached ids of `piece`, if it is in the per-thread cache.
