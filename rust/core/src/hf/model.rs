@@ -662,8 +662,9 @@ impl BpeModel {
         if piece.is_empty() {
             return Ok(());
         }
-        if self.ignore_merges {
-            if let Some(id) = self.bytes.get(piece) {
+        // (The Bloom filter answers most non-tokens without touching the index's slots.)
+        if self.ignore_merges && piece.len() <= self.bytes.max_token_len() {
+            if let Some(id) = self.bytes.get_filtered(piece) {
                 out.push(id);
                 if let Some(l) = lens {
                     l.push(piece.len() as u32);
