@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
+use super::atomic_pairs::AtomicPairs;
 use super::bytelevel;
 use super::json::{self, err, join};
 use super::two_level::TwoLevel;
@@ -258,6 +259,8 @@ pub struct BpeModel {
     /// Two- and three-byte characters that may start the merge as one part (see
     /// [`crate::atomic_chars`], "HF merge lists").
     chars: AtomicChars,
+    /// Byte pairs that may start the merge as one part (see [`super::atomic_pairs`]).
+    pairs: AtomicPairs,
     /// Whether every byte has a token (always so in a byte-level vocabulary): then no piece
     /// needs the unknown-byte path.
     all_bytes: bool,
@@ -392,6 +395,7 @@ impl BpeModel {
         }
         let two_level = TwoLevel::for_model(&bytes, &pairs);
         let chars = AtomicChars::from_merges(&bytes, &table);
+        let atomic_pairs = AtomicPairs::new(&bytes, &table);
         let all_bytes = (0..=255u8).all(|b| bytes.byte_id(b).is_some());
         let unk_id = unk_token.as_ref().and_then(|u| names.get(u));
         let trims = (0..slots as u32)
@@ -422,6 +426,7 @@ impl BpeModel {
             inner_pairs,
             two_level,
             chars,
+            pairs: atomic_pairs,
             all_bytes,
         })
     }
@@ -781,23 +786,17 @@ impl BpeModel {
         }
     }
 
-    /// BPE of a piece whose bytes all have tokens (no cache, no cuts): the characters that
-    /// provably become one token before their bytes merge with a neighbour start as that
-    /// token ([`AtomicChars::at`]), the rest as single bytes; then the merge table runs to
-    /// its fixpoint (linear scan for short sequences, heap for long ones).
+    /// BPE of a piece whose bytes all have tokens (no cache, no cuts): the characters and
+    /// byte pairs that provably become one token before their bytes merge with a neighbour
+    /// start as that token ([`AtomicChars::at`], [`AtomicPairs::at`]), the rest as single
+    /// bytes; then the merge table runs to its fixpoint (linear scan for short sequences,
+    /// heap for long ones).
     fn merge(&self, piece: &[u8], out: &mut Vec<u32>) {
         let mut ids = [0u32; LINEAR_MAX];
         let mut n = 0;
         let mut i = 0;
         while i < piece.len() {
-            let b = piece[i];
-            let (len, id) = if b >= 0xc2 {
-                self.chars
-                    .at(piece, i)
-                    .unwrap_or((1, self.table.byte_id(b)))
-            } else {
-                (1, self.table.byte_id(b))
-            };
+            let (len, id) = self.part_at(piece, i);
             if n + 1 == LINEAR_MAX {
                 return self.merge_heap(piece, &ids[..n], i, out);
             }
@@ -811,17 +810,28 @@ impl BpeModel {
         out.extend_from_slice(&ids[..n]);
     }
 
+    /// The first part of `piece[i..]` for [`BpeModel::merge`]: its length and id.
+    #[inline(always)]
+    fn part_at(&self, piece: &[u8], i: usize) -> (usize, u32) {
+        let b = piece[i];
+        if b >= 0xc2 {
+            if let Some(c) = self.chars.at(piece, i) {
+                return c;
+            }
+        }
+        match self.pairs.at(piece, i) {
+            Some(id) => (2, id),
+            None => (1, self.table.byte_id(b)),
+        }
+    }
+
     /// [`BpeModel::merge`] for a piece of `LINEAR_MAX` parts or more: `head` holds the
     /// parts of `piece[..i]`.
     #[cold]
     fn merge_heap(&self, piece: &[u8], head: &[u32], mut i: usize, out: &mut Vec<u32>) {
         let mut ids = head.to_vec();
         while i < piece.len() {
-            let b = piece[i];
-            let (len, id) = self
-                .chars
-                .at(piece, i)
-                .unwrap_or((1, self.table.byte_id(b)));
+            let (len, id) = self.part_at(piece, i);
             ids.push(id);
             i += len;
         }
