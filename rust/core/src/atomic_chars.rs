@@ -230,8 +230,9 @@ fn solo_max_rank(table: &MergeTable, c: &[u8], id: u32) -> Option<u32> {
         let mut best: Option<(u32, usize, u32)> = None;
         for (i, w) in parts.windows(2).enumerate() {
             if let Some((rank, res)) = table.get(w[0], w[1]) {
-                if best.map_or(true, |(r, _, _)| rank < r) {
-                    best = Some((rank, i, res));
+                match best {
+                    Some((r, _, _)) if r <= rank => {}
+                    _ => best = Some((rank, i, res)),
                 }
             }
         }
