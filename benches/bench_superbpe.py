@@ -3,6 +3,7 @@ HF ``tokenizers`` on the same tokenizer.json.
 
     python benches/bench_superbpe.py              # writes the "superbpe" section of BENCHMARKS.md
     python benches/bench_superbpe.py --quick      # 1 round, small vocab, nothing written
+    python benches/bench_superbpe.py --train-only # the training table only, nothing written
 
 Training: every run is its own subprocess (so peak RSS = VmHWM is its own), trainers
 interleaved round by round, median of >= 3 rounds. Data: the first 90 % of en.txt (cut at a
@@ -63,23 +64,26 @@ def _peak_rss_mb() -> float:
 
 
 def worker(name: str, path: str, vocab: int, out: str) -> None:
+    """Train once and print time / CPU / peak RSS as JSON (saving the tokenizer for the
+    encode part is not timed: the BPE baseline does not save either)."""
     import supertok
 
     t0 = time.perf_counter()
     c0 = time.process_time()
     if name == "bpe":
         enc = supertok.train(path, vocab, threads=THREADS, show_progress=False)
+        el, cpu = time.perf_counter() - t0, time.process_time() - c0
         del enc
     elif name == "bpe-paper":
         tok = supertok.train_superbpe(path, vocab, 1.0, threads=THREADS, show_progress=False)
+        el, cpu = time.perf_counter() - t0, time.process_time() - c0
         tok.save(out + ".bpe-paper.json")
     elif name == "superbpe":
         tok = supertok.train_superbpe(path, vocab, 0.8, threads=THREADS, show_progress=False)
+        el, cpu = time.perf_counter() - t0, time.process_time() - c0
         tok.save(out)
     else:
         raise SystemExit(f"unknown trainer {name}")
-    el = time.perf_counter() - t0
-    cpu = time.process_time() - c0
     print(json.dumps({"time": el, "cpu": cpu, "rss": _peak_rss_mb()}))
 
 
@@ -196,6 +200,7 @@ def main() -> None:
     ap.add_argument("--out")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--train-only", action="store_true", help="print the training table only (nothing written)")
     ap.add_argument("files", nargs="*")
     a = ap.parse_args()
     if a.worker:
@@ -214,7 +219,17 @@ def main() -> None:
         out = os.path.join(tmp, "tokenizer.json")
         mb = len(train_en.encode("utf-8")) / 1e6
         print(f"training on {mb:.1f} MB, vocab {a.vocab}", flush=True)
+        load0 = os.getloadavg()[0]
         tr = bench_train(path, a.vocab, a.rounds, out)
+        if a.train_only:
+            base = tr["bpe"]
+            for n in TRAINERS:
+                r = tr[n]
+                print(f"{n:10s} wall {r['time']:.3f} s ({r['time'] / base['time']:.2f}x)  "
+                      f"CPU {r['cpu']:.3f} s ({r['cpu'] / base['cpu']:.2f}x)  "
+                      f"peak RSS {r['rss']:.0f} MB ({r['rss'] / base['rss']:.2f}x)")
+            print(f"load average {load0:.2f} before, {os.getloadavg()[0]:.2f} after")
+            return
         held = {"en.txt held-out": held_en, "code.txt held-out": held_code}
         enc_rows = bench_encode(out, held, max(3, a.rounds))
         bpe_rows = bench_encode_bpe_paper(out + ".bpe-paper.json", held, max(3, a.rounds))

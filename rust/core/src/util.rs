@@ -71,6 +71,19 @@ pub fn release_free_memory() {
     }
 }
 
+/// Hint the CPU to fetch the cache line holding `*p` (no effect on other architectures).
+/// Only a hint: it never faults and has no observable effect, whatever the address.
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` is a pure hint; it never dereferences (faults on) the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

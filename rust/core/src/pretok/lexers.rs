@@ -251,34 +251,38 @@ impl Lexer {
         e
     }
 
-    /// o200k alternative 1 after the optional prefix: `U* W+` from `s`.
+    /// o200k alternative 1 after the optional prefix: `U* W+` from `s < b.len()`, whose
+    /// character has class `f` and length `l`.
     ///
     /// Backtracking: `U*` takes the maximal run `[s, m)`; if the character at `m` is in
     /// `W`, `W+` takes the `W` run from `m`. Otherwise `U*` gives characters back one by
     /// one: the first (i.e. last-positioned) `j` in `[s, m)` whose character is in `W`
     /// lets `W+` match exactly that character (every later character of the run is not
-    /// in `W`, nor is the one at `m`). No such `j`: the alternative fails.
+    /// in `W`, nor is the one at `m`). No such `j`: the alternative fails. The scan of
+    /// the `U` run remembers the end of its last `W` character, so every character is
+    /// decoded once (runs of `Lo` letters such as CJK are in both `U` and `W`, and end
+    /// this way).
     #[inline(always)]
-    fn o200k_a1(&self, b: &[u8], s: usize) -> Option<usize> {
+    fn o200k_a1(&self, b: &[u8], s: usize, mut f: u8, mut l: usize) -> Option<usize> {
         let n = b.len();
-        let m = self.run_any(b, s, U);
-        if m < n {
-            let (f, _) = self.class_at(b, m);
-            if f & W != 0 {
-                return Some(self.run_any(b, m, W));
+        let mut m = s;
+        let mut last_w = None;
+        loop {
+            if f & U == 0 {
+                if f & W != 0 {
+                    return Some(self.run_any(b, m + l, W));
+                }
+                return last_w;
             }
-        }
-        // last W character in [s, m)
-        let mut j = s;
-        let mut found = None;
-        while j < m {
-            let (f, l) = self.class_at(b, j);
+            m += l;
             if f & W != 0 {
-                found = Some(j + l);
+                last_w = Some(m);
             }
-            j += l;
+            if m >= n {
+                return last_w;
+            }
+            (f, l) = self.class_at(b, m);
         }
-        found
     }
 
     /// o200k alternative 2 after the optional prefix: `U+ W*` from `s` (never needs to
@@ -393,7 +397,7 @@ impl Lexer {
         }
         let (f0, l0) = self.class_at(b, i);
         if f0 & L != 0 {
-            return self.run_any(b, i, L);
+            return self.run_any(b, i + l0, L);
         }
         if f0 & N != 0 {
             return self.digits3(b, i);
@@ -402,9 +406,9 @@ impl Lexer {
         // it is \r or \n; the prefix is possessive, but without it c0 would have to be a
         // letter, so only "prefix + letters" can match.
         let j = i + l0;
-        let f1 = if j < n { self.class_at(b, j).0 } else { 0 };
+        let (f1, l1) = if j < n { self.class_at(b, j) } else { (0, 0) };
         if c0 != b'\r' && c0 != b'\n' && f1 & L != 0 {
-            return self.run_any(b, j, L);
+            return self.run_any(b, j + l1, L);
         }
         // ` ?[^\s\p{L}\p{N}]++[\r\n]*+`
         let q = if f0 & WS == 0 {
@@ -487,7 +491,7 @@ impl Lexer {
         if f0 & L != 0 {
             // not in P: only the prefix-less branches apply, and one of them always
             // matches a letter (Ll starts W+, the others start U+).
-            let e = match self.o200k_a1(b, i) {
+            let e = match self.o200k_a1(b, i, f0, l0) {
                 Some(e) => e,
                 None => self.o200k_a2(b, i).unwrap_or(i + l0),
             };
@@ -496,15 +500,22 @@ impl Lexer {
         // Both alternatives need a character of U or W right after the optional prefix
         // (U* W+ with an empty U* needs W; U+ needs U): skip them when neither c0 (a mark)
         // nor the character after it is one.
-        if in_p && (letter_like || (i + l0 < n && self.class_at(b, i + l0).0 & (U | W) != 0)) {
-            let s1 = i + l0;
+        let s1 = i + l0;
+        let (f1, l1) = if in_p && s1 < n {
+            self.class_at(b, s1)
+        } else {
+            (0, 0)
+        };
+        if in_p && (letter_like || f1 & (U | W) != 0) {
             // Order of attempts: A1 with prefix, A1 without, A2 with, A2 without. The
             // prefix-less attempts need c0 itself in U or W, i.e. a mark.
-            if let Some(e) = self.o200k_a1(b, s1) {
-                return self.o200k_suffix(b, e);
+            if s1 < n {
+                if let Some(e) = self.o200k_a1(b, s1, f1, l1) {
+                    return self.o200k_suffix(b, e);
+                }
             }
             if letter_like {
-                if let Some(e) = self.o200k_a1(b, i) {
+                if let Some(e) = self.o200k_a1(b, i, f0, l0) {
                     return self.o200k_suffix(b, e);
                 }
             }

@@ -1,6 +1,8 @@
-//! A hand-written splitter for the `"paper"` preset's stage-1 pre-tokenizer:
-//! `Digits(individual_digits=False)` then
+//! Hand-written splitters for the `"paper"` preset's pre-tokenizers. Stage 1
+//! ([`paper_stage1`]): `Digits(individual_digits=False)` then
 //! `Split((?=(\d{3})+(?!\d))| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+, Isolated)`.
+//! Stage 2 ([`paper_stage2`]): `Digits(individual_digits=False)` then
+//! `Split((?=(\d{3})+(?!\d)), Isolated)`.
 //!
 //! Exactly equivalent to running the HF pipeline (differentially tested against it):
 //! * a run of ASCII digits becomes its right-aligned groups of three (`1234567` →
@@ -9,8 +11,11 @@
 //! * any other text holds no number, so the regex reduces to GPT-2's word/punctuation/space
 //!   rules without contractions and without the number rule.
 //!
+//! * stage 2: a text without numbers is one piece (the lookahead needs a digit), so the
+//!   pieces are the maximal runs without ASCII digits and the groups of the digit runs.
+//!
 //! Texts with non-ASCII numbers (`²`, `½`, Arabic-Indic digits, ...) are left to the
-//! general pipeline: [`paper_stage1`] returns `false` for them before calling `f`.
+//! general pipeline: both functions return `false` for them.
 
 use crate::hf::unicode::{class, LETTER, NUMBER, OTHER, SPACE};
 
@@ -131,6 +136,59 @@ pub fn paper_stage1(text: &str, out: &mut Vec<(usize, usize)>) -> bool {
         };
         out.push((i, end));
         i = end;
+    }
+    true
+}
+
+/// Split `text` into the pieces of the paper stage-2 pipeline (runs without ASCII digits,
+/// and the right-aligned groups of three of every ASCII digit run), appending `(start, end)`
+/// byte ranges to `out` (cleared first). Returns `false` (with `out` unspecified) when the
+/// text holds a non-ASCII number, which this splitter does not handle.
+pub fn paper_stage2(text: &str, out: &mut Vec<(usize, usize)>) -> bool {
+    out.clear();
+    let b = text.as_bytes();
+    let n = b.len();
+    let mut start = 0; // start of the current run without digits
+    let mut i = 0;
+    while i < n {
+        let c = b[i];
+        if c < 0x80 {
+            if !c.is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            if start < i {
+                out.push((start, i));
+            }
+            let mut e = i;
+            while e < n && b[e].is_ascii_digit() {
+                e += 1;
+            }
+            let first = (e - i) % 3;
+            let mut a = i;
+            if first > 0 {
+                out.push((a, a + first));
+                a += first;
+            }
+            while a < e {
+                out.push((a, a + 3));
+                a += 3;
+            }
+            i = e;
+            start = e;
+            continue;
+        }
+        // non-ASCII: `i` is a char boundary (only whole chars are skipped)
+        let Some(ch) = text.get(i..).and_then(|t| t.chars().next()) else {
+            return false;
+        };
+        if class(ch) == NUMBER || ch.is_numeric() {
+            return false;
+        }
+        i += ch.len_utf8();
+    }
+    if start < n {
+        out.push((start, n));
     }
     true
 }

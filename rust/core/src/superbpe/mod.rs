@@ -48,6 +48,9 @@ pub struct HfSplitter {
     /// The objects are the `"paper"` stage-1 preset: split with [`fastsplit::paper_stage1`]
     /// (texts with non-ASCII numbers still take the general pipeline).
     fast_paper1: bool,
+    /// The objects are the `"paper"` stage-2 preset: split with [`fastsplit::paper_stage2`]
+    /// (texts with non-ASCII numbers still take the general pipeline).
+    fast_paper2: bool,
 }
 
 thread_local! {
@@ -82,10 +85,13 @@ impl HfSplitter {
         let steps = pretokenize::compile_with(&flat, fuse)?;
         let fast_paper1 = fuse
             && presets::preset("paper", presets::Stage::One).is_ok_and(|p| p.as_slice() == objects);
+        let fast_paper2 = fuse
+            && presets::preset("paper", presets::Stage::Two).is_ok_and(|p| p.as_slice() == objects);
         Ok(HfSplitter {
             steps,
             description: serde_json::to_string(&Value::Array(objects.to_vec())).unwrap_or_default(),
             fast_paper1,
+            fast_paper2,
         })
     }
 
@@ -102,10 +108,15 @@ impl HfSplitter {
         text: &str,
         f: &mut dyn FnMut(usize, usize) -> Result<()>,
     ) -> Result<()> {
-        if self.fast_paper1 {
+        if self.fast_paper1 || self.fast_paper2 {
+            let fast = if self.fast_paper1 {
+                fastsplit::paper_stage1
+            } else {
+                fastsplit::paper_stage2
+            };
             let done = RANGES.with(|cell| match cell.try_borrow_mut() {
                 Ok(mut r) => {
-                    if fastsplit::paper_stage1(text, &mut r) {
+                    if fast(text, &mut r) {
                         for &(a, b) in r.iter() {
                             f(a, b)?;
                         }

@@ -453,10 +453,25 @@ fn pieces_of(s: &HfSplitter, text: &str) -> Vec<(usize, usize)> {
 
 #[test]
 fn fast_paper_stage1_splitter_equals_hf_pipeline() {
-    let objs = presets::preset("paper", presets::Stage::One).unwrap();
+    fast_paper_splitter_equals_hf_pipeline(presets::Stage::One);
+}
+
+#[test]
+fn fast_paper_stage2_splitter_equals_hf_pipeline() {
+    fast_paper_splitter_equals_hf_pipeline(presets::Stage::Two);
+}
+
+fn fast_paper_splitter_equals_hf_pipeline(stage: presets::Stage) {
+    let objs = presets::preset("paper", stage).unwrap();
     let fast = HfSplitter::new(&objs).unwrap();
-    assert!(fast.fast_paper1);
+    let one = matches!(stage, presets::Stage::One);
+    assert!(if one {
+        fast.fast_paper1
+    } else {
+        fast.fast_paper2
+    });
     let slow = HfSplitter::new(&objs).unwrap().without_fast_path();
+    assert!(!slow.fast_paper1 && !slow.fast_paper2);
     let alphabet: &[&str] = &[
         " ",
         " ",
@@ -523,7 +538,12 @@ fn fast_paper_stage1_splitter_equals_hf_pipeline() {
             }
         }
         let mut r = Vec::new();
-        if fastsplit::paper_stage1(&t, &mut r) {
+        let taken = if one {
+            fastsplit::paper_stage1(&t, &mut r)
+        } else {
+            fastsplit::paper_stage2(&t, &mut r)
+        };
+        if taken {
             fast_taken += 1;
         }
         assert_eq!(

@@ -46,8 +46,11 @@ const COMPACT_MIN: usize = 4 << 20;
 #[cfg(test)]
 const COMPACT_MIN: usize = 16;
 
-/// Bucket array size (log2) of a lean rebuild: about half the number of positions, within
-/// these bounds (tiny in unit tests, so that they exercise bucket collisions).
+/// Bucket array size (log2) of a lean rebuild: between 1/16 and 1/8 of the number of
+/// positions (a per-thread array that stays in the L2 cache on mid-size corpora: on 18 MB of
+/// English, 2^18 buckets made the stage-2 rebuild faster than 2^20 and lowered the peak
+/// memory, while 2^16 sent light pairs into the heavy buckets), within these bounds (tiny in
+/// unit tests, so that they exercise bucket collisions).
 #[cfg(not(test))]
 const SKETCH_MIN_BITS: u32 = 12;
 #[cfg(not(test))]
@@ -147,6 +150,56 @@ impl PartialOrd for HeapEntry {
     }
 }
 
+/// One pair's change in one merge step: its count change (mod 2^64) and the chain (first
+/// and last index in `Trainer::new_pos`, `NONE` when empty) of the positions where the step
+/// created it. Positions are appended in non-decreasing order (occurrences are visited left
+/// to right), so each chain comes out sorted, duplicates adjacent.
+#[derive(Clone, Copy, Debug)]
+struct StepDelta {
+    d: u64,
+    head: u32,
+    tail: u32,
+}
+
+impl StepDelta {
+    const ZERO: StepDelta = StepDelta {
+        d: 0,
+        head: NONE,
+        tail: NONE,
+    };
+}
+
+/// Add `-w` to the step change of `k`.
+#[inline]
+fn step_sub(delta: &mut FxHashMap<u64, StepDelta>, k: u64, w: u64) {
+    let e = delta.entry(k).or_insert(StepDelta::ZERO);
+    e.d = e.d.wrapping_sub(w);
+}
+
+/// Add `w` to the step change of `k`, created at position `pos`.
+#[inline]
+fn step_add(
+    delta: &mut FxHashMap<u64, StepDelta>,
+    new_pos: &mut Vec<(u32, u32)>,
+    k: u64,
+    w: u64,
+    pos: u32,
+) {
+    let e = delta.entry(k).or_insert(StepDelta::ZERO);
+    e.d = e.d.wrapping_add(w);
+    if e.tail != NONE && new_pos[e.tail as usize].0 == pos {
+        return; // already listed
+    }
+    let i = new_pos.len() as u32;
+    new_pos.push((pos, NONE));
+    if e.tail == NONE {
+        e.head = i;
+    } else {
+        new_pos[e.tail as usize].1 = i;
+    }
+    e.tail = i;
+}
+
 /// One recorded merge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Merge {
@@ -244,10 +297,11 @@ pub struct Trainer {
     arena_compacted: usize,
     heap: BinaryHeap<HeapEntry>,
     merges: Vec<Merge>,
-    /// Scratch: `(pair key, position)` for pairs created in the current step.
-    new_pos: Vec<(u64, u32)>,
-    /// Scratch: this step's count changes (mod 2^64) by pair.
-    delta: FxHashMap<u64, u64>,
+    /// Scratch: positions of the pairs created in the current step, chained per pair
+    /// (`(position, index of the next entry of the same pair)`, see [`StepDelta`]).
+    new_pos: Vec<(u32, u32)>,
+    /// Scratch: this step's count changes by pair, and their new positions.
+    delta: FxHashMap<u64, StepDelta>,
     /// Scratch: keys whose count changed in this step (only when tracing).
     touched: Vec<u64>,
     tracing: bool,
@@ -544,7 +598,7 @@ impl Trainer {
     ) -> (FxHashMap<u64, PairInfo>, Option<Sketch>) {
         let n = self.syms.len();
         let bits =
-            (usize::BITS - (n / 2).max(1).leading_zeros()).clamp(SKETCH_MIN_BITS, SKETCH_MAX_BITS);
+            (usize::BITS - (n / 16).max(1).leading_zeros()).clamp(SKETCH_MIN_BITS, SKETCH_MAX_BITS);
         // Words split into one range per thread (the passes below run in parallel).
         let nw = self.wstart.len();
         let parts = rayon::current_num_threads().clamp(1, 64);
@@ -816,7 +870,27 @@ impl Trainer {
         self.new_pos.clear();
         // Occurrences in ascending position order: left to right within each pretoken, so
         // overlapping runs (`aaaa`) merge exactly like a left-to-right scan.
-        for idx in off..off + len {
+        // The positions are scattered over arrays much larger than the caches: prefetch the
+        // records of the occurrence `PF` entries ahead, and its pretoken's count `PF / 2`
+        // ahead (its pretoken index was prefetched by then).
+        const PF: usize = 16;
+        let end = off + len;
+        for idx in off..end {
+            if idx + PF < end {
+                let p = self.arena[idx + PF] as usize;
+                if p < self.syms.len() {
+                    crate::util::prefetch(self.syms.as_ptr().wrapping_add(p));
+                    crate::util::prefetch(self.next.as_ptr().wrapping_add(p));
+                    crate::util::prefetch(self.prev.as_ptr().wrapping_add(p));
+                    crate::util::prefetch(self.word_of.as_ptr().wrapping_add(p));
+                }
+            }
+            if idx + PF / 2 < end {
+                let p = self.arena[idx + PF / 2] as usize;
+                if let Some(&w) = self.word_of.get(p) {
+                    crate::util::prefetch(self.wcount.as_ptr().wrapping_add(w as usize));
+                }
+            }
             let p = self.arena[idx] as usize;
             if self.syms[p] != a {
                 continue; // stale: absorbed or already merged
@@ -834,120 +908,119 @@ impl Trainer {
                 let l = self.syms[lp as usize];
                 let k1 = key(l, a);
                 if k1 != pk {
-                    let e = self.delta.entry(k1).or_insert(0);
-                    *e = e.wrapping_sub(wc);
+                    step_sub(&mut self.delta, k1, wc);
                 }
-                let k3 = key(l, c);
-                let e = self.delta.entry(k3).or_insert(0);
-                *e = e.wrapping_add(wc);
-                self.new_pos.push((k3, lp));
+                step_add(&mut self.delta, &mut self.new_pos, key(l, c), wc, lp);
             }
             let rp = self.next[q];
             if rp != NONE {
                 let r = self.syms[rp as usize];
                 let k2 = key(b, r);
                 if k2 != pk {
-                    let e = self.delta.entry(k2).or_insert(0);
-                    *e = e.wrapping_sub(wc);
+                    step_sub(&mut self.delta, k2, wc);
                 }
-                let k4 = key(c, r);
-                let e = self.delta.entry(k4).or_insert(0);
-                *e = e.wrapping_add(wc);
-                self.new_pos.push((k4, p as u32));
+                step_add(&mut self.delta, &mut self.new_pos, key(c, r), wc, p as u32);
                 self.prev[rp as usize] = p as u32;
             }
             self.syms[p] = c;
             self.syms[q] = DEAD;
             self.next[p] = rp;
         }
-        // Apply the aggregated deltas: one lookup per distinct pair.
-        let mut delta = std::mem::take(&mut self.delta);
-        for (k, d) in delta.drain() {
-            if d == 0 {
-                continue;
-            }
-            if self.tracing {
-                self.touched.push(k);
-            }
-            let (l, r) = unkey(k);
-            match self.pairs.entry(k) {
-                Entry::Occupied(mut e) => {
-                    let p = e.get_mut();
-                    p.count = p.count.wrapping_add(d);
-                    // A pair without the new token can never grow again: forget it at zero.
-                    if p.count == 0 && l != c && r != c {
-                        e.remove();
-                    }
-                }
-                Entry::Vacant(e) => {
-                    // A missing pair without the new token is dormant (lean mode): its count
-                    // only decreases, ignore it. A new pair is tracked if frequent enough.
-                    debug_assert!(
-                        self.admit > 1 || l == c || r == c,
-                        "decrement of a missing pair"
-                    );
-                    if (l == c || r == c) && d >= self.admit && d < (1 << 63) {
-                        e.insert(PairInfo {
-                            count: d,
-                            ..PairInfo::new()
-                        });
-                    }
-                }
-            }
-        }
-        self.delta = delta;
-        // The merged pair is gone everywhere.
+        // The merged pair is gone everywhere. (No pair created by this step is the merged
+        // pair: the new token is longer than both of its sides.)
         if let Some(p) = self.pairs.remove(&pk) {
             if self.tracing && p.count > 0 {
                 self.touched.push(pk);
             }
         }
-        // Write the new pairs' pretoken lists (sorted, deduplicated) and queue them.
-        let mut new_pos = std::mem::take(&mut self.new_pos);
-        new_pos.sort_unstable();
-        new_pos.dedup();
-        let mut i = 0;
-        while i < new_pos.len() {
-            let k = new_pos[i].0;
-            let mut j = i;
-            while j < new_pos.len() && new_pos[j].0 == k {
-                j += 1;
-            }
-            let keep = match self.pairs.get(&k) {
-                Some(p) => p.count > 0,
-                None => false,
-            };
-            if keep {
-                let off = self.arena.len();
-                let (old_off, old_len) = match self.pairs.get(&k) {
-                    Some(p) => (p.off, p.len as usize),
-                    None => (0, 0),
-                };
-                if old_len == 0 {
-                    self.arena.extend(new_pos[i..j].iter().map(|&(_, w)| w));
-                } else {
-                    // The merge re-created an existing token (same bytes, other split): the
-                    // pair already had a list; join both (rare).
-                    let mut all: Vec<u32> = self.arena[old_off..old_off + old_len].to_vec();
-                    all.extend(new_pos[i..j].iter().map(|&(_, w)| w));
-                    all.sort_unstable();
-                    all.dedup();
-                    self.arena.extend_from_slice(&all);
+        // Apply the aggregated deltas (one lookup per distinct pair), then write the lists of
+        // the pairs this step created and queue them.
+        let mut delta = std::mem::take(&mut self.delta);
+        let new_pos = std::mem::take(&mut self.new_pos);
+        let used = delta.len();
+        for (k, e) in delta.drain() {
+            let d = e.d;
+            if d != 0 {
+                if self.tracing {
+                    self.touched.push(k);
                 }
-                let new_len = self.arena.len() - off;
-                if let Some(p) = self.pairs.get_mut(&k) {
-                    p.off = off;
-                    p.len = new_len as u32;
-                    self.heap.push(HeapEntry {
-                        count: p.count,
-                        key: k,
-                    });
+                let (l, r) = unkey(k);
+                match self.pairs.entry(k) {
+                    Entry::Occupied(mut e) => {
+                        let p = e.get_mut();
+                        p.count = p.count.wrapping_add(d);
+                        // A pair without the new token can never grow again: forget it at
+                        // zero.
+                        if p.count == 0 && l != c && r != c {
+                            e.remove();
+                        }
+                    }
+                    Entry::Vacant(e) => {
+                        // A missing pair without the new token is dormant (lean mode): its
+                        // count only decreases, ignore it. A new pair is tracked if frequent
+                        // enough.
+                        debug_assert!(
+                            self.admit > 1 || l == c || r == c,
+                            "decrement of a missing pair"
+                        );
+                        if (l == c || r == c) && d >= self.admit && d < (1 << 63) {
+                            e.insert(PairInfo {
+                                count: d,
+                                ..PairInfo::new()
+                            });
+                        }
+                    }
+                }
+            }
+            if e.head == NONE {
+                continue;
+            }
+            let (old_off, old_len) = match self.pairs.get(&k) {
+                Some(p) if p.count > 0 => (p.off, p.len as usize),
+                _ => {
+                    self.pairs.remove(&k);
+                    continue;
+                }
+            };
+            let off = self.arena.len();
+            if old_len == 0 {
+                let mut i = e.head;
+                while i != NONE {
+                    let (pos, nx) = new_pos[i as usize];
+                    self.arena.push(pos);
+                    i = nx;
                 }
             } else {
-                self.pairs.remove(&k);
+                // The merge re-created an existing token (same bytes, other split): the pair
+                // already had a list; join both (rare).
+                let mut all: Vec<u32> = self.arena[old_off..old_off + old_len].to_vec();
+                let mut i = e.head;
+                while i != NONE {
+                    let (pos, nx) = new_pos[i as usize];
+                    all.push(pos);
+                    i = nx;
+                }
+                all.sort_unstable();
+                all.dedup();
+                self.arena.extend_from_slice(&all);
             }
-            i = j;
+            let new_len = self.arena.len() - off;
+            if let Some(p) = self.pairs.get_mut(&k) {
+                p.off = off;
+                p.len = new_len as u32;
+                self.heap.push(HeapEntry {
+                    count: p.count,
+                    key: k,
+                });
+            }
         }
+        // A draining pass visits the whole table: after an unusually big step, do not keep
+        // its capacity for all the small ones that follow.
+        if delta.capacity() > 4096 && delta.capacity() > 16 * used {
+            delta = FxHashMap::default();
+        }
+        self.delta = delta;
+        let mut new_pos = new_pos;
         new_pos.clear();
         self.new_pos = new_pos;
         if self.tracing {

@@ -1,0 +1,114 @@
+//! Profile SuperBPE training phase by phase on one file:
+//! `cargo run --release --example superbpe_profile -- FILE [VOCAB] [TRANSITION] [THREADS]`
+//! (paper presets, filters on). Prints wall / process-CPU time per phase and an FNV digest
+//! of the final merge list (to check that an optimisation changes no merge).
+use std::time::Instant;
+
+use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config};
+use supertok_core::train::{self, LineSplitter, ReplayPolicy, TrainConfig, Utf8Errors};
+
+/// User + system CPU seconds of this process (Linux; 0 elsewhere).
+fn cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = s
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let file = args.get(1).expect("FILE").clone();
+    let vocab: usize = args.get(2).map_or(32768, |v| v.parse().expect("vocab"));
+    let tr: f64 = args.get(3).map_or(0.8, |v| v.parse().expect("transition"));
+    let threads: usize = args.get(4).map_or(2, |v| v.parse().expect("threads"));
+    let n1 = ((tr * vocab as f64).round() as usize).saturating_sub(256);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
+    let s1 =
+        HfSplitter::new(&presets::preset("paper", presets::Stage::One).expect("p1")).expect("s1");
+    let s2 =
+        HfSplitter::new(&presets::preset("paper", presets::Stage::Two).expect("p2")).expect("s2");
+    let files = vec![file];
+    let (t0, c0) = (Instant::now(), cpu());
+    let mut lap = {
+        let mut t = Instant::now();
+        let mut c = cpu();
+        move |what: &str| {
+            let (nt, nc) = (Instant::now(), cpu());
+            eprintln!(
+                "{what:24} {:.3} s wall  {:.2} s CPU",
+                (nt - t).as_secs_f64(),
+                nc - c
+            );
+            t = nt;
+            c = nc;
+        }
+    };
+    let out = pool.install(|| {
+        let c1 = train::count_files(LineSplitter(&s1), &files, Utf8Errors::Strict, &mut |_| {
+            Ok(())
+        })
+        .expect("count 1");
+        lap("stage-1 count");
+        let (o1, c2) = rayon::join(
+            || {
+                let cfg = TrainConfig {
+                    vocab_size: 256 + n1,
+                    special_tokens: vec![],
+                    min_frequency: 1,
+                    max_token_length: None,
+                };
+                train::train_bpe(&c1, &cfg, None, &mut |_| Ok(())).expect("stage 1")
+            },
+            || {
+                train::count_files(LineSplitter(&s2), &files, Utf8Errors::Strict, &mut |_| {
+                    Ok(())
+                })
+                .expect("count 2")
+            },
+        );
+        lap("stage-1 train || count 2");
+        let stage1 = superbpe::merges_as_bytes(&o1.vocab, &o1.merges);
+        let cfg = Stage2Config {
+            train: TrainConfig {
+                vocab_size: vocab,
+                special_tokens: vec![],
+                min_frequency: 1,
+                max_token_length: None,
+            },
+            policy: ReplayPolicy::Keep,
+            filters: Filters {
+                forbid: vec![b": ".to_vec()],
+                max_words: Some(4),
+            },
+        };
+        let o = superbpe::stage2(c2, &stage1, &cfg, &mut |_, _, _| Ok(())).expect("stage 2");
+        lap("stage 2");
+        o
+    });
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for m in &out.out.merges {
+        for b in out.out.vocab[m.left as usize]
+            .iter()
+            .chain([0xffu8, 0xfe].iter())
+            .chain(out.out.vocab[m.right as usize].iter())
+            .chain([0xfdu8].iter())
+        {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    println!(
+        "total {:.3} s wall {:.2} s CPU; {} merges, digest {h:016x}",
+        t0.elapsed().as_secs_f64(),
+        cpu() - c0,
+        out.out.merges.len()
+    );
+}
