@@ -22,7 +22,19 @@
 //! The build records, for every candidate character, its id and `M`, and for every byte
 //! pair the lowest id of a token containing it; the check at each occurrence is two table
 //! lookups.
+//!
+//! # HF merge lists
+//! [`AtomicChars::from_merges`] builds the same table for an explicit merge list
+//! ([`MergeTable`], HF's `merge_all`: lowest rank first, leftmost among equals), with
+//! merge ranks in place of ids. The argument above carries over with one sharpening: before
+//! the first merge that crosses a boundary of the occurrence, every part lies wholly inside
+//! or wholly outside it, so that merge joins a part ending in `p` to a part starting with
+//! `c[0]` (or one ending in `c[last]` to one starting with `q`). So `pair_min` holds, for
+//! each byte pair `x y`, the lowest rank of a merge `(l, r)` whose left token ends in `x`
+//! and whose right token starts with `y`; `M` is the largest rank among the merges of `c`'s
+//! bytes alone, which must end in the single token `c`.
 
+use crate::bpe::MergeTable;
 use crate::vocab::Vocab;
 
 const NONE: u32 = u32::MAX;
@@ -128,6 +140,40 @@ impl AtomicChars {
         table
     }
 
+    /// Find the candidate characters of an HF merge list: `table` merges the tokens of
+    /// `vocab` by rank (see the module docs, "HF merge lists").
+    pub fn from_merges(vocab: &Vocab, table: &MergeTable) -> Self {
+        let mut t = AtomicChars::empty();
+        for (l, r, rank, _) in table.iter() {
+            let (Some(a), Some(b)) = (vocab.bytes(l), vocab.bytes(r)) else {
+                continue;
+            };
+            if let (Some(&x), Some(&y)) = (a.last(), b.first()) {
+                let slot = &mut t.pair_min[(x as usize) << 8 | y as usize];
+                *slot = (*slot).min(rank);
+            }
+        }
+        for (id, c) in vocab.iter() {
+            let i = match *c {
+                [x, y] => idx2(x, y),
+                [x, y, z] => idx3(x, y, z),
+                _ => None,
+            };
+            let Some(i) = i else { continue };
+            let Some(max_merge) = solo_max_rank(table, c, id) else {
+                continue;
+            };
+            let cand = Cand { id, max_merge };
+            if c.len() == 2 {
+                t.two[i] = cand;
+                t.count += 1;
+            } else {
+                t.set3(i, cand);
+            }
+        }
+        t
+    }
+
     fn set3(&mut self, i: usize, cand: Cand) {
         let hi = i >> 8;
         if self.top[hi] == 0 {
@@ -173,6 +219,29 @@ impl AtomicChars {
         }
         Some((len, cand.id))
     }
+}
+
+/// Merge the bytes of `c` alone with `table`; if they end in the single token `id`, the
+/// largest rank of the merges done.
+fn solo_max_rank(table: &MergeTable, c: &[u8], id: u32) -> Option<u32> {
+    let mut parts: Vec<u32> = c.iter().map(|&b| table.byte_id(b)).collect();
+    let mut max = None;
+    loop {
+        let mut best: Option<(u32, usize, u32)> = None;
+        for (i, w) in parts.windows(2).enumerate() {
+            if let Some((rank, res)) = table.get(w[0], w[1]) {
+                match best {
+                    Some((r, _, _)) if r <= rank => {}
+                    _ => best = Some((rank, i, res)),
+                }
+            }
+        }
+        let Some((rank, i, res)) = best else { break };
+        parts[i] = res;
+        parts.remove(i + 1);
+        max = Some(max.map_or(rank, |m: u32| m.max(rank)));
+    }
+    (parts == [id]).then_some(max).flatten()
 }
 
 #[cfg(test)]
@@ -315,6 +384,119 @@ mod tests {
             seen = (seen.0 + two, seen.1 + three);
         }
         // both kinds were exercised
+        assert!(seen.0 > 500 && seen.1 > 200, "{seen:?}");
+    }
+
+    /// A merge over tokens `toks` (indices into it) that makes or reuses their
+    /// concatenation; returns the merge `(l, r, result)` and grows `toks`.
+    fn merge_of(toks: &mut Vec<Vec<u8>>, l: usize, r: usize) -> (u32, u32, u32) {
+        let mut cat = toks[l].clone();
+        cat.extend_from_slice(&toks[r]);
+        let res = match toks.iter().position(|t| *t == cat) {
+            Some(k) => k,
+            None => {
+                toks.push(cat);
+                toks.len() - 1
+            }
+        };
+        (l as u32, r as u32, res as u32)
+    }
+
+    #[test]
+    fn hf_merge_lists_agree_with_byte_merges() {
+        // random HF-style merge lists (one token may be made by several merges, pairs may
+        // repeat: the first wins) over bytes forming 2- and 3-byte UTF-8 shapes
+        let alphabet: &[u8] = &[b'a', b' ', 0xc3, 0xa9, 0xd0, 0xb6, 0xe4, 0xb8, 0xad, 0x80];
+        let mut seed = 0x0bad_5eed_1234_5678u64;
+        let mut next = |m: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % m
+        };
+        let mut seen = (0, 0);
+        for _ in 0..300 {
+            let mut toks: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+            let mut merges: Vec<(u32, u32, u32)> = vec![];
+            let n_merges = 5 + next(40);
+            for _ in 0..n_merges {
+                if next(3) == 0 {
+                    // a step towards a whole character
+                    let ch = ["é", "ж", "中"][next(3)].as_bytes();
+                    let cut = 1 + next(ch.len() - 1);
+                    let l = toks.iter().position(|t| t == &ch[..cut]);
+                    let r = toks.iter().position(|t| t == &ch[cut..]);
+                    if let (Some(l), Some(r)) = (l, r) {
+                        merges.push(merge_of(&mut toks, l, r));
+                        continue;
+                    }
+                    if cut == 2 || ch.len() == 2 {
+                        let (x, y) = (ch[0] as usize, ch[1] as usize);
+                        merges.push(merge_of(&mut toks, x, y));
+                    } else {
+                        let (x, y) = (ch[1] as usize, ch[2] as usize);
+                        merges.push(merge_of(&mut toks, x, y));
+                    }
+                    continue;
+                }
+                // a random merge among the alphabet's bytes and the made tokens
+                let usable: Vec<usize> = alphabet
+                    .iter()
+                    .map(|&b| b as usize)
+                    .chain(256..toks.len())
+                    .collect();
+                let l = usable[next(usable.len())];
+                let r = usable[next(usable.len())];
+                if toks[l].len() + toks[r].len() <= 6 {
+                    merges.push(merge_of(&mut toks, l, r));
+                }
+            }
+            let pairs: Vec<(Vec<u8>, u32)> = toks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.clone(), i as u32))
+                .collect();
+            let v = Vocab::from_pairs(pairs).unwrap();
+            let table = MergeTable::from_merges(&v, &merges);
+            let t = AtomicChars::from_merges(&v, &table);
+            for _ in 0..60 {
+                let len = 1 + next(24);
+                let mut p = vec![];
+                while p.len() < len {
+                    match next(4) {
+                        0 => p.extend_from_slice("é".as_bytes()),
+                        1 => p.extend_from_slice("ж".as_bytes()),
+                        2 => p.extend_from_slice("中".as_bytes()),
+                        _ => p.push(alphabet[next(alphabet.len())]),
+                    }
+                }
+                let mut want = vec![];
+                table.encode_piece(&p, &mut want).unwrap();
+                // start the atomic occurrences as one part, then merge
+                let mut ids = vec![];
+                let mut i = 0;
+                while i < p.len() {
+                    match t.at(&p, i) {
+                        Some((len, id)) => {
+                            if len == 2 {
+                                seen.0 += 1;
+                            } else {
+                                seen.1 += 1;
+                            }
+                            ids.push(id);
+                            i += len;
+                        }
+                        None => {
+                            ids.push(table.byte_id(p[i]));
+                            i += 1;
+                        }
+                    }
+                }
+                let mut got = vec![];
+                table.merge_ids_heap(ids, &mut got);
+                assert_eq!(got, want, "{p:?} with merges {merges:?}");
+            }
+        }
         assert!(seen.0 > 500 && seen.1 > 200, "{seen:?}");
     }
 }

@@ -21,7 +21,6 @@ pub mod encoding;
 pub mod error;
 pub mod formats;
 pub mod hf;
-pub mod merge_chars;
 pub mod mixture;
 pub mod piece_cache;
 pub mod piece_index;

@@ -86,8 +86,22 @@ fn at(s: &str, i: usize) -> (char, u8, usize) {
         };
         return (c, k, 1);
     }
-    let c = s[i..].chars().next().unwrap_or('\u{FFFD}');
-    (c, class(c), c.len_utf8())
+    // `s` is valid UTF-8 and `i` a char boundary: decode the sequence from its bytes
+    // (no re-validation, no slicing of the str)
+    let bs = s.as_bytes();
+    let cont = |k: usize| (bs.get(i + k).copied().unwrap_or(0x80) & 0x3f) as u32;
+    let (cp, len) = if b < 0xe0 {
+        ((b as u32 & 0x1f) << 6 | cont(1), 2)
+    } else if b < 0xf0 {
+        ((b as u32 & 0x0f) << 12 | cont(1) << 6 | cont(2), 3)
+    } else {
+        (
+            (b as u32 & 0x07) << 18 | cont(1) << 12 | cont(2) << 6 | cont(3),
+            4,
+        )
+    };
+    let c = char::from_u32(cp).unwrap_or('\u{FFFD}');
+    (c, class(c), len)
 }
 
 /// End of the run of chars of class `k` starting at `i`.

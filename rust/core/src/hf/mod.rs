@@ -12,6 +12,7 @@
 //! its JSON path, never silently tokenized differently.
 
 pub mod added;
+pub(crate) mod atomic_pairs;
 pub mod bytelevel;
 pub mod fastjson;
 pub mod json;

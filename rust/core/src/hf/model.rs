@@ -8,17 +8,17 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
+use super::atomic_pairs::AtomicPairs;
 use super::bytelevel;
 use super::json::{self, err, join};
 use super::two_level::TwoLevel;
-use crate::bpe::MergeTable;
+use crate::atomic_chars::AtomicChars;
+use crate::bpe::{MergeTable, LINEAR_MAX};
 use crate::error::{Error, Result};
-use crate::merge_chars::MergeChars;
 use crate::vocab::Vocab;
 
 /// Pieces up to this many bytes are cached whole (per thread), as HF caches words; longer
@@ -259,9 +259,14 @@ pub struct BpeModel {
     inner_pairs: Vec<u64>,
     /// Low/high split of the merges for vocabularies with superwords (`two_level`).
     two_level: Option<TwoLevel>,
-    /// Characters that start as one part when long pieces are merged (built on the first
-    /// long piece; see `merge_chars`).
-    chars: OnceLock<MergeChars>,
+    /// Two- and three-byte characters that may start the merge as one part (see
+    /// [`crate::atomic_chars`], "HF merge lists").
+    chars: AtomicChars,
+    /// Byte pairs that may start the merge as one part (see [`super::atomic_pairs`]).
+    pairs: AtomicPairs,
+    /// Whether every byte has a token (always so in a byte-level vocabulary): then no piece
+    /// needs the unknown-byte path.
+    all_bytes: bool,
 }
 
 /// Leading and trailing counts of characters that `ByteLevel`'s `trim_offsets` strips.
@@ -392,6 +397,9 @@ impl BpeModel {
             }
         }
         let two_level = TwoLevel::for_model(&bytes, &pairs);
+        let chars = AtomicChars::from_merges(&bytes, &table);
+        let atomic_pairs = AtomicPairs::new(&bytes, &table);
+        let all_bytes = (0..=255u8).all(|b| bytes.byte_id(b).is_some());
         let unk_id = unk_token.as_ref().and_then(|u| names.get(u));
         let trims = (0..slots as u32)
             .map(|id| {
@@ -420,7 +428,9 @@ impl BpeModel {
             cache_id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
             inner_pairs,
             two_level,
-            chars: OnceLock::new(),
+            chars,
+            pairs: atomic_pairs,
+            all_bytes,
         })
     }
 
@@ -660,8 +670,9 @@ impl BpeModel {
         if piece.is_empty() {
             return Ok(());
         }
-        if self.ignore_merges {
-            if let Some(id) = self.bytes.get(piece) {
+        // (The Bloom filter answers most non-tokens without touching the index's slots.)
+        if self.ignore_merges && piece.len() <= self.bytes.max_token_len() {
+            if let Some(id) = self.bytes.get_filtered(piece) {
                 out.push(id);
                 if let Some(l) = lens {
                     l.push(piece.len() as u32);
@@ -670,7 +681,7 @@ impl BpeModel {
             }
         }
         let start = out.len();
-        if piece.iter().all(|&b| self.bytes.byte_id(b).is_some()) {
+        if self.all_bytes || piece.iter().all(|&b| self.bytes.byte_id(b).is_some()) {
             self.encode_known(piece, out)?;
         } else {
             // Bytes without a token never merge: encode the runs between them separately;
@@ -741,7 +752,7 @@ impl BpeModel {
             None => CUT_MIN_PIECE,
         };
         if piece.len() <= short.min(MERGE_WHOLE_MAX) {
-            self.merge_chars(piece, out)?;
+            self.merge(piece, out);
         } else if piece.len() <= short {
             // cut where no token can span: the parts (words, mostly) hit the cache
             self.encode_cut(piece, out)?;
@@ -775,7 +786,8 @@ impl BpeModel {
             }
         }
         if a == 0 {
-            self.merge_chars(piece, out)
+            self.merge(piece, out);
+            Ok(())
         } else {
             self.encode_cut_part(&piece[a..], out)
         }
@@ -791,7 +803,7 @@ impl BpeModel {
         }
         let before = out.len();
         if piece.len() <= CUT_MIN_PIECE {
-            self.merge_chars(piece, out)?;
+            self.merge(piece, out);
         } else {
             self.encode_long(piece, out)?;
         }
@@ -799,19 +811,56 @@ impl BpeModel {
         Ok(())
     }
 
-    /// BPE of `piece` (every byte has a token) starting its atomic characters as one part
-    /// (`merge_chars`): the same result as `self.table.encode_piece`, with fewer parts.
-    fn merge_chars(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
-        if piece.len() < 2 || !piece.iter().any(|&b| b >= 0xc2) {
-            return self.table.encode_piece(piece, out);
+    /// BPE of a piece whose bytes all have tokens (no cache, no cuts): the characters and
+    /// byte pairs that provably become one token before their bytes merge with a neighbour
+    /// start as that token ([`AtomicChars::at`], [`AtomicPairs::at`]), the rest as single
+    /// bytes; then the merge table runs to its fixpoint (linear scan for short sequences,
+    /// heap for long ones).
+    fn merge(&self, piece: &[u8], out: &mut Vec<u32>) {
+        let mut ids = [0u32; LINEAR_MAX];
+        let mut n = 0;
+        let mut i = 0;
+        while i < piece.len() {
+            let (len, id) = self.part_at(piece, i);
+            if n + 1 == LINEAR_MAX {
+                return self.merge_heap(piece, &ids[..n], i, out);
+            }
+            ids[n] = id;
+            n += 1;
+            i += len;
         }
-        let chars = self
-            .chars
-            .get_or_init(|| MergeChars::build(&self.bytes, &self.table));
-        let start = out.len();
-        chars.initial_ids(&self.table, piece, out);
-        crate::merge_chars::merge_small(&self.table, out, start);
-        Ok(())
+        if n >= 2 {
+            n = self.table.merge_ids_linear(&mut ids, n);
+        }
+        out.extend_from_slice(&ids[..n]);
+    }
+
+    /// The first part of `piece[i..]` for [`BpeModel::merge`]: its length and id.
+    #[inline(always)]
+    fn part_at(&self, piece: &[u8], i: usize) -> (usize, u32) {
+        let b = piece[i];
+        if b >= 0xc2 {
+            if let Some(c) = self.chars.at(piece, i) {
+                return c;
+            }
+        }
+        match self.pairs.at(piece, i) {
+            Some(id) => (2, id),
+            None => (1, self.table.byte_id(b)),
+        }
+    }
+
+    /// [`BpeModel::merge`] for a piece of `LINEAR_MAX` parts or more: `head` holds the
+    /// parts of `piece[..i]`.
+    #[cold]
+    fn merge_heap(&self, piece: &[u8], head: &[u32], mut i: usize, out: &mut Vec<u32>) {
+        let mut ids = head.to_vec();
+        while i < piece.len() {
+            let (len, id) = self.part_at(piece, i);
+            ids.push(id);
+            i += len;
+        }
+        self.table.merge_ids_heap(ids, out);
     }
 
     /// Append the cached ids of `piece`, if it is in the per-thread cache.
