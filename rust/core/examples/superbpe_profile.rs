@@ -2,23 +2,12 @@
 //! `cargo run --release --example superbpe_profile -- FILE [VOCAB] [TRANSITION] [THREADS]`
 //! (paper presets, filters on). Prints wall / process-CPU time per phase and an FNV digest
 //! of the final merge list (to check that an optimisation changes no merge).
+mod common;
+use common::process_cpu;
 use std::time::Instant;
 
 use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config};
 use supertok_core::train::{self, LineSplitter, ReplayPolicy, TrainConfig, Utf8Errors};
-
-/// User + system CPU seconds of this process (Linux; 0 elsewhere).
-fn cpu() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let f: Vec<&str> = s
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -36,12 +25,12 @@ fn main() {
     let s2 =
         HfSplitter::new(&presets::preset("paper", presets::Stage::Two).expect("p2")).expect("s2");
     let files = vec![file];
-    let (t0, c0) = (Instant::now(), cpu());
+    let (t0, c0) = (Instant::now(), process_cpu());
     let mut lap = {
         let mut t = Instant::now();
-        let mut c = cpu();
+        let mut c = process_cpu();
         move |what: &str| {
-            let (nt, nc) = (Instant::now(), cpu());
+            let (nt, nc) = (Instant::now(), process_cpu());
             eprintln!(
                 "{what:24} {:.3} s wall  {:.2} s CPU",
                 (nt - t).as_secs_f64(),
@@ -108,7 +97,7 @@ fn main() {
     println!(
         "total {:.3} s wall {:.2} s CPU; {} merges, digest {h:016x}",
         t0.elapsed().as_secs_f64(),
-        cpu() - c0,
+        process_cpu() - c0,
         out.out.merges.len()
     );
 }

@@ -1,18 +1,7 @@
 //! Profile the trainer's phases on files: `cargo run --release --example train_profile -- VOCAB THREADS FILES...`
+mod common;
+use common::process_cpu;
 use std::time::Instant;
-
-/// User + system CPU seconds of this process (Linux; 0 elsewhere).
-fn cpu() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let f: Vec<&str> = s
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
-}
 
 use supertok_core::pretok::{patterns, Pretokenizer};
 use supertok_core::train::{self, count::FnSplitter, TrainConfig, Utf8Errors};
@@ -41,17 +30,17 @@ fn main() {
             None,
         );
         let t = Instant::now();
-        let c0 = cpu();
+        let c0 = process_cpu();
         let c =
             train::count_files(&ws, &files, Utf8Errors::Strict, &mut |_| Ok(())).expect("count");
         println!(
             "split-on-space count: {:.3} s wall, {:.2} s cpu ({} distinct)",
             t.elapsed().as_secs_f64(),
-            cpu() - c0,
+            process_cpu() - c0,
             c.len()
         );
         let t = Instant::now();
-        let c0 = cpu();
+        let c0 = process_cpu();
         let c = if std::env::var("LINES").is_ok() {
             train::count_files(
                 train::LineSplitter(train::WholeChunks),
@@ -66,7 +55,7 @@ fn main() {
         println!(
             "regex count: {:.3} s wall, {:.2} s cpu ({} distinct)",
             t.elapsed().as_secs_f64(),
-            cpu() - c0,
+            process_cpu() - c0,
             c.len()
         );
         let cfg = TrainConfig {
@@ -76,16 +65,16 @@ fn main() {
             max_token_length: None,
         };
         let t = Instant::now();
-        let c0 = cpu();
+        let c0 = process_cpu();
         let tr = train::Trainer::new(c.iter()).expect("init");
         println!(
             "  init: {:.3} s wall, {:.2} s cpu",
             t.elapsed().as_secs_f64(),
-            cpu() - c0
+            process_cpu() - c0
         );
         drop(tr);
         let t = Instant::now();
-        let c0 = cpu();
+        let c0 = process_cpu();
         let mut marks: Vec<(usize, f64)> = vec![];
         let out = train::train_bpe(&c, &cfg, None, &mut |n| {
             marks.push((n, t.elapsed().as_secs_f64()));
@@ -100,7 +89,7 @@ fn main() {
         println!(
             "merges: {:.3} s wall, {:.2} s cpu ({} merges)",
             t.elapsed().as_secs_f64(),
-            cpu() - c0,
+            process_cpu() - c0,
             out.merges.len()
         );
     });

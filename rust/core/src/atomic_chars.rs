@@ -249,6 +249,16 @@ mod tests {
     use super::*;
     use crate::rank_bpe;
 
+    /// A small deterministic generator: `next(m)` is uniform-ish in `0..m`.
+    fn lcg(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |m| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % m
+        }
+    }
+
     /// Merge with and without the table on many pieces; the results must agree.
     /// Returns the numbers of atomic two- and three-byte characters.
     fn check_equivalent(v: &Vocab, pieces: &[Vec<u8>]) -> (usize, usize) {
@@ -327,13 +337,7 @@ mod tests {
     fn random_vocabularies_agree_with_byte_merges() {
         // small alphabet of bytes that form 2- and 3-byte UTF-8 shapes, plus ASCII
         let alphabet: &[u8] = &[b'a', b' ', 0xc3, 0xa9, 0xd0, 0xb6, 0xe4, 0xb8, 0xad, 0x80];
-        let mut seed = 0x1234_5678_9abc_def0u64;
-        let mut next = |m: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize % m
-        };
+        let mut next = lcg(0x1234_5678_9abc_def0u64);
         let mut seen = (0, 0);
         for _ in 0..300 {
             let mut toks: Vec<Vec<u8>> = vec![];
@@ -407,13 +411,7 @@ mod tests {
         // random HF-style merge lists (one token may be made by several merges, pairs may
         // repeat: the first wins) over bytes forming 2- and 3-byte UTF-8 shapes
         let alphabet: &[u8] = &[b'a', b' ', 0xc3, 0xa9, 0xd0, 0xb6, 0xe4, 0xb8, 0xad, 0x80];
-        let mut seed = 0x0bad_5eed_1234_5678u64;
-        let mut next = |m: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize % m
-        };
+        let mut next = lcg(0x0bad_5eed_1234_5678u64);
         let mut seen = (0, 0);
         for _ in 0..300 {
             let mut toks: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();

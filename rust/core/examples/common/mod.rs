@@ -1,4 +1,5 @@
 //! Helpers shared by the examples (not an example itself: no `main.rs`).
+#![allow(dead_code)] // each example uses only some of these
 
 /// CPU time of the calling thread in seconds: less sensitive than wall time to other
 /// processes competing for the cores.
@@ -16,4 +17,17 @@ pub fn thread_cpu() -> f64 {
     // SAFETY: clock_gettime writes one timespec, which we own (Linux x86-64 layout: two i64).
     unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.sec as f64 + ts.nsec as f64 * 1e-9
+}
+
+/// User + system CPU seconds of this process (Linux; 0 elsewhere).
+pub fn process_cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = s
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
 }

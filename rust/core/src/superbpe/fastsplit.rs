@@ -57,6 +57,26 @@ fn run(s: &str, mut i: usize, k: u8) -> Option<usize> {
     Some(i)
 }
 
+/// Push the right-aligned groups of three of the ASCII digit run at `i` (`1234567` →
+/// `1 | 234 | 567`) and return the end of the run.
+fn digit_groups(b: &[u8], i: usize, out: &mut Vec<(usize, usize)>) -> usize {
+    let mut e = i;
+    while e < b.len() && b[e].is_ascii_digit() {
+        e += 1;
+    }
+    let mut a = i;
+    let first = (e - i) % 3;
+    if first > 0 {
+        out.push((a, a + first));
+        a += first;
+    }
+    while a < e {
+        out.push((a, a + 3));
+        a += 3;
+    }
+    e
+}
+
 /// Split `text` into the pieces of the paper stage-1 pipeline, appending `(start, end)`
 /// byte ranges to `out` (cleared first). Returns `false` (with `out` unspecified) when the
 /// text holds a non-ASCII number, which this splitter does not handle.
@@ -71,22 +91,7 @@ pub fn paper_stage1(text: &str, out: &mut Vec<(usize, usize)>) -> bool {
         };
         let end = match k {
             NUMBER => {
-                // ASCII digit run, right-aligned groups of three
-                let mut e = i;
-                while e < n && b[e].is_ascii_digit() {
-                    e += 1;
-                }
-                let first = (e - i) % 3;
-                let mut a = i;
-                if first > 0 {
-                    out.push((a, a + first));
-                    a += first;
-                }
-                while a < e {
-                    out.push((a, a + 3));
-                    a += 3;
-                }
-                i = e;
+                i = digit_groups(b, i, out);
                 continue;
             }
             LETTER => match run(text, i, LETTER) {
@@ -160,22 +165,8 @@ pub fn paper_stage2(text: &str, out: &mut Vec<(usize, usize)>) -> bool {
             if start < i {
                 out.push((start, i));
             }
-            let mut e = i;
-            while e < n && b[e].is_ascii_digit() {
-                e += 1;
-            }
-            let first = (e - i) % 3;
-            let mut a = i;
-            if first > 0 {
-                out.push((a, a + first));
-                a += first;
-            }
-            while a < e {
-                out.push((a, a + 3));
-                a += 3;
-            }
-            i = e;
-            start = e;
+            i = digit_groups(b, i, out);
+            start = i;
             continue;
         }
         // non-ASCII: `i` is a char boundary (only whole chars are skipped)
