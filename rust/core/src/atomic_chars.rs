@@ -259,6 +259,21 @@ mod tests {
         }
     }
 
+    /// A piece of 1–24+ bytes mixing é, ж, 中 and bytes of `alphabet`.
+    fn random_piece(next: &mut impl FnMut(usize) -> usize, alphabet: &[u8]) -> Vec<u8> {
+        let len = 1 + next(24);
+        let mut p = vec![];
+        while p.len() < len {
+            match next(4) {
+                0 => p.extend_from_slice("é".as_bytes()),
+                1 => p.extend_from_slice("ж".as_bytes()),
+                2 => p.extend_from_slice("中".as_bytes()),
+                _ => p.push(alphabet[next(alphabet.len())]),
+            }
+        }
+        p
+    }
+
     /// Merge with and without the table on many pieces; the results must agree.
     /// Returns the numbers of atomic two- and three-byte characters.
     fn check_equivalent(v: &Vocab, pieces: &[Vec<u8>]) -> (usize, usize) {
@@ -369,21 +384,7 @@ mod tests {
             }
             let refs: Vec<&[u8]> = toks.iter().map(|t| t.as_slice()).collect();
             let v = crate::vocab::test_vocab(&refs);
-            let pieces: Vec<Vec<u8>> = (0..60)
-                .map(|_| {
-                    let len = 1 + next(24);
-                    let mut p = vec![];
-                    while p.len() < len {
-                        match next(4) {
-                            0 => p.extend_from_slice("é".as_bytes()),
-                            1 => p.extend_from_slice("ж".as_bytes()),
-                            2 => p.extend_from_slice("中".as_bytes()),
-                            _ => p.push(alphabet[next(alphabet.len())]),
-                        }
-                    }
-                    p
-                })
-                .collect();
+            let pieces: Vec<Vec<u8>> = (0..60).map(|_| random_piece(&mut next, alphabet)).collect();
             let (two, three) = check_equivalent(&v, &pieces);
             seen = (seen.0 + two, seen.1 + three);
         }
@@ -458,16 +459,7 @@ mod tests {
             let table = MergeTable::from_merges(&v, &merges);
             let t = AtomicChars::from_merges(&v, &table);
             for _ in 0..60 {
-                let len = 1 + next(24);
-                let mut p = vec![];
-                while p.len() < len {
-                    match next(4) {
-                        0 => p.extend_from_slice("é".as_bytes()),
-                        1 => p.extend_from_slice("ж".as_bytes()),
-                        2 => p.extend_from_slice("中".as_bytes()),
-                        _ => p.push(alphabet[next(alphabet.len())]),
-                    }
-                }
+                let p = random_piece(&mut next, alphabet);
                 let mut want = vec![];
                 table.encode_piece(&p, &mut want).unwrap();
                 // start the atomic occurrences as one part, then merge
