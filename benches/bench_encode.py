@@ -560,7 +560,7 @@ def long_document(repeats: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=2.0, help="sample size per corpus in MB (default 2)")
-    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median; default 3)")
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds (median; default 5)")
     ap.add_argument("--encodings", nargs="+", default=ENCODINGS)
     ap.add_argument("--timeout", type=float, default=60.0, help="time limit of one anchor call on a worst-case input")
     ap.add_argument("--quick", action="store_true", help="0.3 MB samples, print only")
