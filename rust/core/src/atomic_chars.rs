@@ -140,6 +140,13 @@ impl AtomicChars {
         table
     }
 
+    /// For a table made by [`AtomicChars::from_merges`]: the lowest rank of a merge joining
+    /// a token that ends in byte `x` to one that starts with `y` (`u32::MAX` if none).
+    #[inline(always)]
+    pub(crate) fn junction_min(&self, x: u8, y: u8) -> u32 {
+        self.pair_min[(x as usize) << 8 | y as usize]
+    }
+
     /// Find the candidate characters of an HF merge list: `table` merges the tokens of
     /// `vocab` by rank (see the module docs, "HF merge lists").
     pub fn from_merges(vocab: &Vocab, table: &MergeTable) -> Self {

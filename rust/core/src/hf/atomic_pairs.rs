@@ -14,61 +14,49 @@
 //! The argument is about bytes only, so it holds for several disjoint occurrences at once
 //! and together with the atomic characters of [`crate::atomic_chars`].
 
+use crate::atomic_chars::AtomicChars;
 use crate::bpe::MergeTable;
 use crate::vocab::Vocab;
 
 const NONE: u32 = u32::MAX;
 
-/// The candidate byte pairs of one merge list and the ranks that can disable them.
+/// The candidate byte pairs of one merge list. The ranks that can disable them are the
+/// junction ranks of the same list's [`AtomicChars`] ([`AtomicChars::junction_min`]).
 #[derive(Clone, Debug)]
 pub(crate) struct AtomicPairs {
     /// `(rank, result)` of the merge of the single bytes `x y`, at `x << 8 | y`; rank
     /// [`NONE`] when there is none.
     pairs: Box<[(u32, u32)]>,
-    /// Lowest rank of a merge `(l, r)` whose left token ends in `x` and whose right token
-    /// starts with `y`, at `x << 8 | y` ([`NONE`] when there is none).
-    junction_min: Box<[u32]>,
 }
 
 impl AtomicPairs {
     /// Build from the byte-level vocabulary and the merge table made from it.
     pub(crate) fn new(vocab: &Vocab, table: &MergeTable) -> Self {
         let mut pairs = vec![(NONE, 0u32); 1 << 16].into_boxed_slice();
-        let mut junction_min = vec![NONE; 1 << 16].into_boxed_slice();
         for (l, r, rank, res) in table.iter() {
-            let (Some(a), Some(b)) = (vocab.bytes(l), vocab.bytes(r)) else {
-                continue;
-            };
-            let (Some(&x), Some(&y)) = (a.last(), b.first()) else {
-                continue;
-            };
-            let k = (x as usize) << 8 | y as usize;
-            junction_min[k] = junction_min[k].min(rank);
-            if a.len() == 1 && b.len() == 1 {
-                pairs[k] = (rank, res);
+            if let (Some(&[x]), Some(&[y])) = (vocab.bytes(l), vocab.bytes(r)) {
+                pairs[(x as usize) << 8 | y as usize] = (rank, res);
             }
         }
-        AtomicPairs {
-            pairs,
-            junction_min,
-        }
+        AtomicPairs { pairs }
     }
 
     /// If the bytes `piece[i..i + 2]` may start as one part (see the module docs): the id
-    /// of their token.
+    /// of their token. `chars` is the [`AtomicChars::from_merges`] table of the same merge
+    /// list, whose junction ranks are the ones that can disable a pair.
     #[inline(always)]
-    pub(crate) fn at(&self, piece: &[u8], i: usize) -> Option<u32> {
-        let x = piece[i] as usize;
-        let y = *piece.get(i + 1)? as usize;
-        let (m, res) = self.pairs[x << 8 | y];
+    pub(crate) fn at(&self, chars: &AtomicChars, piece: &[u8], i: usize) -> Option<u32> {
+        let x = piece[i];
+        let y = *piece.get(i + 1)?;
+        let (m, res) = self.pairs[(x as usize) << 8 | y as usize];
         if m == NONE {
             return None;
         }
-        if i > 0 && self.junction_min[(piece[i - 1] as usize) << 8 | x] <= m {
+        if i > 0 && chars.junction_min(piece[i - 1], x) <= m {
             return None;
         }
         if let Some(&q) = piece.get(i + 2) {
-            if self.junction_min[y << 8 | q as usize] <= m {
+            if chars.junction_min(y, q) <= m {
                 return None;
             }
         }
@@ -97,7 +85,7 @@ mod tests {
             if let Some((len, id)) = chars.at(p, i) {
                 ids.push(id);
                 i += len;
-            } else if let Some(id) = pairs.at(p, i) {
+            } else if let Some(id) = pairs.at(chars, p, i) {
                 hits += 1;
                 ids.push(id);
                 i += 2;
@@ -145,12 +133,12 @@ mod tests {
         let chars = AtomicChars::from_merges(&v, &table);
         let pairs = AtomicPairs::new(&v, &table);
         let ab = v.get(b"ab").unwrap();
-        assert_eq!(pairs.at(b"abc", 0), Some(ab));
+        assert_eq!(pairs.at(&chars, b"abc", 0), Some(ab));
         // "b c" (rank 1) is not below "a b" (rank 0) ...
-        assert_eq!(pairs.at(b"cab", 1), Some(ab));
+        assert_eq!(pairs.at(&chars, b"cab", 1), Some(ab));
         // ... but "a b" (rank 0) is below "b c" (rank 1): b c is not atomic before an a b
-        assert_eq!(pairs.at(b"abc", 1), None);
-        assert_eq!(pairs.at(b"bc", 0), Some(v.get(b"bc").unwrap()));
+        assert_eq!(pairs.at(&chars, b"abc", 1), None);
+        assert_eq!(pairs.at(&chars, b"bc", 0), Some(v.get(b"bc").unwrap()));
         let (_, hits) = premerged(&table, &chars, &pairs, b"abcab");
         assert_eq!(hits, 2);
     }

@@ -740,6 +740,13 @@ impl BpeModel {
 
     /// BPE of a piece whose bytes all have tokens, through the per-thread cache.
     fn encode_known(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        self.encode_cached(piece, true, out)
+    }
+
+    /// [`BpeModel::encode_known`]; with `may_cut` false (a part of a cut piece, which has
+    /// no cut point left) a short piece is merged whole instead of being cut first.
+    #[inline(always)]
+    fn encode_cached(&self, piece: &[u8], may_cut: bool, out: &mut Vec<u32>) -> Result<()> {
         if piece.len() > CACHE_MAX_PIECE {
             return self.encode_long(piece, out);
         }
@@ -751,7 +758,12 @@ impl BpeModel {
             Some(_) => TWO_LEVEL_MIN_PIECE,
             None => CUT_MIN_PIECE,
         };
-        if piece.len() <= short.min(MERGE_WHOLE_MAX) {
+        let whole = if may_cut {
+            short.min(MERGE_WHOLE_MAX)
+        } else {
+            short
+        };
+        if piece.len() <= whole {
             self.merge(piece, out);
         } else if piece.len() <= short {
             // cut where no token can span: the parts (words, mostly) hit the cache
@@ -781,7 +793,7 @@ impl BpeModel {
         for p in 1..piece.len() {
             let k = (piece[p - 1] as usize) << 8 | piece[p] as usize;
             if self.inner_pairs[k >> 6] & (1 << (k & 63)) == 0 {
-                self.encode_cut_part(&piece[a..p], out)?;
+                self.encode_cached(&piece[a..p], false, out)?;
                 a = p;
             }
         }
@@ -789,26 +801,8 @@ impl BpeModel {
             self.merge(piece, out);
             Ok(())
         } else {
-            self.encode_cut_part(&piece[a..], out)
+            self.encode_cached(&piece[a..], false, out)
         }
-    }
-
-    /// [`BpeModel::encode_known`] for a part of a cut long piece.
-    fn encode_cut_part(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
-        if piece.len() > CACHE_MAX_PIECE {
-            return self.encode_long(piece, out);
-        }
-        if self.cache_lookup(piece, out) {
-            return Ok(());
-        }
-        let before = out.len();
-        if piece.len() <= CUT_MIN_PIECE {
-            self.merge(piece, out);
-        } else {
-            self.encode_long(piece, out)?;
-        }
-        self.cache_insert(piece, &out[before..]);
-        Ok(())
     }
 
     /// BPE of a piece whose bytes all have tokens (no cache, no cuts): the characters and
@@ -844,7 +838,7 @@ impl BpeModel {
                 return c;
             }
         }
-        match self.pairs.at(piece, i) {
+        match self.pairs.at(&self.chars, piece, i) {
             Some(id) => (2, id),
             None => (1, self.table.byte_id(b)),
         }
