@@ -203,6 +203,83 @@ impl ReplayTable {
             out.extend(bytes.iter().map(|&b| b as u32));
             return;
         }
+        if n <= LINEAR_MAX {
+            self.replay_linear(bytes, weight, out, counts, sc, log);
+        } else {
+            self.replay_heap(bytes, weight, out, counts, sc, log);
+        }
+    }
+
+    /// [`ReplayTable::replay_logged`] for short parts: the live symbols and the rank of
+    /// each adjacent pair in two compact arrays; each step merges the leftmost pair of
+    /// lowest rank (a linear scan). Same order as the heap (the heap pops the lowest
+    /// `(rank, position)`, and a pair's rank is fixed when the pair is created: the first
+    /// rank of the pair after the merge that created it), so the same tokens and log.
+    fn replay_linear(
+        &self,
+        bytes: &[u8],
+        weight: u64,
+        out: &mut Vec<u32>,
+        counts: &mut [u64],
+        sc: &mut ReplayScratch,
+        log: &mut Vec<(u32, u32)>,
+    ) {
+        let ReplayScratch {
+            syms, next: ranks, ..
+        } = sc;
+        syms.clear();
+        syms.extend(bytes.iter().map(|&b| b as u32));
+        ranks.clear();
+        ranks.extend(bytes.windows(2).map(|w| {
+            self.next_rank(w[0] as u32, w[1] as u32, None)
+                .unwrap_or(NONE)
+        }));
+        loop {
+            // leftmost minimum
+            let mut best = NONE;
+            let mut at = 0usize;
+            for (i, &q) in ranks.iter().enumerate() {
+                if q < best {
+                    best = q;
+                    at = i;
+                }
+            }
+            if best == NONE {
+                break;
+            }
+            let q = best;
+            let (l, r, c) = self.merges[q as usize];
+            let mut occ = 1u64;
+            if l == r && syms.get(at + 2) == Some(&r) {
+                occ += 1; // the overlapping occurrence this merge absorbs
+            }
+            counts[q as usize] = counts[q as usize].wrapping_add(occ.wrapping_mul(weight));
+            log.push((q, occ as u32));
+            syms[at] = c;
+            syms.remove(at + 1);
+            ranks.remove(at);
+            if at + 1 < syms.len() {
+                ranks[at] = self.next_rank(c, syms[at + 1], Some(q)).unwrap_or(NONE);
+            }
+            if at > 0 {
+                ranks[at - 1] = self.next_rank(syms[at - 1], c, Some(q)).unwrap_or(NONE);
+            }
+        }
+        out.extend_from_slice(syms);
+    }
+
+    /// [`ReplayTable::replay_logged`] with a heap of `(rank, position)` over linked
+    /// positions: O(n log n) for long parts.
+    fn replay_heap(
+        &self,
+        bytes: &[u8],
+        weight: u64,
+        out: &mut Vec<u32>,
+        counts: &mut [u64],
+        sc: &mut ReplayScratch,
+        log: &mut Vec<(u32, u32)>,
+    ) {
+        let n = bytes.len();
         let ReplayScratch {
             syms,
             next,
@@ -438,6 +515,8 @@ pub struct ReplayScratch {
     log: Vec<(u32, u32)>,
 }
 
+/// Parts up to this many bytes are replayed with linear scans instead of a heap.
+const LINEAR_MAX: usize = 24;
 /// Parts up to this many bytes are cached.
 const CACHE_MAX_PART: usize = 64;
 /// The cache is cleared when it holds this many parts.
@@ -615,4 +694,54 @@ pub fn replay_counts(
         counts,
         merge_counts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rng(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    #[test]
+    fn linear_replay_equals_heap_replay() {
+        // Random merge lists over a 3-letter alphabet: sides drawn from the tokens made so
+        // far, so pairs are listed more than once, tokens are re-created by other splits
+        // and runs like `aaaa` overlap; every string up to LINEAR_MAX bytes.
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for round in 0..300 {
+            let mut toks: Vec<Vec<u8>> = vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()];
+            let mut list = Vec::new();
+            for _ in 0..(3 + round % 40) {
+                let l = toks[(rng(&mut seed) % toks.len() as u64) as usize].clone();
+                let r = toks[(rng(&mut seed) % toks.len() as u64) as usize].clone();
+                let mut t = l.clone();
+                t.extend_from_slice(&r);
+                if !toks.contains(&t) {
+                    toks.push(t);
+                }
+                list.push((l, r));
+            }
+            let table = ReplayTable::new(&list).unwrap();
+            let mut sc = ReplayScratch::default();
+            for _ in 0..40 {
+                let n = 2 + (rng(&mut seed) % (LINEAR_MAX as u64 - 1)) as usize;
+                let k = 1 + rng(&mut seed) % 3;
+                let s: Vec<u8> = (0..n).map(|_| b'a' + (rng(&mut seed) % k) as u8).collect();
+                let w = 1 + rng(&mut seed) % 5;
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let (mut ca, mut cb) = (vec![0u64; table.len()], vec![0u64; table.len()]);
+                let (mut la, mut lb) = (Vec::new(), Vec::new());
+                table.replay_linear(&s, w, &mut a, &mut ca, &mut sc, &mut la);
+                table.replay_heap(&s, w, &mut b, &mut cb, &mut sc, &mut lb);
+                assert_eq!(a, b, "round {round}: {:?}", String::from_utf8_lossy(&s));
+                assert_eq!(ca, cb, "round {round}");
+                assert_eq!(la, lb, "round {round}");
+            }
+        }
+    }
 }
