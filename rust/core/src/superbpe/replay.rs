@@ -378,40 +378,76 @@ impl ReplayTable {
                 sc.log = log;
                 continue;
             }
-            let h = crate::util::bytes_hash(part);
-            if let Some(&e) = cache.map.get(&h) {
-                let (k, kl) = (cache.entries[e as usize].key as usize, part.len());
-                if cache.keys.get(k..k + kl) == Some(part) {
-                    let en = &mut cache.entries[e as usize];
-                    out.extend_from_slice(
-                        &cache.ids[en.ids as usize..(en.ids + en.n_ids) as usize],
-                    );
-                    // The merge counts of a hit are added when the cache is flushed.
-                    en.hits = en.hits.wrapping_add(weight);
-                    continue;
+            // Parts of up to 7 bytes are looked up by their bytes packed in a u64 (exact, no
+            // key comparison), longer ones by a hash of their bytes (then compared).
+            let short = short_key(part);
+            let h = match short {
+                Some(k) => {
+                    if let Some(&e) = cache.short.get(&k) {
+                        let en = &mut cache.entries[e as usize];
+                        en.emit(&cache.ids, out);
+                        // The merge counts of a hit are added when the cache is flushed.
+                        en.hits = en.hits.wrapping_add(weight);
+                        continue;
+                    }
+                    0
                 }
-            }
+                None => {
+                    let h = crate::util::bytes_hash(part);
+                    if let Some(&e) = cache.map.get(&h) {
+                        let (k, kl) = (cache.entries[e as usize].key as usize, part.len());
+                        if cache.keys.get(k..k + kl) == Some(part) {
+                            let en = &mut cache.entries[e as usize];
+                            en.emit(&cache.ids, out);
+                            en.hits = en.hits.wrapping_add(weight);
+                            continue;
+                        }
+                    }
+                    h
+                }
+            };
             let before = out.len();
             let mut log = std::mem::take(&mut sc.log);
             log.clear();
             self.replay_logged(part, weight, out, counts, sc, &mut log);
-            if cache.map.len() >= CACHE_ENTRIES {
+            if cache.entries.len() >= CACHE_ENTRIES {
                 cache.flush(counts);
                 cache.clear();
             }
-            let entry = CacheEntry {
-                key: cache.keys.len() as u32,
-                ids: cache.ids.len() as u32,
-                n_ids: (out.len() - before) as u32,
+            let got = &out[before..];
+            let n_ids = got.len() as u32;
+            let (ids, id1) = match *got {
+                [a] => (a, 0),
+                [a, b] => (a, b),
+                _ => {
+                    let at = cache.ids.len() as u32;
+                    cache.ids.extend_from_slice(got);
+                    (at, 0)
+                }
+            };
+            let idx = cache.entries.len() as u32;
+            let key = match short {
+                Some(k) => {
+                    cache.short.insert(k, idx);
+                    0
+                }
+                None => {
+                    let at = cache.keys.len() as u32;
+                    cache.keys.extend_from_slice(part);
+                    cache.map.insert(h, idx);
+                    at
+                }
+            };
+            cache.entries.push(CacheEntry {
+                key,
+                ids,
+                id1,
+                n_ids,
                 log: cache.logs.len() as u32,
                 n_log: log.len() as u32,
                 hits: 0,
-            };
-            cache.keys.extend_from_slice(part);
-            cache.ids.extend_from_slice(&out[before..]);
+            });
             cache.logs.extend_from_slice(&log);
-            cache.map.insert(h, cache.entries.len() as u32);
-            cache.entries.push(entry);
             sc.log = log;
         }
     }
@@ -522,27 +558,57 @@ const CACHE_MAX_PART: usize = 64;
 /// The cache is cleared when it holds this many parts.
 const CACHE_ENTRIES: usize = 1 << 20;
 
-/// One cached part: where its bytes, ids and log are, and the total weight of the hits
-/// whose merge counts are not added yet.
+/// The bytes of a part of at most 7 bytes packed in a u64 with its length (an exact key).
+#[inline]
+fn short_key(part: &[u8]) -> Option<u64> {
+    if part.len() > 7 {
+        return None;
+    }
+    let mut k = (part.len() as u64) << 56;
+    for (i, &b) in part.iter().enumerate() {
+        k |= (b as u64) << (8 * i);
+    }
+    Some(k)
+}
+
+/// One cached part: where its bytes (parts of 8 bytes or more), ids and log are, and the
+/// total weight of the hits whose merge counts are not added yet. Up to two ids are kept in
+/// the entry itself (`ids`, `id1`); more are at `ids` in [`PartCache::ids`].
 #[derive(Clone, Copy)]
 struct CacheEntry {
     key: u32,
     ids: u32,
+    id1: u32,
     n_ids: u32,
     log: u32,
     n_log: u32,
     hits: u64,
 }
 
+impl CacheEntry {
+    /// Append the part's token ids to `out`.
+    #[inline]
+    fn emit(&self, ids: &[u32], out: &mut Vec<u32>) {
+        match self.n_ids {
+            1 => out.push(self.ids),
+            2 => out.extend_from_slice(&[self.ids, self.id1]),
+            n => out.extend_from_slice(&ids[self.ids as usize..(self.ids + n) as usize]),
+        }
+    }
+}
+
 /// Replayed short parts: part bytes → its token ids and its `(rank, occurrences)` log.
-/// (A hash collision between two different parts only costs a cache miss.)
+/// Parts of up to 7 bytes are keyed by their packed bytes; longer ones by a hash of their
+/// bytes (a hash collision between two different parts only costs a cache miss).
 ///
 /// A hit only adds its weight to the entry; the merge counts of the hits are added to the
 /// caller's counts by [`PartCache::flush`] (called when the cache is full, and must be
 /// called once more when done), one pass over each entry's log instead of one per hit.
 #[derive(Default)]
 pub struct PartCache {
-    /// hash → entry index
+    /// packed bytes → entry index (parts of up to 7 bytes)
+    short: FxHashMap<u64, u32>,
+    /// hash → entry index (longer parts)
     map: FxHashMap<u64, u32>,
     entries: Vec<CacheEntry>,
     keys: Vec<u8>,
@@ -552,6 +618,7 @@ pub struct PartCache {
 
 impl PartCache {
     fn clear(&mut self) {
+        self.short.clear();
         self.map.clear();
         self.entries.clear();
         self.keys.clear();
