@@ -207,6 +207,23 @@ fn main() {
                 npieces = np;
                 best_lex = best_lex.min(thread_cpu() - t);
             }
+            if mode == "lookup" {
+                // lexing + whole-piece lookup only (the fixed cost per piece)
+                let t = thread_cpu();
+                let mut hits = 0usize;
+                for d in &docs {
+                    let b = d.as_bytes();
+                    enc.pretokenizer()
+                        .for_each_piece(d, |x, y| {
+                            hits += enc.vocab().get(&b[x..y]).is_some() as usize;
+                            Ok(())
+                        })
+                        .unwrap();
+                }
+                ntok = hits;
+                best_enc = best_enc.min(thread_cpu() - t);
+                continue;
+            }
             if mode != "lex" {
                 if std::env::var("CLEAR").is_ok() {
                     supertok_core::piece_cache::clear_thread();

@@ -21,6 +21,7 @@ pub mod encoding;
 pub mod error;
 pub mod formats;
 pub mod hf;
+pub mod hugebuf;
 pub mod mixture;
 pub mod piece_cache;
 pub mod piece_index;

@@ -15,6 +15,8 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::hugebuf::{HugeBuf, Zeroable};
+
 /// Longest piece that is cached.
 pub const MAX_PIECE: usize = 26;
 /// Most tokens a cached piece may have.
@@ -33,16 +35,13 @@ struct Entry {
     toks: [u32; MAX_TOKENS],
 }
 
-const EMPTY: Entry = Entry {
-    owner: 0,
-    len: 0,
-    ntok: 0,
-    bytes: [0; MAX_PIECE],
-    toks: [0; MAX_TOKENS],
-};
+// SAFETY: integers and integer arrays without padding (4 + 1 + 1 + 26 + 32 = 64 bytes);
+// all-zero is an empty entry (owner 0).
+unsafe impl Zeroable for Entry {}
 
 thread_local! {
-    static CACHE: RefCell<Vec<[Entry; 2]>> = const { RefCell::new(Vec::new()) };
+    /// The sets (2 MiB, one huge page where available), allocated on the first `put`.
+    static CACHE: RefCell<Option<HugeBuf<[Entry; 2]>>> = const { RefCell::new(None) };
 }
 
 static NEXT_OWNER: AtomicU32 = AtomicU32::new(1);
@@ -132,9 +131,9 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
     }
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        if c.is_empty() {
+        let Some(c) = c.as_mut() else {
             return false;
-        }
+        };
         let set = &mut c[slot(piece)];
         if holds(&set[0], owner, piece) {
             out.extend_from_slice(&set[0].toks[..set[0].ntok as usize]);
@@ -158,9 +157,7 @@ pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
     }
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        if c.is_empty() {
-            *c = vec![[EMPTY; 2]; SETS];
-        }
+        let c = c.get_or_insert_with(|| HugeBuf::zeroed(SETS));
         let set = &mut c[slot(piece)];
         set[1] = set[0];
         let e = &mut set[0];
@@ -174,7 +171,7 @@ pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
 
 /// Empty the calling thread's cache (for benchmarks that want cold runs).
 pub fn clear_thread() {
-    CACHE.with(|c| c.borrow_mut().clear());
+    CACHE.with(|c| *c.borrow_mut() = None);
 }
 
 #[cfg(test)]

@@ -3,9 +3,15 @@
 //!
 //! Each slot is 16 bytes: the first (up to) 8 bytes of the token packed little-endian,
 //! the id and the length. Tokens of at most 8 bytes are therefore compared with one
-//! integer comparison, without touching the token data; longer tokens compare their
-//! tail against the vocabulary's byte buffer. Linear probing at a load factor ≤ 1/2.
-//! Pieces of one or two bytes are answered from a direct table without hashing.
+//! integer comparison, without touching the token data. A parallel array holds the last
+//! 8 bytes of every token longer than 8 bytes (indexed like the slots, so its load
+//! overlaps the slot's): tokens of up to 16 bytes compare with two integer comparisons,
+//! longer ones also compare their middle against the vocabulary's byte buffer (this saved
+//! two dependent loads per long hit: 6–11 % of English and code encoding with o200k).
+//! Linear probing at a load factor ≤ 0.8. The slot array, the tails and the Bloom filter
+//! live in [`crate::hugebuf::HugeBuf`]s (those of 2 MiB or more on transparent huge pages
+//! where the kernel allows: about 3 % faster encoding). Pieces of one or two bytes are
+//! answered from a direct table without hashing.
 
 /// An empty slot has `len == 0` (tokens are never empty).
 #[derive(Clone, Copy, Default)]
@@ -16,12 +22,21 @@ struct Slot {
     len: u32,
 }
 
+// SAFETY: integers only, no padding (8 + 4 + 4 bytes); all-zero is the empty slot.
+unsafe impl Zeroable for Slot {}
+
+use crate::hugebuf::{HugeBuf, Zeroable};
+
 const NONE: u32 = u32::MAX;
 
 /// Index from token bytes to ids. Built once from `(bytes, id)`; see [`PieceIndex::get`].
 #[derive(Clone)]
 pub struct PieceIndex {
-    slots: Box<[Slot]>,
+    slots: HugeBuf<Slot>,
+    /// `ext[i]`: the last 8 bytes of the token in `slots[i]` if it is longer than 8 bytes,
+    /// so that tokens of up to 16 bytes are compared without touching the vocabulary's
+    /// byte buffer (its address is known with the slot's, so both loads overlap).
+    ext: HugeBuf<u64>,
     shift: u32,
     /// ids of the 1- and 2-byte tokens: `short[b0]` for one byte at index `b0`,
     /// `short[256 + (b0 << 8 | b1)]` for two bytes.
@@ -29,7 +44,7 @@ pub struct PieceIndex {
     /// Blocked Bloom filter (two bits per token in one 64-bit word, about 10 bits per
     /// token, so it stays in L2)
     /// answering most lookups of non-tokens without touching the slot array.
-    bloom: Box<[u64]>,
+    bloom: HugeBuf<u64>,
     bloom_mask: u64,
 }
 
@@ -170,15 +185,19 @@ impl PieceIndex {
         I: Iterator<Item = u32>,
         F: Fn(u32) -> &'v [u8],
     {
-        let cap = (count.max(8) * 2).next_power_of_two();
+        // load factor in (0.4, 0.8]: o200k's 200K tokens in 256K slots (4 MiB). Denser
+        // than 1/2 so that more of the frequently used tokens share cache lines; the
+        // longer probe sequences stay within one or two lines (A/B: +1–8 %).
+        let cap = (count.max(8) * 5 / 4).next_power_of_two();
         let shift = 64 - cap.trailing_zeros();
-        let mut slots = vec![Slot::default(); cap].into_boxed_slice();
+        let mut slots: HugeBuf<Slot> = HugeBuf::zeroed(cap);
+        let mut ext: HugeBuf<u64> = HugeBuf::zeroed(cap);
         let mut short = vec![NONE; 256 + 65536].into_boxed_slice();
         let mut dup = None;
         let mask = cap - 1;
         let bloom_bits = (count.max(64) * 10).next_power_of_two();
         let bloom_mask = (bloom_bits / 64) as u64 - 1;
-        let mut bloom = vec![0u64; bloom_bits / 64].into_boxed_slice();
+        let mut bloom: HugeBuf<u64> = HugeBuf::zeroed(bloom_bits / 64);
         for id in ids {
             let b = bytes_of(id);
             let n = b.len();
@@ -196,6 +215,7 @@ impl PieceIndex {
                         id,
                         len: n as u32,
                     };
+                    ext[i] = t;
                     match n {
                         1 => short[b[0] as usize] = id,
                         2 => short[256 + ((b[0] as usize) << 8 | b[1] as usize)] = id,
@@ -215,6 +235,7 @@ impl PieceIndex {
         (
             PieceIndex {
                 slots,
+                ext,
                 shift,
                 short,
                 bloom,
@@ -241,7 +262,7 @@ impl PieceIndex {
         if !self.maybe(hv) {
             return None;
         }
-        self.probe(hv, h, n, piece, bytes_of)
+        self.probe(hv, h, t, n, piece, bytes_of)
     }
 
     #[inline(always)]
@@ -251,7 +272,15 @@ impl PieceIndex {
     }
 
     #[inline(always)]
-    fn probe<'v, F>(&self, hv: u64, h: u64, n: usize, piece: &[u8], bytes_of: F) -> Option<u32>
+    fn probe<'v, F>(
+        &self,
+        hv: u64,
+        h: u64,
+        t: u64,
+        n: usize,
+        piece: &[u8],
+        bytes_of: F,
+    ) -> Option<u32>
     where
         F: Fn(u32) -> &'v [u8],
     {
@@ -259,7 +288,10 @@ impl PieceIndex {
         let mut i = (hv >> self.shift) as usize;
         loop {
             let s = &self.slots[i];
-            if s.len as usize == n && s.head == h && (n <= 8 || same_tail(bytes_of(s.id), piece)) {
+            if s.len as usize == n
+                && s.head == h
+                && (n <= 8 || (self.ext[i] == t && (n <= 16 || same_tail(bytes_of(s.id), piece))))
+            {
                 return Some(s.id);
             }
             if s.len == 0 {
@@ -295,8 +327,12 @@ impl PieceIndex {
                 if n <= 8 {
                     return Some(s.id);
                 }
-                let tok = bytes_of(s.id);
-                if tail(tok) == t && (n <= 16 || (tok[..a.len()] == *a && tok[a.len()..] == *b)) {
+                if self.ext[i] == t
+                    && (n <= 16 || {
+                        let tok = bytes_of(s.id);
+                        tok[..a.len()] == *a && tok[a.len()..] == *b
+                    })
+                {
                     return Some(s.id);
                 }
             }
@@ -333,7 +369,10 @@ impl PieceIndex {
         let mut i = (hash(h, t, n) >> self.shift) as usize;
         loop {
             let s = &self.slots[i];
-            if s.len as usize == n && s.head == h && (n <= 8 || same_tail(bytes_of(s.id), piece)) {
+            if s.len as usize == n
+                && s.head == h
+                && (n <= 8 || (self.ext[i] == t && (n <= 16 || same_tail(bytes_of(s.id), piece))))
+            {
                 return Some(s.id);
             }
             if s.len == 0 {
