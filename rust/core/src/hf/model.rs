@@ -788,8 +788,9 @@ impl BpeModel {
     ///
     /// Pieces of up to [`TINY_MAX`] bytes are mostly a table lookup; other pieces of up to
     /// [`SMALL_CACHE_MAX`] bytes go through the small [`crate::piece_cache`]; longer ones
-    /// through the [`PieceCache`], which long pieces bypass while they rarely hit
-    /// ([`PieceCache::skip_long`]).
+    /// through the [`PieceCache`], which the pieces that are cut into parts (longer than
+    /// [`MERGE_WHOLE_MAX`] bytes; whole lines with SuperBPE's pre-tokenizer) bypass while
+    /// they rarely hit ([`PieceCache::skip_long`]).
     #[inline(always)]
     fn encode_cached(&self, piece: &[u8], may_cut: bool, out: &mut Vec<u32>) -> Result<()> {
         if piece.len() <= TINY_MAX && self.merge_tiny(piece, out) {
@@ -808,7 +809,7 @@ impl BpeModel {
             return self.encode_long(piece, out);
         }
         let h = crate::util::bytes_hash(piece);
-        let long = may_cut && piece.len() > CUT_MIN_PIECE;
+        let long = may_cut && piece.len() > MERGE_WHOLE_MAX;
         let found = CACHE.with(|cell| {
             let mut c = cell.borrow_mut();
             c.claim(self.cache_id);
