@@ -9,10 +9,15 @@
 //!
 //! Short pieces use a linear scan over a small array (cache friendly); long pieces a heap
 //! with lazy invalidation over a linked list: `O(n log n)` whatever the input.
+//!
+//! The pairs live in one flat open-addressing table (16-byte slots, at most half full)
+//! behind a bit filter (16 bits per pair) that answers most lookups of absent pairs — the
+//! majority of lookups in a merge — without touching the slots.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+#[cfg(test)]
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
@@ -30,10 +35,145 @@ fn key(l: u32, r: u32) -> u64 {
     ((l as u64) << 32) | r as u64
 }
 
+/// Key of no pair (ids and pseudo ids are below `u32::MAX`).
+const EMPTY_KEY: u64 = u64::MAX;
+
+/// One slot of a [`PairMap`]: 16 bytes, four to a cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(16))]
+struct Slot {
+    key: u64,
+    rank: u32,
+    res: u32,
+}
+
+/// Bits of the [`PairMap`] filter per pair (rounded to a power of two).
+const FILTER_BITS_PER_PAIR: usize = 16;
+
+/// `(left, right) -> (rank, result)` as one flat open-addressing table (linear probing, at
+/// most half full) in front of which a bit filter answers most absent pairs: a lookup of
+/// a present pair touches one cache line of slots, most lookups of absent pairs only one
+/// bit of a table small enough to stay in the CPU caches. (BPE merges look up every
+/// adjacent pair; most of them, in the end, have no merge.)
+#[derive(Clone, Debug)]
+struct PairMap {
+    slots: Vec<Slot>,
+    /// `64 - log2(slots.len())`: the slot of a hash `h` is `h >> shift`.
+    shift: u32,
+    /// One bit per `h >> fshift`, set for the hashes of present keys.
+    filter: Vec<u64>,
+    fshift: u32,
+    len: usize,
+}
+
+#[inline(always)]
+fn pair_hash(k: u64) -> u64 {
+    (k ^ (k >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl PairMap {
+    /// An empty map with room for `n` pairs.
+    fn with_capacity(n: usize) -> Self {
+        let slots = (2 * n).next_power_of_two().max(4);
+        let bits = (FILTER_BITS_PER_PAIR * n).next_power_of_two().max(64);
+        PairMap {
+            slots: vec![
+                Slot {
+                    key: EMPTY_KEY,
+                    rank: 0,
+                    res: 0
+                };
+                slots
+            ],
+            shift: 64 - slots.trailing_zeros(),
+            filter: vec![0; bits / 64],
+            fshift: 64 - bits.trailing_zeros(),
+            len: 0,
+        }
+    }
+
+    /// Insert `k` (`k != EMPTY_KEY`); an existing value is replaced only with `replace`.
+    fn insert(&mut self, k: u64, v: (u32, u32), replace: bool) {
+        debug_assert!(k != EMPTY_KEY);
+        if 2 * (self.len + 1) > self.slots.len() {
+            self.grow();
+        }
+        let h = pair_hash(k);
+        let mask = self.slots.len() - 1;
+        let mut i = (h >> self.shift) as usize;
+        loop {
+            let s = &mut self.slots[i];
+            if s.key == EMPTY_KEY {
+                *s = Slot {
+                    key: k,
+                    rank: v.0,
+                    res: v.1,
+                };
+                self.len += 1;
+                let f = (h >> self.fshift) as usize;
+                self.filter[f >> 6] |= 1 << (f & 63);
+                return;
+            }
+            if s.key == k {
+                if replace {
+                    s.rank = v.0;
+                    s.res = v.1;
+                }
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let mut bigger = PairMap::with_capacity(2 * self.len.max(2));
+        for s in &self.slots {
+            if s.key != EMPTY_KEY {
+                bigger.insert(s.key, (s.rank, s.res), true);
+            }
+        }
+        *self = bigger;
+    }
+
+    #[inline(always)]
+    fn get(&self, k: u64) -> Option<(u32, u32)> {
+        let h = pair_hash(k);
+        let f = (h >> self.fshift) as usize;
+        if self.filter[f >> 6] & (1 << (f & 63)) == 0 {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = (h >> self.shift) as usize;
+        loop {
+            let s = &self.slots[i];
+            if s.key == k {
+                return Some((s.rank, s.res));
+            }
+            if s.key == EMPTY_KEY {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, (u32, u32))> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.key != EMPTY_KEY)
+            .map(|s| (s.key, (s.rank, s.res)))
+    }
+}
+
+impl Default for PairMap {
+    fn default() -> Self {
+        PairMap::with_capacity(0)
+    }
+}
+
 /// `(left, right) -> (rank, result)`.
 #[derive(Clone, Debug, Default)]
 pub struct MergeTable {
-    map: FxHashMap<u64, (u32, u32)>,
+    map: PairMap,
     /// id (or pseudo id) of each single byte.
     byte_ids: Vec<u32>,
 }
@@ -52,11 +192,11 @@ impl MergeTable {
                 vocab.get(s)
             }
         };
-        let mut map = FxHashMap::with_capacity_and_hasher(vocab.len() * 2, Default::default());
+        let mut map = PairMap::with_capacity(vocab.len() * 2);
         for (id, bytes) in vocab.iter() {
             for j in 1..bytes.len() {
                 if let (Some(l), Some(r)) = (lookup(&bytes[..j]), lookup(&bytes[j..])) {
-                    map.insert(key(l, r), (id, id));
+                    map.insert(key(l, r), (id, id), true);
                 }
             }
         }
@@ -69,9 +209,9 @@ impl MergeTable {
         let byte_ids: Vec<u32> = (0..=255u8)
             .map(|b| vocab.byte_id(b).unwrap_or(PSEUDO_BYTE_BASE + b as u32))
             .collect();
-        let mut map = FxHashMap::with_capacity_and_hasher(merges.len(), Default::default());
+        let mut map = PairMap::with_capacity(merges.len());
         for (rank, &(l, r, res)) in merges.iter().enumerate() {
-            map.entry(key(l, r)).or_insert((rank as u32, res));
+            map.insert(key(l, r), (rank as u32, res), false);
         }
         MergeTable { map, byte_ids }
     }
@@ -79,16 +219,16 @@ impl MergeTable {
     /// Look up a pair: `(rank, result)`.
     #[inline]
     pub fn get(&self, l: u32, r: u32) -> Option<(u32, u32)> {
-        self.map.get(&key(l, r)).copied()
+        self.map.get(key(l, r))
     }
 
     /// Number of pairs in the table.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.len == 0
     }
 
     /// Id (or pseudo id) of the single byte `b`.
@@ -101,7 +241,7 @@ impl MergeTable {
     pub fn iter(&self) -> impl Iterator<Item = (u32, u32, u32, u32)> + '_ {
         self.map
             .iter()
-            .map(|(&k, &(rank, res))| ((k >> 32) as u32, k as u32, rank, res))
+            .map(|(k, (rank, res))| ((k >> 32) as u32, k as u32, rank, res))
     }
 
     /// Merge `piece` and append the resulting ids to `out`.
@@ -385,6 +525,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn pair_map_equals_hash_map() {
+        let mut seed = 99u64;
+        let mut rnd = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed >> 40
+        };
+        for n in [0usize, 1, 3, 100, 5000] {
+            // start small so that the map grows several times
+            let mut m = PairMap::with_capacity(n / 8);
+            let mut want: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
+            for i in 0..n {
+                let k = key(rnd() as u32 % 700, rnd() as u32 % 700);
+                let replace = i % 2 == 0;
+                m.insert(k, (i as u32, k as u32), replace);
+                if replace {
+                    want.insert(k, (i as u32, k as u32));
+                } else {
+                    want.entry(k).or_insert((i as u32, k as u32));
+                }
+            }
+            assert_eq!(m.len, want.len());
+            for l in 0..700u32 {
+                for r in 0..700u32 {
+                    assert_eq!(m.get(key(l, r)), want.get(&key(l, r)).copied());
+                }
+            }
+            let mut got: Vec<_> = m.iter().collect();
+            got.sort_unstable();
+            let mut all: Vec<_> = want.into_iter().collect();
+            all.sort_unstable();
+            assert_eq!(got, all);
+        }
+        assert_eq!(PairMap::default().get(key(1, 2)), None);
     }
 
     #[test]

@@ -41,6 +41,13 @@ impl AtomicPairs {
         AtomicPairs { pairs }
     }
 
+    /// The token that the merge of the single bytes `x y` makes, if the list has that merge.
+    #[inline(always)]
+    pub(crate) fn merged(&self, x: u8, y: u8) -> Option<u32> {
+        let (m, res) = self.pairs[(x as usize) << 8 | y as usize];
+        (m != NONE).then_some(res)
+    }
+
     /// If the bytes `piece[i..i + 2]` may start as one part (see the module docs): the id
     /// of their token. `chars` is the [`AtomicChars::from_merges`] table of the same merge
     /// list, whose junction ranks are the ones that can disable a pair.

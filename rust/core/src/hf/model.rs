@@ -34,6 +34,12 @@ const MERGE_WHOLE_MAX: usize = 16;
 const TWO_LEVEL_MIN_PIECE: usize = 12;
 /// Entries per generation of the per-thread cache (see [`PieceCache`]).
 const CACHE_CAPACITY: usize = 1 << 15;
+/// Pieces up to this many bytes are merged by table lookups when they can be
+/// ([`BpeModel::merge_tiny`]), without any cache.
+const TINY_MAX: usize = 3;
+/// Other pieces up to this many bytes are cached in the core's one-cache-line-per-entry
+/// [`crate::piece_cache`] instead of the [`PieceCache`] (no arena, no `memcmp`).
+const SMALL_CACHE_MAX: usize = 8;
 
 static NEXT_MODEL_ID: AtomicUsize = AtomicUsize::new(1);
 
@@ -90,6 +96,10 @@ pub(crate) struct PieceCache {
     owner: usize,
     young: Generation,
     old: Generation,
+    /// Lookups and hits of long pieces (see [`PieceCache::skip_long`]), halved now and then
+    /// so that they follow the current text.
+    long_lookups: u32,
+    long_hits: u32,
 }
 
 impl PieceCache {
@@ -107,10 +117,37 @@ impl PieceCache {
         }
     }
 
+    /// Whether a long piece whose hash is `h` should bypass the cache: when long pieces
+    /// have rarely been found in it lately (whole lines of text that never repeat would
+    /// cost a lookup and an insertion each and push the parts that do repeat out). One
+    /// piece in 16, chosen by hash, always goes through the cache, so that the hit rate
+    /// keeps being measured and the bypass ends when long pieces start repeating. (Speed
+    /// only: the cache never changes the output.)
+    #[inline]
+    pub(crate) fn skip_long(&self, h: u64) -> bool {
+        h >> 60 != 0 && self.long_lookups >= 64 && self.long_hits * 16 < self.long_lookups
+    }
+
+    /// Count a lookup of a long piece (see [`PieceCache::skip_long`]).
+    #[inline]
+    pub(crate) fn count_long(&mut self, hit: bool) {
+        self.long_lookups += 1;
+        self.long_hits += hit as u32;
+        if self.long_lookups >= 4096 {
+            self.long_lookups /= 2;
+            self.long_hits /= 2;
+        }
+    }
+
     /// Append the cached ids of `piece` to `out`; `false` when it is not cached.
     #[inline]
     pub(crate) fn lookup(&mut self, piece: &[u8], out: &mut Vec<u32>) -> bool {
-        let h = crate::util::bytes_hash(piece);
+        self.lookup_h(crate::util::bytes_hash(piece), piece, out)
+    }
+
+    /// [`PieceCache::lookup`] of a piece whose hash is `h`.
+    #[inline]
+    pub(crate) fn lookup_h(&mut self, h: u64, piece: &[u8], out: &mut Vec<u32>) -> bool {
         if let Some(ids) = self.young.get(h, piece) {
             out.extend_from_slice(ids);
             return true;
@@ -132,7 +169,7 @@ impl PieceCache {
 
     /// Store `ids` for `piece` (whose hash is `h`) in the young generation.
     #[inline]
-    fn put(&mut self, h: u64, piece: &[u8], ids: &[u32]) {
+    pub(crate) fn put(&mut self, h: u64, piece: &[u8], ids: &[u32]) {
         if self.young.is_full() {
             self.turn_over();
         }
@@ -253,6 +290,8 @@ pub struct BpeModel {
     trims: Vec<(u16, u16)>,
     /// Identifies this model in the per-thread piece cache.
     cache_id: usize,
+    /// Identifies this model in the core's per-thread [`crate::piece_cache`].
+    small_owner: u32,
     /// Bit `a << 8 | b` is set when the bytes `a b` are adjacent inside some token. A piece
     /// can be cut between two bytes whose pair is not set: no token can ever span the cut,
     /// so BPE on the parts gives BPE on the whole (merges on disjoint parts commute).
@@ -426,6 +465,7 @@ impl BpeModel {
             dropout,
             trims,
             cache_id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
+            small_owner: crate::piece_cache::new_owner(),
             inner_pairs,
             two_level,
             chars,
@@ -745,13 +785,47 @@ impl BpeModel {
 
     /// [`BpeModel::encode_known`]; with `may_cut` false (a part of a cut piece, which has
     /// no cut point left) a short piece is merged whole instead of being cut first.
+    ///
+    /// Pieces of up to [`TINY_MAX`] bytes are mostly a table lookup; other pieces of up to
+    /// [`SMALL_CACHE_MAX`] bytes go through the small [`crate::piece_cache`]; longer ones
+    /// through the [`PieceCache`], which the pieces that are cut into parts (longer than
+    /// [`MERGE_WHOLE_MAX`] bytes; whole lines with SuperBPE's pre-tokenizer) bypass while
+    /// they rarely hit ([`PieceCache::skip_long`]).
     #[inline(always)]
     fn encode_cached(&self, piece: &[u8], may_cut: bool, out: &mut Vec<u32>) -> Result<()> {
+        if piece.len() <= TINY_MAX && self.merge_tiny(piece, out) {
+            return Ok(());
+        }
+        if piece.len() <= SMALL_CACHE_MAX {
+            if crate::piece_cache::get(self.small_owner, piece, out) {
+                return Ok(());
+            }
+            let before = out.len();
+            self.merge(piece, out);
+            crate::piece_cache::put(self.small_owner, piece, &out[before..]);
+            return Ok(());
+        }
         if piece.len() > CACHE_MAX_PIECE {
             return self.encode_long(piece, out);
         }
-        if self.cache_lookup(piece, out) {
-            return Ok(());
+        let h = crate::util::bytes_hash(piece);
+        let long = may_cut && piece.len() > MERGE_WHOLE_MAX;
+        let found = CACHE.with(|cell| {
+            let mut c = cell.borrow_mut();
+            c.claim(self.cache_id);
+            if long && c.skip_long(h) {
+                return None;
+            }
+            let hit = c.lookup_h(h, piece, out);
+            if long {
+                c.count_long(hit);
+            }
+            Some(hit)
+        });
+        match found {
+            Some(true) => return Ok(()),
+            None => return self.encode_long(piece, out),
+            Some(false) => {}
         }
         let before = out.len();
         let short = match self.two_level {
@@ -771,7 +845,7 @@ impl BpeModel {
         } else {
             self.encode_long(piece, out)?;
         }
-        self.cache_insert(piece, &out[before..]);
+        CACHE.with(|cell| cell.borrow_mut().put(h, piece, &out[before..]));
         Ok(())
     }
 
@@ -829,6 +903,31 @@ impl BpeModel {
         out.extend_from_slice(&ids[..n]);
     }
 
+    /// BPE of a piece of one to three bytes when it is a table lookup: one byte is its
+    /// token; two bytes are the token of their merge if the list merges them (the only
+    /// pair), else their two tokens; three bytes that form an atomic character alone
+    /// ([`AtomicChars::at`] with no neighbours) are its token. Returns `false`, having
+    /// appended nothing, otherwise.
+    #[inline(always)]
+    fn merge_tiny(&self, piece: &[u8], out: &mut Vec<u32>) -> bool {
+        match *piece {
+            [x] => out.push(self.table.byte_id(x)),
+            [x, y] => match self.pairs.merged(x, y) {
+                Some(id) => out.push(id),
+                None => {
+                    out.push(self.table.byte_id(x));
+                    out.push(self.table.byte_id(y));
+                }
+            },
+            [x, _, _] if x >= 0xe0 => match self.chars.at(piece, 0) {
+                Some((3, id)) => out.push(id),
+                _ => return false,
+            },
+            _ => return false,
+        }
+        true
+    }
+
     /// The first part of `piece[i..]` for [`BpeModel::merge`]: its length and id.
     #[inline(always)]
     fn part_at(&self, piece: &[u8], i: usize) -> (usize, u32) {
@@ -855,24 +954,6 @@ impl BpeModel {
             i += len;
         }
         self.table.merge_ids_heap(ids, out);
-    }
-
-    /// Append the cached ids of `piece`, if it is in the per-thread cache.
-    fn cache_lookup(&self, piece: &[u8], out: &mut Vec<u32>) -> bool {
-        CACHE.with(|cell| {
-            let mut c = cell.borrow_mut();
-            c.claim(self.cache_id);
-            c.lookup(piece, out)
-        })
-    }
-
-    /// Remember the ids of `piece` in the per-thread cache.
-    fn cache_insert(&self, piece: &[u8], ids: &[u32]) {
-        CACHE.with(|cell| {
-            let mut c = cell.borrow_mut();
-            c.claim(self.cache_id);
-            c.insert(piece, ids);
-        })
     }
 
     fn push_unk(&self, out: &mut Vec<u32>, lens: &mut Vec<u32>, n: u32) -> Result<()> {
@@ -921,5 +1002,107 @@ mod cache_tests {
         // Another owner starts from an empty cache.
         c.claim(2);
         assert_eq!(get(&mut c, b"hot"), None);
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Characters of the random pieces: ASCII, a 2-byte and two 3-byte characters, and a
+    /// lone continuation byte (invalid UTF-8 is merged like anything else).
+    const ALPHABET: &[&[u8]] = &[
+        b"a",
+        b"b",
+        b" ",
+        "é".as_bytes(),
+        "東".as_bytes(),
+        "京".as_bytes(),
+        b"\x9d",
+    ];
+
+    /// A byte-level model from a random merge list over the bytes of `ALPHABET`: each pick
+    /// merges two existing tokens (indices modulo their number); a concatenation that is
+    /// already a token reuses it (one token made by two merges, as HF's trainer does).
+    fn model(picks: &[(usize, usize)]) -> BpeModel {
+        let mut toks: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        let mut usable: Vec<usize> = Vec::new();
+        for c in ALPHABET {
+            for &b in c.iter() {
+                if !usable.contains(&(b as usize)) {
+                    usable.push(b as usize);
+                }
+            }
+        }
+        let mut merges = Vec::new();
+        for &(x, y) in picks {
+            let l = usable[x % usable.len()];
+            let r = usable[y % usable.len()];
+            let mut cat = toks[l].clone();
+            cat.extend_from_slice(&toks[r]);
+            if cat.len() > 9 {
+                continue;
+            }
+            if !toks.contains(&cat) {
+                toks.push(cat.clone());
+                usable.push(toks.len() - 1);
+            }
+            merges.push((
+                bytelevel::encode_str(&toks[l]),
+                bytelevel::encode_str(&toks[r]),
+            ));
+        }
+        let entries = toks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (bytelevel::encode_str(t), i as u32))
+            .collect();
+        BpeModel::new(entries, merges, BpeOptions::default(), "model").unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// `encode_piece` (cuts, tiny pieces, both caches, atomic characters and pairs, the
+        /// long-piece bypass) equals the plain merge of the piece's bytes, on pieces of every
+        /// length, each encoded twice (cold, then from the caches).
+        #[test]
+        fn encode_piece_equals_plain_merge(
+            picks in proptest::collection::vec((0usize..64, 0usize..64), 1..80),
+            pieces in proptest::collection::vec(
+                proptest::collection::vec(0..ALPHABET.len(), 1..120), 1..12),
+        ) {
+            let m = model(&picks);
+            for _ in 0..2 {
+                for p in &pieces {
+                    let bytes: Vec<u8> = p.iter().flat_map(|&k| ALPHABET[k].iter().copied()).collect();
+                    let mut want = vec![];
+                    m.merge_table().encode_piece(&bytes, &mut want).unwrap();
+                    let mut got = vec![];
+                    let mut lens = vec![];
+                    m.encode_piece(&bytes, &mut got, Some(&mut lens)).unwrap();
+                    prop_assert_eq!(&got, &want, "{:?}", bytes);
+                    prop_assert_eq!(lens.iter().sum::<u32>() as usize, bytes.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_pieces_bypass_the_cache_while_they_miss() {
+        let mut c = PieceCache::default();
+        c.claim(1);
+        // a hash outside the always-sampled sixteenth
+        let h = 1u64 << 62;
+        assert!(!c.skip_long(h));
+        for _ in 0..100 {
+            c.count_long(false);
+        }
+        assert!(c.skip_long(h));
+        assert!(!c.skip_long(h & (u64::MAX >> 4)));
+        for _ in 0..400 {
+            c.count_long(true);
+        }
+        assert!(!c.skip_long(h));
     }
 }

@@ -197,6 +197,9 @@ pub enum Step {
     /// hand-written [`crate::superbpe::fastsplit::paper_stage1`]; pieces it does not handle
     /// (non-ASCII numbers) take the two general steps, the regex being `matcher`.
     PaperStage1 { matcher: Matcher },
+    /// `Digits(individual_digits=false)` followed by `Split((?=(\d{3})+(?!\d)), Isolated)`
+    /// (the SuperBPE paper tokenizers' pre-tokenizer) in one pass, [`digits_groups`].
+    DigitsGroups,
 }
 
 /// Build the steps of a flattened pre-tokenizer (everything up to and including the
@@ -212,6 +215,11 @@ pub fn compile_with(steps: &[(String, &PreTokenizer)], fuse: bool) -> Result<Vec
     let mut skip_next = false;
     for (k, (path, p)) in steps.iter().enumerate() {
         if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        if fuse && digits_groups_pair(p, steps.get(k + 1).map(|x| x.1)) {
+            out.push(Step::DigitsGroups);
+            skip_next = true;
             continue;
         }
         if let Some(matcher) = paper_stage1_pair(p, steps.get(k + 1).map(|x| x.1)).filter(|_| fuse)
@@ -279,6 +287,87 @@ pub fn compile_with(steps: &[(String, &PreTokenizer)], fuse: bool) -> Result<Vec
         }
     }
     Ok(out)
+}
+
+/// Whether `a, b` are `Digits(individual_digits=false)` and `Split((?=(\d{3})+(?!\d)),
+/// Isolated, invert=false)`.
+fn digits_groups_pair(a: &PreTokenizer, b: Option<&PreTokenizer>) -> bool {
+    matches!(
+        (a, b),
+        (
+            PreTokenizer::Digits {
+                individual_digits: false,
+            },
+            Some(PreTokenizer::Split {
+                matcher: Matcher::DigitGroups,
+                behavior: Behavior::Isolated,
+                invert: false,
+                ..
+            }),
+        )
+    )
+}
+
+/// `Digits(individual_digits=false)` then `Split((?=(\d{3})+(?!\d)), Isolated)` on `s`
+/// in one pass: push the non-empty pieces (`base + start`, `base + end`) to `next`.
+///
+/// `Digits` (behavior `Contiguous`) cuts `s` into maximal runs of numeric characters
+/// (`char::is_numeric`) and maximal runs of other characters. The digit-group regex then
+/// only cuts inside runs of decimal digits (general category Nd), which are numeric, so a
+/// run of other characters stays whole; a numeric run is cut exactly where the regex
+/// matches in it alone ([`pattern::for_each_digit_group_cut`]).
+fn digits_groups(s: &str, base: usize, next: &mut Vec<Piece>) {
+    let b = s.as_bytes();
+    let push = |next: &mut Vec<Piece>, a: usize, e: usize| {
+        if a < e {
+            next.push(Piece {
+                start: base + a,
+                end: base + e,
+                prefix: false,
+            });
+        }
+    };
+    let numeric_at = |i: usize| -> (bool, usize) {
+        let x = b[i];
+        if x < 0x80 {
+            return (x.is_ascii_digit(), 1);
+        }
+        let c = s[i..].chars().next().unwrap_or('\u{FFFD}');
+        (CharClass::Numeric.test(c), c.len_utf8())
+    };
+    let mut start = 0;
+    let mut i = 0;
+    let mut in_num = false;
+    while i < b.len() {
+        let (num, len) = numeric_at(i);
+        if num != in_num {
+            if in_num {
+                let run = &s[start..i];
+                let mut prev = 0;
+                pattern::for_each_digit_group_cut(run, |p| {
+                    push(next, start + prev, start + p);
+                    prev = p;
+                });
+                push(next, start + prev, i);
+            } else {
+                push(next, start, i);
+            }
+            start = i;
+            in_num = num;
+        }
+        i += len;
+    }
+    if in_num {
+        let run = &s[start..];
+        let mut prev = 0;
+        pattern::for_each_digit_group_cut(run, |p| {
+            push(next, start + prev, start + p);
+            prev = p;
+        });
+        push(next, start + prev, b.len());
+    } else {
+        push(next, start, b.len());
+    }
 }
 
 /// The split regex's matcher when `a, b` are `Digits(individual_digits=false)` and
@@ -364,6 +453,39 @@ pub struct Scratch {
     tmp: String,
 }
 
+/// `Digits(individual_digits=false)` then `Split(matcher, Isolated)` on piece `p`, as two
+/// general steps, appending to `sc.next`.
+fn digits_then_split(text: &str, p: &Piece, matcher: &Matcher, sc: &mut Scratch) -> Result<()> {
+    let mut mid = std::mem::take(&mut sc.mid);
+    mid.clear();
+    split_piece(
+        text,
+        p,
+        &Matcher::Chars(CharClass::Numeric),
+        false,
+        Behavior::Contiguous,
+        &mut sc.spans,
+        &mut sc.ranges,
+        &mut sc.tmp,
+        &mut mid,
+    )?;
+    for q in &mid {
+        split_piece(
+            text,
+            q,
+            matcher,
+            false,
+            Behavior::Isolated,
+            &mut sc.spans,
+            &mut sc.ranges,
+            &mut sc.tmp,
+            &mut sc.next,
+        )?;
+    }
+    sc.mid = mid;
+    Ok(())
+}
+
 /// Run `steps` on `text`, replacing `pieces` with the result.
 pub fn run(text: &str, steps: &[Step], pieces: &mut Vec<Piece>, sc: &mut Scratch) -> Result<()> {
     pieces.clear();
@@ -410,6 +532,15 @@ pub fn run(text: &str, steps: &[Step], pieces: &mut Vec<Piece>, sc: &mut Scratch
                     )?;
                 }
             }
+            Step::DigitsGroups => {
+                for p in pieces.iter() {
+                    if !p.prefix {
+                        digits_groups(&text[p.start..p.end], p.start, &mut sc.next);
+                        continue;
+                    }
+                    digits_then_split(text, p, &Matcher::DigitGroups, sc)?;
+                }
+            }
             Step::PaperStage1 { matcher } => {
                 for p in pieces.iter() {
                     if !p.prefix
@@ -428,33 +559,7 @@ pub fn run(text: &str, steps: &[Step], pieces: &mut Vec<Piece>, sc: &mut Scratch
                         continue;
                     }
                     // the general pipeline: Digits, then the regex on each of its pieces
-                    let mut mid = std::mem::take(&mut sc.mid);
-                    mid.clear();
-                    split_piece(
-                        text,
-                        p,
-                        &Matcher::Chars(CharClass::Numeric),
-                        false,
-                        Behavior::Contiguous,
-                        &mut sc.spans,
-                        &mut sc.ranges,
-                        &mut sc.tmp,
-                        &mut mid,
-                    )?;
-                    for q in &mid {
-                        split_piece(
-                            text,
-                            q,
-                            matcher,
-                            false,
-                            Behavior::Isolated,
-                            &mut sc.spans,
-                            &mut sc.ranges,
-                            &mut sc.tmp,
-                            &mut sc.next,
-                        )?;
-                    }
-                    sc.mid = mid;
+                    digits_then_split(text, p, matcher, sc)?;
                 }
             }
         }
@@ -495,6 +600,33 @@ mod tests {
         "²", "½", "٣", "Ⅻ", "①", "'", "'s", ".", ",", "!?", "-", "_", "😀", "\u{0}", "\u{7f}",
     ];
 
+    /// The steps of the SuperBPE paper tokenizers' pre-tokenizer: `Digits`, the digit
+    /// groups, `ByteLevel` (with `add_prefix_space` when `prefix`).
+    fn digit_group_steps(fuse: bool, prefix: bool) -> Vec<Step> {
+        let seq = serde_json::json!({"type": "Sequence", "pretokenizers": [
+            {"type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": true, "use_regex": false},
+            {"type": "Digits", "individual_digits": false},
+            {"type": "Split", "pattern": {"Regex": crate::hf::pattern::DIGIT_GROUPS},
+             "behavior": "Isolated", "invert": false},
+        ]});
+        let p = PreTokenizer::from_json(&seq, "pre_tokenizer").unwrap();
+        let mut flat = Vec::new();
+        p.flatten("pre_tokenizer", &mut flat);
+        compile_with(&flat, fuse).unwrap()
+    }
+
+    #[test]
+    fn digit_groups_are_fused() {
+        for prefix in [false, true] {
+            assert!(digit_group_steps(true, prefix)
+                .iter()
+                .any(|s| matches!(s, Step::DigitsGroups)));
+            assert!(digit_group_steps(false, prefix)
+                .iter()
+                .all(|s| !matches!(s, Step::DigitsGroups)));
+        }
+    }
+
     #[test]
     fn paper_stage1_is_fused() {
         assert!(matches!(paper_steps(true)[0], Step::PaperStage1 { .. }));
@@ -518,6 +650,25 @@ mod tests {
             }
             let fused = paper_steps(true);
             let general = paper_steps(false);
+            prop_assert_eq!(pieces(&fused, &text), pieces(&general, &text), "{:?}", text);
+        }
+
+        /// The fused `Digits` + digit-groups step equals the two general steps on random
+        /// text (decimal and other numeric characters, runs of them, letters, spaces), with
+        /// and without a prefix space.
+        #[test]
+        fn fused_digit_groups_equal_general_steps(
+            parts in proptest::collection::vec((0..ALPHABET.len(), 1usize..8), 0..40),
+            prefix in any::<bool>(),
+        ) {
+            let mut text = String::new();
+            for (k, reps) in parts {
+                for _ in 0..reps {
+                    text.push_str(ALPHABET[k]);
+                }
+            }
+            let fused = digit_group_steps(true, prefix);
+            let general = digit_group_steps(false, prefix);
             prop_assert_eq!(pieces(&fused, &text), pieces(&general, &text), "{:?}", text);
         }
     }
