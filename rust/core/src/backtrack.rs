@@ -514,6 +514,37 @@ mod tests {
         }
     }
 
+    /// Periodic pieces (the chunk cache hits) with random edits, on two vocabularies
+    /// alternately (the cache is per thread and keyed by the vocabulary).
+    #[test]
+    fn chunk_cache_keeps_results_exact() {
+        let v1 = vocab(&[b"ab", b"bc", b"abc", b"ca", b"cab", b"aa", b"bcab", b"cc"]);
+        let v2 = vocab(&[b"bc", b"ab", b"ca", b"aa", b"abc", b"bb", b"bca", b"abca"]);
+        let b1 = Backtrack::build(&v1).unwrap();
+        let b2 = Backtrack::build(&v2).unwrap();
+        let mut seed = 0x5eed_u64;
+        let mut next = move |m: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % m
+        };
+        for _ in 0..300 {
+            let unit: Vec<u8> = (0..1 + next(70)).map(|_| b"abcd"[next(4)]).collect();
+            let n = 200 + next(5000);
+            let mut piece: Vec<u8> = unit.iter().copied().cycle().take(n).collect();
+            for _ in 0..next(4) {
+                let at = next(piece.len());
+                piece[at] = b"abcd"[next(4)];
+            }
+            for (v, bt) in [(&v1, &b1), (&v2, &b2), (&v1, &b1)] {
+                let mut out = vec![];
+                assert_eq!(bt.encode_chunked(v, None, &piece, &mut out), Ok(true));
+                assert_eq!(out, heap(v, &piece));
+            }
+        }
+    }
+
     #[test]
     fn refuses_unsupported_vocabs() {
         // BPE("abc"): bc (256) first, then a + bc = abc (257): monotone
