@@ -349,7 +349,29 @@ def adversarial_inputs() -> list[tuple[str, str]]:
         ("1 MB base64 blob", "".join(rnd.choices(b64, k=1_000_000))),
         ("100 KB CJK, no spaces", "".join(map(chr, rnd.choices(range(0x4E00, 0x9FA6), k=33_334)))),
         ("100 KB emoji ZWJ sequences", zwj * (100_000 // len(zwj.encode()))),
+        # the row above repeats one family sequence (periodic: caches help); this one does not
+        ("100 KB random emoji ZWJ sequences", _random_zwj(rnd, 100_000)),
     ]
+
+
+def _random_zwj(rnd: random.Random, nbytes: int) -> str:
+    """Random ZWJ sequences of 2-4 emoji (people, animals, objects, skin tones), no repeats."""
+    people = [0x1F468, 0x1F469, 0x1F467, 0x1F466, 0x1F9D1, 0x1F475, 0x1F474]
+    other = list(range(0x1F400, 0x1F43F)) + list(range(0x1F680, 0x1F6C5)) + [0x2764, 0x1F525, 0x1F4BB]
+    tones = [0x1F3FB, 0x1F3FC, 0x1F3FD, 0x1F3FE, 0x1F3FF]
+    out: list[str] = []
+    size = 0
+    while size < nbytes:
+        parts = []
+        for _ in range(rnd.randint(2, 4)):
+            c = chr(rnd.choice(people if rnd.random() < 0.6 else other))
+            if rnd.random() < 0.3:
+                c += chr(rnd.choice(tones))
+            parts.append(c)
+        seq = "\u200d".join(parts)
+        out.append(seq)
+        size += len(seq.encode())
+    return "".join(out)
 
 
 _SUBPROCESS_WORST = r"""

@@ -203,6 +203,83 @@ impl ReplayTable {
             out.extend(bytes.iter().map(|&b| b as u32));
             return;
         }
+        if n <= LINEAR_MAX {
+            self.replay_linear(bytes, weight, out, counts, sc, log);
+        } else {
+            self.replay_heap(bytes, weight, out, counts, sc, log);
+        }
+    }
+
+    /// [`ReplayTable::replay_logged`] for short parts: the live symbols and the rank of
+    /// each adjacent pair in two compact arrays; each step merges the leftmost pair of
+    /// lowest rank (a linear scan). Same order as the heap (the heap pops the lowest
+    /// `(rank, position)`, and a pair's rank is fixed when the pair is created: the first
+    /// rank of the pair after the merge that created it), so the same tokens and log.
+    fn replay_linear(
+        &self,
+        bytes: &[u8],
+        weight: u64,
+        out: &mut Vec<u32>,
+        counts: &mut [u64],
+        sc: &mut ReplayScratch,
+        log: &mut Vec<(u32, u32)>,
+    ) {
+        let ReplayScratch {
+            syms, next: ranks, ..
+        } = sc;
+        syms.clear();
+        syms.extend(bytes.iter().map(|&b| b as u32));
+        ranks.clear();
+        ranks.extend(bytes.windows(2).map(|w| {
+            self.next_rank(w[0] as u32, w[1] as u32, None)
+                .unwrap_or(NONE)
+        }));
+        loop {
+            // leftmost minimum
+            let mut best = NONE;
+            let mut at = 0usize;
+            for (i, &q) in ranks.iter().enumerate() {
+                if q < best {
+                    best = q;
+                    at = i;
+                }
+            }
+            if best == NONE {
+                break;
+            }
+            let q = best;
+            let (l, r, c) = self.merges[q as usize];
+            let mut occ = 1u64;
+            if l == r && syms.get(at + 2) == Some(&r) {
+                occ += 1; // the overlapping occurrence this merge absorbs
+            }
+            counts[q as usize] = counts[q as usize].wrapping_add(occ.wrapping_mul(weight));
+            log.push((q, occ as u32));
+            syms[at] = c;
+            syms.remove(at + 1);
+            ranks.remove(at);
+            if at + 1 < syms.len() {
+                ranks[at] = self.next_rank(c, syms[at + 1], Some(q)).unwrap_or(NONE);
+            }
+            if at > 0 {
+                ranks[at - 1] = self.next_rank(syms[at - 1], c, Some(q)).unwrap_or(NONE);
+            }
+        }
+        out.extend_from_slice(syms);
+    }
+
+    /// [`ReplayTable::replay_logged`] with a heap of `(rank, position)` over linked
+    /// positions: O(n log n) for long parts.
+    fn replay_heap(
+        &self,
+        bytes: &[u8],
+        weight: u64,
+        out: &mut Vec<u32>,
+        counts: &mut [u64],
+        sc: &mut ReplayScratch,
+        log: &mut Vec<(u32, u32)>,
+    ) {
+        let n = bytes.len();
         let ReplayScratch {
             syms,
             next,
@@ -301,40 +378,76 @@ impl ReplayTable {
                 sc.log = log;
                 continue;
             }
-            let h = crate::util::bytes_hash(part);
-            if let Some(&e) = cache.map.get(&h) {
-                let (k, kl) = (cache.entries[e as usize].key as usize, part.len());
-                if cache.keys.get(k..k + kl) == Some(part) {
-                    let en = &mut cache.entries[e as usize];
-                    out.extend_from_slice(
-                        &cache.ids[en.ids as usize..(en.ids + en.n_ids) as usize],
-                    );
-                    // The merge counts of a hit are added when the cache is flushed.
-                    en.hits = en.hits.wrapping_add(weight);
-                    continue;
+            // Parts of up to 7 bytes are looked up by their bytes packed in a u64 (exact, no
+            // key comparison), longer ones by a hash of their bytes (then compared).
+            let short = short_key(part);
+            let h = match short {
+                Some(k) => {
+                    if let Some(&e) = cache.short.get(&k) {
+                        let en = &mut cache.entries[e as usize];
+                        en.emit(&cache.ids, out);
+                        // The merge counts of a hit are added when the cache is flushed.
+                        en.hits = en.hits.wrapping_add(weight);
+                        continue;
+                    }
+                    0
                 }
-            }
+                None => {
+                    let h = crate::util::bytes_hash(part);
+                    if let Some(&e) = cache.map.get(&h) {
+                        let (k, kl) = (cache.entries[e as usize].key as usize, part.len());
+                        if cache.keys.get(k..k + kl) == Some(part) {
+                            let en = &mut cache.entries[e as usize];
+                            en.emit(&cache.ids, out);
+                            en.hits = en.hits.wrapping_add(weight);
+                            continue;
+                        }
+                    }
+                    h
+                }
+            };
             let before = out.len();
             let mut log = std::mem::take(&mut sc.log);
             log.clear();
             self.replay_logged(part, weight, out, counts, sc, &mut log);
-            if cache.map.len() >= CACHE_ENTRIES {
+            if cache.entries.len() >= CACHE_ENTRIES {
                 cache.flush(counts);
                 cache.clear();
             }
-            let entry = CacheEntry {
-                key: cache.keys.len() as u32,
-                ids: cache.ids.len() as u32,
-                n_ids: (out.len() - before) as u32,
+            let got = &out[before..];
+            let n_ids = got.len() as u32;
+            let (ids, id1) = match *got {
+                [a] => (a, 0),
+                [a, b] => (a, b),
+                _ => {
+                    let at = cache.ids.len() as u32;
+                    cache.ids.extend_from_slice(got);
+                    (at, 0)
+                }
+            };
+            let idx = cache.entries.len() as u32;
+            let key = match short {
+                Some(k) => {
+                    cache.short.insert(k, idx);
+                    0
+                }
+                None => {
+                    let at = cache.keys.len() as u32;
+                    cache.keys.extend_from_slice(part);
+                    cache.map.insert(h, idx);
+                    at
+                }
+            };
+            cache.entries.push(CacheEntry {
+                key,
+                ids,
+                id1,
+                n_ids,
                 log: cache.logs.len() as u32,
                 n_log: log.len() as u32,
                 hits: 0,
-            };
-            cache.keys.extend_from_slice(part);
-            cache.ids.extend_from_slice(&out[before..]);
+            });
             cache.logs.extend_from_slice(&log);
-            cache.map.insert(h, cache.entries.len() as u32);
-            cache.entries.push(entry);
             sc.log = log;
         }
     }
@@ -438,32 +551,64 @@ pub struct ReplayScratch {
     log: Vec<(u32, u32)>,
 }
 
+/// Parts up to this many bytes are replayed with linear scans instead of a heap.
+const LINEAR_MAX: usize = 24;
 /// Parts up to this many bytes are cached.
 const CACHE_MAX_PART: usize = 64;
 /// The cache is cleared when it holds this many parts.
 const CACHE_ENTRIES: usize = 1 << 20;
 
-/// One cached part: where its bytes, ids and log are, and the total weight of the hits
-/// whose merge counts are not added yet.
+/// The bytes of a part of at most 7 bytes packed in a u64 with its length (an exact key).
+#[inline]
+fn short_key(part: &[u8]) -> Option<u64> {
+    if part.len() > 7 {
+        return None;
+    }
+    let mut k = (part.len() as u64) << 56;
+    for (i, &b) in part.iter().enumerate() {
+        k |= (b as u64) << (8 * i);
+    }
+    Some(k)
+}
+
+/// One cached part: where its bytes (parts of 8 bytes or more), ids and log are, and the
+/// total weight of the hits whose merge counts are not added yet. Up to two ids are kept in
+/// the entry itself (`ids`, `id1`); more are at `ids` in [`PartCache::ids`].
 #[derive(Clone, Copy)]
 struct CacheEntry {
     key: u32,
     ids: u32,
+    id1: u32,
     n_ids: u32,
     log: u32,
     n_log: u32,
     hits: u64,
 }
 
+impl CacheEntry {
+    /// Append the part's token ids to `out`.
+    #[inline]
+    fn emit(&self, ids: &[u32], out: &mut Vec<u32>) {
+        match self.n_ids {
+            1 => out.push(self.ids),
+            2 => out.extend_from_slice(&[self.ids, self.id1]),
+            n => out.extend_from_slice(&ids[self.ids as usize..(self.ids + n) as usize]),
+        }
+    }
+}
+
 /// Replayed short parts: part bytes → its token ids and its `(rank, occurrences)` log.
-/// (A hash collision between two different parts only costs a cache miss.)
+/// Parts of up to 7 bytes are keyed by their packed bytes; longer ones by a hash of their
+/// bytes (a hash collision between two different parts only costs a cache miss).
 ///
 /// A hit only adds its weight to the entry; the merge counts of the hits are added to the
 /// caller's counts by [`PartCache::flush`] (called when the cache is full, and must be
 /// called once more when done), one pass over each entry's log instead of one per hit.
 #[derive(Default)]
 pub struct PartCache {
-    /// hash → entry index
+    /// packed bytes → entry index (parts of up to 7 bytes)
+    short: FxHashMap<u64, u32>,
+    /// hash → entry index (longer parts)
     map: FxHashMap<u64, u32>,
     entries: Vec<CacheEntry>,
     keys: Vec<u8>,
@@ -473,6 +618,7 @@ pub struct PartCache {
 
 impl PartCache {
     fn clear(&mut self) {
+        self.short.clear();
         self.map.clear();
         self.entries.clear();
         self.keys.clear();
@@ -615,4 +761,54 @@ pub fn replay_counts(
         counts,
         merge_counts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rng(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    #[test]
+    fn linear_replay_equals_heap_replay() {
+        // Random merge lists over a 3-letter alphabet: sides drawn from the tokens made so
+        // far, so pairs are listed more than once, tokens are re-created by other splits
+        // and runs like `aaaa` overlap; every string up to LINEAR_MAX bytes.
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for round in 0..300 {
+            let mut toks: Vec<Vec<u8>> = vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()];
+            let mut list = Vec::new();
+            for _ in 0..(3 + round % 40) {
+                let l = toks[(rng(&mut seed) % toks.len() as u64) as usize].clone();
+                let r = toks[(rng(&mut seed) % toks.len() as u64) as usize].clone();
+                let mut t = l.clone();
+                t.extend_from_slice(&r);
+                if !toks.contains(&t) {
+                    toks.push(t);
+                }
+                list.push((l, r));
+            }
+            let table = ReplayTable::new(&list).unwrap();
+            let mut sc = ReplayScratch::default();
+            for _ in 0..40 {
+                let n = 2 + (rng(&mut seed) % (LINEAR_MAX as u64 - 1)) as usize;
+                let k = 1 + rng(&mut seed) % 3;
+                let s: Vec<u8> = (0..n).map(|_| b'a' + (rng(&mut seed) % k) as u8).collect();
+                let w = 1 + rng(&mut seed) % 5;
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let (mut ca, mut cb) = (vec![0u64; table.len()], vec![0u64; table.len()]);
+                let (mut la, mut lb) = (Vec::new(), Vec::new());
+                table.replay_linear(&s, w, &mut a, &mut ca, &mut sc, &mut la);
+                table.replay_heap(&s, w, &mut b, &mut cb, &mut sc, &mut lb);
+                assert_eq!(a, b, "round {round}: {:?}", String::from_utf8_lossy(&s));
+                assert_eq!(ca, cb, "round {round}");
+                assert_eq!(la, lb, "round {round}");
+            }
+        }
+    }
 }

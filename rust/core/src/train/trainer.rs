@@ -34,6 +34,8 @@
 use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
 
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
@@ -107,6 +109,10 @@ fn key(l: u32, r: u32) -> u64 {
 fn unkey(k: u64) -> (u32, u32) {
     ((k >> 32) as u32, k as u32)
 }
+
+/// One range's counts of a rebuild: pair → (count, occurrences); reused as (cursor in the
+/// pair's list, entries written) by the fill pass.
+type RangeCounts = FxHashMap<u64, (u64, u32)>;
 
 #[derive(Clone, Copy, Debug)]
 struct PairInfo {
@@ -489,11 +495,46 @@ impl Trainer {
         t
     }
 
+    /// The words split into one contiguous range per worker thread (the passes of a rebuild
+    /// run in parallel over them; ranges in word order, so in position order).
+    fn word_ranges(&self) -> Vec<(usize, usize)> {
+        let nw = self.wstart.len();
+        let parts = rayon::current_num_threads().clamp(1, 64);
+        let step = nw.div_ceil(parts).max(1);
+        (0..nw)
+            .step_by(step)
+            .map(|a| (a, (a + step).min(nw)))
+            .collect()
+    }
+
+    /// Call `f(pair key, pretoken count, left position)` for every adjacent pair of the words
+    /// `a..b`, in position order.
+    #[inline(always)]
+    fn walk_range(&self, (a, b): (usize, usize), mut f: impl FnMut(u64, u64, u32)) {
+        for w in a..b {
+            let c = self.wcount[w];
+            let mut p = self.wstart[w];
+            loop {
+                let q = self.next[p as usize];
+                if q == NONE {
+                    break;
+                }
+                f(key(self.syms[p as usize], self.syms[q as usize]), c, p);
+                p = q;
+            }
+        }
+    }
+
     /// Count the pairs of the current segmentation and build the occurrence lists of the
     /// tracked ones (two passes over the positions, no sorting: positions are visited in
     /// order, so each list comes out sorted). With `keep_top = Some(k)`, only the frequent
     /// pairs are tracked (about the `k` most frequent ones, see [`Trainer::rebuild_lean`]).
     /// Pairs rejected by a veto stay rejected.
+    ///
+    /// Both passes run in parallel over contiguous ranges of words: the counting pass keeps
+    /// each range's count of every tracked pair, so each range knows where its occurrences
+    /// go in the pair's list (after those of the earlier ranges) and fills them on its own;
+    /// the lists are exactly those of a sequential scan.
     fn rebuild_pairs(&mut self, keep_top: Option<usize>) {
         let banned: rustc_hash::FxHashSet<u64> = self
             .pairs
@@ -505,9 +546,13 @@ impl Trainer {
         self.heap = BinaryHeap::new();
         self.arena = Vec::new();
         self.admit = 1;
-        let (mut pairs, flags) = match keep_top {
-            Some(k) => self.count_lean(k, &banned),
-            None => (self.count_all(), None),
+        let ranges = self.word_ranges();
+        let (mut pairs, mut parts, flags) = match keep_top {
+            Some(k) => self.count_lean(k, &banned, &ranges),
+            None => {
+                let (p, r) = self.count_all(&ranges);
+                (p, r, None)
+            }
         };
         let mut off = 0usize;
         for p in pairs.values_mut() {
@@ -515,28 +560,45 @@ impl Trainer {
             off += p.len as usize;
             p.len = 0;
         }
-        let mut arena = vec![u32::MAX; off];
-        // Pass 2: fill (in lean mode, pairs outside the counted buckets are skipped without
-        // a map lookup).
-        let counted = |k: u64| flags.as_ref().is_none_or(|f| f.contains(k));
-        for &st in &self.wstart {
-            let mut p = st;
-            loop {
-                let q = self.next[p as usize];
-                if q == NONE {
-                    break;
+        // Each range's cursor in each tracked pair's list (`.0`; `.1` counts the entries
+        // written): the ranges' occurrences follow one another in range order.
+        for part in parts.iter_mut() {
+            part.retain(|k, e| match pairs.get_mut(k) {
+                Some(p) => {
+                    let cur = p.off + p.len as usize;
+                    p.len += e.1;
+                    *e = (cur as u64, 0);
+                    true
                 }
-                let k = key(self.syms[p as usize], self.syms[q as usize]);
-                if counted(k) {
-                    if let Some(e) = pairs.get_mut(&k) {
-                        arena[e.off + e.len as usize] = p;
-                        e.len += 1;
-                    }
-                }
-                p = q;
-            }
+                None => false,
+            });
         }
+        // Pass 2: fill (in lean mode, pairs outside the counted buckets are skipped without
+        // a map lookup). The ranges write disjoint slots.
+        let arena: Vec<AtomicU32> = (0..off).map(|_| AtomicU32::new(u32::MAX)).collect();
+        {
+            let this = &*self;
+            let flags = flags.as_ref();
+            let arena = &arena;
+            ranges
+                .par_iter()
+                .zip(parts.par_iter_mut())
+                .for_each(|(&r, part)| {
+                    this.walk_range(r, |k, _, p| {
+                        if flags.is_none_or(|f| f.contains(k)) {
+                            if let Some(e) = part.get_mut(&k) {
+                                if let Some(slot) = arena.get(e.0 as usize + e.1 as usize) {
+                                    slot.store(p, AtomicOrdering::Relaxed);
+                                }
+                                e.1 += 1;
+                            }
+                        }
+                    });
+                });
+        }
+        drop(parts);
         drop(flags);
+        let arena: Vec<u32> = arena.into_iter().map(AtomicU32::into_inner).collect();
         for k in banned {
             if let Some(p) = pairs.get_mut(&k) {
                 p.banned = true;
@@ -556,32 +618,43 @@ impl Trainer {
         self.built = true;
     }
 
-    /// Pass 1 of a full rebuild: the count and list length of every pair.
-    fn count_all(&self) -> FxHashMap<u64, PairInfo> {
-        let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
-        for (w, &st) in self.wstart.iter().enumerate() {
-            let c = self.wcount[w];
-            let mut p = st;
-            loop {
-                let q = self.next[p as usize];
-                if q == NONE {
-                    break;
-                }
-                let e = pairs
-                    .entry(key(self.syms[p as usize], self.syms[q as usize]))
-                    .or_insert(PairInfo::new());
+    /// Sum per-range counts into one map of pairs (count and list length).
+    fn sum_ranges(parts: &[RangeCounts]) -> FxHashMap<u64, PairInfo> {
+        let cap = parts.iter().map(|m| m.len()).max().unwrap_or(0);
+        let mut pairs: FxHashMap<u64, PairInfo> =
+            FxHashMap::with_capacity_and_hasher(cap, Default::default());
+        for m in parts {
+            for (&kk, &(c, l)) in m {
+                let e = pairs.entry(kk).or_insert(PairInfo::new());
                 e.count = e.count.saturating_add(c);
-                e.len += 1;
-                p = q;
+                e.len += l;
             }
         }
         pairs
     }
 
-    /// Pass 1 of a lean rebuild: the count and list length of (about) the `k` most frequent
-    /// pairs, and of the `banned` ones; sets `self.admit` so that every pair whose count
-    /// reaches it is returned (the invariant the greedy loop relies on; see
-    /// [`Trainer::from_segments`]).
+    /// Pass 1 of a full rebuild: the count and list length of every pair, in total and per
+    /// range.
+    fn count_all(&self, ranges: &[(usize, usize)]) -> (FxHashMap<u64, PairInfo>, Vec<RangeCounts>) {
+        let parts: Vec<RangeCounts> = ranges
+            .par_iter()
+            .map(|&r| {
+                let mut m = RangeCounts::default();
+                self.walk_range(r, |kk, c, _| {
+                    let e = m.entry(kk).or_insert((0, 0));
+                    e.0 = e.0.saturating_add(c);
+                    e.1 += 1;
+                });
+                m
+            })
+            .collect();
+        (Self::sum_ranges(&parts), parts)
+    }
+
+    /// Pass 1 of a lean rebuild: the count and list length (in total and per range) of
+    /// (about) the `k` most frequent pairs, and of the `banned` ones; sets `self.admit` so
+    /// that every pair whose count reaches it is returned (the invariant the greedy loop
+    /// relies on; see [`Trainer::from_segments`]).
     ///
     /// Without a map of every pair: the pairs are first counted into a fixed array of
     /// hashed buckets (a bucket's count is the sum of its pairs' counts, an upper bound of
@@ -595,33 +668,12 @@ impl Trainer {
         &mut self,
         k: usize,
         banned: &rustc_hash::FxHashSet<u64>,
-    ) -> (FxHashMap<u64, PairInfo>, Option<Sketch>) {
+        ranges: &[(usize, usize)],
+    ) -> (FxHashMap<u64, PairInfo>, Vec<RangeCounts>, Option<Sketch>) {
         let n = self.syms.len();
         let bits =
             (usize::BITS - (n / 16).max(1).leading_zeros()).clamp(SKETCH_MIN_BITS, SKETCH_MAX_BITS);
-        // Words split into one range per thread (the passes below run in parallel).
-        let nw = self.wstart.len();
-        let parts = rayon::current_num_threads().clamp(1, 64);
-        let step = nw.div_ceil(parts).max(1);
-        let ranges: Vec<(usize, usize)> = (0..nw)
-            .step_by(step)
-            .map(|a| (a, (a + step).min(nw)))
-            .collect();
         let this = &*self;
-        let walk = |(a, b): (usize, usize), f: &mut dyn FnMut(u64, u64)| {
-            for w in a..b {
-                let c = this.wcount[w];
-                let mut p = this.wstart[w];
-                loop {
-                    let q = this.next[p as usize];
-                    if q == NONE {
-                        break;
-                    }
-                    f(key(this.syms[p as usize], this.syms[q as usize]), c);
-                    p = q;
-                }
-            }
-        };
         // Pass 1: bucket counts (saturating at u32::MAX: a saturated bucket is counted
         // exactly whatever T is, so "pair count ≥ T implies bucket count ≥ T" still holds).
         let mut sketch = Sketch::new(bits);
@@ -629,7 +681,7 @@ impl Trainer {
             .par_iter()
             .map(|&r| {
                 let mut s = vec![0u32; 1usize << bits];
-                walk(r, &mut |kk, c| {
+                this.walk_range(r, |kk, c, _| {
                     let b = &mut s[sketch.bucket(kk)];
                     *b = b.saturating_add(c.min(u32::MAX as u64) as u32);
                 });
@@ -666,36 +718,25 @@ impl Trainer {
         loop {
             // Pass 2: exact counts of the pairs in the heavy buckets.
             let sk = &sketch;
-            let maps: Vec<FxHashMap<u64, PairInfo>> = ranges
+            let maps: Vec<RangeCounts> = ranges
                 .par_iter()
                 .map(|&r| {
-                    let mut m: FxHashMap<u64, PairInfo> = FxHashMap::default();
-                    walk(r, &mut |kk, c| {
+                    let mut m = RangeCounts::default();
+                    this.walk_range(r, |kk, c, _| {
                         if sk.contains(kk) {
-                            let e = m.entry(kk).or_insert(PairInfo::new());
-                            e.count = e.count.saturating_add(c);
-                            e.len += 1;
+                            let e = m.entry(kk).or_insert((0, 0));
+                            e.0 = e.0.saturating_add(c);
+                            e.1 += 1;
                         }
                     });
                     m
                 })
                 .collect();
-            let mut pairs: FxHashMap<u64, PairInfo> = FxHashMap::default();
-            for m in maps {
-                if pairs.is_empty() {
-                    pairs = m;
-                    continue;
-                }
-                for (kk, p) in m {
-                    let e = pairs.entry(kk).or_insert(PairInfo::new());
-                    e.count = e.count.saturating_add(p.count);
-                    e.len += p.len;
-                }
-            }
+            let mut pairs = Self::sum_ranges(&maps);
             if sketch.threshold <= 1 {
                 // every pair was counted
                 self.admit = 1;
-                return (pairs, None);
+                return (pairs, maps, None);
             }
             let t = sketch.threshold as u64;
             let mut counts: Vec<u64> = pairs
@@ -719,7 +760,7 @@ impl Trainer {
             pairs.retain(|key, p| p.count >= admit || banned.contains(key));
             pairs.shrink_to_fit();
             self.admit = admit;
-            return (pairs, Some(sketch));
+            return (pairs, maps, Some(sketch));
         }
     }
 
