@@ -55,6 +55,13 @@ fn main() {
                 (thread_cpu() - t) * 1e3,
                 bt.is_some()
             );
+            let t = thread_cpu();
+            let chars = supertok_core::atomic_chars::AtomicChars::build(enc.vocab());
+            println!(
+                "atomic chars build {:.1} ms ({} candidates)",
+                (thread_cpu() - t) * 1e3,
+                chars.len()
+            );
         }
         return;
     }

@@ -40,13 +40,22 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::atomic_chars::AtomicChars;
+use crate::chunk_cache;
+use crate::piece_cache;
 use crate::rank_bpe;
 use crate::vocab::Vocab;
 
 const NONE: u32 = u32::MAX;
 
 /// Chunk size of [`Backtrack::encode_chunked`].
-pub const CHUNK: usize = 48;
+pub const CHUNK: usize = chunk_cache::CHUNK;
+
+/// [`Backtrack::encode_chunked`] stops consulting the chunk cache for the rest of a piece
+/// whose first this many chunks all missed.
+const CACHE_PROBE_CHUNKS: u32 = 64;
+
+/// Entries of the per-call cache of seam compatibility results (a power of two).
+const SEAM_CACHE: usize = 64;
 
 /// Pieces whose first 256 bytes hold at most this many distinct bytes use the backtracking
 /// search (runs of one character and other short periods), the others the chunked merge.
@@ -77,6 +86,8 @@ pub struct Backtrack {
     len: Vec<u32>,
     /// Longest token starting with each byte pair (`b0 << 8 | b1`), 0 if none.
     max_len2: Vec<u8>,
+    /// Key of this vocabulary in the per-thread chunk caches.
+    owner: u32,
 }
 
 impl std::fmt::Debug for Backtrack {
@@ -113,6 +124,7 @@ impl Backtrack {
             info,
             len,
             max_len2,
+            owner: piece_cache::new_owner(),
         })
     }
 
@@ -250,6 +262,9 @@ impl Backtrack {
     /// merge output). A failed seam is repaired by re-merging a few tokens on each side
     /// and checking the two new seams; if that does not settle quickly (runs whose tokens
     /// are longer than a chunk), the whole piece goes to [`Backtrack::encode`].
+    ///
+    /// Chunk merges are remembered in the per-thread [`chunk_cache`] (a piece that repeats
+    /// itself merges each distinct chunk once), and seam checks in a small per-call table.
     pub fn encode_chunked(
         &self,
         vocab: &Vocab,
@@ -262,6 +277,10 @@ impl Backtrack {
         let mut tmp: Vec<u32> = Vec::with_capacity(CHUNK);
         let mut region: Vec<u32> = Vec::with_capacity(CHUNK);
         let mut pos = 0usize;
+        let (mut use_cache, mut tries, mut hits) = (true, 0u32, 0u32);
+        // seam results: key `a << 32 | b` (ids are below 2^25, so u64::MAX is free)
+        let mut seam_keys = [u64::MAX; SEAM_CACHE];
+        let mut seam_ok = [false; SEAM_CACHE];
         while pos < n {
             let mut cut = (pos + CHUNK).min(n);
             // cut at a UTF-8 character start when possible (fewer failed seams)
@@ -269,10 +288,37 @@ impl Backtrack {
                 cut -= 1;
             }
             tmp.clear();
-            if !rank_bpe::linear(vocab, chars, &piece[pos..cut], &mut tmp, &mut |_, _| {}) {
-                return Ok(false);
+            let chunk = &piece[pos..cut];
+            if use_cache && chunk_cache::get(self.owner, chunk, &mut tmp) {
+                hits += 1;
+            } else {
+                if !rank_bpe::linear(vocab, chars, chunk, &mut tmp, &mut |_, _| {}) {
+                    return Ok(false);
+                }
+                if use_cache {
+                    chunk_cache::put(self.owner, chunk, &tmp);
+                }
             }
-            if out.len() == base || self.compatible(vocab, out[out.len() - 1], tmp[0])? {
+            if use_cache {
+                tries += 1;
+                use_cache = hits > 0 || tries < CACHE_PROBE_CHUNKS;
+            }
+            let seam_fits = if out.len() == base {
+                true
+            } else {
+                let (a, b) = (out[out.len() - 1], tmp[0]);
+                let key = (a as u64) << 32 | b as u64;
+                let h = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % SEAM_CACHE;
+                if seam_keys[h] == key {
+                    seam_ok[h]
+                } else {
+                    let ok = self.compatible(vocab, a, b)?;
+                    seam_keys[h] = key;
+                    seam_ok[h] = ok;
+                    ok
+                }
+            };
+            if seam_fits {
                 out.extend_from_slice(&tmp);
                 pos = cut;
                 continue;
@@ -465,6 +511,37 @@ mod tests {
             out.clear();
             assert_eq!(bt.encode_chunked(&v, None, piece, &mut out), Ok(true));
             assert_eq!(out, heap(&v, piece));
+        }
+    }
+
+    /// Periodic pieces (the chunk cache hits) with random edits, on two vocabularies
+    /// alternately (the cache is per thread and keyed by the vocabulary).
+    #[test]
+    fn chunk_cache_keeps_results_exact() {
+        let v1 = vocab(&[b"ab", b"bc", b"abc", b"ca", b"cab", b"aa", b"bcab", b"cc"]);
+        let v2 = vocab(&[b"bc", b"ab", b"ca", b"aa", b"abc", b"bb", b"bca", b"abca"]);
+        let b1 = Backtrack::build(&v1).unwrap();
+        let b2 = Backtrack::build(&v2).unwrap();
+        let mut seed = 0x5eed_u64;
+        let mut next = move |m: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % m
+        };
+        for _ in 0..300 {
+            let unit: Vec<u8> = (0..1 + next(70)).map(|_| b"abcd"[next(4)]).collect();
+            let n = 200 + next(5000);
+            let mut piece: Vec<u8> = unit.iter().copied().cycle().take(n).collect();
+            for _ in 0..next(4) {
+                let at = next(piece.len());
+                piece[at] = b"abcd"[next(4)];
+            }
+            for (v, bt) in [(&v1, &b1), (&v2, &b2), (&v1, &b1)] {
+                let mut out = vec![];
+                assert_eq!(bt.encode_chunked(v, None, &piece, &mut out), Ok(true));
+                assert_eq!(out, heap(v, &piece));
+            }
         }
     }
 

@@ -17,6 +17,7 @@ pub mod atomic_chars;
 pub mod backtrack;
 pub mod bpe;
 pub mod bytes;
+pub mod chunk_cache;
 pub mod encoding;
 pub mod error;
 pub mod formats;

@@ -126,9 +126,24 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
             while i < n {
                 let mut len = 1;
                 if piece[i] >= 0xc2 {
-                    if let Some((l, id)) = chars.at(piece, i) {
-                        ids[i] = id;
-                        len = l;
+                    if let Some((l, first, id)) = chars.at_parts(piece, i) {
+                        if first == l {
+                            ids[i] = id;
+                            len = l;
+                        } else {
+                            // two parts; the one of two bytes is the token `id`
+                            end[i] = (i + first) as u8;
+                            prev[i] = last as u8;
+                            last = i;
+                            if first > 1 {
+                                ids[i] = id;
+                            }
+                            i += first;
+                            len = l - first;
+                            if len > 1 {
+                                ids[i] = id;
+                            }
+                        }
                     }
                 }
                 end[i] = (i + len) as u8;
