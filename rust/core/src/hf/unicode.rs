@@ -963,10 +963,16 @@ pub fn is_numeric(c: char) -> bool {
     if cp >= 0x10000 {
         return c.is_numeric();
     }
+    is_numeric_bmp(cp)
+}
+
+/// [`is_numeric`] of the code point `cp < 0x10000` (`false` for surrogates).
+#[inline]
+pub(crate) fn is_numeric_bmp(cp: u32) -> bool {
     /// Bits of one block, at `cp & 0xff`.
     type Block = [u64; 4];
     static BLOCKS: [OnceLock<Block>; 256] = [const { OnceLock::new() }; 256];
-    let block = BLOCKS[(cp >> 8) as usize].get_or_init(|| {
+    let block = BLOCKS[(cp >> 8 & 0xff) as usize].get_or_init(|| {
         let mut bits: Block = [0; 4];
         for low in 0..256u32 {
             if char::from_u32(cp & !0xff | low).is_some_and(char::is_numeric) {
