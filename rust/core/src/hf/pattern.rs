@@ -94,19 +94,9 @@ impl CharClass {
     #[inline]
     pub(crate) fn test(self, c: char) -> bool {
         match self {
-            // `char::is_numeric` (general category N), with the class table as a fast path
-            // for letters and numbers (checked over all code points in the tests)
-            CharClass::Numeric => {
-                if c.is_ascii() {
-                    c.is_ascii_digit()
-                } else {
-                    match super::unicode::class(c) {
-                        super::unicode::NUMBER => true,
-                        super::unicode::LETTER | super::unicode::SPACE => false,
-                        _ => c.is_numeric(),
-                    }
-                }
-            }
+            // `char::is_numeric` (general category N), from a bitmap in the BMP (checked
+            // over all code points in the tests)
+            CharClass::Numeric => super::unicode::is_numeric(c),
             CharClass::Whitespace => c.is_whitespace(),
             CharClass::Punctuation => {
                 c.is_ascii_punctuation() || (!c.is_ascii() && super::unicode::is_punctuation(c))

@@ -332,6 +332,18 @@ fn digits_groups(s: &str, base: usize, next: &mut Vec<Piece>) {
         if x < 0x80 {
             return (x.is_ascii_digit(), 1);
         }
+        // two- and three-byte characters (`s` is valid UTF-8) decoded in place
+        if x < 0xe0 {
+            if let Some(&y) = b.get(i + 1) {
+                let cp = (x as u32 & 0x1f) << 6 | (y as u32 & 0x3f);
+                return (super::unicode::is_numeric_bmp(cp), 2);
+            }
+        } else if x < 0xf0 {
+            if let (Some(&y), Some(&z)) = (b.get(i + 1), b.get(i + 2)) {
+                let cp = (x as u32 & 0x0f) << 12 | (y as u32 & 0x3f) << 6 | (z as u32 & 0x3f);
+                return (super::unicode::is_numeric_bmp(cp), 3);
+            }
+        }
         let c = s[i..].chars().next().unwrap_or('\u{FFFD}');
         (CharClass::Numeric.test(c), c.len_utf8())
     };
@@ -624,6 +636,31 @@ mod tests {
             assert!(digit_group_steps(false, prefix)
                 .iter()
                 .all(|s| !matches!(s, Step::DigitsGroups)));
+        }
+    }
+
+    /// Every non-ASCII character of the BMP (decoded in place by the fused step) between
+    /// letters and digits: the fused step equals the general ones.
+    #[test]
+    fn fused_digit_groups_decode_every_bmp_character() {
+        let fused = digit_group_steps(true, false);
+        let general = digit_group_steps(false, false);
+        for block in 0..256u32 {
+            let mut text = String::new();
+            for cp in block << 8..(block + 1) << 8 {
+                if let Some(c) = char::from_u32(cp).filter(|c| !c.is_ascii()) {
+                    text.push(c);
+                    text.push('1');
+                    text.push(c);
+                    text.push(c);
+                    text.push('a');
+                }
+            }
+            assert_eq!(
+                pieces(&fused, &text),
+                pieces(&general, &text),
+                "block {block:02X}"
+            );
         }
     }
 

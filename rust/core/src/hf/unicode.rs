@@ -948,6 +948,43 @@ fn bmp_table() -> &'static [u8] {
     })
 }
 
+/// Whether `c` is numeric exactly as the standard library's `char::is_numeric` says
+/// (general category N in its Unicode version, which may differ from the version of the
+/// class tables above). Code points of the BMP are answered from a bitmap of
+/// `char::is_numeric` itself, filled in blocks of 256 code points on first use (in
+/// multilingual text most characters that are not letters, such as the vowel signs of
+/// Indic scripts, would otherwise each take the standard library's binary search).
+#[inline]
+pub fn is_numeric(c: char) -> bool {
+    let cp = c as u32;
+    if cp < 0x80 {
+        return c.is_ascii_digit();
+    }
+    if cp >= 0x10000 {
+        return c.is_numeric();
+    }
+    is_numeric_bmp(cp)
+}
+
+/// [`is_numeric`] of the code point `cp < 0x10000` (`false` for surrogates).
+#[inline]
+pub(crate) fn is_numeric_bmp(cp: u32) -> bool {
+    /// Bits of one block, at `cp & 0xff`.
+    type Block = [u64; 4];
+    static BLOCKS: [OnceLock<Block>; 256] = [const { OnceLock::new() }; 256];
+    let block = BLOCKS[(cp >> 8 & 0xff) as usize].get_or_init(|| {
+        let mut bits: Block = [0; 4];
+        for low in 0..256u32 {
+            if char::from_u32(cp & !0xff | low).is_some_and(char::is_numeric) {
+                bits[(low >> 6) as usize] |= 1 << (low & 63);
+            }
+        }
+        bits
+    });
+    let low = cp & 0xff;
+    block[(low >> 6) as usize] >> (low & 63) & 1 != 0
+}
+
 /// The class (`LETTER`, `NUMBER`, `SPACE` or `OTHER`) of `c`.
 #[inline]
 pub fn class(c: char) -> u8 {
