@@ -44,30 +44,8 @@ thread_local! {
 }
 
 #[inline(always)]
-fn word(b: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes([
-        b[i],
-        b[i + 1],
-        b[i + 2],
-        b[i + 3],
-        b[i + 4],
-        b[i + 5],
-        b[i + 6],
-        b[i + 7],
-    ])
-}
-
-#[inline(always)]
 fn slot(chunk: &[u8]) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ chunk.len() as u64;
-    let mut words = chunk.chunks_exact(8);
-    for c in &mut words {
-        h = (h ^ word(c, 0)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    for &b in words.remainder() {
-        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    ((h ^ (h >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize & (SETS - 1)
+    (crate::piece_cache::mix(chunk) >> 48) as usize & (SETS - 1)
 }
 
 /// Append the cached merge of `chunk` under `owner` to `out`; false if absent.

@@ -58,17 +58,22 @@ pub fn new_owner() -> u32 {
 
 #[inline(always)]
 fn slot(piece: &[u8]) -> usize {
-    // FNV-style mix over 8-byte words: cheap and good enough for a direct-mapped cache
+    (mix(piece) >> 40) as usize & (SETS - 1)
+}
+
+/// FNV-style mix over 8-byte words, finalised with a multiply: cheap and good enough for
+/// direct-mapped caches (this one and [`crate::chunk_cache`]); take the high bits.
+#[inline(always)]
+pub(crate) fn mix(piece: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ piece.len() as u64;
     let mut chunks = piece.chunks_exact(8);
     for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+        h = (h ^ word(c, 0)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     for &b in chunks.remainder() {
         h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
     }
-    ((h ^ (h >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & (SETS - 1)
+    (h ^ (h >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 #[inline(always)]
