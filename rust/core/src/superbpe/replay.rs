@@ -253,8 +253,7 @@ impl ReplayTable {
             if l == r && syms.get(at + 2) == Some(&r) {
                 occ += 1; // the overlapping occurrence this merge absorbs
             }
-            counts[q as usize] = counts[q as usize].wrapping_add(occ.wrapping_mul(weight));
-            log.push((q, occ as u32));
+            record(counts, log, q, occ, weight);
             syms[at] = c;
             syms.remove(at + 1);
             ranks.remove(at);
@@ -316,8 +315,7 @@ impl ReplayTable {
             if l == r && nn != NONE && syms[nn as usize] == r {
                 occ += 1; // the overlapping occurrence this merge absorbs
             }
-            counts[q as usize] = counts[q as usize].wrapping_add(occ.wrapping_mul(weight));
-            log.push((q, occ as u32));
+            record(counts, log, q, occ, weight);
             syms[p] = c;
             syms[nx] = DEAD;
             next[p] = nn;
@@ -761,6 +759,14 @@ pub fn replay_counts(
         counts,
         merge_counts,
     })
+}
+
+/// Count `occ` occurrences of merge `q` (times `weight`) and log them unweighted, so a
+/// cached replay can be counted again: shared by the linear and the heap replay.
+#[inline(always)]
+fn record(counts: &mut [u64], log: &mut Vec<(u32, u32)>, q: u32, occ: u64, weight: u64) {
+    counts[q as usize] = counts[q as usize].wrapping_add(occ.wrapping_mul(weight));
+    log.push((q, occ as u32));
 }
 
 #[cfg(test)]
