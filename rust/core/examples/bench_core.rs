@@ -62,14 +62,6 @@ fn main() {
                 (thread_cpu() - t) * 1e3,
                 chars.len()
             );
-            let t = thread_cpu();
-            let pt = supertok_core::pair_table::PairTable::build(enc.vocab());
-            println!(
-                "pair table build {:.1} ms ({:?}, {} bytes)",
-                (thread_cpu() - t) * 1e3,
-                pt,
-                pt.as_ref().map_or(0, |p| p.size_bytes())
-            );
         }
         return;
     }

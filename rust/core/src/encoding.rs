@@ -11,7 +11,6 @@ use crate::backtrack::Backtrack;
 use crate::bpe::MergeTable;
 use crate::error::{Error, Result};
 use crate::formats;
-use crate::pair_table::PairTable;
 use crate::piece_cache;
 use crate::pretok::{Lexer, Pretokenizer};
 use crate::rank_bpe;
@@ -35,9 +34,6 @@ pub struct CoreEncoding {
     merges: OnceLock<MergeTable>,
     /// Characters that start as one part in the merge, built on the first merge.
     chars: OnceLock<AtomicChars>,
-    /// Id-pair table for the merge of short pieces, built on the first merge (`None`
-    /// inside: the vocabulary does not qualify and the merge looks up byte strings).
-    pairs: OnceLock<Option<PairTable>>,
     pretok: Pretokenizer,
     specials: SpecialTokens,
     sorted_ids: OnceLock<Vec<u32>>,
@@ -82,7 +78,6 @@ impl CoreEncoding {
             vocab,
             merges: OnceLock::new(),
             chars: OnceLock::new(),
-            pairs: OnceLock::new(),
             backtrack: OnceLock::new(),
             pretok,
             specials,
@@ -149,12 +144,6 @@ impl CoreEncoding {
                 if bt.encode_long(&self.vocab, Some(chars), piece, out) {
                     return Ok(());
                 }
-            }
-        }
-        if (2..rank_bpe::LINEAR_MAX).contains(&piece.len()) {
-            if let Some(pairs) = self.pairs.get_or_init(|| PairTable::build(&self.vocab)) {
-                rank_bpe::linear_pairs(pairs, Some(chars), piece, out);
-                return Ok(());
             }
         }
         rank_bpe::encode_with_chars(&self.vocab, chars, piece, out)

@@ -14,7 +14,6 @@ use std::collections::BinaryHeap;
 
 use crate::atomic_chars::AtomicChars;
 use crate::error::{Error, Result};
-use crate::pair_table::{PairTable, NO_MERGE};
 use crate::vocab::Vocab;
 
 /// Pieces of fewer bytes than this use the linear scan.
@@ -203,106 +202,6 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
         i = e;
     }
     true
-}
-
-/// [`linear`] with id-pair lookups ([`crate::pair_table`]): every part carries its token
-/// id from the start (single bytes their byte token, atomic characters of `chars` their
-/// id), and the rank of merging two adjacent parts is `pairs.get(left, right)` instead of
-/// a lookup of their concatenated bytes. Same parts, same candidates, same order as
-/// [`linear`] (the pair table answers exactly the byte lookup's question, see its module
-/// docs), so the same output. `2 <= piece.len() < LINEAR_MAX`.
-pub(crate) fn linear_pairs(
-    pairs: &PairTable,
-    chars: Option<&AtomicChars>,
-    piece: &[u8],
-    out: &mut Vec<u32>,
-) {
-    let n = piece.len();
-    debug_assert!((2..LINEAR_MAX).contains(&n));
-    // as in `linear`: parts indexed by their start byte, keys[i] = rank << 7 | i
-    let mut keys = [MAX; LINEAR_MAX];
-    let mut end = [0u8; LINEAR_MAX];
-    let mut prev = [0u8; LINEAR_MAX];
-    let mut ids = [0u32; LINEAR_MAX];
-    let key = |r: u32, i: usize| if r == NO_MERGE { MAX } else { (r << 7) | i as u32 };
-    match chars {
-        Some(chars) if piece.iter().any(|&b| b >= 0xc2) => {
-            let mut last = usize::MAX;
-            let mut i = 0;
-            while i < n {
-                let mut len = 1;
-                let mut id = pairs.byte_id(piece[i]);
-                if piece[i] >= 0xc2 {
-                    if let Some((l, first, cid)) = chars.at_parts(piece, i) {
-                        if first == l {
-                            id = cid;
-                            len = l;
-                        } else {
-                            // two parts; the one of two bytes is the token `cid`
-                            ids[i] = if first > 1 { cid } else { id };
-                            end[i] = (i + first) as u8;
-                            prev[i] = last as u8;
-                            last = i;
-                            i += first;
-                            len = l - first;
-                            id = if len > 1 {
-                                cid
-                            } else {
-                                pairs.byte_id(piece[i])
-                            };
-                        }
-                    }
-                }
-                ids[i] = id;
-                end[i] = (i + len) as u8;
-                prev[i] = last as u8;
-                last = i;
-                i += len;
-            }
-        }
-        _ => {
-            for i in 0..n {
-                ids[i] = pairs.byte_id(piece[i]);
-                end[i] = (i + 1) as u8;
-                prev[i] = i.wrapping_sub(1) as u8;
-            }
-        }
-    }
-    let mut i = 0;
-    while end[i] as usize != n {
-        let j = end[i] as usize;
-        keys[i] = key(pairs.get(ids[i], ids[j]), i);
-        i = j;
-    }
-    let keys_n = &mut keys[..n];
-    loop {
-        let k_min = keys_n.iter().fold(MAX, |a, &b| a.min(b));
-        if k_min == MAX {
-            break;
-        }
-        let at = (k_min & 127) as usize;
-        let best = k_min >> 7;
-        let j = end[at] as usize;
-        let k = end[j] as usize;
-        ids[at] = best;
-        end[at] = k as u8;
-        keys_n[j] = MAX;
-        keys_n[at] = if k < n {
-            prev[k] = at as u8;
-            key(pairs.get(best, ids[k]), at)
-        } else {
-            MAX
-        };
-        if at > 0 {
-            let p = prev[at] as usize;
-            keys_n[p] = key(pairs.get(ids[p], best), p);
-        }
-    }
-    let mut i = 0;
-    while i < n {
-        out.push(ids[i]);
-        i = end[i] as usize;
-    }
 }
 
 /// `O(n log n)` merge for long pieces: a linked list of parts and a min-heap of
