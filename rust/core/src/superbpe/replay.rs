@@ -513,8 +513,7 @@ impl ReplayTable {
             let short = short_key(part);
             let h = match short {
                 Some(k) => {
-                    if let Some(&e) = cache.short.get(&k) {
-                        let en = &mut cache.entries[e as usize];
+                    if let Some(en) = cache.short.get_mut(&k) {
                         en.emit(&cache.ids, out);
                         // The merge counts of a hit are added when the cache is flushed.
                         en.hits = en.hits.wrapping_add(weight);
@@ -540,7 +539,7 @@ impl ReplayTable {
             let mut log = std::mem::take(&mut sc.log);
             log.clear();
             self.replay_logged(part, weight, out, counts, sc, &mut log);
-            if cache.entries.len() >= CACHE_ENTRIES {
+            if cache.entries.len() + cache.short.len() >= CACHE_ENTRIES {
                 cache.flush(counts);
                 cache.clear();
             }
@@ -555,28 +554,26 @@ impl ReplayTable {
                     (at, 0)
                 }
             };
-            let idx = cache.entries.len() as u32;
-            let key = match short {
-                Some(k) => {
-                    cache.short.insert(k, idx);
-                    0
-                }
-                None => {
-                    let at = cache.keys.len() as u32;
-                    cache.keys.extend_from_slice(part);
-                    cache.map.insert(h, idx);
-                    at
-                }
-            };
-            cache.entries.push(CacheEntry {
-                key,
+            let mut entry = CacheEntry {
+                key: 0,
                 ids,
                 id1,
                 n_ids,
                 log: cache.logs.len() as u32,
                 n_log: log.len() as u32,
                 hits: 0,
-            });
+            };
+            match short {
+                Some(k) => {
+                    cache.short.insert(k, entry);
+                }
+                None => {
+                    entry.key = cache.keys.len() as u32;
+                    cache.keys.extend_from_slice(part);
+                    cache.map.insert(h, cache.entries.len() as u32);
+                    cache.entries.push(entry);
+                }
+            }
             cache.logs.extend_from_slice(&log);
             sc.log = log;
         }
@@ -744,10 +741,12 @@ impl CacheEntry {
 /// called once more when done), one pass over each entry's log instead of one per hit.
 #[derive(Default)]
 pub struct PartCache {
-    /// packed bytes → entry index (parts of up to 7 bytes)
-    short: FxHashMap<u64, u32>,
-    /// hash → entry index (longer parts)
+    /// packed bytes → entry (parts of up to 7 bytes; the entry is stored in the map: a
+    /// hit reads one slot)
+    short: FxHashMap<u64, CacheEntry>,
+    /// hash → index in `entries` (longer parts)
     map: FxHashMap<u64, u32>,
+    /// Entries of the longer parts.
     entries: Vec<CacheEntry>,
     keys: Vec<u8>,
     ids: Vec<u32>,
@@ -767,7 +766,7 @@ impl PartCache {
     /// Add the merge counts of the hits so far to `counts` (indexed by rank; weights ×
     /// occurrences, wrapping like the counts themselves) and reset the hit weights.
     pub fn flush(&mut self, counts: &mut [u64]) {
-        for e in self.entries.iter_mut() {
+        for e in self.entries.iter_mut().chain(self.short.values_mut()) {
             if e.hits == 0 {
                 continue;
             }
@@ -845,7 +844,8 @@ pub fn replay_counts(
                 };
                 let cache = &mut *guard;
                 let mut sc = ReplayScratch::default();
-                let mut out = Vec::new();
+                // About 4 bytes per token or more after replay: one allocation, no regrowth.
+                let mut out = Vec::with_capacity(part.iter().map(|(b, _)| b.len() / 4 + 1).sum());
                 let mut lens = Vec::with_capacity(part.len());
                 let mut cs = Vec::with_capacity(part.len());
                 let mut mc = vec![0u64; nm];
