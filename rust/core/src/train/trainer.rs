@@ -68,6 +68,10 @@ struct Sketch {
     shift: u32,
     /// Pairs in buckets whose count reaches this are counted exactly.
     threshold: u32,
+    /// Bit `b` set when bucket `b` reaches the threshold ([`Sketch::mark`]): the exact and
+    /// fill passes test this bitmap (2^18 buckets = 32 KB, in L1) instead of the counts
+    /// (1 MB, the whole L2), once per position.
+    heavy: Vec<u64>,
 }
 
 impl Sketch {
@@ -76,6 +80,19 @@ impl Sketch {
             counts: vec![0; 1usize << bits],
             shift: 64 - bits,
             threshold: 1,
+            heavy: Vec::new(),
+        }
+    }
+
+    /// Record which buckets reach the threshold (call after every change of the counts or
+    /// the threshold, before [`Sketch::contains`]).
+    fn mark(&mut self) {
+        self.heavy.clear();
+        self.heavy.resize(self.counts.len().div_ceil(64), 0);
+        for (b, &c) in self.counts.iter().enumerate() {
+            if c >= self.threshold {
+                self.heavy[b >> 6] |= 1u64 << (b & 63);
+            }
         }
     }
 
@@ -88,7 +105,8 @@ impl Sketch {
     /// count reaches the threshold does).
     #[inline]
     fn contains(&self, k: u64) -> bool {
-        self.counts[self.bucket(k)] >= self.threshold
+        let b = self.bucket(k);
+        self.heavy[b >> 6] & (1u64 << (b & 63)) != 0
     }
 }
 
@@ -744,6 +762,7 @@ impl Trainer {
         let need = (k / 2).max(1);
         loop {
             // Pass 2: exact counts of the pairs in the heavy buckets.
+            sketch.mark();
             let sk = &sketch;
             let maps: Vec<RangeCounts> = ranges
                 .par_iter()
@@ -787,6 +806,8 @@ impl Trainer {
             pairs.retain(|key, p| p.count >= admit || banned.contains(key));
             pairs.shrink_to_fit();
             self.admit = admit;
+            // The fill pass only needs the bitmap.
+            sketch.counts = Vec::new();
             return (pairs, maps, Some(sketch));
         }
     }
