@@ -987,7 +987,7 @@ mod tests {
                     1 => vec![b'a' + (rng(&mut seed) % 3) as u8; n],
                     _ => (0..n)
                         .map(|_| {
-                            if rng(&mut seed) % 50 == 0 {
+                            if rng(&mut seed).is_multiple_of(50) {
                                 b'a' + (rng(&mut seed) % 3) as u8
                             } else {
                                 b'a'
