@@ -38,6 +38,7 @@
 //! token's own bytes, and cached, so there is nothing to build up front.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use crate::atomic_chars::AtomicChars;
 use crate::chunk_cache;
@@ -88,6 +89,9 @@ pub struct Backtrack {
     max_len2: Vec<u8>,
     /// Key of this vocabulary in the per-thread chunk caches.
     owner: u32,
+    /// The caller's atomic characters extended with four-byte ones
+    /// ([`AtomicChars::with_four_byte`]), built on the first piece that has a byte `F0+`.
+    chars4: OnceLock<AtomicChars>,
 }
 
 impl std::fmt::Debug for Backtrack {
@@ -125,6 +129,7 @@ impl Backtrack {
             len,
             max_len2,
             owner: piece_cache::new_owner(),
+            chars4: OnceLock::new(),
         })
     }
 
@@ -226,7 +231,9 @@ impl Backtrack {
     ///
     /// `chars` (built from `vocab`) lets the chunked merge start atomic characters as one
     /// part (see [`crate::atomic_chars`]; each chunk is merged on its own, so this is the
-    /// plain merge of the chunk).
+    /// plain merge of the chunk). `chars` must be [`AtomicChars::build`] of `vocab`: when
+    /// the piece's first 256 bytes hold a four-byte character's lead byte, the chunks use
+    /// that table extended with four-byte characters (emoji).
     pub fn encode_long(
         &self,
         vocab: &Vocab,
@@ -247,6 +254,13 @@ impl Backtrack {
         let ok = if distinct <= BACKTRACK_DISTINCT {
             self.encode(vocab, piece, out)
         } else {
+            // lead bytes F0..=FF are the bits 48.. of word 3
+            let chars = match chars {
+                Some(c) if seen[3] >> 48 != 0 => {
+                    Some(self.chars4.get_or_init(|| c.clone().with_four_byte(vocab)))
+                }
+                c => c,
+            };
             self.encode_chunked(vocab, chars, piece, out)
         };
         if ok != Ok(true) {
@@ -594,6 +608,13 @@ mod tests {
             "приветмир".chars().collect(),
             "-=".chars().collect(),
             "\u{e9}\u{301}\u{e8}e".chars().collect(),
+            // random emoji with ZWJ and skin tones (four-byte atomic characters)
+            (0x1F400..0x1F43F)
+                .chain(0x1F680..0x1F6C5)
+                .chain(0x1F3FB..0x1F400)
+                .chain([0x1F468, 0x1F469, 0x1F9D1, 0x200D, 0x200D, 0x200D, 0x20021])
+                .filter_map(char::from_u32)
+                .collect(),
         ];
         for file in [
             "o200k_base.tiktoken",
@@ -607,6 +628,7 @@ mod tests {
             let pairs = crate::formats::tiktoken::parse(&data, file).unwrap();
             let v = Vocab::from_pairs(pairs).unwrap();
             let bt = Backtrack::build(&v).expect("bundled vocabularies qualify");
+            let chars = AtomicChars::build(&v);
             let mut seed = 0x9e3779b97f4a7c15u64;
             let mut rnd = move || {
                 seed ^= seed << 13;
@@ -614,7 +636,7 @@ mod tests {
                 seed ^= seed << 17;
                 seed
             };
-            for case in 0..60 {
+            for case in 0..88 {
                 let alpha = &alphabets[case % alphabets.len()];
                 let nchars = 150 + (rnd() % 900) as usize;
                 let text: String = (0..nchars)
@@ -628,6 +650,9 @@ mod tests {
                 let mut b = vec![];
                 assert_eq!(bt.encode_chunked(&v, None, piece, &mut b), Ok(true));
                 assert_eq!(b, expect, "{file} chunked {text:?}");
+                let mut c = vec![];
+                assert!(bt.encode_long(&v, Some(&chars), piece, &mut c));
+                assert_eq!(c, expect, "{file} chunked with atomic characters {text:?}");
             }
         }
     }
