@@ -479,7 +479,8 @@ impl AtomicChars {
         // token made across its left boundary has `p b0` ending at most `kl - 1` bytes
         // before its end, one across its right boundary `b3 q` at one of its first `kr`
         // bytes. Final parts by shape: 0 [4]; 1 [1][3]; 2 [2][1][1]; 3 [3][1].
-        let (kl, kr) = [(3, 3), (1, 3), (2, 1), (3, 1)][shape as usize];
+        const PLACES: [(usize, usize); 4] = [(3, 3), (1, 3), (2, 1), (3, 1)];
+        let (kl, kr) = PLACES[shape as usize & 3];
         if i > 0
             && self.left4[(kl - 1) << 11 | (piece[i - 1] as usize) << 3 | (b0 as usize & 7)] <= m
         {
