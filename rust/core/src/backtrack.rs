@@ -559,6 +559,85 @@ mod tests {
         }
     }
 
+    /// Long pieces of random emoji ZWJ sequences on random vocabularies of emoji fragments
+    /// (four-byte atomic characters in the chunked merge, with seams inside and between
+    /// sequences) against the heap merge.
+    #[test]
+    fn four_byte_chars_in_long_pieces_match_heap() {
+        let emoji: Vec<Vec<u8>> = [
+            "\u{1F468}",
+            "\u{1F469}",
+            "\u{1F400}",
+            "\u{1F3FD}",
+            "\u{1F680}",
+        ]
+        .iter()
+        .map(|c| c.as_bytes().to_vec())
+        .collect();
+        let zwj = "\u{200D}".as_bytes().to_vec();
+        let mut seed = 0xfeed_u64;
+        let mut next = move |m: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % m
+        };
+        let (mut four, mut done) = (0usize, 0usize);
+        for _ in 0..60 {
+            let mut toks: Vec<Vec<u8>> = vec![];
+            for e in &emoji {
+                for (a, b) in [(0, 2), (0, 3), (1, 4), (2, 4), (0, 4), (1, 3)] {
+                    if next(3) == 0 {
+                        toks.push(e[a..b].to_vec());
+                    }
+                }
+                // tokens across the boundaries with the joiner and the next character
+                let mut t = e[3..].to_vec();
+                t.extend_from_slice(&zwj[..1 + next(3)]);
+                toks.push(t);
+                let mut t = zwj[1 + next(2)..].to_vec();
+                t.extend_from_slice(&e[..1 + next(4)]);
+                toks.push(t);
+            }
+            toks.push(zwj.clone());
+            // random ranks, no duplicates
+            let mut shuffled: Vec<Vec<u8>> = vec![];
+            while !toks.is_empty() {
+                let t = toks.swap_remove(next(toks.len()));
+                if !shuffled.contains(&t) {
+                    shuffled.push(t);
+                }
+            }
+            let refs: Vec<&[u8]> = shuffled.iter().map(|t| t.as_slice()).collect();
+            let v = vocab(&refs);
+            let bt = Backtrack::build(&v).expect("qualifies");
+            let chars = AtomicChars::build(&v);
+            for _ in 0..4 {
+                let mut piece = vec![];
+                while piece.len() < 200 + next(1500) {
+                    piece.extend_from_slice(&emoji[next(emoji.len())]);
+                    if next(3) > 0 {
+                        piece.extend_from_slice(&zwj);
+                    }
+                }
+                let mut out = vec![];
+                if bt.encode_long(&v, Some(&chars), &piece, &mut out) {
+                    assert_eq!(out, heap(&v, &piece), "{piece:x?}");
+                    done += 1;
+                }
+            }
+            let c4 = bt
+                .chars4
+                .get()
+                .expect("built for pieces with four-byte characters");
+            four += (0..emoji.len())
+                .filter(|&k| c4.at_parts(&emoji[k], 0).is_some())
+                .count();
+        }
+        // many vocabularies are monotone (the others hand the piece to the heap merge)
+        assert!(four > 60 && done > 40, "{four} {done}");
+    }
+
     #[test]
     fn refuses_unsupported_vocabs() {
         // BPE("abc"): bc (256) first, then a + bc = abc (257): monotone
