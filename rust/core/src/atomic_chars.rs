@@ -516,24 +516,26 @@ enum Cut {
 /// among equals): the shape of its final parts and the largest id created, if the shape
 /// is one of [`Cut`]'s.
 fn solo_merge(vocab: &Vocab, c: &[u8; 4]) -> Option<(Cut, u32)> {
-    // parts as byte ranges of `c`
-    let mut cuts: Vec<usize> = (0..=4).collect();
+    // parts as byte ranges of `c`: cuts[..k]
+    let mut cuts = [0usize, 1, 2, 3, 4];
+    let mut k = 5;
     let mut max = None;
     loop {
         let mut best: Option<(u32, usize)> = None;
-        for k in 0..cuts.len().saturating_sub(2) {
-            if let Some(t) = vocab.get(&c[cuts[k]..cuts[k + 2]]) {
+        for j in 0..k - 2 {
+            if let Some(t) = vocab.get(&c[cuts[j]..cuts[j + 2]]) {
                 if best.is_none_or(|(b, _)| t < b) {
-                    best = Some((t, k));
+                    best = Some((t, j));
                 }
             }
         }
-        let Some((t, k)) = best else { break };
-        cuts.remove(k + 1);
+        let Some((t, j)) = best else { break };
+        cuts.copy_within(j + 2..k, j + 1);
+        k -= 1;
         max = Some(max.map_or(t, |m: u32| m.max(t)));
     }
     let m = max?;
-    match cuts[..] {
+    match cuts[..k] {
         [0, 4] => Some((Cut::Whole, m)),
         [0, cut, 4] => Some((Cut::Two(cut), m)),
         [0, 2, 3, 4] => Some((Cut::PairThenBytes, m)),
