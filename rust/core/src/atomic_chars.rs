@@ -50,6 +50,15 @@
 //! most of the merge work there. [`AtomicChars::at_parts`] returns them;
 //! [`AtomicChars::at`] (one part per occurrence) does not.
 //!
+//! # Four-byte characters (long pieces only)
+//! [`AtomicChars::with_four_byte`] adds the four-byte characters (emoji, CJK extensions)
+//! whose bytes merge alone into one token or into the parts `[3][1]`, `[1][3]` or
+//! `[2][1][1]` (almost all emoji in o200k and cl100k: `F0 9F` and `F0 9F xx` are tokens,
+//! the emoji themselves mostly not). The argument is the one above with up to three bytes
+//! in an incomplete first or last part, so the pair across each boundary is checked at up
+//! to three places, fewer where the shape fixes the part (a final single byte never grows).
+//! Only [`crate::backtrack`]'s chunked merge uses the extended table.
+//!
 //! # HF merge lists
 //! [`AtomicChars::from_merges`] builds the same table for an explicit merge list
 //! ([`MergeTable`], HF's `merge_all`: lowest rank first, leftmost among equals), with
