@@ -103,3 +103,50 @@ def test_every_cjk_character_alone_and_between_others() -> None:
         assert supertok.get_encoding(name).encode_ordinary(text) == tiktoken_reference(
             name
         ).encode_ordinary(text)
+
+
+# four-byte characters: emoji blocks (symbols: a run with ZWJ, VS16 and skin tones stays
+# one piece), supplementary CJK and mathematical letters (letters: one piece per run)
+_EMOJI = [chr(c) for c in list(range(0x1F300, 0x1F650)) + list(range(0x1F680, 0x1F700))]
+_EMOJI += [chr(c) for c in range(0x1F900, 0x1FA00)]
+_JOINERS = ["\u200d", "\u200d", "\ufe0f", "\U0001f3fb", "\U0001f3fd", "\U0001f3ff", "\u2764"]
+_LETTERS4 = [chr(c) for c in list(range(0x20000, 0x20400)) + list(range(0x1D400, 0x1D500))]
+
+
+def _random_zwj(rnd: random.Random, n: int) -> str:
+    """Random (non-periodic) emoji ZWJ sequences, skin tones and presentation selectors,
+    with a few ASCII symbols, CJK and supplementary letters spliced in."""
+    out: list[str] = []
+    while len(out) < n:
+        r = rnd.random()
+        if r < 0.6:
+            out.append(rnd.choice(_EMOJI))
+        elif r < 0.9:
+            out.append(rnd.choice(_JOINERS))
+        elif r < 0.95:
+            out.append(rnd.choice(_LETTERS4 + _CJK))
+        else:
+            out.append(rnd.choice("-=*#!?"))
+    return "".join(out)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 3000), seed=st.integers(0, 2**32))
+def test_random_emoji_zwj_runs_match_tiktoken(name: str, n: int, seed: int) -> None:
+    text = _random_zwj(random.Random(seed), n)
+    ours = supertok.get_encoding(name)
+    assert ours.encode_ordinary(text) == tiktoken_reference(name).encode_ordinary(text)
+
+
+def test_every_emoji_and_supplementary_letter_in_one_run() -> None:
+    # each four-byte character of the lists once, joined by ZWJ or not, in random order
+    rnd = random.Random(12)
+    for pool in (_EMOJI, _LETTERS4):
+        chars = pool[:]
+        rnd.shuffle(chars)
+        text = "".join(c + ("\u200d" if pool is _EMOJI and rnd.random() < 0.4 else "") for c in chars)
+        for name in NAMES:
+            assert supertok.get_encoding(name).encode_ordinary(text) == tiktoken_reference(
+                name
+            ).encode_ordinary(text), name

@@ -50,6 +50,15 @@
 //! most of the merge work there. [`AtomicChars::at_parts`] returns them;
 //! [`AtomicChars::at`] (one part per occurrence) does not.
 //!
+//! # Four-byte characters (long pieces only)
+//! [`AtomicChars::with_four_byte`] adds the four-byte characters (emoji, CJK extensions)
+//! whose bytes merge alone into one token or into the parts `[3][1]`, `[1][3]` or
+//! `[2][1][1]` (almost all emoji in o200k and cl100k: `F0 9F` and `F0 9F xx` are tokens,
+//! the emoji themselves mostly not). The argument is the one above with up to three bytes
+//! in an incomplete first or last part, so the pair across each boundary is checked at up
+//! to three places, fewer where the shape fixes the part (a final single byte never grows).
+//! Only [`crate::backtrack`]'s chunked merge uses the extended table.
+//!
 //! # HF merge lists
 //! [`AtomicChars::from_merges`] builds the same table for an explicit merge list
 //! ([`MergeTable`], HF's `merge_all`: lowest rank first, leftmost among equals), with
@@ -104,6 +113,18 @@ pub struct AtomicChars {
     /// For [`AtomicChars::build`]: the lowest id of a token that has the byte pair as its
     /// first two bytes or as its second and third (`None`: use `pair_min`).
     right_min: Option<Box<[u32]>>,
+    /// Four-byte characters `F0..=F4 80..=BF 80..=BF 80..=BF` (only after
+    /// [`AtomicChars::with_four_byte`]; empty otherwise): block `top4[index >> 8]` of
+    /// `blocks` for the 21-bit index of [`idx4`], entry `index & 0xff`.
+    top4: Box<[u16]>,
+    /// At `(k - 1) << 11 | p << 3 | (b0 & 7)` for `k` in 1..=3: the lowest id of a token
+    /// that has the byte pair `p b0` (`b0` the first byte of a four-byte character) ending
+    /// at most `k - 1` bytes before its end.
+    left4: Box<[u32]>,
+    /// At `(k - 1) << 14 | (b3 & 0x3f) << 8 | q` for `k` in 1..=3: the lowest id of a token
+    /// that has the byte pair `b3 q` (`b3` a continuation byte) starting at one of its
+    /// first `k` bytes.
+    right4: Box<[u32]>,
     /// Number of candidate characters (statistics and tests).
     count: usize,
 }
@@ -118,6 +139,17 @@ fn cont(b: u8) -> bool {
 fn idx2(b0: u8, b1: u8) -> Option<usize> {
     ((0xc2..=0xdf).contains(&b0) && cont(b1))
         .then_some(((b0 as usize & 0x1f) << 6) | (b1 as usize & 0x3f))
+}
+
+/// 21-bit index of a four-byte sequence of the right shape (lead byte `F0..=F7`).
+#[inline(always)]
+fn idx4(b0: u8, b1: u8, b2: u8, b3: u8) -> Option<usize> {
+    (b0 & 0xf8 == 0xf0 && cont(b1) && cont(b2) && cont(b3)).then_some(
+        ((b0 as usize & 0x07) << 18)
+            | ((b1 as usize & 0x3f) << 12)
+            | ((b2 as usize & 0x3f) << 6)
+            | (b3 as usize & 0x3f),
+    )
 }
 
 /// 16-bit index of a three-byte sequence of the right shape.
@@ -137,8 +169,113 @@ impl AtomicChars {
             blocks: vec![[NO_CAND; 256]],
             pair_min: vec![NONE; 65536].into_boxed_slice(),
             right_min: None,
+            top4: Box::new([]),
+            left4: Box::new([]),
+            right4: Box::new([]),
             count: 0,
         }
+    }
+
+    /// This table (built by [`AtomicChars::build`] from `vocab`) extended with the
+    /// four-byte characters (emoji, rare CJK ext.) whose bytes merge alone into one token,
+    /// or into two parts of which one is a single byte (`[F0 9F xx][yy]`: most emoji in
+    /// o200k), and whose internal merges provably run first in their context. This is the
+    /// argument of the module docs ("Characters that end in two parts"), with the first
+    /// (last) part of an incomplete character being one of its first (last) one to three
+    /// bytes: the byte pair across each boundary is checked at three places from a token's
+    /// end (start), and `M` is the largest id the character's own merge creates.
+    ///
+    /// Used by the long-piece encoder ([`crate::backtrack`]) only: on the short-piece path
+    /// the extra candidates did not pay off on the corpora.
+    pub fn with_four_byte(mut self, vocab: &Vocab) -> Self {
+        let mut left4 = vec![NONE; 3 << 11].into_boxed_slice();
+        let mut right4 = vec![NONE; 3 << 14].into_boxed_slice();
+        let mut top4 = vec![0u16; 1 << 13].into_boxed_slice();
+        for (id, t) in vocab.iter() {
+            let n = t.len();
+            for k in 1..=3usize.min(n.saturating_sub(1)) {
+                // the pair at place k counts for every table of k or more places
+                let (x, y) = (t[n - k - 1], t[n - k]);
+                if y & 0xf8 == 0xf0 {
+                    for kk in k..=3 {
+                        let e = &mut left4[(kk - 1) << 11 | (x as usize) << 3 | (y as usize & 7)];
+                        *e = (*e).min(id);
+                    }
+                }
+                let (x, y) = (t[k - 1], t[k]);
+                if cont(x) {
+                    for kk in k..=3 {
+                        let e = &mut right4[(kk - 1) << 14 | (x as usize & 0x3f) << 8 | y as usize];
+                        *e = (*e).min(id);
+                    }
+                }
+            }
+        }
+        // the characters that contain a token of two or more bytes (the others merge to
+        // nothing alone): whole-character tokens, characters whose bytes merge alone into
+        // a three-byte token and a single byte (most emoji in o200k: `F0 9F xx` + `yy`),
+        // or into the token of their first two bytes and two single bytes (cl100k)
+        let mut chars: Vec<[u8; 4]> = vec![];
+        for (_, c) in vocab.iter() {
+            match *c {
+                [b0, b1, b2, b3] if idx4(b0, b1, b2, b3).is_some() => chars.push([b0, b1, b2, b3]),
+                [b0, b1, b2] if idx4(b0, b1, b2, 0x80).is_some() => {
+                    chars.extend((0x80..=0xbfu8).map(|b3| [b0, b1, b2, b3]))
+                }
+                [b0, b1] if idx4(b0, b1, 0x80, 0x80).is_some() => chars.extend(
+                    (0..64 * 64u32).map(|k| [b0, b1, 0x80 | (k >> 6) as u8, 0x80 | (k & 63) as u8]),
+                ),
+                [b1, b2, b3] if cont(b1) && cont(b2) && cont(b3) => {
+                    chars.extend((0xf0..=0xf4u8).map(|b0| [b0, b1, b2, b3]))
+                }
+                _ => {}
+            }
+        }
+        chars.sort_unstable();
+        chars.dedup();
+        for c in chars {
+            let Some(i) = idx4(c[0], c[1], c[2], c[3]) else {
+                continue;
+            };
+            let Some((cut, m)) = solo_merge(vocab, &c) else {
+                continue;
+            };
+            // one part (the token); two with the longer one a token (`first` = 1 or 3); or
+            // the token of the first two bytes and two single bytes (`first` = 2)
+            let (id, first) = match cut {
+                Cut::Whole => (vocab.get(&c), 0u32),
+                Cut::Two(3) => (vocab.get(&c[..3]), 3),
+                Cut::Two(1) => (vocab.get(&c[1..]), 1),
+                Cut::PairThenBytes => (vocab.get(&c[..2]), 2),
+                Cut::Two(_) => continue,
+            };
+            let Some(id) = id else { continue };
+            if m >= MERGE_MASK {
+                continue; // ids this large are not recorded
+            }
+            let hi = i >> 8;
+            if top4[hi] == 0 {
+                if self.blocks.len() >= u16::MAX as usize {
+                    continue;
+                }
+                self.blocks.push([NO_CAND; 256]);
+                top4[hi] = (self.blocks.len() - 1) as u16;
+            }
+            self.blocks[top4[hi] as usize][i & 0xff] = Cand {
+                id,
+                max_merge: m | first << 30,
+            };
+            self.count += 1;
+        }
+        self.top4 = top4;
+        self.left4 = left4;
+        self.right4 = right4;
+        self
+    }
+
+    /// Whether [`AtomicChars::with_four_byte`] extended this table.
+    pub fn has_four_byte(&self) -> bool {
+        !self.top4.is_empty()
     }
 
     /// Find the candidate characters of `vocab` (ids are ranks, as in tiktoken).
@@ -296,6 +433,9 @@ impl AtomicChars {
     #[inline(always)]
     pub fn at_parts(&self, piece: &[u8], i: usize) -> Option<(usize, usize, u32)> {
         let b0 = *piece.get(i)?;
+        if b0 >= 0xf0 {
+            return self.at_four(piece, i);
+        }
         let (len, cand) = if b0 < 0xe0 {
             (2, self.two[idx2(b0, *piece.get(i + 1)?)?])
         } else {
@@ -320,6 +460,95 @@ impl AtomicChars {
             k => k as usize,
         };
         Some((len, first, cand.id))
+    }
+}
+
+impl AtomicChars {
+    /// [`AtomicChars::at_parts`] for a lead byte `F0..=FF`.
+    #[inline]
+    fn at_four(&self, piece: &[u8], i: usize) -> Option<(usize, usize, u32)> {
+        if self.top4.is_empty() {
+            return None;
+        }
+        let b0 = piece[i];
+        let j = idx4(
+            b0,
+            *piece.get(i + 1)?,
+            *piece.get(i + 2)?,
+            *piece.get(i + 3)?,
+        )?;
+        let cand = self.blocks[self.top4[j >> 8] as usize][j & 0xff];
+        if cand.id == NONE {
+            return None;
+        }
+        let m = cand.max_merge & MERGE_MASK;
+        let shape = cand.max_merge >> 30;
+        // Until the character's own merges are done, its first part is a proper prefix of
+        // its first final part, or that part itself (and symmetrically at the end): so a
+        // token made across its left boundary has `p b0` ending at most `kl - 1` bytes
+        // before its end, one across its right boundary `b3 q` at one of its first `kr`
+        // bytes. Final parts by shape: 0 [4]; 1 [1][3]; 2 [2][1][1]; 3 [3][1].
+        const PLACES: [(usize, usize); 4] = [(3, 3), (1, 3), (2, 1), (3, 1)];
+        let (kl, kr) = PLACES[shape as usize & 3];
+        if i > 0
+            && self.left4[(kl - 1) << 11 | (piece[i - 1] as usize) << 3 | (b0 as usize & 7)] <= m
+        {
+            return None;
+        }
+        if let Some(&q) = piece.get(i + 4) {
+            if self.right4[(kr - 1) << 14 | (piece[i + 3] as usize & 0x3f) << 8 | q as usize] <= m {
+                return None;
+            }
+        }
+        Some(match shape {
+            0 => (4, 4, cand.id),
+            // the two-byte token then two single bytes: report the token as a unit of
+            // two bytes (the single bytes that follow start as parts anyway)
+            2 => (2, 2, cand.id),
+            k => (4, k as usize, cand.id),
+        })
+    }
+}
+
+/// Final parts of the merge of a four-byte character alone (see [`solo_merge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// One part: the character is a token.
+    Whole,
+    /// Two parts, cut after this many bytes.
+    Two(usize),
+    /// The first two bytes, then the last two as single bytes.
+    PairThenBytes,
+}
+
+/// tiktoken's merge of the four bytes `c` alone (ids are ranks: lowest first, leftmost
+/// among equals): the shape of its final parts and the largest id created, if the shape
+/// is one of [`Cut`]'s.
+fn solo_merge(vocab: &Vocab, c: &[u8; 4]) -> Option<(Cut, u32)> {
+    // parts as byte ranges of `c`: cuts[..k]
+    let mut cuts = [0usize, 1, 2, 3, 4];
+    let mut k = 5;
+    let mut max = None;
+    loop {
+        let mut best: Option<(u32, usize)> = None;
+        for j in 0..k - 2 {
+            if let Some(t) = vocab.get(&c[cuts[j]..cuts[j + 2]]) {
+                if best.is_none_or(|(b, _)| t < b) {
+                    best = Some((t, j));
+                }
+            }
+        }
+        let Some((t, j)) = best else { break };
+        cuts.copy_within(j + 2..k, j + 1);
+        k -= 1;
+        max = Some(max.map_or(t, |m: u32| m.max(t)));
+    }
+    let m = max?;
+    match cuts[..k] {
+        [0, 4] => Some((Cut::Whole, m)),
+        [0, cut, 4] => Some((Cut::Two(cut), m)),
+        [0, 2, 3, 4] => Some((Cut::PairThenBytes, m)),
+        _ => None,
     }
 }
 
@@ -508,6 +737,97 @@ mod tests {
             seen.0 > 500 && seen.1 > 200 && seen_split > 200,
             "{seen:?} {seen_split}"
         );
+    }
+
+    /// Four-byte characters ([`AtomicChars::with_four_byte`]) on random vocabularies made
+    /// of emoji fragments (whole characters, `F0 9F`, `F0 9F xx`, `9F xx yy`, `xx yy`) and
+    /// tokens across their boundaries at random ranks: the merge with the extended table
+    /// must equal the plain byte merge, and every shape must have been accepted.
+    #[test]
+    fn four_byte_chars_agree_with_byte_merges() {
+        let emoji: Vec<Vec<u8>> = [
+            "\u{1F468}",
+            "\u{1F469}",
+            "\u{1F400}",
+            "\u{1F3FD}",
+            "\u{20000}",
+        ]
+        .iter()
+        .map(|c| c.as_bytes().to_vec())
+        .collect();
+        let zwj = "\u{200D}".as_bytes().to_vec();
+        let alphabet: &[u8] = &[b'a', b' ', 0xf0, 0x9f, 0x91, 0xa8, 0x8d, 0xe2, 0x80, 0x90];
+        let mut next = lcg(0x4b1d_u64);
+        let mut shapes = [0usize; 5];
+        for _ in 0..400 {
+            let mut toks: Vec<Vec<u8>> = vec![];
+            let add = |toks: &mut Vec<Vec<u8>>, t: Vec<u8>, pos: usize| {
+                if !toks.contains(&t) {
+                    let pos = pos.min(toks.len());
+                    toks.insert(pos, t);
+                }
+            };
+            for _ in 0..5 + next(30) {
+                let len = 2 + next(4);
+                let t: Vec<u8> = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+                let at = next(toks.len() + 1);
+                add(&mut toks, t, at);
+            }
+            for e in &emoji {
+                for (a, b) in [(0, 2), (0, 3), (1, 4), (2, 4), (0, 4), (1, 3)] {
+                    if next(3) == 0 {
+                        let at = next(toks.len() + 1);
+                        add(&mut toks, e[a..b].to_vec(), at);
+                    }
+                }
+                // a token across a boundary (ZWJ or a neighbouring emoji)
+                if next(2) == 0 {
+                    let mut t = e[e.len() - 1 - next(2)..].to_vec();
+                    t.extend_from_slice(&zwj[..1 + next(2)]);
+                    let at = next(toks.len() + 1);
+                    add(&mut toks, t, at);
+                }
+                if next(2) == 0 {
+                    let mut t = zwj[2..].to_vec();
+                    t.extend_from_slice(&e[..1 + next(3)]);
+                    let at = next(toks.len() + 1);
+                    add(&mut toks, t, at);
+                }
+            }
+            let refs: Vec<&[u8]> = toks.iter().map(|t| t.as_slice()).collect();
+            let v = crate::vocab::test_vocab(&refs);
+            let t4 = AtomicChars::build(&v).with_four_byte(&v);
+            assert!(t4.has_four_byte());
+            for _ in 0..40 {
+                let mut p = vec![];
+                while p.len() < 1 + next(60) {
+                    match next(4) {
+                        0 | 1 => p.extend_from_slice(&emoji[next(emoji.len())]),
+                        2 => p.extend_from_slice(&zwj),
+                        _ => p.push(alphabet[next(alphabet.len())]),
+                    }
+                }
+                let mut a = vec![];
+                let mut b = vec![];
+                let ra = rank_bpe::encode(&v, &p, &mut a);
+                let rb = rank_bpe::encode_with_chars(&v, &t4, &p, &mut b);
+                assert_eq!(ra.is_ok(), rb.is_ok(), "{p:x?}");
+                assert_eq!(a, b, "{p:x?} {toks:x?}");
+                for i in 0..p.len() {
+                    if p[i] >= 0xf0 {
+                        match t4.at_parts(&p, i) {
+                            Some((4, 4, _)) => shapes[0] += 1,
+                            Some((4, 1, _)) => shapes[1] += 1,
+                            Some((2, 2, _)) => shapes[2] += 1,
+                            Some((4, 3, _)) => shapes[3] += 1,
+                            Some(other) => panic!("unexpected {other:?}"),
+                            None => shapes[4] += 1,
+                        }
+                    }
+                }
+            }
+        }
+        assert!(shapes.iter().all(|&k| k > 100), "{shapes:?}");
     }
 
     /// A merge over tokens `toks` (indices into it) that makes or reuses their

@@ -38,6 +38,7 @@
 //! token's own bytes, and cached, so there is nothing to build up front.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use crate::atomic_chars::AtomicChars;
 use crate::chunk_cache;
@@ -88,6 +89,9 @@ pub struct Backtrack {
     max_len2: Vec<u8>,
     /// Key of this vocabulary in the per-thread chunk caches.
     owner: u32,
+    /// The caller's atomic characters extended with four-byte ones
+    /// ([`AtomicChars::with_four_byte`]), built on the first piece that has a byte `F0+`.
+    chars4: OnceLock<AtomicChars>,
 }
 
 impl std::fmt::Debug for Backtrack {
@@ -125,6 +129,7 @@ impl Backtrack {
             len,
             max_len2,
             owner: piece_cache::new_owner(),
+            chars4: OnceLock::new(),
         })
     }
 
@@ -226,7 +231,9 @@ impl Backtrack {
     ///
     /// `chars` (built from `vocab`) lets the chunked merge start atomic characters as one
     /// part (see [`crate::atomic_chars`]; each chunk is merged on its own, so this is the
-    /// plain merge of the chunk).
+    /// plain merge of the chunk). `chars` must be [`AtomicChars::build`] of `vocab`: when
+    /// the piece's first 256 bytes hold a four-byte character's lead byte, the chunks use
+    /// that table extended with four-byte characters (emoji).
     pub fn encode_long(
         &self,
         vocab: &Vocab,
@@ -247,6 +254,13 @@ impl Backtrack {
         let ok = if distinct <= BACKTRACK_DISTINCT {
             self.encode(vocab, piece, out)
         } else {
+            // lead bytes F0..=FF are the bits 48.. of word 3
+            let chars = match chars {
+                Some(c) if seen[3] >> 48 != 0 => {
+                    Some(self.chars4.get_or_init(|| c.clone().with_four_byte(vocab)))
+                }
+                c => c,
+            };
             self.encode_chunked(vocab, chars, piece, out)
         };
         if ok != Ok(true) {
@@ -545,6 +559,85 @@ mod tests {
         }
     }
 
+    /// Long pieces of random emoji ZWJ sequences on random vocabularies of emoji fragments
+    /// (four-byte atomic characters in the chunked merge, with seams inside and between
+    /// sequences) against the heap merge.
+    #[test]
+    fn four_byte_chars_in_long_pieces_match_heap() {
+        let emoji: Vec<Vec<u8>> = [
+            "\u{1F468}",
+            "\u{1F469}",
+            "\u{1F400}",
+            "\u{1F3FD}",
+            "\u{1F680}",
+        ]
+        .iter()
+        .map(|c| c.as_bytes().to_vec())
+        .collect();
+        let zwj = "\u{200D}".as_bytes().to_vec();
+        let mut seed = 0xfeed_u64;
+        let mut next = move |m: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % m
+        };
+        let (mut four, mut done) = (0usize, 0usize);
+        for _ in 0..60 {
+            let mut toks: Vec<Vec<u8>> = vec![];
+            for e in &emoji {
+                for (a, b) in [(0, 2), (0, 3), (1, 4), (2, 4), (0, 4), (1, 3)] {
+                    if next(3) == 0 {
+                        toks.push(e[a..b].to_vec());
+                    }
+                }
+                // tokens across the boundaries with the joiner and the next character
+                let mut t = e[3..].to_vec();
+                t.extend_from_slice(&zwj[..1 + next(3)]);
+                toks.push(t);
+                let mut t = zwj[1 + next(2)..].to_vec();
+                t.extend_from_slice(&e[..1 + next(4)]);
+                toks.push(t);
+            }
+            toks.push(zwj.clone());
+            // random ranks, no duplicates
+            let mut shuffled: Vec<Vec<u8>> = vec![];
+            while !toks.is_empty() {
+                let t = toks.swap_remove(next(toks.len()));
+                if !shuffled.contains(&t) {
+                    shuffled.push(t);
+                }
+            }
+            let refs: Vec<&[u8]> = shuffled.iter().map(|t| t.as_slice()).collect();
+            let v = vocab(&refs);
+            let bt = Backtrack::build(&v).expect("qualifies");
+            let chars = AtomicChars::build(&v);
+            for _ in 0..4 {
+                let mut piece = vec![];
+                while piece.len() < 200 + next(1500) {
+                    piece.extend_from_slice(&emoji[next(emoji.len())]);
+                    if next(3) > 0 {
+                        piece.extend_from_slice(&zwj);
+                    }
+                }
+                let mut out = vec![];
+                if bt.encode_long(&v, Some(&chars), &piece, &mut out) {
+                    assert_eq!(out, heap(&v, &piece), "{piece:x?}");
+                    done += 1;
+                }
+            }
+            let c4 = bt
+                .chars4
+                .get()
+                .expect("built for pieces with four-byte characters");
+            four += (0..emoji.len())
+                .filter(|&k| c4.at_parts(&emoji[k], 0).is_some())
+                .count();
+        }
+        // many vocabularies are monotone (the others hand the piece to the heap merge)
+        assert!(four > 60 && done > 40, "{four} {done}");
+    }
+
     #[test]
     fn refuses_unsupported_vocabs() {
         // BPE("abc"): bc (256) first, then a + bc = abc (257): monotone
@@ -594,6 +687,13 @@ mod tests {
             "приветмир".chars().collect(),
             "-=".chars().collect(),
             "\u{e9}\u{301}\u{e8}e".chars().collect(),
+            // random emoji with ZWJ and skin tones (four-byte atomic characters)
+            (0x1F400..0x1F43F)
+                .chain(0x1F680..0x1F6C5)
+                .chain(0x1F3FB..0x1F400)
+                .chain([0x1F468, 0x1F469, 0x1F9D1, 0x200D, 0x200D, 0x200D, 0x20021])
+                .filter_map(char::from_u32)
+                .collect(),
         ];
         for file in [
             "o200k_base.tiktoken",
@@ -607,6 +707,7 @@ mod tests {
             let pairs = crate::formats::tiktoken::parse(&data, file).unwrap();
             let v = Vocab::from_pairs(pairs).unwrap();
             let bt = Backtrack::build(&v).expect("bundled vocabularies qualify");
+            let chars = AtomicChars::build(&v);
             let mut seed = 0x9e3779b97f4a7c15u64;
             let mut rnd = move || {
                 seed ^= seed << 13;
@@ -614,7 +715,7 @@ mod tests {
                 seed ^= seed << 17;
                 seed
             };
-            for case in 0..60 {
+            for case in 0..88 {
                 let alpha = &alphabets[case % alphabets.len()];
                 let nchars = 150 + (rnd() % 900) as usize;
                 let text: String = (0..nchars)
@@ -628,6 +729,9 @@ mod tests {
                 let mut b = vec![];
                 assert_eq!(bt.encode_chunked(&v, None, piece, &mut b), Ok(true));
                 assert_eq!(b, expect, "{file} chunked {text:?}");
+                let mut c = vec![];
+                assert!(bt.encode_long(&v, Some(&chars), piece, &mut c));
+                assert_eq!(c, expect, "{file} chunked with atomic characters {text:?}");
             }
         }
     }
