@@ -377,8 +377,9 @@ def _finish(
     merge_seconds = time.perf_counter() - t0
     n_replayed, n_chunks, n_positions, n_rejected = stats
     n_regular = len(vocab) - len(spec)
-    regular = [bytes(b) for b in vocab[:n_regular]]
-    merge_list = [tuple(m) for m in merges]
+    # Straight from the core: bytes objects and (int, int) tuples (no copies needed).
+    regular: list[bytes] = vocab[:n_regular]
+    merge_list: list[tuple[int, int]] = merges
     preserved = None
     if plan.inherited is not None and plan.inherited_ids is not None:
         res = None
@@ -401,7 +402,9 @@ def _finish(
             f"(the special token keeps its own id): {all_collisions!r}",
             stacklevel=3,
         )
-    tok = Tokenizer.from_bpe(regular, merge_list, pre_tokenizer=plan.stage2_objs, special_tokens=specials)
+    # The core's own output needs none of Tokenizer.from_bpe's per-merge Python checks (the
+    # core constructor still validates everything).
+    tok = Tokenizer(_core.CoreTokenizer.from_bpe(regular, merge_list, json.dumps(plan.stage2_objs), None, specials))
     summary = SuperBPESummary(
         vocab_size=len(vocab),
         transition=256 + len(stage1),

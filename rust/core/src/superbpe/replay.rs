@@ -21,7 +21,9 @@
 //! creates its token (or reuses it when its bytes already are a token). [`ReplayTable::finish`]
 //! applies the policy for merges that never occurred and renumbers.
 
+#[cfg(test)]
 use std::cmp::Reverse;
+#[cfg(test)]
 use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
@@ -154,6 +156,7 @@ impl ReplayTable {
         match after {
             None => Some(f),
             Some(a) if f > a => Some(f),
+            Some(_) if self.more.is_empty() => None,
             Some(a) => {
                 let all = self.more.get(&k)?;
                 let i = all.partition_point(|&x| x <= a);
@@ -206,7 +209,7 @@ impl ReplayTable {
         if n <= LINEAR_MAX {
             self.replay_linear(bytes, weight, out, counts, sc, log);
         } else {
-            self.replay_heap(bytes, weight, out, counts, sc, log);
+            self.replay_buckets(bytes, weight, out, counts, sc, log);
         }
     }
 
@@ -267,8 +270,137 @@ impl ReplayTable {
         out.extend_from_slice(syms);
     }
 
+    /// [`ReplayTable::replay_logged`] for long parts, with a bucket queue instead of a
+    /// heap: the same linked positions and the same order as [`ReplayTable::replay_heap`],
+    /// but the pending `(rank, position)` entries are kept in one list per rank (linked
+    /// nodes, `ReplayScratch::head` indexed by rank) and a bitmap of the ranks that have
+    /// entries.
+    ///
+    /// Why the order is the same: the heap pops the lowest rank first and, among equal
+    /// ranks, the lowest position. Every entry pushed while rank `q` is being processed has
+    /// a rank above `q` (a created pair gets the first rank of that pair *after* `q`), so
+    /// the ranks come out in increasing order and the entries of rank `q` are all known
+    /// when `q` is reached: they are taken out of their list, sorted by position and
+    /// processed in that order, exactly as the heap pops them (a duplicate or stale entry
+    /// fails the same check as in the heap). The smallest pending rank is found by
+    /// scanning the bitmap forward from the current rank, a cursor that never moves back.
+    /// Long parts are mostly long runs of one character (spaces, table rules), where the
+    /// heap's `log n` per push and pop dominated.
+    fn replay_buckets(
+        &self,
+        bytes: &[u8],
+        weight: u64,
+        out: &mut Vec<u32>,
+        counts: &mut [u64],
+        sc: &mut ReplayScratch,
+        log: &mut Vec<(u32, u32)>,
+    ) {
+        let n = bytes.len();
+        let nm = self.merges.len();
+        let ReplayScratch {
+            syms,
+            next,
+            prev,
+            head,
+            bits,
+            nodes,
+            batch,
+            ..
+        } = sc;
+        if head.len() < nm {
+            head.clear();
+            head.resize(nm, NONE);
+            bits.clear();
+            bits.resize(nm.div_ceil(64), 0);
+        }
+        syms.clear();
+        syms.extend(bytes.iter().map(|&b| b as u32));
+        next.clear();
+        next.extend(1..=n as u32);
+        next[n - 1] = NONE;
+        prev.clear();
+        prev.extend((0..n as u32).map(|i| i.wrapping_sub(1)));
+        nodes.clear();
+        // `head[q]`: last node of rank q's list (NONE when empty); a node is `(position,
+        // previous node)`.
+        #[inline(always)]
+        fn push(q: u32, p: u32, head: &mut [u32], bits: &mut [u64], nodes: &mut Vec<(u32, u32)>) {
+            let h = &mut head[q as usize];
+            nodes.push((p, *h));
+            *h = (nodes.len() - 1) as u32;
+            bits[(q >> 6) as usize] |= 1u64 << (q & 63);
+        }
+        for i in 0..n - 1 {
+            if let Some(q) = self.next_rank(syms[i], syms[i + 1], None) {
+                push(q, i as u32, head, bits, nodes);
+            }
+        }
+        let mut word = 0usize;
+        loop {
+            // The smallest rank with pending entries (never below the current one).
+            let q = loop {
+                match bits.get(word) {
+                    None => break None,
+                    Some(&0) => word += 1,
+                    Some(&w) => break Some((word as u32) << 6 | w.trailing_zeros()),
+                }
+            };
+            let Some(q) = q else { break };
+            bits[(q >> 6) as usize] &= !(1u64 << (q & 63));
+            batch.clear();
+            let mut at = head[q as usize];
+            head[q as usize] = NONE;
+            while at != NONE {
+                let (p, older) = nodes[at as usize];
+                batch.push(p);
+                at = older;
+            }
+            batch.sort_unstable();
+            let (l, r, c) = self.merges[q as usize];
+            for &p in batch.iter() {
+                let p = p as usize;
+                if syms[p] != l {
+                    continue;
+                }
+                let nx = next[p];
+                if nx == NONE || syms[nx as usize] != r {
+                    continue;
+                }
+                let nx = nx as usize;
+                let nn = next[nx];
+                let mut occ = 1u64;
+                if l == r && nn != NONE && syms[nn as usize] == r {
+                    occ += 1; // the overlapping occurrence this merge absorbs
+                }
+                record(counts, log, q, occ, weight);
+                syms[p] = c;
+                syms[nx] = DEAD;
+                next[p] = nn;
+                if nn != NONE {
+                    prev[nn as usize] = p as u32;
+                    if let Some(q2) = self.next_rank(c, syms[nn as usize], Some(q)) {
+                        push(q2, p as u32, head, bits, nodes);
+                    }
+                }
+                let pp = prev[p];
+                if pp != NONE {
+                    if let Some(q2) = self.next_rank(syms[pp as usize], c, Some(q)) {
+                        push(q2, pp, head, bits, nodes);
+                    }
+                }
+            }
+        }
+        let mut p = 0u32;
+        while p != NONE {
+            out.push(syms[p as usize]);
+            p = next[p as usize];
+        }
+    }
+
     /// [`ReplayTable::replay_logged`] with a heap of `(rank, position)` over linked
-    /// positions: O(n log n) for long parts.
+    /// positions: O(n log n) for long parts. The reference of
+    /// [`ReplayTable::replay_buckets`] (tests).
+    #[cfg(test)]
     fn replay_heap(
         &self,
         bytes: &[u8],
@@ -381,8 +513,7 @@ impl ReplayTable {
             let short = short_key(part);
             let h = match short {
                 Some(k) => {
-                    if let Some(&e) = cache.short.get(&k) {
-                        let en = &mut cache.entries[e as usize];
+                    if let Some(en) = cache.short.get_mut(&k) {
                         en.emit(&cache.ids, out);
                         // The merge counts of a hit are added when the cache is flushed.
                         en.hits = en.hits.wrapping_add(weight);
@@ -408,7 +539,7 @@ impl ReplayTable {
             let mut log = std::mem::take(&mut sc.log);
             log.clear();
             self.replay_logged(part, weight, out, counts, sc, &mut log);
-            if cache.entries.len() >= CACHE_ENTRIES {
+            if cache.entries.len() + cache.short.len() >= CACHE_ENTRIES {
                 cache.flush(counts);
                 cache.clear();
             }
@@ -423,28 +554,26 @@ impl ReplayTable {
                     (at, 0)
                 }
             };
-            let idx = cache.entries.len() as u32;
-            let key = match short {
-                Some(k) => {
-                    cache.short.insert(k, idx);
-                    0
-                }
-                None => {
-                    let at = cache.keys.len() as u32;
-                    cache.keys.extend_from_slice(part);
-                    cache.map.insert(h, idx);
-                    at
-                }
-            };
-            cache.entries.push(CacheEntry {
-                key,
+            let mut entry = CacheEntry {
+                key: 0,
                 ids,
                 id1,
                 n_ids,
                 log: cache.logs.len() as u32,
                 n_log: log.len() as u32,
                 hits: 0,
-            });
+            };
+            match short {
+                Some(k) => {
+                    cache.short.insert(k, entry);
+                }
+                None => {
+                    entry.key = cache.keys.len() as u32;
+                    cache.keys.extend_from_slice(part);
+                    cache.map.insert(h, cache.entries.len() as u32);
+                    cache.entries.push(entry);
+                }
+            }
             cache.logs.extend_from_slice(&log);
             sc.log = log;
         }
@@ -545,8 +674,16 @@ pub struct ReplayScratch {
     syms: Vec<u32>,
     next: Vec<u32>,
     prev: Vec<u32>,
+    #[cfg(test)]
     heap: BinaryHeap<Reverse<(u32, u32)>>,
     log: Vec<(u32, u32)>,
+    /// Bucket queue of [`ReplayTable::replay_buckets`]: last node of each rank's list
+    /// (all `NONE` between calls), bitmap of the non-empty ranks (all clear between
+    /// calls), the nodes `(position, previous node)` and one rank's sorted positions.
+    head: Vec<u32>,
+    bits: Vec<u64>,
+    nodes: Vec<(u32, u32)>,
+    batch: Vec<u32>,
 }
 
 /// Parts up to this many bytes are replayed with linear scans instead of a heap.
@@ -604,10 +741,12 @@ impl CacheEntry {
 /// called once more when done), one pass over each entry's log instead of one per hit.
 #[derive(Default)]
 pub struct PartCache {
-    /// packed bytes → entry index (parts of up to 7 bytes)
-    short: FxHashMap<u64, u32>,
-    /// hash → entry index (longer parts)
+    /// packed bytes → entry (parts of up to 7 bytes; the entry is stored in the map: a
+    /// hit reads one slot)
+    short: FxHashMap<u64, CacheEntry>,
+    /// hash → index in `entries` (longer parts)
     map: FxHashMap<u64, u32>,
+    /// Entries of the longer parts.
     entries: Vec<CacheEntry>,
     keys: Vec<u8>,
     ids: Vec<u32>,
@@ -627,7 +766,7 @@ impl PartCache {
     /// Add the merge counts of the hits so far to `counts` (indexed by rank; weights ×
     /// occurrences, wrapping like the counts themselves) and reset the hit weights.
     pub fn flush(&mut self, counts: &mut [u64]) {
-        for e in self.entries.iter_mut() {
+        for e in self.entries.iter_mut().chain(self.short.values_mut()) {
             if e.hits == 0 {
                 continue;
             }
@@ -705,7 +844,8 @@ pub fn replay_counts(
                 };
                 let cache = &mut *guard;
                 let mut sc = ReplayScratch::default();
-                let mut out = Vec::new();
+                // About 4 bytes per token or more after replay: one allocation, no regrowth.
+                let mut out = Vec::with_capacity(part.iter().map(|(b, _)| b.len() / 4 + 1).sum());
                 let mut lens = Vec::with_capacity(part.len());
                 let mut cs = Vec::with_capacity(part.len());
                 let mut mc = vec![0u64; nm];
@@ -810,6 +950,56 @@ mod tests {
                 let (mut ca, mut cb) = (vec![0u64; table.len()], vec![0u64; table.len()]);
                 let (mut la, mut lb) = (Vec::new(), Vec::new());
                 table.replay_linear(&s, w, &mut a, &mut ca, &mut sc, &mut la);
+                table.replay_heap(&s, w, &mut b, &mut cb, &mut sc, &mut lb);
+                assert_eq!(a, b, "round {round}: {:?}", String::from_utf8_lossy(&s));
+                assert_eq!(ca, cb, "round {round}");
+                assert_eq!(la, lb, "round {round}");
+            }
+        }
+    }
+
+    #[test]
+    fn bucket_replay_equals_heap_replay() {
+        // Same random merge lists as above (repeated pairs, re-created tokens, overlapping
+        // runs), on longer strings: random text, long runs of one byte, and runs with a
+        // few other bytes in between; one scratch reused across tables of different sizes.
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut sc = ReplayScratch::default();
+        for round in 0..300 {
+            let mut toks: Vec<Vec<u8>> = vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()];
+            let mut list = Vec::new();
+            for _ in 0..(3 + round % 90) {
+                let l = toks[(rng(&mut seed) % toks.len() as u64) as usize].clone();
+                let r = toks[(rng(&mut seed) % toks.len() as u64) as usize].clone();
+                let mut t = l.clone();
+                t.extend_from_slice(&r);
+                if !toks.contains(&t) {
+                    toks.push(t);
+                }
+                list.push((l, r));
+            }
+            let table = ReplayTable::new(&list).unwrap();
+            for _ in 0..20 {
+                let n = 2 + (rng(&mut seed) % 600) as usize;
+                let k = 1 + rng(&mut seed) % 3;
+                let s: Vec<u8> = match rng(&mut seed) % 3 {
+                    0 => (0..n).map(|_| b'a' + (rng(&mut seed) % k) as u8).collect(),
+                    1 => vec![b'a' + (rng(&mut seed) % 3) as u8; n],
+                    _ => (0..n)
+                        .map(|_| {
+                            if rng(&mut seed).is_multiple_of(50) {
+                                b'a' + (rng(&mut seed) % 3) as u8
+                            } else {
+                                b'a'
+                            }
+                        })
+                        .collect(),
+                };
+                let w = 1 + rng(&mut seed) % 5;
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let (mut ca, mut cb) = (vec![0u64; table.len()], vec![0u64; table.len()]);
+                let (mut la, mut lb) = (Vec::new(), Vec::new());
+                table.replay_buckets(&s, w, &mut a, &mut ca, &mut sc, &mut la);
                 table.replay_heap(&s, w, &mut b, &mut cb, &mut sc, &mut lb);
                 assert_eq!(a, b, "round {round}: {:?}", String::from_utf8_lossy(&s));
                 assert_eq!(ca, cb, "round {round}");

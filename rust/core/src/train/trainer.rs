@@ -68,6 +68,10 @@ struct Sketch {
     shift: u32,
     /// Pairs in buckets whose count reaches this are counted exactly.
     threshold: u32,
+    /// Bit `b` set when bucket `b` reaches the threshold ([`Sketch::mark`]): the exact and
+    /// fill passes test this bitmap (2^18 buckets = 32 KB, in L1) instead of the counts
+    /// (1 MB, the whole L2), once per position.
+    heavy: Vec<u64>,
 }
 
 impl Sketch {
@@ -76,6 +80,19 @@ impl Sketch {
             counts: vec![0; 1usize << bits],
             shift: 64 - bits,
             threshold: 1,
+            heavy: Vec::new(),
+        }
+    }
+
+    /// Record which buckets reach the threshold (call after every change of the counts or
+    /// the threshold, before [`Sketch::contains`]).
+    fn mark(&mut self) {
+        self.heavy.clear();
+        self.heavy.resize(self.counts.len().div_ceil(64), 0);
+        for (b, &c) in self.counts.iter().enumerate() {
+            if c >= self.threshold {
+                self.heavy[b >> 6] |= 1u64 << (b & 63);
+            }
         }
     }
 
@@ -88,7 +105,8 @@ impl Sketch {
     /// count reaches the threshold does).
     #[inline]
     fn contains(&self, k: u64) -> bool {
-        self.counts[self.bucket(k)] >= self.threshold
+        let b = self.bucket(k);
+        self.heavy[b >> 6] & (1u64 << (b & 63)) != 0
     }
 }
 
@@ -424,7 +442,7 @@ impl Trainer {
             return bad("symbols without pretokens");
         }
         let nt = tokens.len() as u32;
-        if syms.iter().any(|&s| s >= nt) {
+        if syms.par_iter().with_min_len(1 << 16).any(|&s| s >= nt) {
             return bad("a symbol is not a token id");
         }
         if merges
@@ -455,14 +473,41 @@ impl Trainer {
             .map(|(i, t)| (t.clone(), i as u32))
             .collect();
         let n = syms.len();
-        let mut next: Vec<u32> = (1..=n as u32).collect();
-        let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+        // The links and word of every position, filled in parallel over position blocks
+        // (each block finds its first word by binary search). `wstart` is ascending and
+        // begins at 0 when there are positions (checked by the callers).
+        let mut next = vec![0u32; n];
+        let mut prev = vec![0u32; n];
         let mut word_of = vec![0u32; n];
-        for (w, &st) in wstart.iter().enumerate() {
-            let end = wstart.get(w + 1).map_or(n, |&e| e as usize);
-            prev[st as usize] = NONE;
-            next[end - 1] = NONE;
-            word_of[st as usize..end].fill(w as u32);
+        {
+            const BLOCK: usize = 1 << 16;
+            let ws = &wstart;
+            next.par_chunks_mut(BLOCK)
+                .zip(prev.par_chunks_mut(BLOCK))
+                .zip(word_of.par_chunks_mut(BLOCK))
+                .enumerate()
+                .for_each(|(bi, ((nx, pv), wo))| {
+                    let a = bi * BLOCK;
+                    let mut w = ws.partition_point(|&s| s as usize <= a).saturating_sub(1);
+                    let mut st = ws.get(w).map_or(0, |&s| s as usize);
+                    let mut end = ws.get(w + 1).map_or(n, |&e| e as usize);
+                    for (j, ((x, y), z)) in nx
+                        .iter_mut()
+                        .zip(pv.iter_mut())
+                        .zip(wo.iter_mut())
+                        .enumerate()
+                    {
+                        let i = a + j;
+                        while i >= end {
+                            w += 1;
+                            st = end;
+                            end = ws.get(w + 1).map_or(n, |&e| e as usize);
+                        }
+                        *x = if i + 1 == end { NONE } else { (i + 1) as u32 };
+                        *y = if i == st { NONE } else { (i - 1) as u32 };
+                        *z = w as u32;
+                    }
+                });
         }
         let mut t = Trainer {
             syms,
@@ -717,6 +762,7 @@ impl Trainer {
         let need = (k / 2).max(1);
         loop {
             // Pass 2: exact counts of the pairs in the heavy buckets.
+            sketch.mark();
             let sk = &sketch;
             let maps: Vec<RangeCounts> = ranges
                 .par_iter()
@@ -760,6 +806,8 @@ impl Trainer {
             pairs.retain(|key, p| p.count >= admit || banned.contains(key));
             pairs.shrink_to_fit();
             self.admit = admit;
+            // The fill pass only needs the bitmap.
+            sketch.counts = Vec::new();
             return (pairs, maps, Some(sketch));
         }
     }
