@@ -179,6 +179,22 @@ def test_batches_and_numpy_match_single_calls() -> None:
     assert arr.dtype == np.uint32 and arr.tolist() == want[0]
 
 
+def test_batch_error_in_any_row_raises_and_pool_recovers() -> None:
+    """An error in one row (here a disallowed special token) raises, whichever thread
+    encoded that row, and later batches on the same threads still work."""
+    enc = supertok.get_encoding("cl100k_base")
+    texts = [_mixed_long_text(2000, s) for s in range(30)]
+    want = [enc.encode_ordinary(t) for t in texts]
+    for threads in (2, 3, 8):
+        for bad in (0, 1, 17, len(texts) - 1):
+            batch = list(texts)
+            batch[bad] = batch[bad] + "<|endoftext|>"
+            with pytest.raises(ValueError, match="endoftext"):
+                enc.encode_batch(batch, num_threads=threads)
+        assert enc.encode_batch(texts, num_threads=threads) == want
+        assert enc.encode_ordinary_batch(texts, num_threads=threads) == want
+
+
 def test_piece_cache_does_not_change_results() -> None:
     enc = supertok.get_encoding("cl100k_base")
     text = _mixed_long_text(50_000, 3) + " antidisestablishmentarianism" * 50

@@ -5,9 +5,9 @@
 //! created on first use, so that a list is filled with new references to shared objects
 //! (as CPython does for small ints). Objects are immutable, so sharing is invisible.
 
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
-
-use rayon::prelude::*;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -92,10 +92,12 @@ impl IntCache {
 
     /// Encode a batch on `num_threads` threads and return one list per text.
     ///
-    /// The lists must be built under the GIL, one thread at a time; so that this part
-    /// does not serialize the batch, the calling thread turns each row into a list as
-    /// soon as it is ready while the pool keeps encoding the following texts (the GIL is
-    /// released while it waits, and the pool never holds it).
+    /// The lists must be built under the GIL, one thread at a time. So that this part
+    /// does not serialize the batch, and so that exactly `num_threads` threads run, the
+    /// calling thread works too: it and `num_threads - 1` pool threads claim texts from
+    /// one counter, and after each of its own texts the calling thread turns every row
+    /// that is ready, in order, into a list. The GIL is released while the calling
+    /// thread encodes or waits; the pool threads never take it.
     pub(crate) fn encode_batch_lists<'py, T, F>(
         &self,
         py: Python<'py>,
@@ -108,46 +110,73 @@ impl IntCache {
         F: Fn(&T) -> PyResult<Vec<u32>> + Sync,
     {
         let out = PyList::empty(py);
-        if num_threads <= 1 || texts.len() <= 1 {
+        let n = texts.len();
+        if num_threads <= 1 || n <= 1 {
             let rows = py.detach(|| texts.iter().map(&encode).collect::<Vec<_>>());
             for r in rows {
                 out.append(self.list(py, &r?)?)?;
             }
             return Ok(out);
         }
-        let pool = crate::pool(num_threads)?;
-        let ready: Mutex<Vec<Option<PyResult<Vec<u32>>>>> =
-            Mutex::new((0..texts.len()).map(|_| None).collect());
-        let cv = Condvar::new();
-        let poisoned = || pyo3::exceptions::PyRuntimeError::new_err("batch worker panicked");
+        let helpers = (num_threads - 1).min(n - 1);
+        let pool = crate::pool(helpers)?;
+        let batch = Batch {
+            next: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            state: Mutex::new(Rows {
+                rows: (0..n).map(|_| None).collect(),
+                waiting: false,
+            }),
+            cv: Condvar::new(),
+        };
+        let run = |i: usize| -> PyResult<Vec<u32>> {
+            std::panic::catch_unwind(AssertUnwindSafe(|| encode(&texts[i]))).unwrap_or_else(|_| {
+                Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "internal error: encoding text[{i}] panicked"
+                )))
+            })
+        };
+        let mut built = 0usize;
         let mut first_err: Option<PyErr> = None;
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                pool.install(|| {
-                    texts.par_iter().enumerate().for_each(|(i, t)| {
-                        let r = encode(t);
-                        if let Ok(mut g) = ready.lock() {
-                            g[i] = Some(r);
+        pool.in_place_scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(|_| {
+                    while !batch.stop.load(Ordering::Relaxed) {
+                        let i = batch.next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            break;
                         }
-                        cv.notify_all();
-                    })
-                })
-            });
-            for i in 0..texts.len() {
-                let row = py.detach(|| -> PyResult<PyResult<Vec<u32>>> {
-                    let mut g = ready.lock().map_err(|_| poisoned())?;
-                    loop {
-                        if let Some(r) = g[i].take() {
-                            return Ok(r);
-                        }
-                        g = cv.wait(g).map_err(|_| poisoned())?;
+                        let r = run(i);
+                        batch.put(i, r);
                     }
                 });
-                let res = row
-                    .and_then(|r| r)
-                    .and_then(|r| self.list(py, &r))
-                    .and_then(|l| out.append(l));
-                if let Err(e) = res {
+            }
+            while built < n {
+                let i = batch.next.fetch_add(1, Ordering::Relaxed);
+                if i < n {
+                    let r = py.detach(|| run(i));
+                    batch.put(i, r);
+                }
+                let step = (|| -> PyResult<()> {
+                    // Lists for every row that is ready, in order.
+                    while built < n {
+                        let row = match batch.take(built)? {
+                            Some(r) => r?,
+                            None => break,
+                        };
+                        out.append(self.list(py, &row)?)?;
+                        built += 1;
+                    }
+                    if i >= n && built < n {
+                        // Nothing left to claim: wait for the next row in order.
+                        let row = py.detach(|| batch.wait(built))?;
+                        out.append(self.list(py, &row?)?)?;
+                        built += 1;
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = step {
+                    batch.stop.store(true, Ordering::Relaxed);
                     first_err = Some(e);
                     break;
                 }
@@ -156,6 +185,56 @@ impl IntCache {
         match first_err {
             Some(e) => Err(e),
             None => Ok(out),
+        }
+    }
+}
+
+/// Shared state of one [`IntCache::encode_batch_lists`] call.
+struct Batch {
+    /// Index of the next text to claim.
+    next: AtomicUsize,
+    /// Set when the calling thread gives up (an error): the pool threads stop claiming.
+    stop: AtomicBool,
+    state: Mutex<Rows>,
+    cv: Condvar,
+}
+
+struct Rows {
+    rows: Vec<Option<PyResult<Vec<u32>>>>,
+    /// The calling thread sleeps on the condition variable (so a notification is needed).
+    waiting: bool,
+}
+
+fn poisoned() -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err("batch state poisoned by a panic")
+}
+
+impl Batch {
+    fn put(&self, i: usize, r: PyResult<Vec<u32>>) {
+        // A poisoned lock only happens after a panic, which `run` already turned into an
+        // error; the calling thread then reports `poisoned()` when it next locks.
+        if let Ok(mut g) = self.state.lock() {
+            g.rows[i] = Some(r);
+            if g.waiting {
+                self.cv.notify_one();
+            }
+        }
+    }
+
+    fn take(&self, i: usize) -> PyResult<Option<PyResult<Vec<u32>>>> {
+        let mut g = self.state.lock().map_err(|_| poisoned())?;
+        Ok(g.rows[i].take())
+    }
+
+    fn wait(&self, i: usize) -> PyResult<PyResult<Vec<u32>>> {
+        let mut g = self.state.lock().map_err(|_| poisoned())?;
+        loop {
+            if let Some(r) = g.rows[i].take() {
+                g.waiting = false;
+                return Ok(r);
+            }
+            g.waiting = true;
+            g = self.cv.wait(g).map_err(|_| poisoned())?;
         }
     }
 }
