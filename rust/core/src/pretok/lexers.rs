@@ -40,6 +40,11 @@ fn outside_mask<const LO: u8, const HI: u8, const FOLD: bool>(x: u64) -> u64 {
 /// branch instead of a mispredicted per-byte loop exit.
 #[inline(always)]
 fn ascii_run_end<const LO: u8, const HI: u8, const FOLD: bool>(b: &[u8], mut j: usize) -> usize {
+    // empty runs (no capital, a non-ASCII letter) are the common case of some callers
+    match b.get(j) {
+        Some(&c) if outside_mask::<LO, HI, FOLD>(c as u64) & 0x80 == 0 => {}
+        _ => return j,
+    }
     while let Some(w) = b.get(j..j + 8) {
         let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
         let m = outside_mask::<LO, HI, FOLD>(x);
