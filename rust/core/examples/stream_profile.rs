@@ -60,7 +60,8 @@ fn main() {
         let nb = text.len() as f64;
         // counts on one cold pass
         piece_cache::clear_thread();
-        let (mut pieces, mut tokens, mut hits, mut misses, mut long) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let (mut pieces, mut tokens, mut hits, mut misses, mut long) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut missed: Vec<(usize, usize)> = Vec::new();
         let mut out = Vec::new();
         let mut distinct = std::collections::HashSet::new();

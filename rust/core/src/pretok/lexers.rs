@@ -12,6 +12,13 @@
 //!
 //! A match starting at `i` depends only on `text[i..]` (no look-behind), which is what
 //! makes [`Lexer::for_each_piece_in`] and parallel encoding at safe boundaries exact.
+//!
+//! Runs of ASCII letters (the word fast paths) and of spaces are scanned eight bytes at
+//! a time ([`ascii_run_end`], SWAR on one `u64`): the end of a word then costs one
+//! well-predicted branch instead of a mispredicted per-byte loop exit. Pure-Rust
+//! interleaved A/B on the whole-corpus stream (`examples/stream_profile.rs`, 5 rounds):
+//! lexing o200k en.txt 2.14 → 1.59 ns/B, code.txt 2.43 → 2.00; cl100k en 2.00 → 1.35,
+//! code 2.26 → 1.73.
 
 use super::unicode::{tables, Tables, L, N, U, W, WS};
 
@@ -763,9 +770,18 @@ mod swar_tests {
         }
         for t in &cases {
             for j in 0..=t.len() {
-                assert_eq!(lower_run_end(t, j), scalar(t, j, |c| c.is_ascii_lowercase()));
-                assert_eq!(upper_run_end(t, j), scalar(t, j, |c| c.is_ascii_uppercase()));
-                assert_eq!(alpha_run_end(t, j), scalar(t, j, |c| c.is_ascii_alphabetic()));
+                assert_eq!(
+                    lower_run_end(t, j),
+                    scalar(t, j, |c| c.is_ascii_lowercase())
+                );
+                assert_eq!(
+                    upper_run_end(t, j),
+                    scalar(t, j, |c| c.is_ascii_uppercase())
+                );
+                assert_eq!(
+                    alpha_run_end(t, j),
+                    scalar(t, j, |c| c.is_ascii_alphabetic())
+                );
                 assert_eq!(
                     ascii_run_end::<b' ', b' ', false>(t, j),
                     scalar(t, j, |c| c == b' ')
