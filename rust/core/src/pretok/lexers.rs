@@ -159,6 +159,10 @@ impl Lexer {
     #[inline(always)]
     fn run_any(&self, b: &[u8], mut i: usize, mask: u8) -> usize {
         let n = b.len();
+        if mask == L {
+            // the ASCII letters are exactly the ASCII characters in L
+            i = alpha_run_end(b, i);
+        }
         while i < n {
             let c = b[i];
             if c < 0x80 {
@@ -724,6 +728,14 @@ mod swar_tests {
             j += 1;
         }
         j
+    }
+
+    #[test]
+    fn ascii_letters_are_the_ascii_characters_in_l() {
+        let t = tables();
+        for c in 0u8..0x80 {
+            assert_eq!(t.ascii[c as usize] & L != 0, c.is_ascii_alphabetic(), "{c}");
+        }
     }
 
     #[test]
