@@ -16,9 +16,10 @@
 //! Runs of ASCII letters (the word fast paths) and of spaces are scanned eight bytes at
 //! a time (`ascii_run_end`, SWAR on one `u64`): the end of a word then costs one
 //! well-predicted branch instead of a mispredicted per-byte loop exit. Pure-Rust
-//! interleaved A/B on the whole-corpus stream (`examples/stream_profile.rs`, 5 rounds):
-//! lexing o200k en.txt 2.14 → 1.59 ns/B, code.txt 2.43 → 2.00; cl100k en 2.00 → 1.35,
-//! code 2.26 → 1.73.
+//! interleaved A/B on the whole-corpus stream (`examples/stream_profile.rs`, 5 rounds,
+//! medians, load ~3): lexing o200k en.txt 2.12 → 1.65 ns/B, code.txt 2.41 → 2.05;
+//! cl100k en 2.00 → 1.33, code 2.29 → 1.70; the whole stream o200k en +7 %, code +3 %,
+//! cl100k en +15 %, code +11 %.
 
 use super::unicode::{tables, Tables, L, N, U, W, WS};
 
