@@ -21,6 +21,14 @@
 //! which overflowed it): pure-Rust interleaved A/B (`bench_core`, load ~2.6) o200k
 //! multilingual +37 %, cl100k multilingual +30 %, en and code unchanged within the noise;
 //! against one table of 32 K sets of one-line entries (same 4 MiB) multilingual +7–15 %.
+//!
+//! On the whole-corpus stream (every document once, the cache empty at the start;
+//! `examples/stream_profile.rs`), the misses are nearly all first sightings: o200k en.txt
+//! (20.6 MB) has 274 K non-token pieces of at most [`MAX_PIECE`] bytes, 84 % of them
+//! hits, and of the 43.9 K misses 42.1 K are distinct pieces (code.txt: 38.7 K misses,
+//! 37.1 K distinct). Capacity and conflict misses are thus about 4 % of the misses, and
+//! an admission policy (doorkeeper/TinyLFU) or a larger table cannot win more than that;
+//! the merges of all misses cost 12–15 % of the stream's time.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering};

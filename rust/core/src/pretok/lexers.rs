@@ -12,8 +12,78 @@
 //!
 //! A match starting at `i` depends only on `text[i..]` (no look-behind), which is what
 //! makes [`Lexer::for_each_piece_in`] and parallel encoding at safe boundaries exact.
+//!
+//! Runs of ASCII letters (the word fast paths) and of spaces are scanned eight bytes at
+//! a time (`ascii_run_end`, SWAR on one `u64`): the end of a word then costs one
+//! well-predicted branch instead of a mispredicted per-byte loop exit. Pure-Rust
+//! interleaved A/B on the whole-corpus stream (`examples/stream_profile.rs`, 5 rounds,
+//! medians, load ~3): lexing o200k en.txt 2.12 → 1.65 ns/B, code.txt 2.41 → 2.05;
+//! cl100k en 2.00 → 1.33, code 2.29 → 1.70; the whole stream o200k en +7 %, code +3 %,
+//! cl100k en +15 %, code +11 %.
 
 use super::unicode::{tables, Tables, L, N, U, W, WS};
+
+/// Bytes `0x80` in every lane.
+const HIGH: u64 = 0x8080_8080_8080_8080;
+/// Bytes `0x01` in every lane.
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// High bit of every byte of the little-endian word `x` that is *not* an ASCII byte in
+/// `LO..=HI` (with `FOLD`, in `LO..=HI` once `0x20` is or-ed in: `a..=z` then also
+/// accepts `A..=Z`, and no other byte, since `x | 0x20` only lands in `a..=z` from a
+/// letter). Per lane: `low` is the byte without its high bit (at most `0x7f`), and the
+/// additions below stay under `0x100`, so no carry crosses lanes.
+#[inline(always)]
+fn outside_mask<const LO: u8, const HI: u8, const FOLD: bool>(x: u64) -> u64 {
+    let y = if FOLD { x | (ONES * 0x20) } else { x };
+    let low = y & !HIGH;
+    let ge_lo = low + ONES * (0x80 - LO as u64);
+    let gt_hi = low + ONES * (0x7f - HI as u64);
+    let inside = ge_lo & !gt_hi & !x & HIGH;
+    !inside & HIGH
+}
+
+/// End of the run of ASCII bytes in `LO..=HI` (see [`outside_mask`] for `FOLD`) that
+/// starts at `j`: eight bytes at a time, so that the end of a word costs one predictable
+/// branch instead of a mispredicted per-byte loop exit.
+#[inline(always)]
+fn ascii_run_end<const LO: u8, const HI: u8, const FOLD: bool>(b: &[u8], mut j: usize) -> usize {
+    // empty runs (no capital, a non-ASCII letter) are the common case of some callers
+    match b.get(j) {
+        Some(&c) if outside_mask::<LO, HI, FOLD>(c as u64) & 0x80 == 0 => {}
+        _ => return j,
+    }
+    while let Some(w) = b.get(j..j + 8) {
+        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let m = outside_mask::<LO, HI, FOLD>(x);
+        if m != 0 {
+            return j + (m.trailing_zeros() / 8) as usize;
+        }
+        j += 8;
+    }
+    while j < b.len() && outside_mask::<LO, HI, FOLD>(b[j] as u64) & 0x80 == 0 {
+        j += 1;
+    }
+    j
+}
+
+/// End of the run of ASCII lowercase letters from `j`.
+#[inline(always)]
+fn lower_run_end(b: &[u8], j: usize) -> usize {
+    ascii_run_end::<b'a', b'z', false>(b, j)
+}
+
+/// End of the run of ASCII uppercase letters from `j`.
+#[inline(always)]
+fn upper_run_end(b: &[u8], j: usize) -> usize {
+    ascii_run_end::<b'A', b'Z', false>(b, j)
+}
+
+/// End of the run of ASCII letters from `j`.
+#[inline(always)]
+fn alpha_run_end(b: &[u8], j: usize) -> usize {
+    ascii_run_end::<b'a', b'z', true>(b, j)
+}
 
 /// Which pattern a lexer implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +160,10 @@ impl Lexer {
     #[inline(always)]
     fn run_any(&self, b: &[u8], mut i: usize, mask: u8) -> usize {
         let n = b.len();
+        if mask == L {
+            // the ASCII letters are exactly the ASCII characters in L
+            i = alpha_run_end(b, i);
+        }
         while i < n {
             let c = b[i];
             if c < 0x80 {
@@ -156,7 +230,12 @@ impl Lexer {
         let mut nl_end = 0;
         while i < n {
             let c = b[i];
-            if c < 0x80 {
+            if c == b' ' {
+                // runs of spaces (indentation) eight bytes at a time
+                let e = ascii_run_end::<b' ', b' ', false>(b, i);
+                last = e - 1;
+                i = e;
+            } else if c < 0x80 {
                 if self.t.ascii[c as usize] & WS == 0 {
                     break;
                 }
@@ -372,9 +451,7 @@ impl Lexer {
             j += 1;
         }
         let m = j;
-        while j < n && b[j].is_ascii_alphabetic() {
-            j += 1;
-        }
+        j = alpha_run_end(b, j);
         if j == m || (j < n && b[j] >= 0x80) {
             return None;
         }
@@ -463,13 +540,9 @@ impl Lexer {
             }
             j += 1;
         }
-        while j < n && b[j].is_ascii_uppercase() {
-            j += 1;
-        }
+        j = upper_run_end(b, j);
         let m = j;
-        while j < n && b[j].is_ascii_lowercase() {
-            j += 1;
-        }
+        j = lower_run_end(b, j);
         if j == m || (j < n && b[j] >= 0x80) {
             return None;
         }
@@ -645,4 +718,88 @@ pub fn for_pattern(pattern: &str) -> Option<Lexer> {
         return None;
     };
     Some(Lexer::new(kind))
+}
+
+#[cfg(test)]
+mod swar_tests {
+    use super::*;
+
+    fn scalar(b: &[u8], mut j: usize, f: impl Fn(u8) -> bool) -> usize {
+        while j < b.len() && f(b[j]) {
+            j += 1;
+        }
+        j
+    }
+
+    #[test]
+    fn ascii_letters_are_the_ascii_characters_in_l() {
+        let t = tables();
+        for c in 0u8..0x80 {
+            assert_eq!(t.ascii[c as usize] & L != 0, c.is_ascii_alphabetic(), "{c}");
+        }
+    }
+
+    #[test]
+    fn ascii_runs_match_the_byte_loops() {
+        // every byte value at every lane, and random mixes biased to the range edges
+        let edges = [
+            b'@', b'A', b'Z', b'[', b'`', b'a', b'z', b'{', 0x7f, 0x80, 0xc1, 0xdb, 0xe1, 0xfa,
+            0xff, 0, b' ', b'\'', b'0', b'!', 0xa0, b'\t',
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for v in 0..=255u8 {
+            for pos in 0..20 {
+                let mut t = b"abcdefghijklmnopqrstuvwx".to_vec();
+                t[pos] = v;
+                cases.push(t.clone());
+                cases.push(t.to_ascii_uppercase());
+                let mut u = t.to_ascii_uppercase();
+                u[pos] = v;
+                cases.push(u);
+                let mut w = vec![b' '; 24];
+                w[pos] = v;
+                cases.push(w);
+            }
+        }
+        for _ in 0..20_000 {
+            let n = (rnd() % 30) as usize;
+            cases.push(
+                (0..n)
+                    .map(|_| match rnd() % 4 {
+                        0 => edges[(rnd() % edges.len() as u64) as usize],
+                        1 => b'a' + (rnd() % 26) as u8,
+                        2 => b'A' + (rnd() % 26) as u8,
+                        _ => rnd() as u8,
+                    })
+                    .collect(),
+            );
+        }
+        for t in &cases {
+            for j in 0..=t.len() {
+                assert_eq!(
+                    lower_run_end(t, j),
+                    scalar(t, j, |c| c.is_ascii_lowercase())
+                );
+                assert_eq!(
+                    upper_run_end(t, j),
+                    scalar(t, j, |c| c.is_ascii_uppercase())
+                );
+                assert_eq!(
+                    alpha_run_end(t, j),
+                    scalar(t, j, |c| c.is_ascii_alphabetic())
+                );
+                assert_eq!(
+                    ascii_run_end::<b' ', b' ', false>(t, j),
+                    scalar(t, j, |c| c == b' ')
+                );
+            }
+        }
+    }
 }
