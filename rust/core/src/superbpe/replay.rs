@@ -356,44 +356,66 @@ impl ReplayTable {
                 at = older;
             }
             batch.sort_unstable();
-            let (l, r, c) = self.merges[q as usize];
             for &p in batch.iter() {
-                let p = p as usize;
-                if syms[p] != l {
-                    continue;
-                }
-                let nx = next[p];
-                if nx == NONE || syms[nx as usize] != r {
-                    continue;
-                }
-                let nx = nx as usize;
-                let nn = next[nx];
-                let mut occ = 1u64;
-                if l == r && nn != NONE && syms[nn as usize] == r {
-                    occ += 1; // the overlapping occurrence this merge absorbs
-                }
-                record(counts, log, q, occ, weight);
-                syms[p] = c;
-                syms[nx] = DEAD;
-                next[p] = nn;
-                if nn != NONE {
-                    prev[nn as usize] = p as u32;
-                    if let Some(q2) = self.next_rank(c, syms[nn as usize], Some(q)) {
-                        push(q2, p as u32, head, bits, nodes);
-                    }
-                }
-                let pp = prev[p];
-                if pp != NONE {
-                    if let Some(q2) = self.next_rank(syms[pp as usize], c, Some(q)) {
-                        push(q2, pp, head, bits, nodes);
-                    }
-                }
+                let at = Links { syms, next, prev };
+                self.merge_at(q, p as usize, at, counts, log, weight, |q2, p2| {
+                    push(q2, p2, head, bits, nodes)
+                });
             }
         }
         let mut p = 0u32;
         while p != NONE {
             out.push(syms[p as usize]);
             p = next[p as usize];
+        }
+    }
+
+    /// One step of the linked-position replays: merge rank `q` at position `p` if its
+    /// pair is still there (the queued entry may be stale), record the occurrence, and
+    /// hand each pair the new symbol forms with its neighbours, as `(rank, position)`, to
+    /// `push`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn merge_at(
+        &self,
+        q: u32,
+        p: usize,
+        at: Links<'_>,
+        counts: &mut [u64],
+        log: &mut Vec<(u32, u32)>,
+        weight: u64,
+        mut push: impl FnMut(u32, u32),
+    ) {
+        let Links { syms, next, prev } = at;
+        let (l, r, c) = self.merges[q as usize];
+        if syms[p] != l {
+            return;
+        }
+        let nx = next[p];
+        if nx == NONE || syms[nx as usize] != r {
+            return;
+        }
+        let nx = nx as usize;
+        let nn = next[nx];
+        let mut occ = 1u64;
+        if l == r && nn != NONE && syms[nn as usize] == r {
+            occ += 1; // the overlapping occurrence this merge absorbs
+        }
+        record(counts, log, q, occ, weight);
+        syms[p] = c;
+        syms[nx] = DEAD;
+        next[p] = nn;
+        if nn != NONE {
+            prev[nn as usize] = p as u32;
+            if let Some(q2) = self.next_rank(c, syms[nn as usize], Some(q)) {
+                push(q2, p as u32);
+            }
+        }
+        let pp = prev[p];
+        if pp != NONE {
+            if let Some(q2) = self.next_rank(syms[pp as usize], c, Some(q)) {
+                push(q2, pp);
+            }
         }
     }
 
@@ -432,37 +454,10 @@ impl ReplayTable {
             }
         }
         while let Some(Reverse((q, p))) = heap.pop() {
-            let p = p as usize;
-            let (l, r, c) = self.merges[q as usize];
-            if syms[p] != l {
-                continue;
-            }
-            let nx = next[p];
-            if nx == NONE || syms[nx as usize] != r {
-                continue;
-            }
-            let nx = nx as usize;
-            let nn = next[nx];
-            let mut occ = 1u64;
-            if l == r && nn != NONE && syms[nn as usize] == r {
-                occ += 1; // the overlapping occurrence this merge absorbs
-            }
-            record(counts, log, q, occ, weight);
-            syms[p] = c;
-            syms[nx] = DEAD;
-            next[p] = nn;
-            if nn != NONE {
-                prev[nn as usize] = p as u32;
-                if let Some(q2) = self.next_rank(c, syms[nn as usize], Some(q)) {
-                    heap.push(Reverse((q2, p as u32)));
-                }
-            }
-            let pp = prev[p];
-            if pp != NONE {
-                if let Some(q2) = self.next_rank(syms[pp as usize], c, Some(q)) {
-                    heap.push(Reverse((q2, pp)));
-                }
-            }
+            let at = Links { syms, next, prev };
+            self.merge_at(q, p as usize, at, counts, log, weight, |q2, p2| {
+                heap.push(Reverse((q2, p2)))
+            });
         }
         let mut p = 0u32;
         while p != NONE {
@@ -901,8 +896,15 @@ pub fn replay_counts(
     })
 }
 
+/// The symbol and link arrays of a part being replayed position by position.
+struct Links<'a> {
+    syms: &'a mut [u32],
+    next: &'a mut [u32],
+    prev: &'a mut [u32],
+}
+
 /// Count `occ` occurrences of merge `q` (times `weight`) and log them unweighted, so a
-/// cached replay can be counted again: shared by the linear and the heap replay.
+/// cached replay can be counted again: shared by the linear and the linked replays.
 #[inline(always)]
 fn record(counts: &mut [u64], log: &mut Vec<(u32, u32)>, q: u32, occ: u64, weight: u64) {
     counts[q as usize] = counts[q as usize].wrapping_add(occ.wrapping_mul(weight));
