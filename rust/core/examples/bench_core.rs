@@ -6,29 +6,10 @@
 
 use std::time::Instant;
 
-use supertok_core::pretok::patterns;
 use supertok_core::CoreEncoding;
 
 mod common;
-use common::thread_cpu;
-
-fn chunks(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut last = 0;
-    for (i, _) in text.match_indices('\n') {
-        let end = i + 1;
-        if end - start > 8192 && last > start {
-            out.push(&text[start..last]);
-            start = last;
-        }
-        last = end;
-    }
-    if start < text.len() {
-        out.push(&text[start..]);
-    }
-    out
-}
+use common::{chunks, thread_cpu};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -36,11 +17,7 @@ fn main() {
         eprintln!("usage: bench_core VOCAB PATTERN(r50k|cl100k|o200k) CORPUS...");
         std::process::exit(2);
     }
-    let pat = match args[2].as_str() {
-        "r50k" => patterns::R50K,
-        "cl100k" => patterns::CL100K,
-        _ => patterns::O200K,
-    };
+    let pat = common::pattern(&args[2]);
     let t = Instant::now();
     let data = std::fs::read(&args[1]).expect("vocab");
     let enc = CoreEncoding::from_tiktoken_bytes(&data, &args[1], vec![], pat).expect("load");

@@ -5,7 +5,6 @@
 //! `cargo run --release -p supertok-core --example long_profile -- VOCAB.tiktoken PATTERN FILE...`
 //! where PATTERN is r50k, cl100k or o200k.
 
-use supertok_core::pretok::patterns;
 use supertok_core::CoreEncoding;
 
 mod common;
@@ -17,11 +16,7 @@ fn main() {
         eprintln!("usage: long_profile VOCAB PATTERN(r50k|cl100k|o200k) FILE...");
         std::process::exit(2);
     }
-    let pat = match args[2].as_str() {
-        "r50k" => patterns::R50K,
-        "cl100k" => patterns::CL100K,
-        _ => patterns::O200K,
-    };
+    let pat = common::pattern(&args[2]);
     let data = std::fs::read(&args[1]).expect("vocab");
     let enc = CoreEncoding::from_tiktoken_bytes(&data, &args[1], vec![], pat).expect("load");
     let reps: usize = std::env::var("REPS")

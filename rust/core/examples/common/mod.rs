@@ -31,3 +31,33 @@ pub fn process_cpu() -> f64 {
     let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
     (t(11) + t(12)) / 100.0
 }
+
+/// The documents of a corpus as the benches cut them: at most 8 KB, cut at line ends
+/// (a longer line is one document).
+pub fn chunks(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut last = 0;
+    for (i, _) in text.match_indices('\n') {
+        let end = i + 1;
+        if end - start > 8192 && last > start {
+            out.push(&text[start..last]);
+            start = last;
+        }
+        last = end;
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+/// A known pattern by name: `r50k`, `cl100k`, anything else o200k.
+pub fn pattern(name: &str) -> &'static str {
+    use supertok_core::pretok::patterns;
+    match name {
+        "r50k" => patterns::R50K,
+        "cl100k" => patterns::CL100K,
+        _ => patterns::O200K,
+    }
+}
