@@ -922,6 +922,24 @@ mod tests {
         *seed
     }
 
+    /// `n` random merges over a 3-letter alphabet: sides drawn from the tokens made so
+    /// far, so pairs are listed more than once and tokens are re-created by other splits.
+    fn random_merge_list(seed: &mut u64, n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut toks: Vec<Vec<u8>> = vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()];
+        let mut list = Vec::new();
+        for _ in 0..n {
+            let l = toks[(rng(seed) % toks.len() as u64) as usize].clone();
+            let r = toks[(rng(seed) % toks.len() as u64) as usize].clone();
+            let mut t = l.clone();
+            t.extend_from_slice(&r);
+            if !toks.contains(&t) {
+                toks.push(t);
+            }
+            list.push((l, r));
+        }
+        list
+    }
+
     #[test]
     fn linear_replay_equals_heap_replay() {
         // Random merge lists over a 3-letter alphabet: sides drawn from the tokens made so
@@ -929,18 +947,7 @@ mod tests {
         // and runs like `aaaa` overlap; every string up to LINEAR_MAX bytes.
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
         for round in 0..300 {
-            let mut toks: Vec<Vec<u8>> = vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()];
-            let mut list = Vec::new();
-            for _ in 0..(3 + round % 40) {
-                let l = toks[(rng(&mut seed) % toks.len() as u64) as usize].clone();
-                let r = toks[(rng(&mut seed) % toks.len() as u64) as usize].clone();
-                let mut t = l.clone();
-                t.extend_from_slice(&r);
-                if !toks.contains(&t) {
-                    toks.push(t);
-                }
-                list.push((l, r));
-            }
+            let list = random_merge_list(&mut seed, 3 + round % 40);
             let table = ReplayTable::new(&list).unwrap();
             let mut sc = ReplayScratch::default();
             for _ in 0..40 {
@@ -968,18 +975,7 @@ mod tests {
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
         let mut sc = ReplayScratch::default();
         for round in 0..300 {
-            let mut toks: Vec<Vec<u8>> = vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()];
-            let mut list = Vec::new();
-            for _ in 0..(3 + round % 90) {
-                let l = toks[(rng(&mut seed) % toks.len() as u64) as usize].clone();
-                let r = toks[(rng(&mut seed) % toks.len() as u64) as usize].clone();
-                let mut t = l.clone();
-                t.extend_from_slice(&r);
-                if !toks.contains(&t) {
-                    toks.push(t);
-                }
-                list.push((l, r));
-            }
+            let list = random_merge_list(&mut seed, 3 + round % 90);
             let table = ReplayTable::new(&list).unwrap();
             for _ in 0..20 {
                 let n = 2 + (rng(&mut seed) % 600) as usize;
