@@ -576,12 +576,12 @@ fn solo_max_rank(table: &MergeTable, c: &[u8], id: u32) -> Option<u32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rank_bpe;
 
     /// A small deterministic generator: `next(m)` is uniform-ish in `0..m`.
-    fn lcg(mut seed: u64) -> impl FnMut(usize) -> usize {
+    pub(crate) fn lcg(mut seed: u64) -> impl FnMut(usize) -> usize {
         move |m| {
             seed = seed
                 .wrapping_mul(6364136223846793005)

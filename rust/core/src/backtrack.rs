@@ -463,6 +463,7 @@ impl Backtrack {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::atomic_chars::tests::lcg;
 
     fn vocab(tokens: &[&[u8]]) -> Vocab {
         crate::vocab::test_vocab(tokens)
@@ -536,13 +537,7 @@ mod tests {
         let v2 = vocab(&[b"bc", b"ab", b"ca", b"aa", b"abc", b"bb", b"bca", b"abca"]);
         let b1 = Backtrack::build(&v1).unwrap();
         let b2 = Backtrack::build(&v2).unwrap();
-        let mut seed = 0x5eed_u64;
-        let mut next = move |m: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize % m
-        };
+        let mut next = lcg(0x5eed_u64);
         for _ in 0..300 {
             let unit: Vec<u8> = (0..1 + next(70)).map(|_| b"abcd"[next(4)]).collect();
             let n = 200 + next(5000);
@@ -575,13 +570,7 @@ mod tests {
         .map(|c| c.as_bytes().to_vec())
         .collect();
         let zwj = "\u{200D}".as_bytes().to_vec();
-        let mut seed = 0xfeed_u64;
-        let mut next = move |m: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize % m
-        };
+        let mut next = lcg(0xfeed_u64);
         let (mut four, mut done) = (0usize, 0usize);
         for _ in 0..60 {
             let mut toks: Vec<Vec<u8>> = vec![];

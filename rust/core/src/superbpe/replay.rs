@@ -940,6 +940,35 @@ mod tests {
         list
     }
 
+    type Replay = fn(
+        &ReplayTable,
+        &[u8],
+        u64,
+        &mut Vec<u32>,
+        &mut [u64],
+        &mut ReplayScratch,
+        &mut Vec<(u32, u32)>,
+    );
+
+    /// `replay` and the heap replay give the same tokens, counts and merge log on `s`.
+    fn assert_same_as_heap(
+        table: &ReplayTable,
+        replay: Replay,
+        s: &[u8],
+        w: u64,
+        sc: &mut ReplayScratch,
+        round: usize,
+    ) {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (mut ca, mut cb) = (vec![0u64; table.len()], vec![0u64; table.len()]);
+        let (mut la, mut lb) = (Vec::new(), Vec::new());
+        replay(table, s, w, &mut a, &mut ca, sc, &mut la);
+        table.replay_heap(s, w, &mut b, &mut cb, sc, &mut lb);
+        assert_eq!(a, b, "round {round}: {:?}", String::from_utf8_lossy(s));
+        assert_eq!(ca, cb, "round {round}");
+        assert_eq!(la, lb, "round {round}");
+    }
+
     #[test]
     fn linear_replay_equals_heap_replay() {
         // Random merge lists over a 3-letter alphabet: sides drawn from the tokens made so
@@ -955,14 +984,7 @@ mod tests {
                 let k = 1 + rng(&mut seed) % 3;
                 let s: Vec<u8> = (0..n).map(|_| b'a' + (rng(&mut seed) % k) as u8).collect();
                 let w = 1 + rng(&mut seed) % 5;
-                let (mut a, mut b) = (Vec::new(), Vec::new());
-                let (mut ca, mut cb) = (vec![0u64; table.len()], vec![0u64; table.len()]);
-                let (mut la, mut lb) = (Vec::new(), Vec::new());
-                table.replay_linear(&s, w, &mut a, &mut ca, &mut sc, &mut la);
-                table.replay_heap(&s, w, &mut b, &mut cb, &mut sc, &mut lb);
-                assert_eq!(a, b, "round {round}: {:?}", String::from_utf8_lossy(&s));
-                assert_eq!(ca, cb, "round {round}");
-                assert_eq!(la, lb, "round {round}");
+                assert_same_as_heap(&table, ReplayTable::replay_linear, &s, w, &mut sc, round);
             }
         }
     }
@@ -994,14 +1016,7 @@ mod tests {
                         .collect(),
                 };
                 let w = 1 + rng(&mut seed) % 5;
-                let (mut a, mut b) = (Vec::new(), Vec::new());
-                let (mut ca, mut cb) = (vec![0u64; table.len()], vec![0u64; table.len()]);
-                let (mut la, mut lb) = (Vec::new(), Vec::new());
-                table.replay_buckets(&s, w, &mut a, &mut ca, &mut sc, &mut la);
-                table.replay_heap(&s, w, &mut b, &mut cb, &mut sc, &mut lb);
-                assert_eq!(a, b, "round {round}: {:?}", String::from_utf8_lossy(&s));
-                assert_eq!(ca, cb, "round {round}");
-                assert_eq!(la, lb, "round {round}");
+                assert_same_as_heap(&table, ReplayTable::replay_buckets, &s, w, &mut sc, round);
             }
         }
     }
