@@ -6,8 +6,6 @@
 
 use std::time::Instant;
 
-use supertok_core::CoreEncoding;
-
 mod common;
 use common::{chunks, thread_cpu};
 
@@ -17,10 +15,8 @@ fn main() {
         eprintln!("usage: bench_core VOCAB PATTERN(r50k|cl100k|o200k) CORPUS...");
         std::process::exit(2);
     }
-    let pat = common::pattern(&args[2]);
     let t = Instant::now();
-    let data = std::fs::read(&args[1]).expect("vocab");
-    let enc = CoreEncoding::from_tiktoken_bytes(&data, &args[1], vec![], pat).expect("load");
+    let enc = common::load_encoding(&args[1], &args[2]);
     eprintln!("load {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
     let mode = std::env::var("MODE").unwrap_or_default();
     if mode == "build" {

@@ -5,8 +5,6 @@
 //! `cargo run --release -p supertok-core --example long_profile -- VOCAB.tiktoken PATTERN FILE...`
 //! where PATTERN is r50k, cl100k or o200k.
 
-use supertok_core::CoreEncoding;
-
 mod common;
 use common::thread_cpu;
 
@@ -16,9 +14,7 @@ fn main() {
         eprintln!("usage: long_profile VOCAB PATTERN(r50k|cl100k|o200k) FILE...");
         std::process::exit(2);
     }
-    let pat = common::pattern(&args[2]);
-    let data = std::fs::read(&args[1]).expect("vocab");
-    let enc = CoreEncoding::from_tiktoken_bytes(&data, &args[1], vec![], pat).expect("load");
+    let enc = common::load_encoding(&args[1], &args[2]);
     let reps: usize = std::env::var("REPS")
         .ok()
         .and_then(|s| s.parse().ok())

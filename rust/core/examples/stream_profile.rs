@@ -8,7 +8,6 @@
 //! default 3).
 
 use supertok_core::piece_cache;
-use supertok_core::CoreEncoding;
 
 mod common;
 use common::{chunks, thread_cpu};
@@ -24,9 +23,7 @@ fn main() {
         eprintln!("usage: stream_profile VOCAB PATTERN(r50k|cl100k|o200k) CORPUS...");
         std::process::exit(2);
     }
-    let pat = common::pattern(&args[2]);
-    let data = std::fs::read(&args[1]).expect("vocab");
-    let enc = CoreEncoding::from_tiktoken_bytes(&data, &args[1], vec![], pat).expect("load");
+    let enc = common::load_encoding(&args[1], &args[2]);
     let reps: usize = std::env::var("REPS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -52,6 +52,14 @@ pub fn chunks(text: &str) -> Vec<&str> {
     out
 }
 
+/// A `.tiktoken` vocabulary with a known pattern by name (see [`pattern`]); panics with
+/// the path on a bad file (examples only).
+pub fn load_encoding(vocab: &str, pattern_name: &str) -> supertok_core::CoreEncoding {
+    let data = std::fs::read(vocab).unwrap_or_else(|e| panic!("{vocab}: {e}"));
+    supertok_core::CoreEncoding::from_tiktoken_bytes(&data, vocab, vec![], pattern(pattern_name))
+        .unwrap_or_else(|e| panic!("{vocab}: {e}"))
+}
+
 /// A known pattern by name: `r50k`, `cl100k`, anything else o200k.
 pub fn pattern(name: &str) -> &'static str {
     use supertok_core::pretok::patterns;
