@@ -24,6 +24,7 @@ pub const BACKTRACK_MIN: usize = 192;
 /// [`CoreEncoding::parallel_ranges`] makes no range smaller than this.
 pub const PARALLEL_MIN_BYTES: usize = 64 * 1024;
 
+
 #[derive(Debug)]
 pub struct CoreEncoding {
     vocab: Vocab,
@@ -123,6 +124,33 @@ impl CoreEncoding {
             out.push(id);
             return Ok(());
         }
+        self.encode_missing_piece(piece, out)
+    }
+
+    /// [`CoreEncoding::encode_piece`] of `text[a..e]`, with the branch-light whole-piece
+    /// lookup [`Vocab::get_in`] wherever 8 bytes can be read from `a` (all but the last
+    /// few bytes of a text). It reads the piece's head and tail as whole words, with no
+    /// branch on the piece's length, and asks the Bloom filter first for every piece.
+    /// In-process A/B on the whole-corpus stream against [`CoreEncoding::encode_piece`]
+    /// (5 interleaved rounds, thread CPU time, load ~2.3): o200k en.txt +9.5 %, code.txt
+    /// +4.6 %, multilingual +5.8 %; the length branches of `head`, `tail` and the 1-2 byte
+    /// direct table were mispredicted (a prefetching two-pass batch of lookups executed
+    /// them twice and lost 25 %).
+    #[inline(always)]
+    fn encode_piece_in(&self, text: &[u8], a: usize, e: usize, out: &mut Vec<u32>) -> Result<()> {
+        if a + 8 > text.len() {
+            return self.encode_piece(&text[a..e], out);
+        }
+        if let Some(id) = self.vocab.get_in(text, a, e) {
+            out.push(id);
+            return Ok(());
+        }
+        self.encode_missing_piece(&text[a..e], out)
+    }
+
+    /// Encode a piece that is not a token (through the piece cache).
+    #[inline(never)]
+    fn encode_missing_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
         if piece.len() <= piece_cache::MAX_PIECE {
             if piece_cache::get(self.cache_owner, piece, out) {
                 return Ok(());
@@ -133,6 +161,14 @@ impl CoreEncoding {
             return Ok(());
         }
         self.bpe_piece(piece, out)
+    }
+
+    /// Old unbatched path (A/B only).
+    #[doc(hidden)]
+    pub fn encode_ordinary_into_unbatched(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        let bytes = text.as_bytes();
+        self.pretok
+            .for_each_piece(text, |a, b| self.encode_piece(&bytes[a..b], out))
     }
 
     /// BPE-merge a piece without the whole-piece shortcut (tiktoken's `byte_pair_encode`).
@@ -152,8 +188,17 @@ impl CoreEncoding {
     /// Encode ignoring special tokens.
     pub fn encode_ordinary_into(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
         let bytes = text.as_bytes();
+        if let Some(lexer) = self.pretok.lexer() {
+            let mut i = 0;
+            while i < bytes.len() {
+                let e = lexer.next_end(bytes, i);
+                self.encode_piece_in(bytes, i, e, out)?;
+                i = e;
+            }
+            return Ok(());
+        }
         self.pretok
-            .for_each_piece(text, |a, b| self.encode_piece(&bytes[a..b], out))
+            .for_each_piece(text, |a, b| self.encode_piece_in(bytes, a, b, out))
     }
 
     /// Byte ranges `[a, b)` covering `text` that can be encoded independently (with
@@ -220,7 +265,7 @@ impl CoreEncoding {
             Error::InvalidArgument("ranged encoding needs a hand-written lexer".into())
         })?;
         let bytes = text.as_bytes();
-        lexer.for_each_piece_in(text, from, to, |a, b| self.encode_piece(&bytes[a..b], out))
+        lexer.for_each_piece_in(text, from, to, |a, b| self.encode_piece_in(bytes, a, b, out))
     }
 
     pub fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
@@ -272,7 +317,7 @@ impl CoreEncoding {
             let segment = &text[start..end];
             self.pretok.for_each_piece(segment, |a, b| {
                 let before = out.len();
-                self.encode_piece(&bytes[start + a..start + b], out)?;
+                self.encode_piece_in(bytes, start + a, start + b, out)?;
                 last_piece_len = out.len() - before;
                 Ok(())
             })?;

@@ -79,6 +79,13 @@ fn head(b: &[u8]) -> u64 {
     }
 }
 
+/// The 8 bytes of `b` from `i` (`i + 8 <= b.len()`), little-endian.
+#[inline(always)]
+fn word_at(b: &[u8], i: usize) -> u64 {
+    let w = &b[i..i + 8];
+    u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
+}
+
 /// Last 8 bytes of `b` (`b.len() > 8`).
 #[inline(always)]
 fn tail(b: &[u8]) -> u64 {
@@ -341,6 +348,30 @@ impl PieceIndex {
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// [`PieceIndex::get`] of `text[a..e]` (`a < e <= text.len()`, `a + 8 <=
+    /// text.len()`; panics otherwise), branch-light: the head is one 8-byte load masked
+    /// to the piece's length, the tail one load that ends at `e` (so bytes of `text`
+    /// around the piece are read but never compared), pieces of one or two bytes are
+    /// looked up in the slot array like the others (every token is there), and the
+    /// Bloom filter (an L2 hit) is asked first, which spares the probe sequence of the
+    /// pieces that are not tokens (long at a load factor of 0.8).
+    #[inline(always)]
+    pub fn get_in<'v, F>(&self, text: &[u8], a: usize, e: usize, bytes_of: F) -> Option<u32>
+    where
+        F: Fn(u32) -> &'v [u8],
+    {
+        let n = e - a;
+        let w = word_at(text, a);
+        let k = n.min(8);
+        let h = w & (u64::MAX >> (64 - 8 * k));
+        let t = if n > 8 { word_at(text, e - 8) } else { 0 };
+        let hv = hash(h, t, n);
+        if !self.maybe(hv) {
+            return None;
+        }
+        self.probe(hv, h, t, n, &text[a..e], bytes_of)
     }
 
     /// Id of the token whose bytes are `piece`; `bytes_of` gives the bytes of an id (used

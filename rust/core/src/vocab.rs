@@ -158,6 +158,13 @@ impl Vocab {
         self.index.get_filtered(bytes, |id| self.bytes_present(id))
     }
 
+    /// [`Vocab::get`] of `text[a..e]` (`a < e`, `a + 8 <= text.len()`), branch-light
+    /// (see [`crate::piece_index::PieceIndex::get_in`]).
+    #[inline(always)]
+    pub fn get_in(&self, text: &[u8], a: usize, e: usize) -> Option<u32> {
+        self.index.get_in(text, a, e, |id| self.bytes_present(id))
+    }
+
     /// Id of the token whose bytes are `a ++ b` (both non-empty).
     #[inline]
     pub fn get_concat(&self, a: &[u8], b: &[u8]) -> Option<u32> {
