@@ -1,4 +1,4 @@
-//! In-process A/B of two encoder paths on the whole-corpus stream (temporary).
+//! In-process A/B of encoder paths on the whole-corpus stream (temporary).
 use supertok_core::piece_cache;
 
 mod common;
@@ -12,7 +12,21 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let enc = common::load_encoding(&args[1], &args[2]);
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let vars: Vec<usize> = std::env::var("VARS")
+        .ok()
+        .map(|s| s.split(',').map(|x| x.parse().unwrap()).collect())
+        .unwrap_or(vec![1, 2, 3, 4]);
+    let run = |v: usize, d: &str, out: &mut Vec<u32>| match v {
+        0 => enc.encode_ordinary_into_unbatched(d, out).unwrap(),
+        1 => enc.encode_ordinary_into_v::<0>(d, out).unwrap(),
+        2 => enc.encode_ordinary_into_v::<1>(d, out).unwrap(),
+        3 => enc.encode_ordinary_into_v::<2>(d, out).unwrap(),
+        _ => enc.encode_ordinary_into_v::<4>(d, out).unwrap(),
+    };
     for path in &args[3..] {
         let text = std::fs::read_to_string(path).expect("corpus");
         let docs = chunks(&text);
@@ -20,40 +34,33 @@ fn main() {
         let mut out = Vec::new();
         let mut out2 = Vec::new();
         for d in &docs {
-            out.clear();
             out2.clear();
-            enc.encode_ordinary_into(d, &mut out).unwrap();
-            enc.encode_ordinary_into_unbatched(d, &mut out2).unwrap();
-            assert_eq!(out, out2);
-        }
-        let (mut ta, mut tb) = (vec![], vec![]);
-        for r in 0..rounds {
-            let only: Option<usize> = std::env::var("ONLY").ok().and_then(|s| s.parse().ok());
-            for v in [r % 2, 1 - r % 2] {
-                if only.is_some_and(|o| o != v) {
-                    ta.push(0.0);
-                    continue;
-                }
-                piece_cache::clear_thread();
-                let t = thread_cpu();
-                for d in &docs {
-                    out.clear();
-                    if v == 0 {
-                        enc.encode_ordinary_into_unbatched(d, &mut out).unwrap();
-                    } else {
-                        enc.encode_ordinary_into(d, &mut out).unwrap();
-                    }
-                }
-                let dt = thread_cpu() - t;
-                if v == 0 { ta.push(dt) } else { tb.push(dt) }
+            run(0, d, &mut out2);
+            for &v in &vars {
+                out.clear();
+                run(v, d, &mut out);
+                assert_eq!(out, out2);
             }
         }
-        let (a, b) = (median(ta), median(tb));
-        println!(
-            "{path}: A(old) {:.2} ns/B  B(new) {:.2} ns/B  B/A speed {:.3}x",
-            a * 1e9 / nb,
-            b * 1e9 / nb,
-            a / b
-        );
+        let mut t: Vec<Vec<f64>> = vec![vec![]; vars.len()];
+        for r in 0..rounds {
+            for k in 0..vars.len() {
+                let k = (k + r) % vars.len();
+                piece_cache::clear_thread();
+                let t0 = thread_cpu();
+                for d in &docs {
+                    out.clear();
+                    run(vars[k], d, &mut out);
+                }
+                t[k].push(thread_cpu() - t0);
+            }
+        }
+        let m: Vec<f64> = t.into_iter().map(median).collect();
+        let s: Vec<String> = vars
+            .iter()
+            .zip(&m)
+            .map(|(v, x)| format!("v{v} {:.2} ns/B ({:.3}x)", x * 1e9 / nb, m[0] / x))
+            .collect();
+        println!("{}: {}", path.rsplit('/').next().unwrap(), s.join("  "));
     }
 }

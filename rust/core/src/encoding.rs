@@ -24,7 +24,6 @@ pub const BACKTRACK_MIN: usize = 192;
 /// [`CoreEncoding::parallel_ranges`] makes no range smaller than this.
 pub const PARALLEL_MIN_BYTES: usize = 64 * 1024;
 
-
 #[derive(Debug)]
 pub struct CoreEncoding {
     vocab: Vocab,
@@ -265,7 +264,9 @@ impl CoreEncoding {
             Error::InvalidArgument("ranged encoding needs a hand-written lexer".into())
         })?;
         let bytes = text.as_bytes();
-        lexer.for_each_piece_in(text, from, to, |a, b| self.encode_piece_in(bytes, a, b, out))
+        lexer.for_each_piece_in(text, from, to, |a, b| {
+            self.encode_piece_in(bytes, a, b, out)
+        })
     }
 
     pub fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {

@@ -468,4 +468,64 @@ mod tests {
             }
         }
     }
+
+    /// A random vocabulary (short, 8/16-byte-boundary and long tokens, ASCII and
+    /// multi-byte, and every byte) and random texts: `get_in` of every span agrees with
+    /// `get` and with a `HashMap`, wherever the span sits in the text.
+    fn check_get_in(seed: u64) {
+        use std::collections::HashMap;
+        let mut s = seed | 1;
+        let mut rnd = move |m: u64| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s % m
+        };
+        let alphabet: &[u8] = b"ab \n\xc3\xa9\xe4\xb8\x80\x00\xff";
+        let mut toks: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        for _ in 0..3000 {
+            let len = match rnd(4) {
+                0 => 2 + rnd(3),
+                1 => 7 + rnd(3),
+                2 => 15 + rnd(3),
+                _ => 3 + rnd(40),
+            } as usize;
+            toks.push(
+                (0..len)
+                    .map(|_| alphabet[rnd(alphabet.len() as u64) as usize])
+                    .collect(),
+            );
+        }
+        let mut map: HashMap<Vec<u8>, u32> = HashMap::new();
+        for (i, t) in toks.iter().enumerate() {
+            map.entry(t.clone()).or_insert(i as u32);
+        }
+        let bytes_of = |id: u32| toks[id as usize].as_slice();
+        let (ix, _) = PieceIndex::build(0..toks.len() as u32, toks.len(), bytes_of);
+        for _ in 0..60 {
+            // texts made of tokens and random bytes, so that many spans are tokens
+            let mut text = Vec::new();
+            while text.len() < 120 {
+                if rnd(2) == 0 {
+                    text.extend_from_slice(&toks[rnd(toks.len() as u64) as usize]);
+                } else {
+                    text.push(alphabet[rnd(alphabet.len() as u64) as usize]);
+                }
+            }
+            for a in 0..text.len().saturating_sub(8) {
+                for e in a + 1..(a + 50).min(text.len()) {
+                    let want = map.get(&text[a..e]).copied();
+                    assert_eq!(ix.get(&text[a..e], bytes_of), want);
+                    assert_eq!(ix.get_in(&text, a, e, bytes_of), want, "{:?}", &text[a..e]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn get_in_equals_get_on_random_vocabularies() {
+        for seed in [1, 7, 12345, 0x9e37_79b9] {
+            check_get_in(seed);
+        }
+    }
 }
