@@ -162,14 +162,6 @@ impl CoreEncoding {
         self.bpe_piece(piece, out)
     }
 
-    /// Old unbatched path (A/B only).
-    #[doc(hidden)]
-    pub fn encode_ordinary_into_unbatched(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
-        let bytes = text.as_bytes();
-        self.pretok
-            .for_each_piece(text, |a, b| self.encode_piece(&bytes[a..b], out))
-    }
-
     /// BPE-merge a piece without the whole-piece shortcut (tiktoken's `byte_pair_encode`).
     pub fn bpe_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
         let chars = self.chars.get_or_init(|| AtomicChars::build(&self.vocab));

@@ -35,6 +35,30 @@ impl CoreEncoding {
 }
 
 impl CoreEncoding {
+    /// Run `encode` (without the GIL) into this thread's reusable id buffer and return
+    /// the ids as a list. Reusing the buffer spares a fresh allocation (and its page
+    /// touches) per call: Python-level A/B on the whole-corpus stream (o200k, 9
+    /// interleaved rounds, load ~3): en.txt +7 %, code.txt +2-5 %.
+    /// `text_len` (bytes) sizes the buffer.
+    fn list_from_buf<'py, F>(
+        &self,
+        py: Python<'py>,
+        text_len: usize,
+        encode: F,
+    ) -> PyResult<Bound<'py, PyList>>
+    where
+        F: FnOnce(&mut Vec<u32>) -> supertok_core::Result<()> + Send,
+    {
+        let mut buf = take_buf();
+        let r = py.detach(|| {
+            buf.reserve(text_len / 3 + 1);
+            encode(&mut buf)
+        });
+        let list = r.map_err(to_py).and_then(|_| self.ints.list(py, &buf));
+        give_buf(buf);
+        list
+    }
+
     /// `spec` is `True` (all), `False`/`None` (none) or an iterable of special-token
     /// strings (strings that are not special tokens are ignored here; the Python layer
     /// handles them).
@@ -153,10 +177,9 @@ impl CoreEncoding {
         text: Utf8Str<'_>,
     ) -> PyResult<Bound<'py, PyList>> {
         let text: &str = &text;
-        let v = py
-            .detach(|| self.inner.encode_ordinary(text))
-            .map_err(to_py)?;
-        self.ints.list(py, &v)
+        self.list_from_buf(py, text.len(), |buf| {
+            self.inner.encode_ordinary_into(text, buf)
+        })
     }
 
     /// Encode one long text on `num_threads` threads (identical result; see
@@ -199,10 +222,9 @@ impl CoreEncoding {
         let text: &str = &text;
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
-        let v = py
-            .detach(|| self.inner.encode(text, &a, &d))
-            .map_err(to_py)?;
-        self.ints.list(py, &v)
+        self.list_from_buf(py, text.len(), |buf| {
+            self.inner.encode_into(text, &a, &d, buf).map(|_| ())
+        })
     }
 
     /// Like `encode`, but returns the ids as native-endian uint32 bytes (for numpy).
@@ -441,6 +463,29 @@ impl CoreEncoding {
 
     fn pattern(&self) -> String {
         self.inner.pretokenizer().pattern().to_string()
+    }
+}
+
+/// Largest id buffer (in ids) kept for the next call on the same thread.
+const KEEP_BUF: usize = 1 << 20;
+
+thread_local! {
+    /// The id buffer of the last list-returning encode on this thread, reused by the next
+    /// one (taken out while in use, so a re-entrant call simply allocates its own).
+    static ENC_BUF: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// An empty id buffer (the thread's cached one if it is free).
+fn take_buf() -> Vec<u32> {
+    let mut v = ENC_BUF.with(|c| c.take());
+    v.clear();
+    v
+}
+
+/// Give `v` back to the thread's cache (dropped if it grew past [`KEEP_BUF`] ids).
+fn give_buf(v: Vec<u32>) {
+    if v.capacity() <= KEEP_BUF {
+        ENC_BUF.with(|c| c.set(v));
     }
 }
 
