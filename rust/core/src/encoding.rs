@@ -130,11 +130,12 @@ impl CoreEncoding {
     /// lookup [`Vocab::get_in`] wherever 8 bytes can be read from `a` (all but the last
     /// few bytes of a text). It reads the piece's head and tail as whole words, with no
     /// branch on the piece's length, and asks the Bloom filter first for every piece.
-    /// In-process A/B on the whole-corpus stream against [`CoreEncoding::encode_piece`]
-    /// (5 interleaved rounds, thread CPU time, load ~2.3): o200k en.txt +9.5 %, code.txt
-    /// +4.6 %, multilingual +5.8 %; the length branches of `head`, `tail` and the 1-2 byte
-    /// direct table were mispredicted (a prefetching two-pass batch of lookups executed
-    /// them twice and lost 25 %).
+    /// In-process A/B on the whole-corpus stream (`examples/stream_ab.rs`, with the
+    /// direct lexer loop of [`CoreEncoding::encode_ordinary_into`]; interleaved rounds,
+    /// thread CPU time, load ~3): o200k en.txt +15-17 %, code.txt +5-11 %, multilingual
+    /// +3-6 % over [`CoreEncoding::encode_piece`] per callback. The length branches of
+    /// `head`, `tail` and the 1-2 byte direct table were mispredicted; a prefetching
+    /// two-pass batch of lookups lost (see `docs/DEVELOPING.md`).
     #[inline(always)]
     fn encode_piece_in(&self, text: &[u8], a: usize, e: usize, out: &mut Vec<u32>) -> Result<()> {
         if a + 8 > text.len() {

@@ -11,7 +11,10 @@
 //! Linear probing at a load factor ≤ 0.8. The slot array, the tails and the Bloom filter
 //! live in [`crate::hugebuf::HugeBuf`]s (those of 2 MiB or more on transparent huge pages
 //! where the kernel allows: about 3 % faster encoding). Pieces of one or two bytes are
-//! answered from a direct table without hashing.
+//! answered from a direct table without hashing by [`PieceIndex::get`]; the encoder's
+//! whole-piece lookup [`PieceIndex::get_in`] instead reads the piece from its text with
+//! masked 8-byte loads and hashes every length alike, which avoids the mispredicted
+//! branches on the piece's length (o200k whole-corpus stream: en +15 %, code +5-11 %).
 
 /// An empty slot has `len == 0` (tokens are never empty).
 #[derive(Clone, Copy, Default)]
