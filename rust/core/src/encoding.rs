@@ -309,12 +309,26 @@ impl CoreEncoding {
             };
             let end = next.map_or(text.len(), |m| m.start);
             let segment = &text[start..end];
-            self.pretok.for_each_piece(segment, |a, b| {
-                let before = out.len();
-                self.encode_piece_in(bytes, start + a, start + b, out)?;
-                last_piece_len = out.len() - before;
-                Ok(())
-            })?;
+            if let Some(lexer) = self.pretok.lexer() {
+                // the pieces of the segment alone (its end ends a piece); the lookups
+                // may read the text around them
+                let seg = segment.as_bytes();
+                let mut i = 0;
+                while i < seg.len() {
+                    let e = lexer.next_end(seg, i);
+                    let before = out.len();
+                    self.encode_piece_in(bytes, start + i, start + e, out)?;
+                    last_piece_len = out.len() - before;
+                    i = e;
+                }
+            } else {
+                self.pretok.for_each_piece(segment, |a, b| {
+                    let before = out.len();
+                    self.encode_piece_in(bytes, start + a, start + b, out)?;
+                    last_piece_len = out.len() - before;
+                    Ok(())
+                })?;
+            }
             match next {
                 Some(m) => {
                     out.push(self.specials.tokens()[m.index].1);
