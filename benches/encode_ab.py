@@ -1,0 +1,101 @@
+"""Compare two builds of supertok's encoder in one process, side by side with tiktoken.
+
+    python benches/encode_ab.py --other /work/main/python/supertok/_core.cpython-311-x86_64-linux-gnu.so \
+        [--rounds 7] [--encodings o200k_base cl100k_base] [--corpora en.txt code.txt]
+
+Loads the extension module ``--other`` (another build's ``supertok._core``, e.g. main's)
+next to this checkout's, and times ``encode_ordinary`` over the same documents as
+``bench_encode.py``: the whole-corpus stream (every document once per pass, each build's
+piece cache cleared before its pass) and the repeated 2 MB sample. The three encoders run
+interleaved (the order rotating every round); medians of thread CPU time. Prints
+MB/s, the ratios against tiktoken and after/before (this build / ``--other``); writes
+nothing. Both builds must give the same ids (checked on the first 300 documents).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.machinery
+import importlib.util
+import os
+import statistics
+import sys
+import time
+from typing import Callable
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_encode as B  # noqa: E402
+import supertok  # noqa: E402
+import supertok._core as NEW  # noqa: E402
+
+
+def load_extension(path: str):
+    """Import the extension module at ``path`` under a private name."""
+    loader = importlib.machinery.ExtensionFileLoader("supertok_other._core", path)
+    spec = importlib.util.spec_from_file_location("supertok_other._core", path, loader=loader)
+    if spec is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--other", required=True, help="path of the other build's _core extension module")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--encodings", nargs="+", default=["o200k_base"])
+    ap.add_argument("--corpora", nargs="+", default=["en.txt", "code.txt"])
+    args = ap.parse_args()
+    old_mod = load_extension(args.other)
+    print(f"load: {os.getloadavg()[0]:.2f}")
+    for name in args.encodings:
+        enc = supertok.get_encoding(name)
+        new = enc._core_bpe
+        old = old_mod.CoreEncoding.from_tiktoken_file(B.tiktoken_ranks_file(name), {}, enc._pat_str)
+        tk = B.load_tiktoken(name)
+        for corpus in args.corpora:
+            docs = B.corpus_docs(corpus)
+            if docs is None:
+                print(f"{corpus}: corpus absent, skipped")
+                continue
+            for label, ds in (("stream", docs), ("sample 2 MB", B.sample(docs, 2.0))):
+                nb = sum(len(d.encode()) for d in ds)
+                head = ds[:300]
+                if [old.encode_ordinary(d) for d in head] != [new.encode_ordinary(d) for d in head]:
+                    raise SystemExit(f"{name} {corpus}: the two builds disagree")
+                fns: dict[str, Callable[[], object]]
+                if label == "stream":
+                    fns = {
+                        "before": lambda ds=ds: (old_mod._clear_piece_cache(), [old.encode_ordinary(d) for d in ds]),
+                        "after": lambda ds=ds: (NEW._clear_piece_cache(), [new.encode_ordinary(d) for d in ds]),
+                    }
+                else:
+                    fns = {
+                        "before": lambda ds=ds: [old.encode_ordinary(d) for d in ds],
+                        "after": lambda ds=ds: [new.encode_ordinary(d) for d in ds],
+                    }
+                    for f in fns.values():
+                        f()
+                fns["tiktoken"] = lambda ds=ds: [tk.encode_ordinary(d) for d in ds]
+                times: dict[str, list[float]] = {k: [] for k in fns}
+                keys = list(fns)
+                for r in range(args.rounds):
+                    for k in keys[r % 3 :] + keys[: r % 3]:
+                        t = time.thread_time()
+                        fns[k]()
+                        times[k].append(time.thread_time() - t)
+                m = {k: statistics.median(v) for k, v in times.items()}
+                print(
+                    f"{name} {corpus} {label} ({nb / 1e6:.1f} MB): "
+                    f"before {nb / m['before'] / 1e6:.1f} MB/s ({m['tiktoken'] / m['before']:.2f}x tiktoken), "
+                    f"after {nb / m['after'] / 1e6:.1f} MB/s ({m['tiktoken'] / m['after']:.2f}x), "
+                    f"tiktoken {nb / m['tiktoken'] / 1e6:.1f} MB/s; after/before {m['before'] / m['after']:.3f}",
+                    flush=True,
+                )
+    print(f"load: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
