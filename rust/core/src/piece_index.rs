@@ -259,6 +259,54 @@ impl PieceIndex {
         let h = head(piece);
         let t = if n > 8 { tail(piece) } else { 0 };
         let hv = hash(h, t, n);
+        if n > 16 {
+            if !self.maybe(hv) {
+                return None;
+            }
+            return self.probe(hv, h, t, n, piece, bytes_of);
+        }
+        // the Bloom filter and the first four slots of the probe sequence without a
+        // branch per slot (whether the query is a token and where it sits are
+        // unpredictable)
+        let mask = self.slots.len() - 1;
+        let i = (hv >> self.shift) as usize;
+        let (mut id, mut stop) = (NONE, !self.maybe(hv));
+        for d in 0..4 {
+            let j = (i + d) & mask;
+            let s = &self.slots[j];
+            let hit = (s.len as usize == n) & (s.head == h) & (self.ext[j] == t);
+            id = if hit & !stop { s.id } else { id };
+            stop |= hit | (s.len == 0);
+        }
+        if stop {
+            return (id != NONE).then_some(id);
+        }
+        let mut j = (i + 4) & mask;
+        loop {
+            let s = &self.slots[j];
+            if s.len as usize == n && s.head == h && self.ext[j] == t {
+                return Some(s.id);
+            }
+            if s.len == 0 {
+                return None;
+            }
+            j = (j + 1) & mask;
+        }
+    }
+
+    /// [`PieceIndex::get_filtered`] for a query of at least 3 bytes whose key the caller
+    /// computed: `h` its first `min(len, 8)` bytes and `t` its last 8 bytes if it is
+    /// longer than 8 bytes (else 0), both little-endian and zero-padded, as in the
+    /// index. The byte-rank merge builds them from a padded copy of its piece without
+    /// branching on the length.
+    #[inline(always)]
+    pub fn get_filtered_key<'v, F>(&self, h: u64, t: u64, piece: &[u8], bytes_of: F) -> Option<u32>
+    where
+        F: Fn(u32) -> &'v [u8],
+    {
+        let n = piece.len();
+        debug_assert!(n >= 3 && h == head(piece) && t == if n > 8 { tail(piece) } else { 0 });
+        let hv = hash(h, t, n);
         if !self.maybe(hv) {
             return None;
         }

@@ -22,6 +22,9 @@ const _: () = assert!(LINEAR_MAX <= 128);
 
 const MAX: u32 = u32::MAX;
 
+/// TEMPORARY A/B switch (experiment only).
+pub static AB_OLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Whether [`linear`] can be used: its packed keys need ranks below 2^25.
 #[inline(always)]
 pub(crate) fn linear_ok(vocab: &Vocab) -> bool {
@@ -35,6 +38,53 @@ fn rank(vocab: &Vocab, piece: &[u8], a: usize, b: usize, max_len: usize) -> u32 
         return MAX;
     }
     vocab.get_filtered(&piece[a..b]).unwrap_or(MAX)
+}
+
+/// A copy of a short piece, 8 zero bytes before it and at least 8 after, so that the
+/// index key of any of its sub-slices (first and last 8 bytes) is two unaligned loads and
+/// masks, without branches on the slice's length (whose mispredictions cost the merge
+/// loop more than the loads).
+struct Padded {
+    buf: [u8; LINEAR_MAX + 24],
+}
+
+impl Padded {
+    #[inline(always)]
+    fn new(piece: &[u8]) -> Self {
+        let mut buf = [0u8; LINEAR_MAX + 24];
+        buf[8..8 + piece.len()].copy_from_slice(piece);
+        Padded { buf }
+    }
+
+    #[inline(always)]
+    fn word(&self, at: usize) -> u64 {
+        let w: [u8; 8] = self.buf[at..at + 8].try_into().unwrap_or([0; 8]);
+        u64::from_le_bytes(w)
+    }
+
+    /// The index key (head, tail) of `piece[a..b]` (see
+    /// [`crate::piece_index::PieceIndex::get_filtered_key`]).
+    #[inline(always)]
+    fn key(&self, a: usize, b: usize) -> (u64, u64) {
+        let n = b - a;
+        let h = self.word(a + 8) & (u64::MAX >> (8 * (8 - n.min(8))));
+        let t = self.word(b) & ((n > 8) as u64).wrapping_neg();
+        (h, t)
+    }
+}
+
+/// [`rank`] for `piece[a..b]` of at least 3 bytes, keyed through `pad` (a [`Padded`] copy
+/// of `piece`).
+#[inline(always)]
+fn rank3(vocab: &Vocab, pad: &Padded, piece: &[u8], a: usize, b: usize, max_len: usize) -> u32 {
+    if b - a > max_len {
+        return MAX;
+    }
+    if AB_OLD.load(std::sync::atomic::Ordering::Relaxed) {
+        return vocab.get_filtered(&piece[a..b]).unwrap_or(MAX);
+    }
+    let (h, t) = pad.key(a, b);
+    vocab.get_filtered_key(h, t, &piece[a..b]).unwrap_or(MAX)
 }
 
 /// Append the ids of the byte-pair merge of `piece` (no whole-piece shortcut) to `out`.
@@ -118,6 +168,7 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
     let mut prev = [0u8; LINEAR_MAX];
     let mut ids = [MAX; LINEAR_MAX];
     let key = |r: u32, i: usize| if r == MAX { MAX } else { (r << 7) | i as u32 };
+    let pad = Padded::new(piece);
     match chars {
         Some(chars) if piece.iter().any(|&b| b >= 0xc2) => {
             // parts: atomic characters (already merged, with their id) and single bytes
@@ -154,7 +205,13 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
             let mut i = 0;
             while end[i] as usize != n {
                 let j = end[i] as usize;
-                keys[i] = key(rank(vocab, piece, i, end[j] as usize, max_len), i);
+                let e = end[j] as usize;
+                let r = if AB_OLD.load(std::sync::atomic::Ordering::Relaxed) || e - i == 2 {
+                    rank(vocab, piece, i, e, max_len)
+                } else {
+                    rank3(vocab, &pad, piece, i, e, max_len)
+                };
+                keys[i] = key(r, i);
                 i = j;
             }
         }
@@ -184,13 +241,13 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
         keys_n[j] = MAX;
         keys_n[at] = if k < n {
             prev[k] = at as u8;
-            key(rank(vocab, piece, at, end[k] as usize, max_len), at)
+            key(rank3(vocab, &pad, piece, at, end[k] as usize, max_len), at)
         } else {
             MAX
         };
         if at > 0 {
             let p = prev[at] as usize;
-            keys_n[p] = key(rank(vocab, piece, p, k, max_len), p);
+            keys_n[p] = key(rank3(vocab, &pad, piece, p, k, max_len), p);
         }
     }
     let mut i = 0;
