@@ -17,6 +17,9 @@ fn main() {
     let enc = common::load_encoding(&args[1], &args[2]);
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let (mut all_old, mut all_new) = (0.0, 0.0);
+    let va: u32 = std::env::var("A").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let vb: u32 = std::env::var("B").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    println!("A = {va} (\"old\"), B = {vb} (\"new\")");
     for path in &args[3..] {
         let text = std::fs::read_to_string(path).expect("corpus");
         let long = path.contains("/w");
@@ -26,7 +29,7 @@ fn main() {
         let (mut t_old, mut t_new) = (vec![], vec![]);
         for r in 0..rounds {
             for old in [r % 2 == 0, r % 2 == 1] {
-                rank_bpe::AB_OLD.store(old, Ordering::Relaxed);
+                rank_bpe::AB.store(if old { va } else { vb }, Ordering::Relaxed);
                 piece_cache::clear_thread();
                 let t = thread_cpu();
                 let mut n = 0;

@@ -23,7 +23,11 @@ const _: () = assert!(LINEAR_MAX <= 128);
 const MAX: u32 = u32::MAX;
 
 /// TEMPORARY A/B switch (experiment only).
-pub static AB_OLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+pub static AB: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+#[inline(always)]
+fn ab(bit: u32) -> bool {
+    AB.load(std::sync::atomic::Ordering::Relaxed) & bit != 0
+}
 
 /// Whether [`linear`] can be used: its packed keys need ranks below 2^25.
 #[inline(always)]
@@ -73,6 +77,24 @@ impl Padded {
     }
 }
 
+/// Length of the UTF-8 character starting at `piece[i]` if it is well formed as far as
+/// [`AtomicChars::at_parts`] looks (a lead byte `C2..=F7` and enough continuation bytes),
+/// else 1.
+#[inline(always)]
+fn char_len(piece: &[u8], i: usize) -> usize {
+    let b0 = piece[i];
+    let cl = match b0 {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf7 => 4,
+        _ => return 1,
+    };
+    if i + cl > piece.len() || piece[i + 1..i + cl].iter().any(|&b| b & 0xc0 != 0x80) {
+        return 1;
+    }
+    cl
+}
+
 /// [`rank`] for `piece[a..b]` of at least 3 bytes, keyed through `pad` (a [`Padded`] copy
 /// of `piece`).
 #[inline(always)]
@@ -80,7 +102,7 @@ fn rank3(vocab: &Vocab, pad: &Padded, piece: &[u8], a: usize, b: usize, max_len:
     if b - a > max_len {
         return MAX;
     }
-    if AB_OLD.load(std::sync::atomic::Ordering::Relaxed) {
+    if ab(1) {
         return vocab.get_filtered(&piece[a..b]).unwrap_or(MAX);
     }
     let (h, t) = pad.key(a, b);
@@ -156,6 +178,51 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
     out: &mut Vec<u32>,
     on_merge: &mut M,
 ) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if !ab(4) && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { linear_avx2(vocab, chars, piece, out, on_merge) };
+    }
+    linear_impl(vocab, chars, piece, out, on_merge)
+}
+
+/// [`linear_impl`] compiled for AVX2 (the minimum scans take 8 keys per instruction).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn linear_avx2<M: FnMut(usize, usize)>(
+    vocab: &Vocab,
+    chars: Option<&AtomicChars>,
+    piece: &[u8],
+    out: &mut Vec<u32>,
+    on_merge: &mut M,
+) -> bool {
+    linear_impl(vocab, chars, piece, out, on_merge)
+}
+
+/// The smallest of `keys[..m]` (`m` a multiple of 8): eight independent lanes, so that
+/// the scan is vector instructions whatever the piece's length.
+#[inline(always)]
+fn min_key(keys: &[u32; LINEAR_MAX], m: usize) -> u32 {
+    let mut acc = [MAX; 8];
+    for c in keys[..m].chunks_exact(8) {
+        for l in 0..8 {
+            acc[l] = acc[l].min(c[l]);
+        }
+    }
+    acc.iter().fold(MAX, |a, &b| a.min(b))
+}
+
+#[inline(always)]
+fn linear_impl<M: FnMut(usize, usize)>(
+    vocab: &Vocab,
+    chars: Option<&AtomicChars>,
+    piece: &[u8],
+    out: &mut Vec<u32>,
+    on_merge: &mut M,
+) -> bool {
     let n = piece.len();
     let max_len = vocab.max_token_len();
     // Parts are indexed by their start byte. For a part start i: end[i] is its end,
@@ -174,6 +241,7 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
             // parts: atomic characters (already merged, with their id) and single bytes
             let mut last = usize::MAX;
             let mut i = 0;
+            if ab(8) {
             while i < n {
                 let mut len = 1;
                 if piece[i] >= 0xc2 {
@@ -202,11 +270,45 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
                 last = i;
                 i += len;
             }
+            } else {
+            while i < n {
+                // step over whole UTF-8 characters, so that the next step does not wait
+                // for this one's table lookup
+                let cl = char_len(piece, i);
+                let mut single = i; // first byte of the character left as single bytes
+                if cl > 1 {
+                    if let Some((l, first, id)) = chars.at_parts(piece, i) {
+                        debug_assert!(l <= cl);
+                        let mut part = |a: usize, b: usize, id: u32| {
+                            end[a] = b as u8;
+                            prev[a] = last as u8;
+                            ids[a] = id;
+                            last = a;
+                        };
+                        if first == l {
+                            part(i, i + l, id);
+                        } else {
+                            // two parts; the longer one is the token `id`
+                            let (x, y) = if first > 1 { (id, MAX) } else { (MAX, id) };
+                            part(i, i + first, x);
+                            part(i + first, i + l, y);
+                        }
+                        single = i + l;
+                    }
+                }
+                for a in single..i + cl {
+                    end[a] = (a + 1) as u8;
+                    prev[a] = last as u8;
+                    last = a;
+                }
+                i += cl;
+            }
+            }
             let mut i = 0;
             while end[i] as usize != n {
                 let j = end[i] as usize;
                 let e = end[j] as usize;
-                let r = if AB_OLD.load(std::sync::atomic::Ordering::Relaxed) || e - i == 2 {
+                let r = if ab(1) || e - i == 2 {
                     rank(vocab, piece, i, e, max_len)
                 } else {
                     rank3(vocab, &pad, piece, i, e, max_len)
@@ -225,9 +327,11 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
             }
         }
     }
-    let keys_n = &mut keys[..n];
+    // keys[n..] stay MAX: the scans may cover them
+    let m = (n + 7) & !7;
+    let old_scan = ab(2);
     loop {
-        let k_min = keys_n.iter().fold(MAX, |a, &b| a.min(b));
+        let k_min = if old_scan { keys[..n].iter().fold(MAX, |a, &b| a.min(b)) } else { min_key(&keys, m) };
         if k_min == MAX {
             break;
         }
@@ -238,8 +342,8 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
         on_merge(at, j);
         ids[at] = best;
         end[at] = k as u8;
-        keys_n[j] = MAX;
-        keys_n[at] = if k < n {
+        keys[j] = MAX;
+        keys[at] = if k < n {
             prev[k] = at as u8;
             key(rank3(vocab, &pad, piece, at, end[k] as usize, max_len), at)
         } else {
@@ -247,7 +351,7 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
         };
         if at > 0 {
             let p = prev[at] as usize;
-            keys_n[p] = key(rank3(vocab, &pad, piece, p, k, max_len), p);
+            keys[p] = key(rank3(vocab, &pad, piece, p, k, max_len), p);
         }
     }
     let mut i = 0;
