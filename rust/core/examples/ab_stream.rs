@@ -30,6 +30,8 @@ fn main() {
         for r in 0..rounds {
             for old in [r % 2 == 0, r % 2 == 1] {
                 rank_bpe::AB.store(if old { va } else { vb }, Ordering::Relaxed);
+                supertok_core::backtrack::SEAMS.store(0, Ordering::Relaxed);
+                supertok_core::backtrack::FAILS.store(0, Ordering::Relaxed);
                 piece_cache::clear_thread();
                 let t = thread_cpu();
                 let mut n = 0;
@@ -40,7 +42,13 @@ fn main() {
                 }
                 let dt = thread_cpu() - t;
                 if old { t_old.push(dt) } else { t_new.push(dt) }
-                if r == 0 { check[old as usize].push(n); }
+                if r == 0 {
+                    check[old as usize].push(n);
+                    let sm = supertok_core::backtrack::SEAMS.load(Ordering::Relaxed);
+                    if sm > 0 {
+                        println!("   old={old}: seams {sm} failed {}", supertok_core::backtrack::FAILS.load(Ordering::Relaxed));
+                    }
+                }
             }
         }
         assert_eq!(check[0], check[1]);
