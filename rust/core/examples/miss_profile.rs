@@ -18,7 +18,12 @@ fn rank(vocab: &Vocab, piece: &[u8], a: usize, b: usize, max_len: usize, st: &mu
     if b - a > max_len {
         return MAX;
     }
-    let r = if unsafe { PLAIN } { vocab.get(&piece[a..b]) } else { vocab.get_filtered(&piece[a..b]) }.unwrap_or(MAX);
+    let r = if unsafe { PLAIN } {
+        vocab.get(&piece[a..b])
+    } else {
+        vocab.get_filtered(&piece[a..b])
+    }
+    .unwrap_or(MAX);
     if r != MAX {
         st[1] += 1;
     }
@@ -27,7 +32,14 @@ fn rank(vocab: &Vocab, piece: &[u8], a: usize, b: usize, max_len: usize, st: &mu
 
 /// copy of rank_bpe::linear with counters; `init_only` stops after the first lookups
 #[inline(never)]
-fn lin(vocab: &Vocab, chars: &AtomicChars, piece: &[u8], out: &mut Vec<u32>, st: &mut [u64; 4], mode: u32) {
+fn lin(
+    vocab: &Vocab,
+    chars: &AtomicChars,
+    piece: &[u8],
+    out: &mut Vec<u32>,
+    st: &mut [u64; 4],
+    mode: u32,
+) {
     let n = piece.len();
     let max_len = vocab.max_token_len();
     let mut keys = [MAX; LM];
@@ -90,20 +102,40 @@ fn lin(vocab: &Vocab, chars: &AtomicChars, piece: &[u8], out: &mut Vec<u32>, st:
             let at = (m1 & 127) as usize;
             let j = end[at] as usize;
             let k = end[j] as usize;
-            let ka = if k < n { key(rank(vocab, piece, at, end[k] as usize, max_len, st), at) } else { MAX };
+            let ka = if k < n {
+                key(rank(vocab, piece, at, end[k] as usize, max_len, st), at)
+            } else {
+                MAX
+            };
             let p = prev[at] as usize;
-            let kp = if at > 0 { key(rank(vocab, piece, p, k, max_len, st), p) } else { MAX };
+            let kp = if at > 0 {
+                key(rank(vocab, piece, p, k, max_len, st), p)
+            } else {
+                MAX
+            };
             // second merge at b, if separated from at's by at least one part
             let mut second = None;
             if m2 != MAX {
                 let b = (m2 & 127) as usize;
                 let jb = end[b] as usize;
                 let kb = end[jb] as usize;
-                let far = if b > at { k < n && b >= end[k] as usize } else { kb < n && at >= end[kb] as usize };
+                let far = if b > at {
+                    k < n && b >= end[k] as usize
+                } else {
+                    kb < n && at >= end[kb] as usize
+                };
                 if far {
-                    let kbb = if kb < n { key(rank(vocab, piece, b, end[kb] as usize, max_len, st), b) } else { MAX };
+                    let kbb = if kb < n {
+                        key(rank(vocab, piece, b, end[kb] as usize, max_len, st), b)
+                    } else {
+                        MAX
+                    };
                     let pb = prev[b] as usize;
-                    let kpb = if b > 0 { key(rank(vocab, piece, pb, kb, max_len, st), pb) } else { MAX };
+                    let kpb = if b > 0 {
+                        key(rank(vocab, piece, pb, kb, max_len, st), pb)
+                    } else {
+                        MAX
+                    };
                     if m2 < ka && m2 < kp {
                         second = Some((b, jb, kb, pb, kbb, kpb));
                     }
@@ -134,35 +166,39 @@ fn lin(vocab: &Vocab, chars: &AtomicChars, piece: &[u8], out: &mut Vec<u32>, st:
             }
         }
     } else {
-    loop {
-        let k_min = keys_n.iter().fold(MAX, |a, &b| a.min(b));
-        if k_min == MAX {
-            break;
+        loop {
+            let k_min = keys_n.iter().fold(MAX, |a, &b| a.min(b));
+            if k_min == MAX {
+                break;
+            }
+            st[2] += 1;
+            let at = (k_min & 127) as usize;
+            let best = k_min >> 7;
+            let j = end[at] as usize;
+            let k = end[j] as usize;
+            ids[at] = best;
+            end[at] = k as u8;
+            keys_n[j] = MAX;
+            keys_n[at] = if k < n {
+                prev[k] = at as u8;
+                key(rank(vocab, piece, at, end[k] as usize, max_len, st), at)
+            } else {
+                MAX
+            };
+            if at > 0 {
+                let p = prev[at] as usize;
+                keys_n[p] = key(rank(vocab, piece, p, k, max_len, st), p);
+            }
         }
-        st[2] += 1;
-        let at = (k_min & 127) as usize;
-        let best = k_min >> 7;
-        let j = end[at] as usize;
-        let k = end[j] as usize;
-        ids[at] = best;
-        end[at] = k as u8;
-        keys_n[j] = MAX;
-        keys_n[at] = if k < n {
-            prev[k] = at as u8;
-            key(rank(vocab, piece, at, end[k] as usize, max_len, st), at)
-        } else {
-            MAX
-        };
-        if at > 0 {
-            let p = prev[at] as usize;
-            keys_n[p] = key(rank(vocab, piece, p, k, max_len, st), p);
-        }
-    }
     }
     let mut i = 0;
     while i < n {
         let e = end[i] as usize;
-        out.push(if e - i == 1 { vocab.byte_id(piece[i]).unwrap() } else { ids[i] });
+        out.push(if e - i == 1 {
+            vocab.byte_id(piece[i]).unwrap()
+        } else {
+            ids[i]
+        });
         i = e;
     }
 }
@@ -277,11 +313,21 @@ fn main() {
             tb.push(thread_cpu() - t);
         }
         let (a, b) = (median(ta), median(tb));
-        println!("  copy {:.0} ns, init only {:.0} ns; lookups {:.1} hits {:.1} merges {:.1} per piece",
-            median(tc) * 1e9 / np, median(td) * 1e9 / np,
-            stats[0] as f64 / np, stats[1] as f64 / np, stats[2] as f64 / np);
-        println!("  top2 {:.0} ns: lookups {:.1} steps {:.1} doubles {:.1}", median(te) * 1e9 / np,
-            stats2[0] as f64 / np, stats2[2] as f64 / np, stats2[3] as f64 / np);
+        println!(
+            "  copy {:.0} ns, init only {:.0} ns; lookups {:.1} hits {:.1} merges {:.1} per piece",
+            median(tc) * 1e9 / np,
+            median(td) * 1e9 / np,
+            stats[0] as f64 / np,
+            stats[1] as f64 / np,
+            stats[2] as f64 / np
+        );
+        println!(
+            "  top2 {:.0} ns: lookups {:.1} steps {:.1} doubles {:.1}",
+            median(te) * 1e9 / np,
+            stats2[0] as f64 / np,
+            stats2[2] as f64 / np,
+            stats2[3] as f64 / np
+        );
         println!(
             "{}: {} pieces, {:.1} B, {:.1} parts, {:.1} tokens each, len/8 hist {:?} | rank_bpe {:.0} ns | backtrack {:.0} ns",
             path.rsplit('/').next().unwrap(),

@@ -55,8 +55,6 @@ pub const CHUNK: usize = chunk_cache::CHUNK;
 /// whose first this many chunks all missed.
 const CACHE_PROBE_CHUNKS: u32 = 64;
 
-pub static SEAMS: AtomicU64 = AtomicU64::new(0);
-pub static FAILS: AtomicU64 = AtomicU64::new(0);
 /// Positions [`Backtrack::cut_near`] considers for the end of a chunk.
 const CUT_WINDOW: usize = 16;
 
@@ -302,13 +300,14 @@ impl Backtrack {
         let mut seam_ok = [false; SEAM_CACHE];
         while pos < n {
             let mut cut = (pos + CHUNK).min(n);
-            if rank_bpe::AB.load(Ordering::Relaxed) & 32 != 0 || cut == n || piece[cut] >= 0x80 || piece[cut - 1] >= 0x80 {
-            // cut at a UTF-8 character start when possible (fewer failed seams)
-            while cut < n && cut > pos + CHUNK / 2 && (piece[cut] & 0xc0) == 0x80 {
-                cut -= 1;
-            }
-            } else {
+            if cut < n && piece[cut] < 0x80 && piece[cut - 1] < 0x80 {
+                // ASCII: where the pair across the cut merges last (fewer failed seams)
                 cut = self.cut_near(vocab, piece, cut);
+            } else {
+                // cut at a UTF-8 character start when possible (fewer failed seams)
+                while cut < n && cut > pos + CHUNK / 2 && (piece[cut] & 0xc0) == 0x80 {
+                    cut -= 1;
+                }
             }
             tmp.clear();
             let chunk = &piece[pos..cut];
@@ -341,10 +340,6 @@ impl Backtrack {
                     ok
                 }
             };
-            SEAMS.fetch_add(1, Ordering::Relaxed);
-            if !seam_fits {
-                FAILS.fetch_add(1, Ordering::Relaxed);
-            }
             if seam_fits {
                 out.extend_from_slice(&tmp);
                 pos = cut;

@@ -259,18 +259,17 @@ impl PieceIndex {
         let h = head(piece);
         let t = if n > 8 { tail(piece) } else { 0 };
         let hv = hash(h, t, n);
+        if !self.maybe(hv) {
+            return None;
+        }
         if n > 16 {
-            if !self.maybe(hv) {
-                return None;
-            }
             return self.probe(hv, h, t, n, piece, bytes_of);
         }
-        // the Bloom filter and the first four slots of the probe sequence without a
-        // branch per slot (whether the query is a token and where it sits are
-        // unpredictable)
+        // the first four slots of the probe sequence without a branch per slot (where
+        // the token sits is unpredictable)
         let mask = self.slots.len() - 1;
         let i = (hv >> self.shift) as usize;
-        let (mut id, mut stop) = (NONE, !self.maybe(hv));
+        let (mut id, mut stop) = (NONE, false);
         for d in 0..4 {
             let j = (i + d) & mask;
             let s = &self.slots[j];

@@ -22,13 +22,6 @@ const _: () = assert!(LINEAR_MAX <= 128);
 
 const MAX: u32 = u32::MAX;
 
-/// TEMPORARY A/B switch (experiment only).
-pub static AB: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-#[inline(always)]
-fn ab(bit: u32) -> bool {
-    AB.load(std::sync::atomic::Ordering::Relaxed) & bit != 0
-}
-
 /// Whether [`linear`] can be used: its packed keys need ranks below 2^25.
 #[inline(always)]
 pub(crate) fn linear_ok(vocab: &Vocab) -> bool {
@@ -101,9 +94,6 @@ fn char_len(piece: &[u8], i: usize) -> usize {
 fn rank3(vocab: &Vocab, pad: &Padded, piece: &[u8], a: usize, b: usize, max_len: usize) -> u32 {
     if b - a > max_len {
         return MAX;
-    }
-    if ab(1) {
-        return vocab.get_filtered(&piece[a..b]).unwrap_or(MAX);
     }
     let (h, t) = pad.key(a, b);
     vocab.get_filtered_key(h, t, &piece[a..b]).unwrap_or(MAX)
@@ -179,7 +169,7 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
     on_merge: &mut M,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if !ab(4) && std::arch::is_x86_feature_detected!("avx2") {
+    if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
         return unsafe { linear_avx2(vocab, chars, piece, out, on_merge) };
     }
@@ -241,36 +231,6 @@ fn linear_impl<M: FnMut(usize, usize)>(
             // parts: atomic characters (already merged, with their id) and single bytes
             let mut last = usize::MAX;
             let mut i = 0;
-            if ab(8) {
-            while i < n {
-                let mut len = 1;
-                if piece[i] >= 0xc2 {
-                    if let Some((l, first, id)) = chars.at_parts(piece, i) {
-                        if first == l {
-                            ids[i] = id;
-                            len = l;
-                        } else {
-                            // two parts; the one of two bytes is the token `id`
-                            end[i] = (i + first) as u8;
-                            prev[i] = last as u8;
-                            last = i;
-                            if first > 1 {
-                                ids[i] = id;
-                            }
-                            i += first;
-                            len = l - first;
-                            if len > 1 {
-                                ids[i] = id;
-                            }
-                        }
-                    }
-                }
-                end[i] = (i + len) as u8;
-                prev[i] = last as u8;
-                last = i;
-                i += len;
-            }
-            } else {
             while i < n {
                 // step over whole UTF-8 characters, so that the next step does not wait
                 // for this one's table lookup
@@ -303,12 +263,11 @@ fn linear_impl<M: FnMut(usize, usize)>(
                 }
                 i += cl;
             }
-            }
             let mut i = 0;
             while end[i] as usize != n {
                 let j = end[i] as usize;
                 let e = end[j] as usize;
-                let r = if ab(1) || e - i == 2 {
+                let r = if e - i == 2 {
                     rank(vocab, piece, i, e, max_len)
                 } else {
                     rank3(vocab, &pad, piece, i, e, max_len)
@@ -329,9 +288,8 @@ fn linear_impl<M: FnMut(usize, usize)>(
     }
     // keys[n..] stay MAX: the scans may cover them
     let m = (n + 7) & !7;
-    let old_scan = ab(2);
     loop {
-        let k_min = if old_scan { keys[..n].iter().fold(MAX, |a, &b| a.min(b)) } else { min_key(&keys, m) };
+        let k_min = min_key(&keys, m);
         if k_min == MAX {
             break;
         }
@@ -500,5 +458,118 @@ mod tests {
         let long = b"ab".repeat(100);
         encode(&v, &long, &mut out).unwrap();
         assert_eq!(out.len(), 101);
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::bpe::MergeTable;
+    use proptest::prelude::*;
+
+    /// Units that texts and tokens are made of: ASCII, two-, three- and four-byte
+    /// characters and fragments of them (so that atomic and split characters occur).
+    const UNITS: [&[u8]; 12] = [
+        b"a",
+        b"b",
+        b" ",
+        "é".as_bytes(),
+        "ж".as_bytes(),
+        "中".as_bytes(),
+        "文".as_bytes(),
+        "\u{1F600}".as_bytes(),
+        b"\xe4\xb8",
+        b"\xb8\xad",
+        b"\xf0\x9f",
+        b"\x98\x80",
+    ];
+
+    fn concat(units: &[usize]) -> Vec<u8> {
+        units
+            .iter()
+            .flat_map(|&u| UNITS[u % UNITS.len()].to_vec())
+            .collect()
+    }
+
+    /// Every byte, then the distinct non-empty token strings in the given order (ids are
+    /// ranks, as in tiktoken).
+    fn vocab_of(tokens: &[Vec<usize>]) -> Vocab {
+        let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        let mut seen = std::collections::HashSet::new();
+        for t in tokens {
+            let b = concat(t);
+            if b.len() > 1 && seen.insert(b.clone()) {
+                let id = pairs.len() as u32;
+                pairs.push((b, id));
+            }
+        }
+        Vocab::from_pairs(pairs).unwrap()
+    }
+
+    proptest! {
+        /// Random vocabularies with tokens of up to 40 bytes (both key words of the
+        /// index, and longer): the linear merge (AVX2 build and generic build, with and
+        /// without atomic characters, with the four-byte extension) equals the heap merge
+        /// and the merge-table reference on random pieces.
+        #[test]
+        fn linear_equals_heap_and_merge_table(
+            tokens in proptest::collection::vec(proptest::collection::vec(0usize..12, 2..14), 1..80),
+            pieces in proptest::collection::vec(proptest::collection::vec(0usize..12, 1..60), 1..8),
+        ) {
+            let v = vocab_of(&tokens);
+            let table = MergeTable::from_vocab_ranks(&v);
+            let chars = AtomicChars::build(&v);
+            let chars4 = chars.clone().with_four_byte(&v);
+            for p in &pieces {
+                let mut piece = concat(p);
+                piece.truncate(LINEAR_MAX - 1);
+                if piece.len() < 2 {
+                    continue;
+                }
+                let mut want = vec![];
+                table.encode_piece(&piece, &mut want).unwrap();
+                let mut h = vec![];
+                let ok = heap(&v, &piece, &mut h, &mut |_, _| {});
+                prop_assert!(ok);
+                prop_assert_eq!(&h, &want);
+                for c in [None, Some(&chars), Some(&chars4)] {
+                    let mut a = vec![];
+                    let ok = linear(&v, c, &piece, &mut a, &mut |_, _| {});
+                    prop_assert!(ok);
+                    prop_assert_eq!(&a, &want);
+                    let mut b = vec![];
+                    let ok = linear_impl(&v, c, &piece, &mut b, &mut |_, _| {});
+                    prop_assert!(ok);
+                    prop_assert_eq!(&b, &want);
+                }
+            }
+        }
+
+        /// The merge loop's lookups: the key built from the padded copy and
+        /// `get_filtered_key` agree with `Vocab::get` on every span of 3 or more bytes.
+        #[test]
+        fn padded_keys_find_the_same_tokens(
+            tokens in proptest::collection::vec(proptest::collection::vec(0usize..12, 2..14), 1..60),
+            text in proptest::collection::vec(0usize..12, 1..50),
+        ) {
+            let v = vocab_of(&tokens);
+            // texts made mostly of tokens, so that many spans are tokens
+            let mut piece = vec![];
+            for (i, &u) in text.iter().enumerate() {
+                if u < 6 {
+                    piece.extend(concat(&tokens[i % tokens.len()]));
+                } else {
+                    piece.extend_from_slice(UNITS[u]);
+                }
+            }
+            piece.truncate(LINEAR_MAX - 1);
+            let pad = Padded::new(&piece);
+            for a in 0..piece.len() {
+                for b in a + 3..=piece.len() {
+                    let want = v.get(&piece[a..b]).unwrap_or(MAX);
+                    prop_assert_eq!(rank3(&v, &pad, &piece, a, b, usize::MAX), want);
+                }
+            }
+        }
     }
 }
