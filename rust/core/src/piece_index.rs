@@ -262,35 +262,7 @@ impl PieceIndex {
         if !self.maybe(hv) {
             return None;
         }
-        if n > 16 {
-            return self.probe(hv, h, t, n, piece, bytes_of);
-        }
-        // the first four slots of the probe sequence without a branch per slot (where
-        // the token sits is unpredictable)
-        let mask = self.slots.len() - 1;
-        let i = (hv >> self.shift) as usize;
-        let (mut id, mut stop) = (NONE, false);
-        for d in 0..4 {
-            let j = (i + d) & mask;
-            let s = &self.slots[j];
-            let hit = (s.len as usize == n) & (s.head == h) & (self.ext[j] == t);
-            id = if hit & !stop { s.id } else { id };
-            stop |= hit | (s.len == 0);
-        }
-        if stop {
-            return (id != NONE).then_some(id);
-        }
-        let mut j = (i + 4) & mask;
-        loop {
-            let s = &self.slots[j];
-            if s.len as usize == n && s.head == h && self.ext[j] == t {
-                return Some(s.id);
-            }
-            if s.len == 0 {
-                return None;
-            }
-            j = (j + 1) & mask;
-        }
+        self.probe(hv, h, t, n, piece, bytes_of)
     }
 
     /// [`PieceIndex::get_filtered`] for a query of at least 3 bytes whose key the caller
