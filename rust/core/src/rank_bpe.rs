@@ -8,17 +8,16 @@
 //!   for the minimum (cache friendly, no allocation).
 //!
 //!   The cost of this merge on missed pieces (about 20 lookups and 7 merges for an
-//!   11-byte Finnish word with o200k) is dominated by mispredicted branches, not by the
-//!   table's size (the same ~44 ns per merge with r50k's 1.5 MB index as with o200k's
-//!   6 MB one). So the merge loop keys its lookups from a zero-padded copy of the piece
-//!   (head and tail words by masked loads, no branch on the length; the initial pairs of
-//!   atomic characters too) and checks the first four slots of a probe sequence without
-//!   a branch per slot ([`crate::piece_index::PieceIndex::get_filtered_key`]); the
-//!   Bloom filter still answers first (loading slot lines for non-tokens as well slowed
-//!   the rest of the stream). The initial parts of atomic characters step over whole
-//!   UTF-8 characters, so the next step does not wait for the character table's load.
-//!   On x86-64 the loop is also compiled for AVX2 (runtime dispatch), and the minimum
-//!   scan runs over whole blocks of 8 keys.
+//!   11-byte Finnish word with o200k) does not depend on the index's size (the same
+//!   ~44 ns per merge with r50k's 1.5 MB index as with o200k's 6 MB one): branches and
+//!   instructions dominate. So the merge loop keys its lookups from a zero-padded copy
+//!   of the piece (head and tail words by masked loads, no branch on the length; the
+//!   initial pairs of atomic characters too) and asks
+//!   [`crate::piece_index::PieceIndex::get_filtered_key`] (Bloom filter, then the probe).
+//!   The initial parts of atomic characters step over whole UTF-8 characters, so the
+//!   next step does not wait for the character table's load. On x86-64 the loop is
+//!   also compiled for AVX2 (runtime dispatch), and the minimum scan runs over whole
+//!   blocks of 8 keys.
 //! * Longer pieces: [`crate::backtrack`] when the vocabulary supports it (linear time),
 //!   else a binary heap with lazy invalidation over a linked list (`O(n log n)`).
 
