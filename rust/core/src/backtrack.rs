@@ -55,6 +55,9 @@ pub const CHUNK: usize = chunk_cache::CHUNK;
 /// whose first this many chunks all missed.
 const CACHE_PROBE_CHUNKS: u32 = 64;
 
+/// Positions [`Backtrack::cut_near`] considers for the end of a chunk.
+const CUT_WINDOW: usize = 16;
+
 /// Entries of the per-call cache of seam compatibility results (a power of two).
 const SEAM_CACHE: usize = 64;
 
@@ -297,9 +300,14 @@ impl Backtrack {
         let mut seam_ok = [false; SEAM_CACHE];
         while pos < n {
             let mut cut = (pos + CHUNK).min(n);
-            // cut at a UTF-8 character start when possible (fewer failed seams)
-            while cut < n && cut > pos + CHUNK / 2 && (piece[cut] & 0xc0) == 0x80 {
-                cut -= 1;
+            if cut < n && piece[cut] < 0x80 && piece[cut - 1] < 0x80 {
+                // ASCII: where the pair across the cut merges last (fewer failed seams)
+                cut = self.cut_near(vocab, piece, cut);
+            } else {
+                // cut at a UTF-8 character start when possible (fewer failed seams)
+                while cut < n && cut > pos + CHUNK / 2 && (piece[cut] & 0xc0) == 0x80 {
+                    cut -= 1;
+                }
             }
             tmp.clear();
             let chunk = &piece[pos..cut];
@@ -374,6 +382,27 @@ impl Backtrack {
             pos = cut;
         }
         Ok(true)
+    }
+
+    /// Where to end a chunk near `target` (`CUT_WINDOW <= target < text.len()`): at a
+    /// UTF-8 character start whose byte pair across the cut is not a token or the token
+    /// of highest id among the last `CUT_WINDOW` positions (such pairs merge last, so the
+    /// seam is seldom crossed by the encoding), the latest among equals.
+    #[inline]
+    fn cut_near(&self, vocab: &Vocab, text: &[u8], target: usize) -> usize {
+        let mut best = target;
+        let mut best_r = 0u32;
+        for c in target + 1 - CUT_WINDOW..=target {
+            if text[c] >= 0x80 || text[c - 1] >= 0x80 {
+                continue;
+            }
+            let r = vocab.get(&text[c - 1..c + 1]).unwrap_or(NONE);
+            if r >= best_r {
+                best_r = r;
+                best = c;
+            }
+        }
+        best
     }
 
     /// The longest reachable token that is a prefix of `text[pos..]` and at most

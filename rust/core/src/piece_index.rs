@@ -275,6 +275,25 @@ impl PieceIndex {
         self.probe(hv, h, t, n, piece, bytes_of)
     }
 
+    /// [`PieceIndex::get_filtered`] for a query of at least 3 bytes whose key the caller
+    /// computed: `h` its first `min(len, 8)` bytes and `t` its last 8 bytes if it is
+    /// longer than 8 bytes (else 0), both little-endian and zero-padded, as in the
+    /// index. The byte-rank merge builds them from a padded copy of its piece without
+    /// branching on the length.
+    #[inline(always)]
+    pub fn get_filtered_key<'v, F>(&self, h: u64, t: u64, piece: &[u8], bytes_of: F) -> Option<u32>
+    where
+        F: Fn(u32) -> &'v [u8],
+    {
+        let n = piece.len();
+        debug_assert!(n >= 3 && h == head(piece) && t == if n > 8 { tail(piece) } else { 0 });
+        let hv = hash(h, t, n);
+        if !self.maybe(hv) {
+            return None;
+        }
+        self.probe(hv, h, t, n, piece, bytes_of)
+    }
+
     #[inline(always)]
     fn maybe(&self, hv: u64) -> bool {
         let (w, bits) = bloom_word(hv, self.bloom_mask);

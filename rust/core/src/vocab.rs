@@ -165,6 +165,14 @@ impl Vocab {
         self.index.get_in(text, a, e, |id| self.bytes_present(id))
     }
 
+    /// [`Vocab::get_filtered`] of `bytes` (at least 3 of them) with its index key already
+    /// computed (see [`crate::piece_index::PieceIndex::get_filtered_key`]).
+    #[inline(always)]
+    pub(crate) fn get_filtered_key(&self, h: u64, t: u64, bytes: &[u8]) -> Option<u32> {
+        self.index
+            .get_filtered_key(h, t, bytes, |id| self.bytes_present(id))
+    }
+
     /// Id of the token whose bytes are `a ++ b` (both non-empty).
     #[inline]
     pub fn get_concat(&self, a: &[u8], b: &[u8]) -> Option<u32> {
