@@ -330,12 +330,17 @@ pub fn stage2(
     } = table.finish(seg, cfg.policy)?;
     let n_replayed = merges.len();
     let n_positions = syms.len();
-    // The chunk texts and the replay caches are freed; give their pages back before the
-    // trainer allocates its arrays (they are mostly small blocks that the allocator would
-    // otherwise keep).
-    crate::util::release_free_memory();
     clock.lap("finish replay");
-    let mut t = Trainer::from_segments(tokens, merges, syms, starts, counts, n_chunks, true)?;
+    // The chunk texts and the replay caches are freed; give their pages back (they are
+    // mostly small blocks that the allocator would otherwise keep) while the trainer
+    // builds its arrays: the trim runs on one worker, the build's parallel passes take
+    // the other and steal back once the trim is done. The arrays are large fresh
+    // allocations (mapped, not taken from the freed blocks), so the two do not compete
+    // for the same pages.
+    let (_, t) = rayon::join(crate::util::release_free_memory, || {
+        Trainer::from_segments(tokens, merges, syms, starts, counts, n_chunks, true)
+    });
+    let mut t = t?;
     clock.lap("trainer build");
     let filters = &cfg.filters;
     let veto = |l: &[u8], r: &[u8]| filters.rejects(l, r);
