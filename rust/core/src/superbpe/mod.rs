@@ -372,7 +372,9 @@ pub fn stage2(
     let stop: StopReason = t.train_greedy(&opts, &mut |n| progress("merge", n as u64, total))?;
     clock.lap("greedy");
     let out = train::finish(&t, &cfg.train, stop);
-    drop(t);
+    // Freeing the trainer (tens of MB in a few large arrays, the pair map, the token
+    // table) is left to a helper thread: the caller goes on building the tokenizer.
+    crate::util::drop_in_background((t, table));
     clock.lap("finish");
     Ok(Stage2Output {
         out,
