@@ -104,4 +104,17 @@ mod tests {
         assert_eq!(bytes_repr(b"\x00\xff\n"), "b'\\x00\\xff\\n'");
         assert_eq!(bytes_repr(b"a'\"b"), "b'a\\'\"b'");
     }
+
+    #[test]
+    fn drop_in_background_drops() {
+        struct Signal(std::sync::mpsc::Sender<u32>);
+        impl Drop for Signal {
+            fn drop(&mut self) {
+                let _ = self.0.send(7);
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        drop_in_background(Signal(tx));
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(30)), Ok(7));
+    }
 }
