@@ -337,7 +337,8 @@ def _train_stage1(plan: _Plan, counts: PretokenCounts, final: bool) -> tuple[lis
     finally:
         bar.close()
     n_regular = len(vocab) - len(spec)
-    return [bytes(b) for b in vocab[:n_regular]], [tuple(m) for m in merges], stop, list(collisions)
+    # The core returns bytes objects and (int, int) tuples: no per-item conversion needed.
+    return vocab[:n_regular], merges, stop, list(collisions)
 
 
 def _finish(
