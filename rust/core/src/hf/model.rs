@@ -432,17 +432,28 @@ impl BpeModel {
         } = options;
         let slots = names.present.len();
         // HF builds its merge map with `collect()` into a hash map: for a repeated pair the
-        // last occurrence's rank wins. Keep only last occurrences, in order.
-        let mut last: FxHashMap<(u32, u32), usize> = FxHashMap::default();
-        for (i, p) in pairs.iter().enumerate() {
-            last.insert((p.0, p.1), i);
-        }
-        let pairs: Vec<(u32, u32, u32)> = pairs
-            .iter()
-            .enumerate()
-            .filter(|(i, p)| last.get(&(p.0, p.1)) == Some(i))
-            .map(|(_, p)| *p)
-            .collect();
+        // last occurrence's rank wins. Keep only last occurrences, in order. A repeated pair
+        // has the same result both times, so when every result is distinct (always so for a
+        // trained list; checked with a bitmap over the ids) there is nothing to remove.
+        let mut seen = vec![false; slots];
+        let distinct = pairs.iter().all(|p| match seen.get_mut(p.2 as usize) {
+            Some(s) => !std::mem::replace(s, true),
+            None => false,
+        });
+        let pairs: Vec<(u32, u32, u32)> = if distinct {
+            pairs
+        } else {
+            let mut last: FxHashMap<(u32, u32), usize> = FxHashMap::default();
+            for (i, p) in pairs.iter().enumerate() {
+                last.insert((p.0, p.1), i);
+            }
+            pairs
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| last.get(&(p.0, p.1)) == Some(i))
+                .map(|(_, p)| *p)
+                .collect()
+        };
         let table = MergeTable::from_merges(&bytes, &pairs);
         let mut inner_pairs = vec![0u64; 1024];
         for (_, b) in bytes.iter() {

@@ -262,6 +262,23 @@ mod tests {
                 .unwrap();
                 same(&got, &want);
             }
+            // a repeated pair: the last rank wins on both paths
+            let mut rep = merges.clone();
+            rep.insert(1, merges[4]);
+            let want_rep =
+                HfTokenizer::from_bpe(vocab.clone(), &rep, pre.clone(), None, specials.clone())
+                    .unwrap();
+            let got = HfTokenizer::from_bpe_builder(
+                ModelBuilder::default(),
+                &vocab,
+                &rep,
+                pre.clone(),
+                None,
+                specials.clone(),
+            )
+            .unwrap();
+            same(&got, &want_rep);
+            assert_eq!(got.model().merges().len(), merges.len());
             let b = ModelBuilder::from_byte_merges(&[(b"t".to_vec(), b"h".to_vec())]).unwrap();
             assert_eq!(b.len(), 257);
             let got =
