@@ -560,3 +560,50 @@ def test_differential_corpus_big(name: str) -> None:
         for doc in _paragraphs(name, 60, seed=5, max_bytes=60_000):
             _check(kind, doc)
             _check(kind, doc.replace("\n", " "))
+
+
+# ---------------------------------------------------------------------------- construction
+
+
+def _rebuilt(tok: supertok.Tokenizer, stage2_pattern: str = "paper") -> supertok.Tokenizer:
+    """``tok`` rebuilt by ``Tokenizer.from_bpe`` (the string-based constructor) from its parts."""
+    merges, vocab = _parts(tok)
+    specials = tok.special_tokens
+    special_ids = set(specials.values())
+    regular = [vocab[i] for i in range(len(vocab)) if i in vocab and i not in special_ids]
+    assert len(regular) == len(vocab) - len([i for i in special_ids if i in vocab])
+    ids = {b: i for i, b in enumerate(regular)}
+    pairs = [(ids[a], ids[b]) for a, b in merges]
+    return supertok.Tokenizer.from_bpe(
+        regular,
+        pairs,
+        pre_tokenizer=supertok.superbpe.pre_tokenizer_objects(stage2_pattern, 2),
+        special_tokens=specials,
+    )
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"special_tokens": ["<|endoftext|>", "<pad>"]},
+        {"stage2_pattern": "recommended", "special_tokens": ["<|im_start|>"]},
+        {"inherit": "o200k_base"},
+        {"inherit": "o200k_base", "special_tokens": ["<|endoftext|>"]},
+    ],
+)
+def test_tokenizer_built_during_stage2_equals_from_bpe(kw: dict) -> None:
+    """train_superbpe builds its tokenizer inside the core (stage-1 part while the stage-2
+    merge loop runs): it must equal what Tokenizer.from_bpe builds from the same parts."""
+    kw = dict(kw)
+    n1 = 700
+    if "inherit" in kw:
+        kw["inherit"] = supertok.get_encoding(kw["inherit"])
+    tok = supertok.train_superbpe_from_iterator(
+        synthetic_lines(2000), 256 + n1 + 250, 256 + n1, show_progress=False, **kw
+    )
+    ref = _rebuilt(tok, kw.get("stage2_pattern", "paper"))
+    assert tok.to_json() == ref.to_json()
+    text = "".join(synthetic_lines(60, seed=9)) + " <|endoftext|> x\u3000y 12345678 don't \r\n"
+    assert tok.encode(text) == ref.encode(text)
+    assert tok.newline_shardable == ref.newline_shardable

@@ -344,6 +344,35 @@ def superbpe_stage2(
     (n_replayed, n_chunks, n_positions, n_rejected), dropped_replays)``."""
     ...
 
+def superbpe_stage2_tokenizer(
+    chunks: PretokenCounts,
+    stage1: list[tuple[bytes, bytes]],
+    vocab_size: int,
+    special_tokens: list[str],
+    policy_name: str,
+    forbid: list[bytes],
+    max_words: int | None,
+    pre_tokenizer: str,
+    threads: int | None = None,
+    replay_progress: Callable[[int], None] | None = None,
+    merge_progress: Callable[[int], None] | None = None,
+) -> tuple[
+    CoreTokenizer,
+    int,
+    int,
+    list[tuple[str, int]],
+    str,
+    list[str],
+    tuple[int, int, int, int],
+    list[tuple[bytes, bytes]],
+]:
+    """Stage 2 on chunk counts (consumed), returning the finished tokenizer (``pre_tokenizer``:
+    JSON list of the stage-2 pre-tokenizer objects before ByteLevel); its stage-1 part is built
+    while the stage-2 merge loop runs. Returns ``(tokenizer, vocab_size, n_merges,
+    special_tokens, stop_reason, special_collisions, (n_replayed, n_chunks, n_positions,
+    n_rejected), dropped_replays)``."""
+    ...
+
 def tokenizer_bpe_parts(tok: CoreTokenizer) -> tuple[list[tuple[bytes, bytes]], list[tuple[int, bytes]]]:
     """Merges as ``(left bytes, right bytes)`` in rank order and the vocabulary as ``(id, bytes)``."""
     ...

@@ -337,7 +337,8 @@ def _train_stage1(plan: _Plan, counts: PretokenCounts, final: bool) -> tuple[lis
     finally:
         bar.close()
     n_regular = len(vocab) - len(spec)
-    return [bytes(b) for b in vocab[:n_regular]], [tuple(m) for m in merges], stop, list(collisions)
+    # The core returns bytes objects and (int, int) tuples: no per-item conversion needed.
+    return vocab[:n_regular], merges, stop, list(collisions)
 
 
 def _finish(
@@ -355,33 +356,55 @@ def _finish(
     n_chunks_total = len(chunks)
     rbar = ProgressBar(n_chunks_total, "Stage 2 replay", "chunks", plan.show_progress)
     mbar = ProgressBar(plan.vocab_size - len(plan.specials) - 256, "Stage 2 merges", "merges", plan.show_progress)
+    # Keeping inherited ids renumbers the result in Python (_preserve_ids), so that case
+    # needs the token and merge lists; otherwise the core returns the finished tokenizer
+    # (its stage-1 part built while the stage-2 merge loop runs).
+    need_lists = plan.inherited is not None and plan.inherited_ids is not None
+    core_tok = None
     t0 = time.perf_counter()
     try:
-        vocab, merges, mcounts, spec, stop, collisions, stats, dropped = _core.superbpe_stage2(
-            chunks,
-            stage1,
-            plan.vocab_size,
-            plan.specials,
-            plan.policy,
-            plan.forbid,
-            plan.max_words,
-            plan.threads,
-            rbar.update_to,
-            lambda n: mbar.update_to(n - 256),
-        )
+        if need_lists:
+            vocab, merges, _mcounts, spec, stop, collisions, stats, dropped = _core.superbpe_stage2(
+                chunks,
+                stage1,
+                plan.vocab_size,
+                plan.specials,
+                plan.policy,
+                plan.forbid,
+                plan.max_words,
+                plan.threads,
+                rbar.update_to,
+                lambda n: mbar.update_to(n - 256),
+            )
+            n_vocab, n_merges = len(vocab), len(merges)
+        else:
+            core_tok, n_vocab, n_merges, spec, stop, collisions, stats, dropped = _core.superbpe_stage2_tokenizer(
+                chunks,
+                stage1,
+                plan.vocab_size,
+                plan.specials,
+                plan.policy,
+                plan.forbid,
+                plan.max_words,
+                json.dumps(plan.stage2_objs),
+                plan.threads,
+                rbar.update_to,
+                lambda n: mbar.update_to(n - 256),
+            )
         rbar.update_to(n_chunks_total)
-        mbar.update_to(len(vocab) - len(spec) - 256)
+        mbar.update_to(n_vocab - len(spec) - 256)
     finally:
         rbar.close()
         mbar.close()
     merge_seconds = time.perf_counter() - t0
     n_replayed, n_chunks, n_positions, n_rejected = stats
-    n_regular = len(vocab) - len(spec)
-    # Straight from the core: bytes objects and (int, int) tuples (no copies needed).
-    regular: list[bytes] = vocab[:n_regular]
-    merge_list: list[tuple[int, int]] = merges
     preserved = None
-    if plan.inherited is not None and plan.inherited_ids is not None:
+    if need_lists:
+        assert plan.inherited is not None and plan.inherited_ids is not None
+        n_regular = len(vocab) - len(spec)
+        # Straight from the core: bytes objects and (int, int) tuples (no copies needed).
+        regular: list[bytes] = vocab[:n_regular]
+        merge_list: list[tuple[int, int]] = merges
         res = None
         if not dropped:
             res = _preserve_ids(regular, merge_list, len(plan.inherited), plan.inherited_ids)
@@ -402,16 +425,18 @@ def _finish(
             f"(the special token keeps its own id): {all_collisions!r}",
             stacklevel=3,
         )
-    # The core's own output needs none of Tokenizer.from_bpe's per-merge Python checks (the
-    # core constructor still validates everything).
-    tok = Tokenizer(_core.CoreTokenizer.from_bpe(regular, merge_list, json.dumps(plan.stage2_objs), None, specials))
+    if core_tok is None:
+        # The core's own output needs none of Tokenizer.from_bpe's per-merge Python checks
+        # (the core constructor still validates everything).
+        core_tok = _core.CoreTokenizer.from_bpe(regular, merge_list, json.dumps(plan.stage2_objs), None, specials)
+    tok = Tokenizer(core_tok)
     summary = SuperBPESummary(
-        vocab_size=len(vocab),
+        vocab_size=n_vocab,
         transition=256 + len(stage1),
         stage1_merges=len(stage1),
         replayed_merges=n_replayed,
         dropped_merges=[(bytes(a), bytes(b)) for a, b in dropped],
-        stage2_merges=len(merges) - n_replayed,
+        stage2_merges=n_merges - n_replayed,
         rejected_pairs=n_rejected,
         chunks=n_chunks,
         chunk_tokens=n_positions,

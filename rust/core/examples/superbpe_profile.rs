@@ -1,6 +1,6 @@
 //! Profile SuperBPE training phase by phase on one file:
 //! `cargo run --release --example superbpe_profile -- FILE [VOCAB] [TRANSITION] [THREADS]`
-//! (paper presets, filters on). Prints wall / process-CPU time per phase and an FNV digest
+//! (paper presets, filters on; stage 2 also builds the tokenizer). Prints wall / process-CPU time per phase and an FNV digest
 //! of the final merge list (to check that an optimisation changes no merge).
 mod common;
 use common::process_cpu;
@@ -78,8 +78,14 @@ fn main() {
                 max_words: Some(4),
             },
         };
-        let o = superbpe::stage2(c2, &stage1, &cfg, &mut |_, _, _| Ok(())).expect("stage 2");
-        lap("stage 2");
+        // the tokenizer too, as `train_superbpe` does (its stage-1 part is built during the
+        // stage-2 merge loop)
+        let pre = presets::preset("paper", presets::Stage::Two).expect("p2");
+        let (o, tok) =
+            superbpe::stage2_with_tokenizer(c2, &stage1, &cfg, pre, &mut |_, _, _| Ok(()))
+                .expect("stage 2");
+        lap("stage 2 + tokenizer");
+        drop(tok);
         o
     });
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -71,6 +71,15 @@ pub fn release_free_memory() {
     }
 }
 
+/// Drop `value` on a short-lived helper thread, for large structures whose freeing would
+/// otherwise delay the caller. If no thread can be started, the closure that owns `value`
+/// is dropped by `spawn` itself, so the value is then freed here.
+pub fn drop_in_background<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new()
+        .name("supertok-free".into())
+        .spawn(move || drop(value));
+}
+
 /// Hint the CPU to fetch the cache line holding `*p` (no effect on other architectures).
 /// Only a hint: it never faults and has no observable effect, whatever the address.
 #[inline(always)]
@@ -94,5 +103,18 @@ mod tests {
         assert_eq!(bytes_repr(b"a'b"), "b\"a'b\"");
         assert_eq!(bytes_repr(b"\x00\xff\n"), "b'\\x00\\xff\\n'");
         assert_eq!(bytes_repr(b"a'\"b"), "b'a\\'\"b'");
+    }
+
+    #[test]
+    fn drop_in_background_drops() {
+        struct Signal(std::sync::mpsc::Sender<u32>);
+        impl Drop for Signal {
+            fn drop(&mut self) {
+                let _ = self.0.send(7);
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        drop_in_background(Signal(tx));
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(30)), Ok(7));
     }
 }

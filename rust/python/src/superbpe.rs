@@ -13,7 +13,7 @@ use supertok_core::hf::syntax::tiktoken_to_onig;
 use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config};
 use supertok_core::train::{self as core_train, LineSplitter, TrainConfig};
 
-use crate::tokenizer::CoreTokenizer;
+use crate::tokenizer::{guard, wrap, CoreTokenizer};
 use crate::train::{
     policy, stop_name, threads_or_default, utf8_errors, BackgroundCounter, DynSplitter, Progress,
     PyPretokenCounts,
@@ -114,6 +114,27 @@ impl SuperbpeCounter {
     }
 }
 
+fn stage2_config(
+    vocab_size: usize,
+    special_tokens: Vec<String>,
+    policy_name: &str,
+    forbid: Vec<Vec<u8>>,
+    max_words: Option<usize>,
+) -> PyResult<Stage2Config> {
+    let cfg = Stage2Config {
+        train: TrainConfig {
+            vocab_size,
+            special_tokens,
+            min_frequency: 1,
+            max_token_length: None,
+        },
+        policy: policy(policy_name)?,
+        filters: Filters { forbid, max_words },
+    };
+    core_train::check_config(&cfg.train).map_err(to_py)?;
+    Ok(cfg)
+}
+
 type Stage2Tuple<'py> = (
     Vec<Bound<'py, PyBytes>>,
     Vec<(u32, u32)>,
@@ -145,17 +166,7 @@ pub fn superbpe_stage2<'py>(
     replay_progress: Option<Py<PyAny>>,
     merge_progress: Option<Py<PyAny>>,
 ) -> PyResult<Stage2Tuple<'py>> {
-    let cfg = Stage2Config {
-        train: TrainConfig {
-            vocab_size,
-            special_tokens,
-            min_frequency: 1,
-            max_token_length: None,
-        },
-        policy: policy(policy_name)?,
-        filters: Filters { forbid, max_words },
-    };
-    core_train::check_config(&cfg.train).map_err(to_py)?;
+    let cfg = stage2_config(vocab_size, special_tokens, policy_name, forbid, max_words)?;
     let taken = std::mem::take(&mut chunks.inner);
     drop(chunks);
     let p = pool(threads_or_default(threads))?;
@@ -187,6 +198,80 @@ pub fn superbpe_stage2<'py>(
         vocab,
         merges,
         mcounts,
+        o.out.special_tokens,
+        stop_name(o.out.stop),
+        o.out.special_collisions,
+        (o.n_replayed, o.n_chunks, o.n_positions, o.rejected),
+        dropped,
+    ))
+}
+
+type Stage2TokTuple<'py> = (
+    CoreTokenizer,
+    usize,
+    usize,
+    Vec<(String, u32)>,
+    &'static str,
+    Vec<String>,
+    (usize, usize, usize, u64),
+    Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
+);
+
+/// SuperBPE stage 2 on chunk counts (consumed), returning the finished tokenizer
+/// (``pre_tokenizer``: JSON list of the stage-2 pre-tokenizer objects, before ByteLevel)
+/// instead of the token and merge lists; its stage-1 part is built while the stage-2 merge
+/// loop runs.
+///
+/// Returns ``(tokenizer, vocab_size, n_merges, special_tokens, stop_reason,
+/// special_collisions, (n_replayed, n_chunks, n_positions, n_rejected), dropped_replays)``.
+#[pyfunction]
+#[pyo3(signature = (chunks, stage1, vocab_size, special_tokens, policy_name, forbid, max_words, pre_tokenizer, threads=None, replay_progress=None, merge_progress=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn superbpe_stage2_tokenizer<'py>(
+    py: Python<'py>,
+    mut chunks: PyRefMut<'_, PyPretokenCounts>,
+    stage1: Vec<(Vec<u8>, Vec<u8>)>,
+    vocab_size: usize,
+    special_tokens: Vec<String>,
+    policy_name: &str,
+    forbid: Vec<Vec<u8>>,
+    max_words: Option<usize>,
+    pre_tokenizer: &str,
+    threads: Option<usize>,
+    replay_progress: Option<Py<PyAny>>,
+    merge_progress: Option<Py<PyAny>>,
+) -> PyResult<Stage2TokTuple<'py>> {
+    let cfg = stage2_config(vocab_size, special_tokens, policy_name, forbid, max_words)?;
+    let objs = parse_objects(pre_tokenizer)?;
+    let taken = std::mem::take(&mut chunks.inner);
+    drop(chunks);
+    let p = pool(threads_or_default(threads))?;
+    let mut rp = Progress::new(replay_progress.as_ref());
+    let mut mp = Progress::new(merge_progress.as_ref());
+    let r = py.detach(|| {
+        p.install(|| {
+            guard(|| {
+                superbpe::stage2_with_tokenizer(taken, &stage1, &cfg, objs, &mut |phase, d, _| {
+                    if phase == "replay" {
+                        rp.tick(d, false)
+                    } else {
+                        mp.tick(d, false)
+                    }
+                })
+            })
+        })
+    });
+    let r = mp.finish(r);
+    let (o, tok) = rp.finish(Ok(())).and(r)?;
+    let dropped = o
+        .dropped
+        .iter()
+        .map(|(l, r)| (PyBytes::new(py, l), PyBytes::new(py, r)))
+        .collect();
+    Ok((
+        wrap(tok),
+        o.out.vocab.len(),
+        o.out.merges.len(),
         o.out.special_tokens,
         stop_name(o.out.stop),
         o.out.special_collisions,
@@ -263,6 +348,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(superbpe_pre_tokenizer, m)?)?;
     m.add_function(wrap_pyfunction!(superbpe_count_files, m)?)?;
     m.add_function(wrap_pyfunction!(superbpe_stage2, m)?)?;
+    m.add_function(wrap_pyfunction!(superbpe_stage2_tokenizer, m)?)?;
     m.add_function(wrap_pyfunction!(tokenizer_bpe_parts, m)?)?;
     m.add_function(wrap_pyfunction!(tokenizer_newline_shardable, m)?)?;
     m.add_function(wrap_pyfunction!(tokenizer_two_level_split, m)?)?;

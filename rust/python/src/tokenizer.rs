@@ -24,7 +24,7 @@ pub struct CoreTokenizer {
 }
 
 /// Run `f`, turning a panic (a bug) into an error instead of a `PanicException`.
-fn guard<T>(f: impl FnOnce() -> supertok_core::Result<T>) -> supertok_core::Result<T> {
+pub(crate) fn guard<T>(f: impl FnOnce() -> supertok_core::Result<T>) -> supertok_core::Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => {
@@ -40,7 +40,7 @@ fn guard<T>(f: impl FnOnce() -> supertok_core::Result<T>) -> supertok_core::Resu
     }
 }
 
-fn wrap(t: HfTokenizer) -> CoreTokenizer {
+pub(crate) fn wrap(t: HfTokenizer) -> CoreTokenizer {
     let ints = IntCache::new(t.vocab_size());
     CoreTokenizer {
         inner: Arc::new(t),

@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::pretok::patterns;
 use added::{AddedToken, AddedVocab};
 use json::err;
+use model::incremental::ModelBuilder;
 use model::{BpeModel, BpeOptions};
 use normalize::{NormText, Normalizer};
 use pattern::{Behavior, PatternSpec};
@@ -204,6 +205,63 @@ impl HfTokenizer {
         pattern: Option<&str>,
         special_tokens: Vec<(String, u32)>,
     ) -> Result<Self> {
+        let seq = Self::bpe_pre_tokenizer(pre_tokenizer, pattern)?;
+        let n = vocab.len();
+        let mut entries: Vec<(String, u32)> = Vec::with_capacity(n + special_tokens.len());
+        for (id, b) in vocab.iter().enumerate() {
+            if b.is_empty() {
+                return Err(Error::InvalidVocab(format!("token {id} has no bytes")));
+            }
+            entries.push((bytelevel::encode_str(b), id as u32));
+        }
+        let mut merge_strs = Vec::with_capacity(merges.len());
+        for (k, &(l, r)) in merges.iter().enumerate() {
+            for id in [l, r] {
+                if id as usize >= n {
+                    return Err(Error::InvalidArgument(format!(
+                        "merges[{k}]: id {id} is not in the vocabulary (size {n})"
+                    )));
+                }
+            }
+            merge_strs.push((entries[l as usize].0.clone(), entries[r as usize].0.clone()));
+        }
+        let mut specials = special_tokens;
+        specials.sort_by_key(|s| s.1);
+        for (s, id) in &specials {
+            if (*id as usize) < n {
+                return Err(Error::InvalidArgument(format!(
+                    "special token {s:?} has id {id}, which belongs to a regular token (vocabulary size {n})"
+                )));
+            }
+            entries.push((s.clone(), *id));
+        }
+        let model = BpeModel::new(entries, merge_strs, BpeOptions::default(), "model")?;
+        Self::finish_bpe(seq, model, &specials)
+    }
+
+    /// What [`HfTokenizer::from_bpe`] builds, from a [`ModelBuilder`] that may already hold
+    /// a prefix of `vocab` (see [`model::incremental`]): the tokens it holds are not
+    /// converted again, and the merges are resolved by id instead of by string.
+    pub fn from_bpe_builder(
+        builder: ModelBuilder,
+        vocab: &[Vec<u8>],
+        merges: &[(u32, u32)],
+        pre_tokenizer: Option<Vec<Value>>,
+        pattern: Option<&str>,
+        special_tokens: Vec<(String, u32)>,
+    ) -> Result<Self> {
+        let seq = Self::bpe_pre_tokenizer(pre_tokenizer, pattern)?;
+        let mut specials = special_tokens;
+        specials.sort_by_key(|s| s.1);
+        let model = builder.finish(vocab, merges, &specials)?;
+        Self::finish_bpe(seq, model, &specials)
+    }
+
+    /// The pre-tokenizer sequence of [`HfTokenizer::from_bpe`] (without its `ByteLevel`).
+    fn bpe_pre_tokenizer(
+        pre_tokenizer: Option<Vec<Value>>,
+        pattern: Option<&str>,
+    ) -> Result<Vec<PreTokenizer>> {
         let mut seq: Vec<PreTokenizer> = Vec::new();
         match (pre_tokenizer, pattern) {
             (Some(_), Some(_)) => {
@@ -226,43 +284,25 @@ impl HfTokenizer {
                 )?);
             }
         }
+        Ok(seq)
+    }
+
+    /// The rest of [`HfTokenizer::from_bpe`]: `ByteLevel` after `seq`, the special tokens
+    /// (sorted by id) as special added tokens keeping their ids, the byte-level decoder.
+    fn finish_bpe(
+        mut seq: Vec<PreTokenizer>,
+        model: BpeModel,
+        specials: &[(String, u32)],
+    ) -> Result<Self> {
         seq.push(PreTokenizer::ByteLevel {
             add_prefix_space: false,
             trim_offsets: true,
             use_regex: false,
         });
-        let n = vocab.len();
-        let mut entries: Vec<(String, u32)> = Vec::with_capacity(n + special_tokens.len());
-        for (id, b) in vocab.iter().enumerate() {
-            if b.is_empty() {
-                return Err(Error::InvalidVocab(format!("token {id} has no bytes")));
-            }
-            entries.push((bytelevel::encode_str(b), id as u32));
-        }
-        let mut merge_strs = Vec::with_capacity(merges.len());
-        for (k, &(l, r)) in merges.iter().enumerate() {
-            for id in [l, r] {
-                if id as usize >= n {
-                    return Err(Error::InvalidArgument(format!(
-                        "merges[{k}]: id {id} is not in the vocabulary (size {n})"
-                    )));
-                }
-            }
-            merge_strs.push((entries[l as usize].0.clone(), entries[r as usize].0.clone()));
-        }
-        let mut added = Vec::with_capacity(special_tokens.len());
-        let mut specials = special_tokens;
-        specials.sort_by_key(|s| s.1);
-        for (s, id) in &specials {
-            if (*id as usize) < n {
-                return Err(Error::InvalidArgument(format!(
-                    "special token {s:?} has id {id}, which belongs to a regular token (vocabulary size {n})"
-                )));
-            }
-            entries.push((s.clone(), *id));
-            added.push(AddedToken::special(s));
-        }
-        let model = BpeModel::new(entries, merge_strs, BpeOptions::default(), "model")?;
+        let added = specials
+            .iter()
+            .map(|(s, _)| AddedToken::special(s))
+            .collect();
         let tok = Self::assemble(
             None,
             Some(PreTokenizer::Sequence(seq)),
@@ -275,7 +315,7 @@ impl HfTokenizer {
                 use_regex: true,
             }),
         )?;
-        for (s, id) in &specials {
+        for (s, id) in specials {
             if tok.added.id_of(s) != Some(*id) {
                 return Err(Error::InvalidArgument(format!(
                     "special token {s:?} would get id {:?} instead of {id}",

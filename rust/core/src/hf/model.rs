@@ -21,6 +21,8 @@ use crate::bpe::{MergeTable, LINEAR_MAX};
 use crate::error::{Error, Result};
 use crate::vocab::Vocab;
 
+pub mod incremental;
+
 /// Pieces up to this many bytes are cached whole (per thread), as HF caches words; longer
 /// ones are cut first and their parts cached (whole long lines rarely repeat and would
 /// fill the key arena, turning the cache over too often).
@@ -324,13 +326,6 @@ impl BpeModel {
         options: BpeOptions,
         path: &str,
     ) -> Result<Self> {
-        let BpeOptions {
-            ignore_merges,
-            unk_token,
-            fuse_unk,
-            dropout,
-            legacy_merges,
-        } = options;
         let n_entries = entries.len();
         let max_id = entries.iter().map(|e| e.1 as usize).max().unwrap_or(0);
         if n_entries > 0 && max_id > 4 * n_entries + (1 << 20) {
@@ -394,8 +389,6 @@ impl BpeModel {
             }
         }
         let bytes = Vocab::from_pairs(byte_pairs).map_err(|e| err(&join(path, "vocab"), e))?;
-        // HF builds its merge map with `collect()` into a hash map: for a repeated pair the
-        // last occurrence's rank wins. Keep only last occurrences, in order.
         let mut pairs: Vec<(u32, u32, u32)> = Vec::with_capacity(merges.len());
         let mut joined = String::new();
         for (i, (a, b)) in merges.iter().enumerate() {
@@ -417,16 +410,50 @@ impl BpeModel {
             })?;
             pairs.push((l, r, res));
         }
-        let mut last: FxHashMap<(u32, u32), usize> = FxHashMap::default();
-        for (i, p) in pairs.iter().enumerate() {
-            last.insert((p.0, p.1), i);
-        }
-        let pairs: Vec<(u32, u32, u32)> = pairs
-            .iter()
-            .enumerate()
-            .filter(|(i, p)| last.get(&(p.0, p.1)) == Some(i))
-            .map(|(_, p)| *p)
-            .collect();
+        Ok(Self::from_tables(names, n_entries, bytes, pairs, options))
+    }
+
+    /// The part of [`BpeModel::new`] shared with the incremental constructor
+    /// ([`incremental`]): everything derived from the token table, the byte vocabulary
+    /// and the merges as `(left, right, result)` ids in rank order (duplicates allowed).
+    fn from_tables(
+        names: StrTable,
+        n_entries: usize,
+        bytes: Vocab,
+        pairs: Vec<(u32, u32, u32)>,
+        options: BpeOptions,
+    ) -> Self {
+        let BpeOptions {
+            ignore_merges,
+            unk_token,
+            fuse_unk,
+            dropout,
+            legacy_merges,
+        } = options;
+        let slots = names.present.len();
+        // HF builds its merge map with `collect()` into a hash map: for a repeated pair the
+        // last occurrence's rank wins. Keep only last occurrences, in order. A repeated pair
+        // has the same result both times, so when every result is distinct (always so for a
+        // trained list; checked with a bitmap over the ids) there is nothing to remove.
+        let mut seen = vec![false; slots];
+        let distinct = pairs.iter().all(|p| match seen.get_mut(p.2 as usize) {
+            Some(s) => !std::mem::replace(s, true),
+            None => false,
+        });
+        let pairs: Vec<(u32, u32, u32)> = if distinct {
+            pairs
+        } else {
+            let mut last: FxHashMap<(u32, u32), usize> = FxHashMap::default();
+            for (i, p) in pairs.iter().enumerate() {
+                last.insert((p.0, p.1), i);
+            }
+            pairs
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| last.get(&(p.0, p.1)) == Some(i))
+                .map(|(_, p)| *p)
+                .collect()
+        };
         let table = MergeTable::from_merges(&bytes, &pairs);
         let mut inner_pairs = vec![0u64; 1024];
         for (_, b) in bytes.iter() {
@@ -451,7 +478,7 @@ impl BpeModel {
                 })
             })
             .collect();
-        Ok(BpeModel {
+        BpeModel {
             names,
             n_entries,
             bytes,
@@ -471,7 +498,7 @@ impl BpeModel {
             chars,
             pairs: atomic_pairs,
             all_bytes,
-        })
+        }
     }
 
     /// Check the options of a `model` object (everything but `vocab` and `merges`).

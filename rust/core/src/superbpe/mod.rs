@@ -30,7 +30,9 @@ use std::cell::RefCell;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::hf::model::incremental::ModelBuilder;
 use crate::hf::pretokenize::{self, Piece, PreTokenizer, Scratch, Step};
+use crate::hf::HfTokenizer;
 use crate::train::{
     self, counts::PretokenCounts, GreedyOptions, Merge, ReplayPolicy, Splitter, StopReason,
     TrainConfig, TrainOutput, Trainer,
@@ -306,6 +308,51 @@ pub fn stage2(
     cfg: &Stage2Config,
     progress: &mut Stage2Progress<'_>,
 ) -> Result<Stage2Output> {
+    stage2_with(chunks, stage1, cfg, progress, || ()).map(|r| r.0)
+}
+
+/// [`stage2`], and the tokenizer of its result, as [`HfTokenizer::from_bpe`] builds it from
+/// the regular tokens, the merges, `pre_tokenizer` (HF pre-tokenizer objects before
+/// `ByteLevel`) and the special tokens. The stage-1 tokens of the tokenizer (byte-level
+/// strings and their index, [`ModelBuilder`]) are built on another worker of the pool while
+/// the single-threaded stage-2 merge loop runs; only the stage-2 tokens, the merges and the
+/// derived structures are left for the end.
+pub fn stage2_with_tokenizer(
+    chunks: PretokenCounts,
+    stage1: &[(Vec<u8>, Vec<u8>)],
+    cfg: &Stage2Config,
+    pre_tokenizer: Vec<serde_json::Value>,
+    progress: &mut Stage2Progress<'_>,
+) -> Result<(Stage2Output, HfTokenizer)> {
+    let (o, builder) = stage2_with(chunks, stage1, cfg, progress, || {
+        ModelBuilder::from_byte_merges(stage1)
+    })?;
+    let mut clock = Timing::new();
+    let n_regular = o.out.vocab.len() - o.out.special_tokens.len();
+    let merges: Vec<(u32, u32)> = o.out.merges.iter().map(|m| (m.left, m.right)).collect();
+    // a builder that failed (a stage-1 list that cannot be a vocabulary) is simply not
+    // reused: the constructor reports the problem on the final tokens, if it is one
+    let tok = HfTokenizer::from_bpe_builder(
+        builder.unwrap_or_default(),
+        &o.out.vocab[..n_regular],
+        &merges,
+        Some(pre_tokenizer),
+        None,
+        o.out.special_tokens.clone(),
+    )?;
+    clock.lap("tokenizer");
+    Ok((o, tok))
+}
+
+/// [`stage2`], running `side` on another worker of the pool while the stage-2 merge loop
+/// runs on this one.
+fn stage2_with<T: Send, F: FnOnce() -> T + Send>(
+    chunks: PretokenCounts,
+    stage1: &[(Vec<u8>, Vec<u8>)],
+    cfg: &Stage2Config,
+    progress: &mut Stage2Progress<'_>,
+    side: F,
+) -> Result<(Stage2Output, T)> {
     let target = train::check_config(&cfg.train)?;
     if stage1.len() + 256 > target {
         return Err(Error::InvalidArgument(format!(
@@ -330,12 +377,17 @@ pub fn stage2(
     } = table.finish(seg, cfg.policy)?;
     let n_replayed = merges.len();
     let n_positions = syms.len();
-    // The chunk texts and the replay caches are freed; give their pages back before the
-    // trainer allocates its arrays (they are mostly small blocks that the allocator would
-    // otherwise keep).
-    crate::util::release_free_memory();
     clock.lap("finish replay");
-    let mut t = Trainer::from_segments(tokens, merges, syms, starts, counts, n_chunks, true)?;
+    // The chunk texts and the replay caches are freed; give their pages back (they are
+    // mostly small blocks that the allocator would otherwise keep) while the trainer
+    // builds its arrays: the trim runs on one worker, the build's parallel passes take
+    // the other and steal back once the trim is done. The arrays are large fresh
+    // allocations (mapped, not taken from the freed blocks), so the two do not compete
+    // for the same pages.
+    let (_, t) = rayon::join(crate::util::release_free_memory, || {
+        Trainer::from_segments(tokens, merges, syms, starts, counts, n_chunks, true)
+    });
+    let mut t = t?;
     clock.lap("trainer build");
     let filters = &cfg.filters;
     let veto = |l: &[u8], r: &[u8]| filters.rejects(l, r);
@@ -364,19 +416,34 @@ pub fn stage2(
         },
     };
     let total = target as u64;
-    let stop: StopReason = t.train_greedy(&opts, &mut |n| progress("merge", n as u64, total))?;
+    let mut side_out: Option<T> = None;
+    let stop = rayon::in_place_scope(|sc| {
+        // queued on this worker: the idle worker of the pool steals it, or this one runs
+        // it when it next waits inside the loop (or right after it)
+        let slot = &mut side_out;
+        sc.spawn(move |_| *slot = Some(side()));
+        t.train_greedy(&opts, &mut |n| progress("merge", n as u64, total))
+    });
+    let stop: StopReason = stop?;
+    let side_out =
+        side_out.ok_or_else(|| Error::InvalidArgument("stage 2: lost side work".into()))?;
     clock.lap("greedy");
     let out = train::finish(&t, &cfg.train, stop);
-    drop(t);
+    // Freeing the trainer (tens of MB in a few large arrays, the pair map, the token
+    // table) is left to a helper thread: the caller goes on building the tokenizer.
+    crate::util::drop_in_background((t, table));
     clock.lap("finish");
-    Ok(Stage2Output {
-        out,
-        n_replayed,
-        dropped,
-        rejected: rejected.into_inner(),
-        n_chunks,
-        n_positions,
-    })
+    Ok((
+        Stage2Output {
+            out,
+            n_replayed,
+            dropped,
+            rejected: rejected.into_inner(),
+            n_chunks,
+            n_positions,
+        },
+        side_out,
+    ))
 }
 
 /// The stage-1 merges of a trained output as the bytes of their two sides.

@@ -41,9 +41,9 @@ fn key(l: u32, r: u32) -> u64 {
     ((l as u64) << 32) | r as u64
 }
 
-/// One parallel part of a replayed block: the tokens of its chunks, their lengths, their
-/// counts and the per-merge occurrence counts.
-type ReplayedPart = (Vec<u32>, Vec<u32>, Vec<u64>, Vec<u64>);
+/// One parallel part of a replayed block: the tokens of its chunks, their lengths and their
+/// counts.
+type ReplayedPart = (Vec<u32>, Vec<u32>, Vec<u64>);
 
 /// The merge list to replay, in "keep" ids.
 #[derive(Clone, Debug)]
@@ -820,33 +820,41 @@ pub fn replay_counts(
     let mut it = chunks.into_map().into_iter();
     let mut done = 0u64;
     let workers = rayon::current_num_threads().max(1);
-    let caches: Vec<std::sync::Mutex<PartCache>> = (0..=workers)
-        .map(|_| std::sync::Mutex::new(PartCache::default()))
+    // One part cache and one merge-count array per worker (the counts are summed once at
+    // the end, not once per part).
+    let caches: Vec<std::sync::Mutex<(PartCache, Vec<u64>)>> = (0..=workers)
+        .map(|_| std::sync::Mutex::new((PartCache::default(), Vec::new())))
         .collect();
     loop {
-        let block: Vec<(Box<[u8]>, u64)> = it.by_ref().take(BLOCK).collect();
+        let mut block: Vec<(Box<[u8]>, u64)> = it.by_ref().take(BLOCK).collect();
         if block.is_empty() {
             break;
         }
         let per = block.len().div_ceil(workers * 4).max(64);
         let parts: Vec<ReplayedPart> = block
-            .par_chunks(per)
+            .par_chunks_mut(per)
             .map(|part| {
                 let slot = rayon::current_thread_index().map_or(workers, |i| i.min(workers));
                 let mut guard = match caches[slot].lock() {
                     Ok(g) => g,
                     Err(p) => p.into_inner(),
                 };
-                let cache = &mut *guard;
+                let (cache, mc) = &mut *guard;
+                if mc.len() != nm {
+                    *mc = vec![0u64; nm];
+                }
                 let mut sc = ReplayScratch::default();
                 // About 4 bytes per token or more after replay: one allocation, no regrowth.
                 let mut out = Vec::with_capacity(part.iter().map(|(b, _)| b.len() / 4 + 1).sum());
                 let mut lens = Vec::with_capacity(part.len());
                 let mut cs = Vec::with_capacity(part.len());
-                let mut mc = vec![0u64; nm];
-                for (b, c) in part {
+                for (b, c) in part.iter_mut() {
                     let before = out.len();
-                    table.replay_chunk_cached(b, *c, &mut out, &mut mc, &mut sc, cache);
+                    // The chunk's text is freed here, by the worker (not afterwards, one
+                    // block at a time on one thread).
+                    let text = std::mem::take(b);
+                    table.replay_chunk_cached(&text, *c, &mut out, mc, &mut sc, cache);
+                    drop(text);
                     let len = out.len() - before;
                     if len < 2 {
                         out.truncate(before);
@@ -855,11 +863,11 @@ pub fn replay_counts(
                     lens.push(len as u32);
                     cs.push(*c);
                 }
-                (out, lens, cs, mc)
+                (out, lens, cs)
             })
             .collect();
         drop(block);
-        for (out, lens, cs, mc) in parts {
+        for (out, lens, cs) in parts {
             if syms.len() + out.len() >= (DEAD - 1) as usize {
                 return Err(Error::InvalidArgument(
                     "the distinct stage-2 chunks hold 4 billion tokens or more after replay: \
@@ -874,19 +882,19 @@ pub fn replay_counts(
             }
             syms.extend_from_slice(&out);
             counts.extend_from_slice(&cs);
-            for (a, b) in merge_counts.iter_mut().zip(mc) {
-                *a = a.wrapping_add(b);
-            }
         }
         done = (done + BLOCK as u64).min(total);
         progress(done, total)?;
     }
     for c in caches {
-        let mut c = match c.into_inner() {
+        let (mut c, mc) = match c.into_inner() {
             Ok(c) => c,
             Err(p) => p.into_inner(),
         };
         c.flush(&mut merge_counts);
+        for (a, b) in merge_counts.iter_mut().zip(mc) {
+            *a = a.wrapping_add(b);
+        }
     }
     Ok(SegmentedKeep {
         syms,

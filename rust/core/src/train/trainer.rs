@@ -343,6 +343,10 @@ pub struct Trainer {
     built: bool,
     /// Lean mode: how many pairs the current rebuild keeps tracked.
     lean_keep: usize,
+    /// No merge has been applied since the arrays were built: every pretoken still holds
+    /// the consecutive positions `wstart[w]..wstart[w + 1]`, so a pass over the pairs can
+    /// read the symbols in order instead of following the links.
+    fresh: bool,
 }
 
 /// In lean mode, the greedy loop tracks at least this many pairs per merge still to make
@@ -535,6 +539,7 @@ impl Trainer {
             lean,
             built: false,
             lean_keep: 0,
+            fresh: true,
         };
         t.word_of.shrink_to_fit();
         t
@@ -558,6 +563,20 @@ impl Trainer {
     fn walk_range(&self, (a, b): (usize, usize), mut f: impl FnMut(u64, u64, u32)) {
         for w in a..b {
             let c = self.wcount[w];
+            if self.fresh {
+                // Consecutive positions (see `fresh`): no link reads.
+                let s = self.wstart[w] as usize;
+                let e = self
+                    .wstart
+                    .get(w + 1)
+                    .map_or(self.syms.len(), |&e| e as usize);
+                if let Some(run) = self.syms.get(s..e) {
+                    for (i, pair) in run.windows(2).enumerate() {
+                        f(key(pair[0], pair[1]), c, (s + i) as u32);
+                    }
+                }
+                continue;
+            }
             let mut p = self.wstart[w];
             loop {
                 let q = self.next[p as usize];
@@ -951,6 +970,7 @@ impl Trainer {
 
     /// Apply the merge `(a, b) -> c` to every pretoken containing the pair, updating counts.
     fn apply(&mut self, a: u32, b: u32, c: u32) {
+        self.fresh = false;
         let pk = key(a, b);
         let (off, len) = match self.pairs.get(&pk) {
             Some(p) => (p.off, p.len as usize),
