@@ -20,6 +20,11 @@
 //! medians, load ~3): lexing o200k en.txt 2.12 → 1.65 ns/B, code.txt 2.41 → 2.05;
 //! cl100k en 2.00 → 1.33, code 2.29 → 1.70; the whole stream o200k en +7 %, code +3 %,
 //! cl100k en +15 %, code +11 %.
+//!
+//! o200k's non-word ASCII pieces (punctuation runs, digits, whitespace runs, capitals-only
+//! words: 29 % of en.txt's pieces, 45 % of code.txt's) skip the general path when the byte
+//! after their first is ASCII (`o200k_ascii_word`, `o200k_ascii_other`): lexing o200k en
+//! 1.65 → 1.52 ns/B, code 2.06 → 1.87 (same harness, load 3-4).
 
 use super::unicode::{tables, Tables, L, N, U, W, WS};
 

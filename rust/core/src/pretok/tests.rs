@@ -236,16 +236,74 @@ fn known_patterns_select_lexers() {
 /// Characters of the classes the ASCII fast paths of the o200k lexer branch on, plus the
 /// non-ASCII characters that could continue their runs (letters, marks, `N`, `Q`, `\s`).
 const FAST_PATH_CHARS: &[char] = &[
-    'a', 'z', 'q', 'A', 'Z', 'Q', '0', '5', '9', ' ', ' ', ' ', '\n', '\r', '\t', '\x0b', '.', ',',
-    '(', ')', '-', '_', '/', '\'', '"', '#', '=', ':', '{', '}', '\x1c', '\x7f', '\0', 's', 'S',
-    't', 'l', 'L', 'v', 'e', 'r', 'm', 'd', 'é', 'É', '\u{301}', '²', '٣', '½', '—', '“', '中',
-    '\u{3000}', '\u{a0}', '\u{85}', 'ſ', 'ǅ', 'ʰ', '\u{1f600}',
+    'a',
+    'z',
+    'q',
+    'A',
+    'Z',
+    'Q',
+    '0',
+    '5',
+    '9',
+    ' ',
+    ' ',
+    ' ',
+    '\n',
+    '\r',
+    '\t',
+    '\x0b',
+    '.',
+    ',',
+    '(',
+    ')',
+    '-',
+    '_',
+    '/',
+    '\'',
+    '"',
+    '#',
+    '=',
+    ':',
+    '{',
+    '}',
+    '\x1c',
+    '\x7f',
+    '\0',
+    's',
+    'S',
+    't',
+    'l',
+    'L',
+    'v',
+    'e',
+    'r',
+    'm',
+    'd',
+    'é',
+    'É',
+    '\u{301}',
+    '²',
+    '٣',
+    '½',
+    '—',
+    '“',
+    '中',
+    '\u{3000}',
+    '\u{a0}',
+    '\u{85}',
+    'ſ',
+    'ǅ',
+    'ʰ',
+    '\u{1f600}',
 ];
 
 fn fast_path_text() -> impl Strategy<Value = String> {
     // short runs of one character, so that digit runs, capitals and indentation occur
-    prop::collection::vec((prop::sample::select(FAST_PATH_CHARS), 1usize..5), 0..12)
-        .prop_map(|v| v.into_iter().flat_map(|(c, k)| std::iter::repeat_n(c, k)).collect())
+    prop::collection::vec((prop::sample::select(FAST_PATH_CHARS), 1usize..5), 0..12).prop_map(|v| {
+        v.into_iter()
+            .flat_map(|(c, k)| std::iter::repeat_n(c, k))
+            .collect()
+    })
 }
 
 proptest! {
