@@ -232,3 +232,103 @@ fn known_patterns_select_lexers() {
     }
     assert!(Pretokenizer::new(r"\w+").unwrap().lexer().is_none());
 }
+
+/// Characters of the classes the ASCII fast paths of the o200k lexer branch on, plus the
+/// non-ASCII characters that could continue their runs (letters, marks, `N`, `Q`, `\s`).
+const FAST_PATH_CHARS: &[char] = &[
+    'a',
+    'z',
+    'q',
+    'A',
+    'Z',
+    'Q',
+    '0',
+    '5',
+    '9',
+    ' ',
+    ' ',
+    ' ',
+    '\n',
+    '\r',
+    '\t',
+    '\x0b',
+    '.',
+    ',',
+    '(',
+    ')',
+    '-',
+    '_',
+    '/',
+    '\'',
+    '"',
+    '#',
+    '=',
+    ':',
+    '{',
+    '}',
+    '\x1c',
+    '\x7f',
+    '\0',
+    's',
+    'S',
+    't',
+    'l',
+    'L',
+    'v',
+    'e',
+    'r',
+    'm',
+    'd',
+    'é',
+    'É',
+    '\u{301}',
+    '²',
+    '٣',
+    '½',
+    '—',
+    '“',
+    '中',
+    '\u{3000}',
+    '\u{a0}',
+    '\u{85}',
+    'ſ',
+    'ǅ',
+    'ʰ',
+    '\u{1f600}',
+];
+
+fn fast_path_text() -> impl Strategy<Value = String> {
+    // short runs of one character, so that digit runs, capitals and indentation occur
+    prop::collection::vec((prop::sample::select(FAST_PATH_CHARS), 1usize..5), 0..12).prop_map(|v| {
+        v.into_iter()
+            .flat_map(|(c, k)| std::iter::repeat_n(c, k))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(600)
+    ))]
+
+    /// The o200k lexer's ASCII fast paths (capitals-only words, digits, punctuation runs
+    /// with or without a leading space, whitespace runs) against the regex, from every
+    /// character offset (a match depends only on the text after its start).
+    #[test]
+    fn o200k_fast_paths_match_regex_at_every_offset(text in fast_path_text()) {
+        let lexer = super::lexers::for_pattern(O200K).unwrap();
+        let slow = Pretokenizer::new_regex(O200K).unwrap();
+        for (k, _) in text.char_indices() {
+            let first = slow.split(&text[k..]).unwrap()[0];
+            prop_assert_eq!(
+                lexer.next_end(text.as_bytes(), k) - k,
+                first.1,
+                "text {:?} offset {}",
+                &text,
+                k
+            );
+        }
+        check(O200K, &text)?;
+        check(CL100K, &text)?;
+    }
+}
