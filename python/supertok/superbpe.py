@@ -363,33 +363,16 @@ def _finish(
     core_tok = None
     t0 = time.perf_counter()
     try:
+        # Both entry points take the same arguments; the tokenizer one also takes the
+        # stage-2 pre-tokenizer (before the threads and progress callbacks).
+        head = (chunks, stage1, plan.vocab_size, plan.specials, plan.policy, plan.forbid, plan.max_words)
+        tail = (plan.threads, rbar.update_to, lambda n: mbar.update_to(n - 256))
         if need_lists:
-            vocab, merges, _mcounts, spec, stop, collisions, stats, dropped = _core.superbpe_stage2(
-                chunks,
-                stage1,
-                plan.vocab_size,
-                plan.specials,
-                plan.policy,
-                plan.forbid,
-                plan.max_words,
-                plan.threads,
-                rbar.update_to,
-                lambda n: mbar.update_to(n - 256),
-            )
+            vocab, merges, _mcounts, spec, stop, collisions, stats, dropped = _core.superbpe_stage2(*head, *tail)
             n_vocab, n_merges = len(vocab), len(merges)
         else:
             core_tok, n_vocab, n_merges, spec, stop, collisions, stats, dropped = _core.superbpe_stage2_tokenizer(
-                chunks,
-                stage1,
-                plan.vocab_size,
-                plan.specials,
-                plan.policy,
-                plan.forbid,
-                plan.max_words,
-                json.dumps(plan.stage2_objs),
-                plan.threads,
-                rbar.update_to,
-                lambda n: mbar.update_to(n - 256),
+                *head, json.dumps(plan.stage2_objs), *tail
             )
         rbar.update_to(n_chunks_total)
         mbar.update_to(n_vocab - len(spec) - 256)

@@ -87,11 +87,7 @@ fn main() {
             }
             let mut best = f64::MAX;
             let mut nt = 0;
-            for _ in 0..std::env::var("REPS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(3)
-            {
+            for _ in 0..common::reps(3) {
                 let t = thread_cpu();
                 nt = enc.encode_ordinary(text).unwrap().len();
                 best = best.min(thread_cpu() - t);

@@ -20,10 +20,7 @@ fn main() {
     let text = std::fs::read_to_string(&args[2]).expect("docs");
     let docs: Vec<&str> = text.split('\0').collect();
     let bytes: usize = docs.iter().map(|d| d.len()).sum();
-    let reps: usize = std::env::var("REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+    let reps: usize = common::reps(5);
     let mut ts = Vec::with_capacity(reps);
     let mut n = 0;
     for _ in 0..reps {

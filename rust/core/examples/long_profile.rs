@@ -15,10 +15,7 @@ fn main() {
         std::process::exit(2);
     }
     let enc = common::load_encoding(&args[1], &args[2]);
-    let reps: usize = std::env::var("REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let reps: usize = common::reps(20);
     for path in &args[3..] {
         let text = std::fs::read_to_string(path).expect("input");
         let mut out = Vec::new();

@@ -13,11 +13,6 @@ use supertok_core::rank_bpe;
 mod common;
 use common::{chunks, thread_cpu};
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
@@ -28,10 +23,7 @@ fn main() {
     let vocab = enc.vocab();
     let chars = AtomicChars::build(vocab);
     let bt = Backtrack::build(vocab).expect("the vocabulary qualifies for backtracking");
-    let reps: usize = std::env::var("REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+    let reps: usize = common::reps(5);
     for path in &args[3..] {
         let text = std::fs::read_to_string(path).expect("corpus");
         let mut seen = std::collections::HashSet::new();
@@ -81,8 +73,8 @@ fn main() {
             pieces.len(),
             bytes as f64 / np,
             toks as f64 / np,
-            median(ta) * 1e9 / np,
-            median(tb) * 1e9 / np
+            common::median(ta) * 1e9 / np,
+            common::median(tb) * 1e9 / np
         );
     }
 }

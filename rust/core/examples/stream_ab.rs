@@ -13,11 +13,6 @@ use supertok_core::CoreEncoding;
 mod common;
 use common::{chunks, thread_cpu};
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// Encode `d` with variant `v` into `out`.
 fn run(enc: &CoreEncoding, v: usize, d: &str, out: &mut Vec<u32>) {
     match v {
@@ -73,7 +68,7 @@ fn main() {
                 t[k].push(thread_cpu() - t0);
             }
         }
-        let m: Vec<f64> = t.into_iter().map(median).collect();
+        let m: Vec<f64> = t.into_iter().map(common::median).collect();
         let cols: Vec<String> = vars
             .iter()
             .zip(&m)

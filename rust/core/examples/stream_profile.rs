@@ -12,11 +12,6 @@ use supertok_core::piece_cache;
 mod common;
 use common::{chunks, thread_cpu};
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
@@ -24,10 +19,7 @@ fn main() {
         std::process::exit(2);
     }
     let enc = common::load_encoding(&args[1], &args[2]);
-    let reps: usize = std::env::var("REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let reps: usize = common::reps(3);
     for path in &args[3..] {
         let text = std::fs::read_to_string(path).expect("corpus");
         let docs = chunks(&text);
@@ -102,7 +94,11 @@ fn main() {
             }
             t_miss.push(thread_cpu() - t);
         }
-        let (l, a, m) = (median(t_lex), median(t_all), median(t_miss));
+        let (l, a, m) = (
+            common::median(t_lex),
+            common::median(t_all),
+            common::median(t_miss),
+        );
         println!(
             "  stream {:.1} MB/s ({:.2} ns/B) | lex only {:.2} ns/B ({:.0}%) | merges of misses {:.2} ns/B ({:.0}%, {:.0} ns each) | rest {:.2} ns/B",
             nb / a / 1e6,

@@ -10,8 +10,10 @@ use pyo3::types::PyBytes;
 use serde_json::Value;
 
 use supertok_core::hf::syntax::tiktoken_to_onig;
-use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config};
-use supertok_core::train::{self as core_train, LineSplitter, TrainConfig};
+use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config, Stage2Progress};
+use supertok_core::train::{
+    self as core_train, LineSplitter, PretokenCounts as CoreCounts, TrainConfig,
+};
 
 use crate::tokenizer::{guard, wrap, CoreTokenizer};
 use crate::train::{
@@ -135,6 +137,50 @@ fn stage2_config(
     Ok(cfg)
 }
 
+/// Runs a stage-2 entry point on the chunk counts taken out of `chunks` (left empty), on a
+/// pool of `threads` with the GIL released and panics mapped to errors; the "replay" phase
+/// ticks `replay_progress`, every other phase `merge_progress`.
+fn run_stage2<T: Send>(
+    py: Python<'_>,
+    mut chunks: PyRefMut<'_, PyPretokenCounts>,
+    threads: Option<usize>,
+    replay_progress: Option<Py<PyAny>>,
+    merge_progress: Option<Py<PyAny>>,
+    run: impl FnOnce(CoreCounts, &mut Stage2Progress<'_>) -> supertok_core::Result<T> + Send,
+) -> PyResult<T> {
+    let taken = std::mem::take(&mut chunks.inner);
+    drop(chunks);
+    let p = pool(threads_or_default(threads))?;
+    let mut rp = Progress::new(replay_progress.as_ref());
+    let mut mp = Progress::new(merge_progress.as_ref());
+    let r = py.detach(|| {
+        p.install(|| {
+            guard(|| {
+                run(taken, &mut |phase, d, _| {
+                    if phase == "replay" {
+                        rp.tick(d, false)
+                    } else {
+                        mp.tick(d, false)
+                    }
+                })
+            })
+        })
+    });
+    let r = mp.finish(r);
+    rp.finish(Ok(())).and(r)
+}
+
+/// `(left, right)` byte pairs as Python `bytes` tuples.
+fn byte_pairs<'py>(
+    py: Python<'py>,
+    pairs: &[(Vec<u8>, Vec<u8>)],
+) -> Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    pairs
+        .iter()
+        .map(|(l, r)| (PyBytes::new(py, l), PyBytes::new(py, r)))
+        .collect()
+}
+
 type Stage2Tuple<'py> = (
     Vec<Bound<'py, PyBytes>>,
     Vec<(u32, u32)>,
@@ -155,7 +201,7 @@ type Stage2Tuple<'py> = (
 #[allow(clippy::too_many_arguments)]
 pub fn superbpe_stage2<'py>(
     py: Python<'py>,
-    mut chunks: PyRefMut<'_, PyPretokenCounts>,
+    chunks: PyRefMut<'_, PyPretokenCounts>,
     stage1: Vec<(Vec<u8>, Vec<u8>)>,
     vocab_size: usize,
     special_tokens: Vec<String>,
@@ -167,33 +213,18 @@ pub fn superbpe_stage2<'py>(
     merge_progress: Option<Py<PyAny>>,
 ) -> PyResult<Stage2Tuple<'py>> {
     let cfg = stage2_config(vocab_size, special_tokens, policy_name, forbid, max_words)?;
-    let taken = std::mem::take(&mut chunks.inner);
-    drop(chunks);
-    let p = pool(threads_or_default(threads))?;
-    let mut rp = Progress::new(replay_progress.as_ref());
-    let mut mp = Progress::new(merge_progress.as_ref());
-    let r = py.detach(|| {
-        p.install(|| {
-            superbpe::stage2(taken, &stage1, &cfg, &mut |phase, d, _| {
-                if phase == "replay" {
-                    rp.tick(d, false)
-                } else {
-                    mp.tick(d, false)
-                }
-            })
-        })
-    });
-    let r = mp.finish(r);
-    let r = rp.finish(Ok(())).and(r)?;
-    let o = r;
+    let o = run_stage2(
+        py,
+        chunks,
+        threads,
+        replay_progress,
+        merge_progress,
+        |taken, progress| superbpe::stage2(taken, &stage1, &cfg, progress),
+    )?;
     let vocab = o.out.vocab.iter().map(|b| PyBytes::new(py, b)).collect();
     let merges = o.out.merges.iter().map(|m| (m.left, m.right)).collect();
     let mcounts = o.out.merges.iter().map(|m| m.count).collect();
-    let dropped = o
-        .dropped
-        .iter()
-        .map(|(l, r)| (PyBytes::new(py, l), PyBytes::new(py, r)))
-        .collect();
+    let dropped = byte_pairs(py, &o.dropped);
     Ok((
         vocab,
         merges,
@@ -229,7 +260,7 @@ type Stage2TokTuple<'py> = (
 #[allow(clippy::too_many_arguments)]
 pub fn superbpe_stage2_tokenizer<'py>(
     py: Python<'py>,
-    mut chunks: PyRefMut<'_, PyPretokenCounts>,
+    chunks: PyRefMut<'_, PyPretokenCounts>,
     stage1: Vec<(Vec<u8>, Vec<u8>)>,
     vocab_size: usize,
     special_tokens: Vec<String>,
@@ -243,31 +274,15 @@ pub fn superbpe_stage2_tokenizer<'py>(
 ) -> PyResult<Stage2TokTuple<'py>> {
     let cfg = stage2_config(vocab_size, special_tokens, policy_name, forbid, max_words)?;
     let objs = parse_objects(pre_tokenizer)?;
-    let taken = std::mem::take(&mut chunks.inner);
-    drop(chunks);
-    let p = pool(threads_or_default(threads))?;
-    let mut rp = Progress::new(replay_progress.as_ref());
-    let mut mp = Progress::new(merge_progress.as_ref());
-    let r = py.detach(|| {
-        p.install(|| {
-            guard(|| {
-                superbpe::stage2_with_tokenizer(taken, &stage1, &cfg, objs, &mut |phase, d, _| {
-                    if phase == "replay" {
-                        rp.tick(d, false)
-                    } else {
-                        mp.tick(d, false)
-                    }
-                })
-            })
-        })
-    });
-    let r = mp.finish(r);
-    let (o, tok) = rp.finish(Ok(())).and(r)?;
-    let dropped = o
-        .dropped
-        .iter()
-        .map(|(l, r)| (PyBytes::new(py, l), PyBytes::new(py, r)))
-        .collect();
+    let (o, tok) = run_stage2(
+        py,
+        chunks,
+        threads,
+        replay_progress,
+        merge_progress,
+        |taken, progress| superbpe::stage2_with_tokenizer(taken, &stage1, &cfg, objs, progress),
+    )?;
+    let dropped = byte_pairs(py, &o.dropped);
     Ok((
         wrap(tok),
         o.out.vocab.len(),

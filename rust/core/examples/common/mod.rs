@@ -69,3 +69,17 @@ pub fn pattern(name: &str) -> &'static str {
         _ => patterns::O200K,
     }
 }
+
+/// The median of `v` (the upper one for an even length; `v` must not be empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Repetitions from the `REPS` environment variable, else `default`.
+pub fn reps(default: usize) -> usize {
+    std::env::var("REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
