@@ -179,18 +179,42 @@ impl CoreEncoding {
 
     /// Encode ignoring special tokens.
     pub fn encode_ordinary_into(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        self.encode_span(text, 0, text.len(), out).map(|_| ())
+    }
+
+    /// Encode the pieces of `text[start..end]`, pre-tokenized on its own (`end` ends a
+    /// piece; the whole-piece lookups may read the bytes of `text` around the span).
+    /// Hand-written lexers are driven directly, without a callback. Returns how many ids
+    /// the span's last piece produced (0 for an empty span).
+    #[inline(always)]
+    fn encode_span(
+        &self,
+        text: &str,
+        start: usize,
+        end: usize,
+        out: &mut Vec<u32>,
+    ) -> Result<usize> {
         let bytes = text.as_bytes();
+        let mut last = 0;
         if let Some(lexer) = self.pretok.lexer() {
+            let seg = &bytes[start..end];
             let mut i = 0;
-            while i < bytes.len() {
-                let e = lexer.next_end(bytes, i);
-                self.encode_piece_in(bytes, i, e, out)?;
+            while i < seg.len() {
+                let e = lexer.next_end(seg, i);
+                let before = out.len();
+                self.encode_piece_in(bytes, start + i, start + e, out)?;
+                last = out.len() - before;
                 i = e;
             }
-            return Ok(());
+        } else {
+            self.pretok.for_each_piece(&text[start..end], |a, b| {
+                let before = out.len();
+                self.encode_piece_in(bytes, start + a, start + b, out)?;
+                last = out.len() - before;
+                Ok(())
+            })?;
         }
-        self.pretok
-            .for_each_piece(text, |a, b| self.encode_piece_in(bytes, a, b, out))
+        Ok(last)
     }
 
     /// Byte ranges `[a, b)` covering `text` that can be encoded independently (with
@@ -281,10 +305,8 @@ impl CoreEncoding {
         disallowed: &SpecialSet,
         out: &mut Vec<u32>,
     ) -> Result<usize> {
-        let bytes = text.as_bytes();
         let check = !self.specials.overlapping() && !disallowed.is_empty();
         let mut start = 0usize;
-        let mut last_piece_len = 0usize;
         loop {
             // find the next allowed special token (tiktoken restarts one byte after a
             // match that is not allowed)
@@ -308,37 +330,15 @@ impl CoreEncoding {
                 }
             };
             let end = next.map_or(text.len(), |m| m.start);
-            let segment = &text[start..end];
-            if let Some(lexer) = self.pretok.lexer() {
-                // the pieces of the segment alone (its end ends a piece); the lookups
-                // may read the text around them
-                let seg = segment.as_bytes();
-                let mut i = 0;
-                while i < seg.len() {
-                    let e = lexer.next_end(seg, i);
-                    let before = out.len();
-                    self.encode_piece_in(bytes, start + i, start + e, out)?;
-                    last_piece_len = out.len() - before;
-                    i = e;
-                }
-            } else {
-                self.pretok.for_each_piece(segment, |a, b| {
-                    let before = out.len();
-                    self.encode_piece_in(bytes, start + a, start + b, out)?;
-                    last_piece_len = out.len() - before;
-                    Ok(())
-                })?;
-            }
+            let last_piece_len = self.encode_span(text, start, end, out)?;
             match next {
                 Some(m) => {
                     out.push(self.specials.tokens()[m.index].1);
                     start = m.end;
-                    last_piece_len = 0;
                 }
-                None => break,
+                None => return Ok(last_piece_len),
             }
         }
-        Ok(last_piece_len)
     }
 
     pub fn encode(

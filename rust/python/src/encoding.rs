@@ -255,19 +255,14 @@ impl CoreEncoding {
         let text: &str = &text;
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
-        py.detach(|| {
-            COUNT_BUF.with(|buf| {
-                let mut buf = buf.borrow_mut();
-                buf.clear();
-                self.inner.encode_into(text, &a, &d, &mut buf)?;
-                let n = buf.len() as u64;
-                if buf.capacity() > 1 << 20 {
-                    *buf = Vec::new();
-                }
-                Ok(n)
-            })
-        })
-        .map_err(to_py)
+        let mut buf = take_buf();
+        let r = py.detach(|| {
+            self.inner
+                .encode_into(text, &a, &d, &mut buf)
+                .map(|_| buf.len() as u64)
+        });
+        give_buf(buf);
+        r.map_err(to_py)
     }
 
     #[pyo3(signature = (texts, num_threads, allowed, disallowed))]
@@ -470,8 +465,8 @@ impl CoreEncoding {
 const KEEP_BUF: usize = 1 << 20;
 
 thread_local! {
-    /// The id buffer of the last list-returning encode on this thread, reused by the next
-    /// one (taken out while in use, so a re-entrant call simply allocates its own).
+    /// The id buffer of the last list-returning encode (or `count`) on this thread, reused
+    /// by the next one (taken out while in use, so a re-entrant call allocates its own).
     static ENC_BUF: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
@@ -487,10 +482,6 @@ fn give_buf(v: Vec<u32>) {
     if v.capacity() <= KEEP_BUF {
         ENC_BUF.with(|c| c.set(v));
     }
-}
-
-thread_local! {
-    static COUNT_BUF: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Empty the calling thread's cache of merged pieces (benchmarks call it before a timed
