@@ -81,10 +81,7 @@ fn shape(p: &str, next: Option<u8>) -> String {
         } else {
             "ws"
         };
-        return format!(
-            "{kind}{nl}{}{after}",
-            if ascii { "" } else { " nonascii" }
-        );
+        return format!("{kind}{nl}{}{after}", if ascii { "" } else { " nonascii" });
     }
     let sp = if c0 == ' ' { "sp+" } else { "" };
     let nl = if p.ends_with('\n') || p.ends_with('\r') {
@@ -148,7 +145,7 @@ fn main() {
             continue;
         }
         let mut v: Vec<_> = by.into_iter().collect();
-        v.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+        v.sort_by_key(|x| std::cmp::Reverse(x.1 .0));
         let tb: u64 = v.iter().map(|x| x.1 .1).sum();
         for (s, (c, bytes)) in v.iter().take(40) {
             println!(

@@ -25,6 +25,16 @@
 //! words: 29 % of en.txt's pieces, 45 % of code.txt's) skip the general path when the byte
 //! after their first is ASCII (`o200k_ascii_word`, `o200k_ascii_other`): lexing o200k en
 //! 1.65 → 1.52 ns/B, code 2.06 → 1.87 (same harness, load 3-4).
+//!
+//! Words with non-ASCII letters (25 % of the multilingual corpus's pieces, 45 % of its
+//! bytes) stay on the word paths: when the ASCII part of a word ends at a non-ASCII byte,
+//! or the piece starts with one, `letters_from` (cl100k) and `o200k_word` /
+//! `o200k_word_from` (o200k, with the backtracking of `U*` resolved as in `o200k_a1`)
+//! finish the word out of line, instead of the general path starting over; two-byte
+//! characters are classified from one flat table (`Tables::low`, 2 KiB) instead of the
+//! two-stage one. Lexing only (`examples/lex_shapes.rs`, binaries alternated, load 3-5):
+//! cl100k ru.txt -10 %, vi -8 %, fr/ka/ta -2 %, the whole multilingual corpus -2.5 %;
+//! o200k ru -4 to -7 %, fr -1 %, ka/ta +1-3 %, multilingual -1 %; en/code within ±1 %.
 
 use super::unicode::{tables, Tables, L, M, N, U, W, WS};
 

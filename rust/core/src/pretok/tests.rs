@@ -340,35 +340,97 @@ proptest! {
 /// two-, three- and four-byte UTF-8, with ASCII letters and the contraction letters.
 const WORD_PATH_CHARS: &[char] = &[
     // ASCII
-    'a', 'z', 's', 't', 'l', 'e', 'A', 'Z', 'S', 'T', '0', '7', ' ', ' ', '\n', '\r', '\t',
-    '.', '\'', '-', '/', '"',
+    'a',
+    'z',
+    's',
+    't',
+    'l',
+    'e',
+    'A',
+    'Z',
+    'S',
+    'T',
+    '0',
+    '7',
+    ' ',
+    ' ',
+    '\n',
+    '\r',
+    '\t',
+    '.',
+    '\'',
+    '-',
+    '/',
+    '"',
     // Ll
-    'é', 'ß', 'а', 'я', 'ω', 'ı', 'ſ', 'ა', 'ệ', '\u{1d41a}',
+    'é',
+    'ß',
+    'а',
+    'я',
+    'ω',
+    'ı',
+    'ſ',
+    'ა',
+    'ệ',
+    '\u{1d41a}',
     // Lu
-    'É', 'Ж', 'Ω', 'Ệ', '\u{1c90}', '\u{212a}', '\u{1d400}',
+    'É',
+    'Ж',
+    'Ω',
+    'Ệ',
+    '\u{1c90}',
+    '\u{212a}',
+    '\u{1d400}',
     // Lt
-    'ǅ', '\u{1f88}',
+    'ǅ',
+    '\u{1f88}',
     // Lm
-    'ʰ', 'ˆ', 'ー', '\u{16f93}',
+    'ʰ',
+    'ˆ',
+    'ー',
+    '\u{16f93}',
     // Lo
-    'ª', 'א', 'ب', 'க', 'क', '中', '한', '\u{20000}',
+    'ª',
+    'א',
+    'ب',
+    'க',
+    'क',
+    '中',
+    '한',
+    '\u{20000}',
     // marks: Mn, Mc, Me in two, three and four bytes
-    '\u{301}', '\u{64e}', '\u{94d}', '\u{bc1}', '\u{20dd}', '\u{1d167}',
+    '\u{301}',
+    '\u{64e}',
+    '\u{94d}',
+    '\u{bc1}',
+    '\u{20dd}',
+    '\u{1d167}',
     // numbers
-    '٣', '१', '½', 'Ⅻ', '\u{1d7d8}',
+    '٣',
+    '१',
+    '½',
+    'Ⅻ',
+    '\u{1d7d8}',
     // prefixes and ends
-    '\u{200d}', '\u{a0}', '\u{3000}', '\u{2028}', '\u{85}', '—', '«', '€', '\u{feff}',
-    '\u{1f600}', '\u{e000}',
+    '\u{200d}',
+    '\u{a0}',
+    '\u{3000}',
+    '\u{2028}',
+    '\u{85}',
+    '—',
+    '«',
+    '€',
+    '\u{feff}',
+    '\u{1f600}',
+    '\u{e000}',
 ];
 
 fn word_path_text() -> impl Strategy<Value = String> {
-    prop::collection::vec((prop::sample::select(WORD_PATH_CHARS), 1usize..4), 0..14).prop_map(
-        |v| {
-            v.into_iter()
-                .flat_map(|(c, k)| std::iter::repeat_n(c, k))
-                .collect()
-        },
-    )
+    prop::collection::vec((prop::sample::select(WORD_PATH_CHARS), 1usize..4), 0..14).prop_map(|v| {
+        v.into_iter()
+            .flat_map(|(c, k)| std::iter::repeat_n(c, k))
+            .collect()
+    })
 }
 
 proptest! {
