@@ -25,18 +25,8 @@
 //! words: 29 % of en.txt's pieces, 45 % of code.txt's) skip the general path when the byte
 //! after their first is ASCII (`o200k_ascii_word`, `o200k_ascii_other`): lexing o200k en
 //! 1.65 → 1.52 ns/B, code 2.06 → 1.87 (same harness, load 3-4).
-//!
-//! Words with non-ASCII letters (25 % of the multilingual corpus's pieces, 45 % of its
-//! bytes) stay on the word paths: when the ASCII part of a word ends at a non-ASCII byte,
-//! or the piece starts with one, `letters_from` (cl100k) and `o200k_word` /
-//! `o200k_word_from` (o200k, with the backtracking of `U*` resolved as in `o200k_a1`)
-//! finish the word out of line, instead of the general path starting over; two-byte
-//! characters are classified from one flat table (`Tables::low`, 2 KiB) instead of the
-//! two-stage one. Lexing only (`examples/lex_shapes.rs`, binaries alternated, load 3-5):
-//! cl100k ru.txt -10 %, vi -8 %, fr/ka/ta -2 %, the whole multilingual corpus -2.5 %;
-//! o200k ru -4 to -7 %, fr -1 %, ka/ta +1-3 %, multilingual -1 %; en/code within ±1 %.
 
-use super::unicode::{tables, Tables, L, M, N, U, W, WS};
+use super::unicode::{tables, Tables, L, N, U, W, WS};
 
 /// Bytes `0x80` in every lane.
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -166,18 +156,6 @@ impl Lexer {
         if c < 0x80 {
             (self.t.ascii[c as usize], 1)
         } else {
-            self.class_nonascii(b, i)
-        }
-    }
-
-    /// Flags and length of the non-ASCII character at `i` (`b[i] >= 0x80`).
-    #[inline(always)]
-    fn class_nonascii(&self, b: &[u8], i: usize) -> (u8, usize) {
-        let c = b[i] as usize;
-        if c < 0xe0 {
-            let cp = ((c & 0x1f) << 6) | (b[i + 1] as usize & 0x3f);
-            (self.t.low[cp], 2)
-        } else {
             let (cp, l) = decode(b, i);
             (self.t.flags(cp), l)
         }
@@ -186,33 +164,43 @@ impl Lexer {
     /// End of the run of characters whose flags intersect `mask`, from `i`.
     #[inline(always)]
     fn run_any(&self, b: &[u8], mut i: usize, mask: u8) -> usize {
+        let n = b.len();
         if mask == L {
             // the ASCII letters are exactly the ASCII characters in L
             i = alpha_run_end(b, i);
         }
-        self.run_while(b, i, |f| f & mask != 0)
-    }
-
-    /// End of the run of `Q` characters from `i`.
-    #[inline(always)]
-    fn run_q(&self, b: &[u8], i: usize) -> usize {
-        self.run_while(b, i, |f| f & NOT_Q == 0)
-    }
-
-    /// End of the run of characters from `i` whose flags satisfy `keep`.
-    #[inline(always)]
-    fn run_while(&self, b: &[u8], mut i: usize, keep: impl Fn(u8) -> bool) -> usize {
-        let n = b.len();
         while i < n {
             let c = b[i];
             if c < 0x80 {
-                if !keep(self.t.ascii[c as usize]) {
+                if self.t.ascii[c as usize] & mask == 0 {
                     break;
                 }
                 i += 1;
             } else {
-                let (f, l) = self.class_nonascii(b, i);
-                if !keep(f) {
+                let (cp, l) = decode(b, i);
+                if self.t.flags(cp) & mask == 0 {
+                    break;
+                }
+                i += l;
+            }
+        }
+        i
+    }
+
+    /// End of the run of `Q` characters from `i`.
+    #[inline(always)]
+    fn run_q(&self, b: &[u8], mut i: usize) -> usize {
+        let n = b.len();
+        while i < n {
+            let c = b[i];
+            if c < 0x80 {
+                if self.t.ascii[c as usize] & NOT_Q != 0 {
+                    break;
+                }
+                i += 1;
+            } else {
+                let (cp, l) = decode(b, i);
+                if self.t.flags(cp) & NOT_Q != 0 {
                     break;
                 }
                 i += l;
@@ -450,15 +438,14 @@ impl Lexer {
         }
     }
 
-    /// Fast path of cl100k's `[^\r\n\p{L}\p{N}]?+\p{L}++` for words that start with an
-    /// ASCII letter or an ASCII prefix in `P` other than `'` (which may start a
-    /// contraction, the first alternative): the maximal run of letters after it, ASCII
-    /// letters eight bytes at a time, and, if a non-ASCII byte ends them, any letters on
-    /// ([`Self::letters_from`]). `None` (general path) if `c0` is not ASCII or there is
-    /// no letter. Exactness: the contraction alternative needs a leading `'`; the prefix
-    /// is possessive and `\p{L}++` takes the maximal run.
+    /// Fast path of cl100k's `[^\r\n\p{L}\p{N}]?+\p{L}++` for ASCII words: an optional
+    /// ASCII prefix in `P` other than `'` (which may start a contraction, the first
+    /// alternative), then ASCII letters up to an ASCII non-letter or the end of the text.
+    /// `None` (general path) if there is no letter or a non-ASCII byte could continue
+    /// the run. Exactness: the contraction alternative needs a leading `'`; the prefix is
+    /// possessive and `\p{L}++` takes the maximal run, which ends at an ASCII non-letter.
     #[inline(always)]
-    fn cl100k_ascii_word(&self, b: &[u8], i: usize) -> Option<usize> {
+    fn cl100k_ascii_word(b: &[u8], i: usize) -> Option<usize> {
         let n = b.len();
         let c0 = b[i];
         let mut j = i;
@@ -470,45 +457,17 @@ impl Lexer {
         }
         let m = j;
         j = alpha_run_end(b, j);
-        if j < n && b[j] >= 0x80 {
-            // the run may go on with non-ASCII letters
-            j = self.letters_from(b, j);
-        }
-        if j == m {
+        if j == m || (j < n && b[j] >= 0x80) {
             return None;
         }
         Some(j)
-    }
-
-    /// The rest of a letter run whose ASCII part ended at the non-ASCII byte `b[j]`:
-    /// the end of the run of `\p{L}` characters from `j`. Out of line, so that the ASCII
-    /// word path stays small.
-    #[inline(never)]
-    fn letters_from(&self, b: &[u8], j: usize) -> usize {
-        self.run_while(b, j, |f| f & L != 0)
-    }
-
-    /// cl100k's whitespace alternatives `\s++$|\s*[\r\n]|\s+(?!\S)|\s` at `i` (which
-    /// is whitespace), once every earlier alternative failed.
-    #[inline(always)]
-    fn cl100k_ws(&self, b: &[u8], i: usize) -> usize {
-        let (e, last, nl_end) = self.ws_run(b, i);
-        if e == b.len() {
-            e
-        } else if nl_end != 0 {
-            nl_end
-        } else if last > i {
-            last
-        } else {
-            e
-        }
     }
 
     /// `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|
     ///  ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s`
     #[inline(always)]
     fn next_cl100k(&self, b: &[u8], i: usize) -> usize {
-        if let Some(e) = self.cl100k_ascii_word(b, i) {
+        if let Some(e) = Self::cl100k_ascii_word(b, i) {
             return e;
         }
         let n = b.len();
@@ -549,17 +508,25 @@ impl Lexer {
             return e;
         }
         // whitespace: \s++$ | \s*[\r\n] | \s+(?!\S) | \s
-        self.cl100k_ws(b, i)
+        let (e, last, nl_end) = self.ws_run(b, i);
+        if e == n {
+            n
+        } else if nl_end != 0 {
+            nl_end
+        } else if last > i {
+            last
+        } else {
+            j
+        }
     }
 
     /// Fast path of o200k's first alternative `P?U*W+` for ASCII words: an optional
     /// ASCII prefix in `P` (not a letter, digit, `\r` or `\n`), ASCII capitals, then at
     /// least one ASCII lower-case letter, ended by an ASCII byte that is not a lower-case
     /// letter (or by the end of the text). Returns the end of `P?U*W+` (before the
-    /// optional contraction suffix). A non-ASCII `c0`, or a non-ASCII byte after the
-    /// runs (`U` and `W` include non-ASCII letters and marks), hands over to
-    /// [`Self::o200k_word`] / [`Self::o200k_word_from`]; `None` (general path) if there is
-    /// no letter.
+    /// optional contraction suffix), or `None` whenever the general path is needed: a
+    /// non-ASCII byte could continue a run (`U` and `W` include non-ASCII letters and
+    /// marks), and capitals without a lower-case letter need the backtracking of `U*`.
     ///
     /// Exactness: with the prefix consumed, `U*` takes the maximal run of capitals (ASCII
     /// lower-case letters are not in `U`), and `W+` the maximal run of lower-case letters
@@ -567,16 +534,13 @@ impl Lexer {
     /// of the backtracking search succeeds, so it is the match. Without a prefix, a
     /// leading letter is what the general path's prefix-less `A1` attempt starts with.
     #[inline(always)]
-    fn o200k_ascii_word(&self, b: &[u8], i: usize) -> Option<usize> {
+    fn o200k_ascii_word(b: &[u8], i: usize) -> Option<usize> {
         let n = b.len();
         let c0 = b[i];
         let mut j = i;
         if !c0.is_ascii_alphabetic() {
-            if c0 >= 0x80 {
-                return self.o200k_word(b, i);
-            }
-            // ASCII prefix in P: not a letter or digit, not \r or \n
-            if c0.is_ascii_digit() || c0 == b'\r' || c0 == b'\n' {
+            // ASCII prefix in P: not a letter or digit, not \r or \n (non-ASCII: general)
+            if c0 >= 0x80 || c0.is_ascii_digit() || c0 == b'\r' || c0 == b'\n' {
                 return None;
             }
             j += 1;
@@ -585,95 +549,12 @@ impl Lexer {
         j = upper_run_end(b, j);
         let m = j;
         j = lower_run_end(b, j);
-        if j < n && b[j] >= 0x80 {
-            // a run may go on with non-ASCII letters or marks
-            return self.o200k_word_from(b, u);
-        }
         // capitals only (`m > u`, `j == m`): `A1` fails (no `W` after the capitals nor
         // among them), `A2` = `P?U+W*` takes the prefix and the capitals, `W*` empty.
-        if j == m && m == u {
+        if (j == m && m == u) || (j < n && b[j] >= 0x80) {
             return None;
         }
         Some(j)
-    }
-
-    /// Fast path of o200k's word alternatives `A1 = P?U*W+` and `A2 = P?U+W*` (before the
-    /// contraction suffix) for a piece that starts with a non-ASCII character `c0`: a
-    /// letter, or a prefix in `P` that is not a mark, then a run of `U` characters and a
-    /// run of `W` characters (see [`Self::o200k_word_from`]). `None` (general path) if
-    /// `c0` is a number (`N`) or a mark (`\p{M}` is in `P` and in `U` and `W`, so the four
-    /// attempts of the general path may differ), or if no `U`/`W` character follows the
-    /// prefix.
-    #[inline(never)]
-    fn o200k_word(&self, b: &[u8], i: usize) -> Option<usize> {
-        let (f0, l0) = self.class_nonascii(b, i);
-        let s = if f0 & L != 0 {
-            i
-        } else if f0 & (N | M) != 0 {
-            return None;
-        } else {
-            // in `P`: neither a letter, a number nor `\r`/`\n`
-            i + l0
-        };
-        self.o200k_word_from(b, s)
-    }
-
-    /// o200k's word alternatives from `s`, the position after the prefix (`s = i` if the
-    /// piece starts with a letter, which is not in `P`; the prefix is not a mark). Any
-    /// characters: ASCII runs of capitals and lower-case letters eight bytes at a time,
-    /// the others one by one. Returns the end before the contraction suffix, or `None`.
-    ///
-    /// Exactness: `U*` takes the maximal run `[s, m)` of `U` characters, and the scan
-    /// remembers the end `w` of its last character that is also in `W` (`Lm`, `Lo`,
-    /// marks: in both classes).
-    /// * If the character at `m` is in `W`, `W+` takes the maximal `W` run from `m`: the
-    ///   first attempt of `A1` succeeds.
-    /// * Else, if `w` exists, `U*` gives characters back until the last `W` character
-    ///   of its run is free, `W+` takes it and ends there (every later character of the
-    ///   run and the one at `m` are not in `W`): `A1` ends at `w`.
-    /// * Else `A1` fails with the prefix (no `W` character to start `W+`), and without
-    ///   it (a prefix is not a mark, so not in `U` or `W`); `A2` with the prefix takes
-    ///   `U+` = `[s, m)` if not empty and an empty `W*` (the character at `m` is not in
-    ///   `W`). Without a prefix the same reasoning holds from `s = i`.
-    /// * Else (`m == s`) both fail: `None`.
-    #[inline(never)]
-    fn o200k_word_from(&self, b: &[u8], s: usize) -> Option<usize> {
-        let n = b.len();
-        // U* from s, remembering the end of its last W character (0: none; any end > s)
-        let mut j = upper_run_end(b, s);
-        let mut last_w = 0;
-        while j < n && b[j] >= 0x80 {
-            let (f, l) = self.class_nonascii(b, j);
-            if f & U == 0 {
-                if f & W != 0 {
-                    // the character at `m = j` is in `W`: `W+` from it (first case)
-                    return Some(self.run_while(b, j + l, |f| f & W != 0));
-                }
-                break;
-            }
-            j += l;
-            if f & W != 0 {
-                last_w = j;
-            }
-            if j < n && b[j] < 0x80 {
-                j = upper_run_end(b, j);
-            }
-        }
-        let m = j;
-        // W+ from m
-        j = lower_run_end(b, j);
-        if j < n && b[j] >= 0x80 {
-            j = self.run_while(b, j, |f| f & W != 0);
-        }
-        if j > m {
-            Some(j)
-        } else if last_w != 0 {
-            Some(last_w)
-        } else if m > s {
-            Some(m)
-        } else {
-            None
-        }
     }
 
     /// Fast path of o200k for pieces that start with an ASCII byte other than a letter
@@ -757,7 +638,7 @@ impl Lexer {
     /// with `U`/`W` the upper/lower classes and `S` the contraction suffix.
     #[inline(always)]
     fn next_o200k(&self, b: &[u8], i: usize) -> usize {
-        if let Some(e) = self.o200k_ascii_word(b, i) {
+        if let Some(e) = Self::o200k_ascii_word(b, i) {
             return self.o200k_suffix(b, e);
         }
         if let Some(e) = self.o200k_ascii_other(b, i) {

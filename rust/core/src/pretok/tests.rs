@@ -438,9 +438,9 @@ proptest! {
         std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(600)
     ))]
 
-    /// The word paths of the cl100k and o200k lexers for non-ASCII letters and marks
-    /// (`letters_from`, `o200k_word`, `o200k_word_from`) and the two-byte class table,
-    /// against the regex from every character offset.
+    /// The three lexers on words of non-ASCII letters and marks (every case class, one-
+    /// to four-byte UTF-8, after and before ASCII letters, prefixes and numbers) against
+    /// the regex from every character offset.
     #[test]
     fn word_paths_match_regex_at_every_offset(text in word_path_text()) {
         for pattern in [CL100K, O200K, R50K] {

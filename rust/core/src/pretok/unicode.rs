@@ -30,9 +30,6 @@ pub const FOLD_LETTERS: [char; 8] = ['s', 'd', 'm', 't', 'l', 'v', 'r', 'e'];
 pub struct Tables {
     /// Flags of the ASCII characters.
     pub ascii: [u8; 128],
-    /// Flags of the code points below `U+0800` (ASCII and every two-byte UTF-8
-    /// character), indexed by code point: one load, no stage table.
-    pub low: Box<[u8; 0x800]>,
     stage1: Box<[u16]>,
     stage2: Box<[u8]>,
     /// For each letter of [`FOLD_LETTERS`], every character that `(?i)letter` matches.
@@ -93,8 +90,6 @@ fn build() -> Tables {
     }
     let mut ascii = [0u8; 128];
     ascii.copy_from_slice(&flat[..128]);
-    let mut low = Box::new([0u8; 0x800]);
-    low.copy_from_slice(&flat[..0x800]);
     let mut stage1 = vec![0u16; MAXCP >> 8];
     let mut stage2: Vec<u8> = Vec::new();
     let mut seen: std::collections::HashMap<&[u8], u16> = std::collections::HashMap::new();
@@ -116,7 +111,6 @@ fn build() -> Tables {
     });
     Tables {
         ascii,
-        low,
         stage1: stage1.into_boxed_slice(),
         stage2: stage2.into_boxed_slice(),
         folds,
@@ -154,9 +148,6 @@ mod tests {
         assert_eq!(f('\u{10FFFF}'), 0);
         for c in 0u32..128 {
             assert_eq!(t.ascii[c as usize], t.flags(c));
-        }
-        for c in 0u32..0x800 {
-            assert_eq!(t.low[c as usize], t.flags(c));
         }
         assert_eq!(t.folds[0], vec!['S', 's', 'ſ']);
         assert_eq!(t.folds[3], vec!['T', 't']);
