@@ -123,10 +123,14 @@ impl Tables {
     /// (Japanese or Chinese runs of text, which seldom repeat, would cost a lookup and an
     /// insertion each, more than the merges the rare hits save). One
     /// piece in 16, chosen by hash, always goes through the cache, so that the hit rate
-    /// keeps being measured and the bypass ends when long pieces start repeating.
+    /// keeps being measured and the bypass ends when long pieces start repeating. The
+    /// class is a hash of the piece's first 8 bytes only, so that a bypassed piece costs
+    /// no hash of all its bytes.
     #[inline(always)]
-    fn skip_long(&self, h: u64) -> bool {
-        h >> 60 != 0 && self.long_lookups >= 64 && self.long_hits * 4 < self.long_lookups
+    fn skip_long(&self, piece: &[u8]) -> bool {
+        self.long_lookups >= 64
+            && self.long_hits * 4 < self.long_lookups
+            && word(piece, 0).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60 != 0
     }
 
     #[inline(always)]
@@ -332,6 +336,9 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
         let Some(c) = c.as_mut() else {
             return false;
         };
+        if n > MID_PIECE {
+            return get_long(c, owner, piece, out);
+        }
         let h = mix(piece);
         if n <= SMALL_PIECE {
             match c.small[slot(h, SMALL_SETS)].find(owner, piece, out) {
@@ -340,27 +347,24 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
                 Found::Next => {}
             }
         }
-        if n <= MID_PIECE {
-            match c.mid[slot(h, SETS)].find(owner, piece, out) {
-                Found::Hit => return true,
-                Found::Miss => return false,
-                Found::Next => {}
-            }
-            return matches!(
+        match c.mid[slot(h, SETS)].find(owner, piece, out) {
+            Found::Hit => true,
+            Found::Miss => false,
+            Found::Next => matches!(
                 c.long[slot(h, LONG_SETS)].find(owner, piece, out),
                 Found::Hit
-            );
+            ),
         }
-        get_long(c, h, owner, piece, out)
     })
 }
 
 /// [`get`] for a piece longer than [`MID_PIECE`] bytes (out of line: rare).
 #[inline(never)]
-fn get_long(c: &mut Tables, h: u64, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
-    if c.skip_long(h) {
+fn get_long(c: &mut Tables, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
+    if c.skip_long(piece) {
         return false;
     }
+    let h = mix(piece);
     let hit = matches!(
         c.long[slot(h, LONG_SETS)].find(owner, piece, out),
         Found::Hit
@@ -391,6 +395,9 @@ pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
             long_lookups: 0,
             long_hits: 0,
         });
+        if n > MID_PIECE && c.skip_long(piece) {
+            return;
+        }
         let h = mix(piece);
         if n <= SMALL_PIECE {
             let fits = need <= SMALL_DATA;
@@ -405,8 +412,6 @@ pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
             if fits {
                 return;
             }
-        } else if c.skip_long(h) {
-            return;
         }
         c.long[slot(h, LONG_SETS)].insert(owner, piece, Some(toks));
     })
@@ -501,13 +506,13 @@ mod tests {
     fn long_pieces_bypass_the_cache_while_they_do_not_repeat() {
         let a = new_owner();
         let mut out = vec![];
-        let piece = |k: u32| format!("{k:_>40}").into_bytes();
+        let piece = |k: u32| format!("{k:_<40}").into_bytes();
         // 200 distinct long pieces, each looked up and stored once: all miss
         for k in 0..200 {
             assert!(!get(a, &piece(k), &mut out));
             put(a, &piece(k), &[k]);
         }
-        let class = |k: u32| mix(&piece(k)) >> 60 == 0;
+        let class = |k: u32| word(&piece(k), 0).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60 == 0;
         // now only the pieces of the sampled hash class are cached
         for k in 200..400 {
             put(a, &piece(k), &[k]);
