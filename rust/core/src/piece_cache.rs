@@ -111,10 +111,35 @@ struct Tables {
     mid: HugeBuf<Set<MID_DATA>>,
     /// Pieces of at most [`MAX_PIECE`] bytes (2 MiB).
     long: HugeBuf<Set<LONG_DATA>>,
-    /// Lookups and hits of pieces longer than [`MID_PIECE`] (see [`Tables::skip_long`]),
-    /// halved now and then so that they follow the current text.
-    long_lookups: u32,
-    long_hits: u32,
+    /// Lookups and hits of pieces longer than [`MID_PIECE`] (see [`Tables::skip_long`]).
+    long_rate: Rate,
+    /// Insertions and hits of pieces stored behind a redirect (see [`Tables::skip_over`]).
+    over_rate: Rate,
+}
+
+/// Tries and hits, halved now and then so that they follow the current text.
+#[derive(Default)]
+struct Rate {
+    tries: u32,
+    hits: u32,
+}
+
+impl Rate {
+    /// Whether fewer than one in four of at least 64 tries hit.
+    #[inline(always)]
+    fn low(&self) -> bool {
+        self.tries >= 64 && self.hits * 4 < self.tries
+    }
+
+    #[inline(always)]
+    fn count(&mut self, hit: bool) {
+        self.tries += 1;
+        self.hits += hit as u32;
+        if self.tries >= 4096 {
+            self.tries /= 2;
+            self.hits /= 2;
+        }
+    }
 }
 
 impl Tables {
@@ -128,19 +153,17 @@ impl Tables {
     /// no hash of all its bytes.
     #[inline(always)]
     fn skip_long(&self, piece: &[u8]) -> bool {
-        self.long_lookups >= 64
-            && self.long_hits * 4 < self.long_lookups
-            && word(piece, 0).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60 != 0
+        self.long_rate.low() && word(piece, 0).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60 != 0
     }
 
+    /// Whether a piece whose ids do not fit in its own table (and whose hash is `h`) is
+    /// not stored: when fewer than one in four such pieces have been found lately
+    /// (random strings such as base64, whose short pieces have many tokens, would cost
+    /// two insertions each and never hit), except one in 16 by hash, as for
+    /// [`Tables::skip_long`].
     #[inline(always)]
-    fn count_long(&mut self, hit: bool) {
-        self.long_lookups += 1;
-        self.long_hits += hit as u32;
-        if self.long_lookups >= 4096 {
-            self.long_lookups /= 2;
-            self.long_hits /= 2;
-        }
+    fn skip_over(&self, h: u64) -> bool {
+        self.over_rate.low() && h >> 60 != 0
     }
 }
 
@@ -340,21 +363,33 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
             return get_long(c, owner, piece, out);
         }
         let h = mix(piece);
-        if n <= SMALL_PIECE {
+        let mid = if n <= SMALL_PIECE {
             match c.small[slot(h, SMALL_SETS)].find(owner, piece, out) {
                 Found::Hit => return true,
                 Found::Miss => return false,
-                Found::Next => {}
+                Found::Next => c.mid[slot(h, SETS)].find(owner, piece, out),
             }
-        }
-        match c.mid[slot(h, SETS)].find(owner, piece, out) {
+        } else {
+            match c.mid[slot(h, SETS)].find(owner, piece, out) {
+                Found::Hit => return true,
+                Found::Miss => return false,
+                Found::Next => Found::Next,
+            }
+        };
+        // behind a redirect: the ids are in the mid table or the long one (a miss is
+        // counted by the `put` that follows it)
+        let hit = match mid {
             Found::Hit => true,
             Found::Miss => false,
             Found::Next => matches!(
                 c.long[slot(h, LONG_SETS)].find(owner, piece, out),
                 Found::Hit
             ),
+        };
+        if hit {
+            c.over_rate.count(true);
         }
+        hit
     })
 }
 
@@ -369,7 +404,7 @@ fn get_long(c: &mut Tables, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> boo
         c.long[slot(h, LONG_SETS)].find(owner, piece, out),
         Found::Hit
     );
-    c.count_long(hit);
+    c.long_rate.count(hit);
     hit
 }
 
@@ -392,13 +427,24 @@ pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
             small: HugeBuf::zeroed(SMALL_SETS),
             mid: HugeBuf::zeroed(SETS),
             long: HugeBuf::zeroed(LONG_SETS),
-            long_lookups: 0,
-            long_hits: 0,
+            long_rate: Rate::default(),
+            over_rate: Rate::default(),
         });
         if n > MID_PIECE && c.skip_long(piece) {
             return;
         }
         let h = mix(piece);
+        let over = if n <= SMALL_PIECE {
+            need > SMALL_DATA
+        } else {
+            n <= MID_PIECE && need > MID_DATA
+        };
+        if over {
+            if c.skip_over(h) {
+                return;
+            }
+            c.over_rate.count(false);
+        }
         if n <= SMALL_PIECE {
             let fits = need <= SMALL_DATA;
             c.small[slot(h, SMALL_SETS)].insert(owner, piece, fits.then_some(toks));
@@ -537,6 +583,42 @@ mod tests {
     }
 
     #[test]
+    fn pieces_behind_redirects_are_bypassed_while_they_do_not_repeat() {
+        let a = new_owner();
+        let mut out = vec![];
+        // short pieces with more ids than their table holds (as base64 has them)
+        let piece = |k: u32| format!("b{k:07}").into_bytes();
+        let many = [1u32; 9];
+        for k in 0..200 {
+            assert!(!get(a, &piece(k), &mut out));
+            put(a, &piece(k), &many);
+        }
+        let class = |k: u32| mix(&piece(k)) >> 60 == 0;
+        for k in 200..400 {
+            put(a, &piece(k), &many);
+        }
+        assert!((200..400).any(class));
+        for k in 200..400 {
+            assert_eq!(get(a, &piece(k), &mut out), class(k), "{k}");
+        }
+        // pieces whose ids fit their own table are never bypassed
+        put(a, b"b0000001", &[5]);
+        out.clear();
+        assert!(get(a, b"b0000001", &mut out));
+        assert_eq!(out, [5]);
+        // once such pieces repeat, the bypass ends
+        let stored: Vec<u32> = (200..400).filter(|&k| class(k)).collect();
+        for _ in 0..40 {
+            for &k in &stored {
+                assert!(get(a, &piece(k), &mut out));
+            }
+        }
+        put(a, &piece(1000), &many);
+        assert!(get(a, &piece(1000), &mut out));
+        clear_thread();
+    }
+
+    #[test]
     fn two_ways_least_recently_used_is_evicted() {
         // in the compact table (short pieces), the one-line one and the four-line one
         for (pad, sets) in [
@@ -588,8 +670,8 @@ mod proptests {
     proptest! {
         /// Random puts and gets against a map (each piece has one list of ids, as in the
         /// encoder): a hit always returns exactly the piece's ids, and a piece of at most
-        /// [`MID_PIECE`] bytes that fits is found right after it is stored (long pieces
-        /// may be bypassed).
+        /// [`MID_PIECE`] bytes whose ids fit its own table is found right after it is
+        /// stored (long pieces and the others may be bypassed).
         #[test]
         fn hits_are_exact(
             ops in proptest::collection::vec(
@@ -624,7 +706,12 @@ mod proptests {
                     prop_assert!(storable);
                     prop_assert_eq!(&out, &toks);
                 } else {
-                    prop_assert!(!storable || piece.len() > MID_PIECE);
+                    // long pieces, and pieces whose ids do not fit their own table, may
+                    // be bypassed
+                    let n = piece.len();
+                    let need = n + 3 * toks.len();
+                    let over = if n <= SMALL_PIECE { need > SMALL_DATA } else { need > MID_DATA };
+                    prop_assert!(!storable || n > MID_PIECE || over);
                 }
             }
             clear_thread();
