@@ -22,8 +22,8 @@
 //! would copy 512 bytes, so their older entry is evicted first). A piece whose ids do
 //! not fit in its table's entry (cl100k's Georgian: 4 letters, 12 bytes, 8 tokens) is
 //! stored in the first larger table where they fit, behind a redirect entry in the
-//! smaller ones. Long pieces bypass the cache while fewer than one in four of them hit
-//! (see `Tables::skip_long`).
+//! smaller ones. Long pieces, and pieces behind a redirect, bypass the cache while fewer
+//! than one in four of them hit (see `Tables::skip_long` and `Tables::skip_over`).
 //!
 //! Measured against one table of 16 K sets of one-line entries for all pieces
 //! (the 2 MB o200k multilingual benchmark sample has 54 K distinct non-token pieces,
@@ -31,15 +31,18 @@
 //! multilingual +37 %, cl100k multilingual +30 %, en and code unchanged within the noise;
 //! against one table of 32 K sets of one-line entries (same 4 MiB) multilingual +7–15 %.
 //! The long table and the redirects (issue 3, 2026-11-29; `benches/encode_ab.py`, in
-//! process, interleaved, load 2.6–3.5), whole-corpus stream / warm 2 MB sample: o200k
-//! ka +33 % / +106 %, ta -2 % / +44 %, kn 0 % / +42 %, ja -5 % / -1 %; cl100k ka +26 %;
-//! all 40 files o200k -1 % / +7 %, cl100k +4 % / -2 %; en and code within ±5 % (noise).
+//! process against main, interleaved, load 2.7–3.2), whole-corpus stream / warm sample:
+//! o200k ka +25 % / +90 %, ta 0 % / +52 %, kn +4 % / +45 %, ru +4 % / +15 %, fi +2 % /
+//! +7 %, ja -3 % / -3 %, zh_CN +1 % / -3 %, all 40 files +0 % / +2 %; cl100k ka +11 % /
+//! +31 %, kn +6 % / +13 %, ru -3 % / +14 %, fi +3 % / +13 %, ja -3 % / -6 %, zh_CN -2 % /
+//! -7 %, all 40 files +11 % / -3 %; en and code within ±6 % (noise); worst cases
+//! unchanged but base64 (o200k -2 %, cl100k +13 %).
 //! Georgian, Tamil and Kannada words are over 26 bytes and repeat; Japanese and Chinese
 //! runs seldom repeat (5 % and 2 % of their bytes).
 //!
 //! On the whole-corpus stream (every document once, the cache empty at the start;
 //! `examples/stream_profile.rs`), the misses are nearly all first sightings: o200k en.txt
-//! (20.6 MB) has 274 K non-token pieces of at most [`MAX_PIECE`] bytes, 84 % of them
+//! (20.6 MB) has 274 K non-token pieces of at most 26 bytes, 84 % of them
 //! hits, and of the 43.9 K misses 42.1 K are distinct pieces (code.txt: 38.7 K misses,
 //! 37.1 K distinct). Capacity and conflict misses are thus about 4 % of the misses, and
 //! an admission policy (doorkeeper/TinyLFU) or a larger table cannot win more than that;
