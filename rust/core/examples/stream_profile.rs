@@ -31,6 +31,11 @@ fn main() {
         let mut missed: Vec<(usize, usize)> = Vec::new();
         let mut out = Vec::new();
         let mut distinct = std::collections::HashSet::new();
+        // long non-token pieces: distinct ones, and their lengths and token counts
+        let mut long_seen = std::collections::HashSet::new();
+        let mut long_hist = [0u64; 8]; // by length: <=32, <=48, <=64, <=96, <=128, <=192, <=256, more
+        let mut long_toks = [0u64; 6]; // by tokens: <=4, <=8, <=12, <=16, <=24, more
+        let mut long_repeat_bytes = 0u64;
         for d in &docs {
             let b = d.as_bytes();
             let base = b.as_ptr() as usize - text.as_ptr() as usize;
@@ -42,6 +47,23 @@ fn main() {
                         tokens += 1;
                     } else if p.len() > piece_cache::MAX_PIECE {
                         long += 1;
+                        let n = p.len();
+                        let b = [32, 48, 64, 96, 128, 192, 256]
+                            .iter()
+                            .position(|&x| n <= x)
+                            .unwrap_or(7);
+                        long_hist[b] += 1;
+                        if !long_seen.insert(p) {
+                            long_repeat_bytes += n as u64;
+                        } else {
+                            let mut v = vec![];
+                            enc.bpe_piece(p, &mut v).unwrap();
+                            let t = [4, 8, 12, 16, 24]
+                                .iter()
+                                .position(|&x| v.len() <= x)
+                                .unwrap_or(5);
+                            long_toks[t] += 1;
+                        }
                     } else if piece_cache::get(u32::MAX, p, &mut out) {
                         hits += 1;
                     } else {
@@ -64,6 +86,13 @@ fn main() {
             100.0 * tokens as f64 / pieces as f64,
             100.0 * hits as f64 / (hits + misses).max(1) as f64,
             distinct.len()
+        );
+        println!(
+            "  long: distinct {} (repeats {:.0}% of the text's bytes); by length <=32,48,64,96,128,192,256,more: {:?}; distinct by tokens <=4,8,12,16,24,more: {:?}",
+            long_seen.len(),
+            100.0 * long_repeat_bytes as f64 / nb,
+            long_hist,
+            long_toks
         );
         let tb = text.as_bytes();
         let (mut t_lex, mut t_all, mut t_miss) = (vec![], vec![], vec![]);

@@ -619,3 +619,62 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::pretok::patterns;
+    use proptest::prelude::*;
+
+    /// Letters texts and tokens are made of: ASCII, Georgian and CJK (three bytes each),
+    /// Cyrillic (two bytes).
+    const UNITS: [&str; 10] = ["a", "b", "e", "ა", "ბ", "გ", "中", "文", "ж", "и"];
+
+    fn word(units: &[usize]) -> String {
+        units.iter().map(|&u| UNITS[u % UNITS.len()]).collect()
+    }
+
+    proptest! {
+        /// Random vocabularies and texts of repeated words of up to ~90 bytes (every table
+        /// of the piece cache, pieces with more ids than their table holds, long pieces
+        /// and their bypass): the encoder, cold and then warm, equals the plain
+        /// merge-table encoding of every piece.
+        #[test]
+        fn cached_encoding_equals_the_plain_merge(
+            tokens in proptest::collection::vec(proptest::collection::vec(0usize..10, 2..6), 0..60),
+            words in proptest::collection::vec(proptest::collection::vec(0usize..10, 1..30), 1..12),
+            order in proptest::collection::vec(0usize..12, 1..120),
+        ) {
+            let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+            let mut seen = std::collections::HashSet::new();
+            for t in &tokens {
+                let b = word(t).into_bytes();
+                if b.len() > 1 && seen.insert(b.clone()) {
+                    let id = pairs.len() as u32;
+                    pairs.push((b, id));
+                }
+            }
+            let enc = CoreEncoding::new(pairs, vec![], patterns::O200K).unwrap();
+            let table = MergeTable::from_vocab_ranks(enc.vocab());
+            let text: String = order
+                .iter()
+                .map(|&k| format!(" {}", word(&words[k % words.len()])))
+                .collect();
+            let mut want = vec![];
+            enc.pretokenizer()
+                .for_each_piece(&text, |a, b| {
+                    let p = &text.as_bytes()[a..b];
+                    match enc.vocab().get(p) {
+                        Some(id) => want.push(id),
+                        None => table.encode_piece(p, &mut want)?,
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            piece_cache::clear_thread();
+            for _ in 0..3 {
+                prop_assert_eq!(&enc.encode_ordinary(&text).unwrap(), &want);
+            }
+        }
+    }
+}

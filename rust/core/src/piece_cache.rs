@@ -4,27 +4,46 @@
 //! multilingual ones) need a byte-pair merge, which costs a dozen hash lookups; the same
 //! rare words, identifiers and inflected forms come back again and again. This
 //! two-way set-associative cache remembers the tokens of recent pieces (up to
-//! [`MAX_PIECE`] bytes and [`MAX_TOKENS`] tokens): sets of two entries, the most
+//! [`MAX_PIECE`] bytes): sets of two entries, the most
 //! recently used first, so a piece only leaves the cache when two
 //! others that map to its set have been used after it (a direct-mapped cache of the same
 //! size misses about three times as often on repeated text). It is per thread (no locks,
-//! no sharing between threads), keyed by the encoding's unique id, bounded (4 MiB per
+//! no sharing between threads), keyed by the encoding's unique id, bounded (6 MiB per
 //! thread, allocated on first use), and only ever returns the exact result of the merge
 //! it stored, so output does not depend on it.
 //!
-//! Layout: pieces of at most [`SMALL_PIECE`] bytes (four in five non-token pieces of the
-//! multilingual sample, nearly all of English and code) live in compact half-line entries (their ids packed in 24 bits, at most
-//! [`SMALL_TOKENS`] of them), two to a cache line, so one line answers a lookup, hit or
-//! miss, and 2 MiB hold 64 K of them; longer pieces live in one-line entries (16 K sets,
-//! 2 MiB). Measured against one table of 16 K sets of one-line entries for all pieces
+//! Layout: three tables, chosen by the piece's length; an entry holds the piece's bytes
+//! and then its ids packed in 24 bits. Pieces of at most [`SMALL_PIECE`] bytes (four in
+//! five non-token pieces of the multilingual sample, nearly all of English and code)
+//! live in compact half-line entries, two to a cache line, so one line answers a
+//! lookup, hit or miss, and 2 MiB hold 64 K of them; pieces of at most [`MID_PIECE`]
+//! bytes in one-line entries (16 K sets, 2 MiB); pieces of at most [`MAX_PIECE`] bytes
+//! in four-line entries (4 K sets, 2 MiB; these sets are not reordered on hits, which
+//! would copy 512 bytes, so their older entry is evicted first). A piece whose ids do
+//! not fit in its table's entry (cl100k's Georgian: 4 letters, 12 bytes, 8 tokens) is
+//! stored in the first larger table where they fit, behind a redirect entry in the
+//! smaller ones. Long pieces, and pieces behind a redirect, bypass the cache while fewer
+//! than one in four of them hit (see `Tables::skip_long` and `Tables::skip_over`).
+//!
+//! Measured against one table of 16 K sets of one-line entries for all pieces
 //! (the 2 MB o200k multilingual benchmark sample has 54 K distinct non-token pieces,
 //! which overflowed it): pure-Rust interleaved A/B (`bench_core`, load ~2.6) o200k
 //! multilingual +37 %, cl100k multilingual +30 %, en and code unchanged within the noise;
 //! against one table of 32 K sets of one-line entries (same 4 MiB) multilingual +7–15 %.
+//! The long table and the redirects (issue 3, 2026-11-29; `benches/encode_ab.py`, in
+//! process against main, interleaved, load 2.7–3.2), whole-corpus stream / warm sample:
+//! o200k ka +25 % / +90 %, ta 0 % / +52 %, kn +4 % / +45 %, ru +4 % / +15 %, fi +2 % /
+//! +7 %, ja -3 % / -3 %, zh_CN +1 % / -3 %; cl100k ka +11 % /
+//! +31 %, kn +6 % / +13 %, ru -3 % / +14 %, fi +3 % / +13 %, ja -3 % / -6 %, zh_CN -2 % /
+//! -7 %; all 40 files in one stream, five runs each: o200k -6 to +0 % (median -3 %),
+//! cl100k -4 to +11 % (the A/A noise of that run is about ±4 %); en and code within
+//! ±6 % (noise); worst cases unchanged but base64 (o200k -2 %, cl100k +13 %).
+//! Georgian, Tamil and Kannada words are over 26 bytes and repeat; Japanese and Chinese
+//! runs seldom repeat (5 % and 2 % of their bytes).
 //!
 //! On the whole-corpus stream (every document once, the cache empty at the start;
 //! `examples/stream_profile.rs`), the misses are nearly all first sightings: o200k en.txt
-//! (20.6 MB) has 274 K non-token pieces of at most [`MAX_PIECE`] bytes, 84 % of them
+//! (20.6 MB) has 274 K non-token pieces of at most 26 bytes, 84 % of them
 //! hits, and of the 43.9 K misses 42.1 K are distinct pieces (code.txt: 38.7 K misses,
 //! 37.1 K distinct). Capacity and conflict misses are thus about 4 % of the misses, and
 //! an admission policy (doorkeeper/TinyLFU) or a larger table cannot win more than that;
@@ -36,67 +55,124 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::hugebuf::{HugeBuf, Zeroable};
 
 /// Longest piece that is cached.
-pub const MAX_PIECE: usize = 26;
-/// Most tokens a cached piece may have.
-pub const MAX_TOKENS: usize = 8;
-/// Number of sets (of two entries each) for pieces longer than [`SMALL_PIECE`] bytes.
-pub const SETS: usize = 16384;
-/// Longest piece kept in a compact (half-line) entry.
+pub const MAX_PIECE: usize = 64;
+/// Longest piece looked up in the compact (half-line) table.
 pub const SMALL_PIECE: usize = 14;
-/// Most tokens of a piece kept in a compact entry.
-pub const SMALL_TOKENS: usize = 4;
-/// Number of sets (of two compact entries, one cache line each) for pieces of at most
-/// [`SMALL_PIECE`] bytes.
+/// Longest piece looked up in the one-line table (longer ones: the four-line table).
+pub const MID_PIECE: usize = 26;
+/// Number of sets (two half-line entries, one cache line each) of the compact table.
 pub const SMALL_SETS: usize = 32768;
+/// Number of sets (two one-line entries each) of the one-line table.
+pub const SETS: usize = 16384;
+/// Number of sets (two four-line entries each) of the table of long pieces.
+pub const LONG_SETS: usize = 4096;
 
-/// One cache line: 4 + 1 + 1 + 26 + 32 = 64 bytes.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Entry {
-    owner: u32,
-    len: u8,
-    ntok: u8,
-    bytes: [u8; MAX_PIECE],
-    toks: [u32; MAX_TOKENS],
-}
+/// Payload bytes (piece, then 3 bytes per id) of a compact entry.
+const SMALL_DATA: usize = 26;
+/// Payload bytes of a one-line entry.
+const MID_DATA: usize = 58;
+/// Payload bytes of a four-line entry.
+const LONG_DATA: usize = 250;
 
-// SAFETY: integers and integer arrays without padding (4 + 1 + 1 + 26 + 32 = 64 bytes);
-// all-zero is an empty entry (owner 0).
-unsafe impl Zeroable for Entry {}
+/// `ntok` of an entry that only says "the ids are in the next larger table".
+const REDIRECT: u8 = u8::MAX;
 
-/// Half a cache line: 4 + 1 + 1 + 14 + 12 = 32 bytes; ids as 24-bit little-endian.
+/// One entry: the owner (0: empty), the piece's length and bytes, then its ids as 24-bit
+/// little-endian integers right after the bytes (`len + 3 * ntok <= P`), or `ntok ==
+/// REDIRECT`. `6 + P` is a multiple of 4, so there is no padding.
 #[derive(Clone, Copy)]
 #[repr(C)]
-struct Small {
+struct Packed<const P: usize> {
     owner: u32,
     len: u8,
     ntok: u8,
-    bytes: [u8; SMALL_PIECE],
-    toks: [u8; 3 * SMALL_TOKENS],
+    data: [u8; P],
 }
 
-/// Two compact entries in one cache line, the most recently used first.
+/// Two entries, the most recently used first, aligned to cache lines.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-struct SmallSet([Small; 2]);
+struct Set<const P: usize>([Packed<P>; 2]);
 
-// SAFETY: integers and integer arrays without padding (2 x 32 = 64 bytes); all-zero is
+// SAFETY: integers and integer arrays without padding (6 + P bytes, a multiple of 4 for
+// the three sizes used, checked below; two of them fill whole cache lines); all-zero is
 // a pair of empty entries (owner 0).
-unsafe impl Zeroable for SmallSet {}
+unsafe impl<const P: usize> Zeroable for Set<P> {}
 
-const _: () = assert!(std::mem::size_of::<Entry>() == 64);
-const _: () = assert!(std::mem::size_of::<SmallSet>() == 64);
+const _: () = assert!(std::mem::size_of::<Packed<SMALL_DATA>>() == 32);
+const _: () = assert!(std::mem::size_of::<Packed<MID_DATA>>() == 64);
+const _: () = assert!(std::mem::size_of::<Packed<LONG_DATA>>() == 256);
+const _: () = assert!(std::mem::size_of::<Set<SMALL_DATA>>() == 64);
+const _: () = assert!(std::mem::size_of::<Set<MID_DATA>>() == 128);
+const _: () = assert!(std::mem::size_of::<Set<LONG_DATA>>() == 512);
+const _: () = assert!(SMALL_PIECE < SMALL_DATA && MID_PIECE < MID_DATA && MAX_PIECE < LONG_DATA);
 
-/// The two tables of one thread.
+/// The tables of one thread.
 struct Tables {
     /// Pieces of at most [`SMALL_PIECE`] bytes (2 MiB).
-    small: HugeBuf<SmallSet>,
-    /// Longer pieces (2 MiB).
-    big: HugeBuf<[Entry; 2]>,
+    small: HugeBuf<Set<SMALL_DATA>>,
+    /// Pieces of at most [`MID_PIECE`] bytes (2 MiB).
+    mid: HugeBuf<Set<MID_DATA>>,
+    /// Pieces of at most [`MAX_PIECE`] bytes (2 MiB).
+    long: HugeBuf<Set<LONG_DATA>>,
+    /// Lookups and hits of pieces longer than [`MID_PIECE`] (see [`Tables::skip_long`]).
+    long_rate: Rate,
+    /// Insertions and hits of pieces stored behind a redirect (see [`Tables::skip_over`]).
+    over_rate: Rate,
+}
+
+/// Tries and hits, halved now and then so that they follow the current text.
+#[derive(Default)]
+struct Rate {
+    tries: u32,
+    hits: u32,
+}
+
+impl Rate {
+    /// Whether fewer than one in four of at least 64 tries hit.
+    #[inline(always)]
+    fn low(&self) -> bool {
+        self.tries >= 64 && self.hits * 4 < self.tries
+    }
+
+    #[inline(always)]
+    fn count(&mut self, hit: bool) {
+        self.tries += 1;
+        self.hits += hit as u32;
+        if self.tries >= 4096 {
+            self.tries /= 2;
+            self.hits /= 2;
+        }
+    }
+}
+
+impl Tables {
+    /// Whether a piece longer than [`MID_PIECE`] bytes whose hash is `h` bypasses the
+    /// cache: when fewer than one in four long pieces have been found in it lately
+    /// (Japanese or Chinese runs of text, which seldom repeat, would cost a lookup and an
+    /// insertion each, more than the merges the rare hits save). One
+    /// piece in 16, chosen by hash, always goes through the cache, so that the hit rate
+    /// keeps being measured and the bypass ends when long pieces start repeating. The
+    /// class is a hash of the piece's first 8 bytes only, so that a bypassed piece costs
+    /// no hash of all its bytes.
+    #[inline(always)]
+    fn skip_long(&self, piece: &[u8]) -> bool {
+        self.long_rate.low() && word(piece, 0).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60 != 0
+    }
+
+    /// Whether a piece whose ids do not fit in its own table (and whose hash is `h`) is
+    /// not stored: when fewer than one in four such pieces have been found lately
+    /// (random strings such as base64, whose short pieces have many tokens, would cost
+    /// two insertions each and never hit), except one in 16 by hash, as for
+    /// [`Tables::skip_long`].
+    #[inline(always)]
+    fn skip_over(&self, h: u64) -> bool {
+        self.over_rate.low() && h >> 60 != 0
+    }
 }
 
 thread_local! {
-    /// The tables (4 MiB, two huge pages where available), allocated on the first `put`.
+    /// The tables (6 MiB, three huge pages where available), allocated on the first `put`.
     static CACHE: RefCell<Option<Tables>> = const { RefCell::new(None) };
 }
 
@@ -112,15 +188,10 @@ pub fn new_owner() -> u32 {
     }
 }
 
-/// Set index of `piece` in its table (the table is chosen by its length).
+/// Set index for the hash `h` in a table of `sets` sets.
 #[inline(always)]
-fn slot(piece: &[u8]) -> usize {
-    let sets = if piece.len() <= SMALL_PIECE {
-        SMALL_SETS
-    } else {
-        SETS
-    };
-    (mix(piece) >> 40) as usize & (sets - 1)
+fn slot(h: u64, sets: usize) -> usize {
+    (h >> 40) as usize & (sets - 1)
 }
 
 /// FNV-style mix over 8-byte words, finalised with a multiply: cheap and good enough for
@@ -184,31 +255,107 @@ fn same<const N: usize>(stored: &[u8; N], piece: &[u8]) -> bool {
     word(stored, n - 8) == word(piece, n - 8)
 }
 
-/// Whether `e` holds `piece` for `owner`.
-#[inline(always)]
-fn holds(e: &Entry, owner: u32, piece: &[u8]) -> bool {
-    e.owner == owner && e.len as usize == piece.len() && same(&e.bytes, piece)
+impl<const P: usize> Packed<P> {
+    /// Whether this entry holds `piece` for `owner`.
+    #[inline(always)]
+    fn holds(&self, owner: u32, piece: &[u8]) -> bool {
+        self.owner == owner && self.len as usize == piece.len() && same(&self.data, piece)
+    }
+
+    /// Append the ids to `out` (not for a redirect).
+    #[inline(always)]
+    fn emit(&self, out: &mut Vec<u32>) {
+        let mut at = self.len as usize;
+        for _ in 0..self.ntok {
+            let t = &self.data[at..at + 3];
+            out.push(t[0] as u32 | (t[1] as u32) << 8 | (t[2] as u32) << 16);
+            at += 3;
+        }
+    }
+
+    /// Store `piece` with `toks` (`None`: a redirect); the caller checked that they fit.
+    #[inline(always)]
+    fn fill(&mut self, owner: u32, piece: &[u8], toks: Option<&[u32]>) {
+        let n = piece.len();
+        self.owner = owner;
+        self.len = n as u8;
+        self.data[..n].copy_from_slice(piece);
+        match toks {
+            None => self.ntok = REDIRECT,
+            Some(toks) => {
+                self.ntok = toks.len() as u8;
+                for (k, &t) in toks.iter().enumerate() {
+                    self.data[n + 3 * k..n + 3 * k + 3].copy_from_slice(&t.to_le_bytes()[..3]);
+                }
+            }
+        }
+    }
 }
 
-/// Whether `e` holds `piece` for `owner`.
-#[inline(always)]
-fn holds_small(e: &Small, owner: u32, piece: &[u8]) -> bool {
-    e.owner == owner && e.len as usize == piece.len() && same(&e.bytes, piece)
+/// What a lookup in one table found.
+enum Found {
+    Hit,
+    Miss,
+    /// A redirect: the ids are in the next larger table.
+    Next,
 }
 
-/// Append the ids of a compact entry to `out`.
-#[inline(always)]
-fn emit_small(e: &Small, out: &mut Vec<u32>) {
-    for k in 0..e.ntok as usize {
-        let t = &e.toks[3 * k..3 * k + 3];
-        out.push(t[0] as u32 | (t[1] as u32) << 8 | (t[2] as u32) << 16);
+impl<const P: usize> Set<P> {
+    /// Look `piece` up (a hit becomes the most recently used entry).
+    #[inline(always)]
+    fn find(&mut self, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> Found {
+        let mut w = 0;
+        if !self.0[0].holds(owner, piece) {
+            if !self.0[1].holds(owner, piece) {
+                return Found::Miss;
+            }
+            if P > 64 {
+                // four-line entries: no swap (it would copy 512 bytes), the older entry
+                // is evicted first all the same
+                w = 1;
+            } else {
+                self.0.swap(0, 1);
+            }
+        }
+        let e = &self.0[w];
+        if e.ntok == REDIRECT {
+            return Found::Next;
+        }
+        e.emit(out);
+        Found::Hit
+    }
+
+    /// Store `piece` as the most recently used entry (over its own older entry if there
+    /// is one, else over the least recently used one).
+    #[inline(always)]
+    fn insert(&mut self, owner: u32, piece: &[u8], toks: Option<&[u32]>) {
+        if !self.0[0].holds(owner, piece) {
+            if P > 64 {
+                // copy only the bytes in use (a long piece's entry is mostly empty)
+                let [a, b] = &mut self.0;
+                let used = a.len as usize
+                    + if a.ntok == REDIRECT {
+                        0
+                    } else {
+                        3 * a.ntok as usize
+                    };
+                b.owner = a.owner;
+                b.len = a.len;
+                b.ntok = a.ntok;
+                b.data[..used].copy_from_slice(&a.data[..used]);
+            } else {
+                self.0[1] = self.0[0];
+            }
+        }
+        self.0[0].fill(owner, piece, toks);
     }
 }
 
 /// Append the cached tokens of `piece` for encoding `owner` to `out`; false if absent.
 #[inline]
 pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
-    if piece.len() > MAX_PIECE {
+    let n = piece.len();
+    if n > MAX_PIECE {
         return false;
     }
     CACHE.with(|c| {
@@ -216,75 +363,107 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
         let Some(c) = c.as_mut() else {
             return false;
         };
-        if piece.len() <= SMALL_PIECE {
-            let set = &mut c.small[slot(piece)].0;
-            if holds_small(&set[0], owner, piece) {
-                emit_small(&set[0], out);
-                true
-            } else if holds_small(&set[1], owner, piece) {
-                emit_small(&set[1], out);
-                set.swap(0, 1);
-                true
-            } else {
-                false
+        if n > MID_PIECE {
+            return get_long(c, owner, piece, out);
+        }
+        let h = mix(piece);
+        let mid = if n <= SMALL_PIECE {
+            match c.small[slot(h, SMALL_SETS)].find(owner, piece, out) {
+                Found::Hit => return true,
+                Found::Miss => return false,
+                Found::Next => c.mid[slot(h, SETS)].find(owner, piece, out),
             }
         } else {
-            let set = &mut c.big[slot(piece)];
-            if holds(&set[0], owner, piece) {
-                out.extend_from_slice(&set[0].toks[..set[0].ntok as usize]);
-                true
-            } else if holds(&set[1], owner, piece) {
-                out.extend_from_slice(&set[1].toks[..set[1].ntok as usize]);
-                set.swap(0, 1);
-                true
-            } else {
-                false
+            match c.mid[slot(h, SETS)].find(owner, piece, out) {
+                Found::Hit => return true,
+                Found::Miss => return false,
+                Found::Next => Found::Next,
             }
+        };
+        // behind a redirect: the ids are in the mid table or the long one (a miss is
+        // counted by the `put` that follows it)
+        let hit = match mid {
+            Found::Hit => true,
+            Found::Miss => false,
+            Found::Next => matches!(
+                c.long[slot(h, LONG_SETS)].find(owner, piece, out),
+                Found::Hit
+            ),
+        };
+        if hit {
+            c.over_rate.count(true);
         }
+        hit
     })
 }
 
-/// Remember that `piece` encodes to `toks` under encoding `owner` (as the most recently
-/// used entry of its set; the least recently used one is evicted). Pieces of at most
-/// [`SMALL_PIECE`] bytes with more than [`SMALL_TOKENS`] tokens, or an id of `2^24` or
-/// more, are not kept.
+/// [`get`] for a piece longer than [`MID_PIECE`] bytes (out of line: rare).
+#[inline(never)]
+fn get_long(c: &mut Tables, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
+    if c.skip_long(piece) {
+        return false;
+    }
+    let h = mix(piece);
+    let hit = matches!(
+        c.long[slot(h, LONG_SETS)].find(owner, piece, out),
+        Found::Hit
+    );
+    c.long_rate.count(hit);
+    hit
+}
+
+/// Remember that `piece` encodes to `toks` under encoding `owner`, as the most recently
+/// used entry of its set (the least recently used one is evicted). The entry goes to the
+/// table of the piece's length if the piece and its ids (3 bytes each) fit there, else
+/// to the first larger table where they fit, with a redirect left in the smaller ones.
+/// Not kept: pieces longer than [`MAX_PIECE`], ids of `2^24` or more, pieces that fit
+/// nowhere, and long pieces while long pieces rarely repeat (see [`get`]).
 #[inline]
 pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
     let n = piece.len();
-    let small = n <= SMALL_PIECE;
-    if n > MAX_PIECE
-        || toks.len() > MAX_TOKENS
-        || (small && (toks.len() > SMALL_TOKENS || toks.iter().any(|&t| t >= 1 << 24)))
-    {
+    let need = n + 3 * toks.len();
+    if n > MAX_PIECE || need > LONG_DATA || toks.iter().any(|&t| t >= 1 << 24) {
         return;
     }
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let c = c.get_or_insert_with(|| Tables {
             small: HugeBuf::zeroed(SMALL_SETS),
-            big: HugeBuf::zeroed(SETS),
+            mid: HugeBuf::zeroed(SETS),
+            long: HugeBuf::zeroed(LONG_SETS),
+            long_rate: Rate::default(),
+            over_rate: Rate::default(),
         });
-        if small {
-            let set = &mut c.small[slot(piece)].0;
-            set[1] = set[0];
-            let e = &mut set[0];
-            e.owner = owner;
-            e.len = n as u8;
-            e.ntok = toks.len() as u8;
-            e.bytes[..n].copy_from_slice(piece);
-            for (k, &t) in toks.iter().enumerate() {
-                e.toks[3 * k..3 * k + 3].copy_from_slice(&t.to_le_bytes()[..3]);
-            }
-        } else {
-            let set = &mut c.big[slot(piece)];
-            set[1] = set[0];
-            let e = &mut set[0];
-            e.owner = owner;
-            e.len = n as u8;
-            e.ntok = toks.len() as u8;
-            e.bytes[..n].copy_from_slice(piece);
-            e.toks[..toks.len()].copy_from_slice(toks);
+        if n > MID_PIECE && c.skip_long(piece) {
+            return;
         }
+        let h = mix(piece);
+        let over = if n <= SMALL_PIECE {
+            need > SMALL_DATA
+        } else {
+            n <= MID_PIECE && need > MID_DATA
+        };
+        if over {
+            if c.skip_over(h) {
+                return;
+            }
+            c.over_rate.count(false);
+        }
+        if n <= SMALL_PIECE {
+            let fits = need <= SMALL_DATA;
+            c.small[slot(h, SMALL_SETS)].insert(owner, piece, fits.then_some(toks));
+            if fits {
+                return;
+            }
+        }
+        if n <= MID_PIECE {
+            let fits = need <= MID_DATA;
+            c.mid[slot(h, SETS)].insert(owner, piece, fits.then_some(toks));
+            if fits {
+                return;
+            }
+        }
+        c.long[slot(h, LONG_SETS)].insert(owner, piece, Some(toks));
     })
 }
 
@@ -308,8 +487,10 @@ mod tests {
         assert_eq!(out, vec![1, 2]);
         assert!(!get(b, b"hello", &mut out));
         assert!(!get(a, b"hellp", &mut out));
-        // every length up to MAX_PIECE, and a one-byte difference at every position
+        // every length up to MAX_PIECE, and a one-byte difference at every position (a
+        // fresh cache for each length: the misses would make long pieces bypass it)
         for n in 1..=MAX_PIECE {
+            clear_thread();
             let p: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37) ^ 0x55).collect();
             put(a, &p, &[n as u32]);
             let mut o = vec![];
@@ -323,14 +504,12 @@ mod tests {
         }
         put(a, &[7u8; MAX_PIECE + 1], &[1]);
         assert!(!get(a, &[7u8; MAX_PIECE + 1], &mut out));
-        assert_eq!(std::mem::size_of::<Entry>(), 64);
-        assert_eq!(std::mem::size_of::<SmallSet>(), 64);
         clear_thread();
         assert!(!get(a, b"hello", &mut out));
     }
 
     #[test]
-    fn compact_entries_keep_ids_exactly_and_refuse_what_does_not_fit() {
+    fn ids_are_kept_exactly_and_what_does_not_fit_is_refused() {
         let a = new_owner();
         let mut out = vec![];
         // the largest 24-bit id and ids with every byte set survive the packing
@@ -338,38 +517,128 @@ mod tests {
         put(a, b"short", &toks);
         assert!(get(a, b"short", &mut out));
         assert_eq!(out, toks);
-        // more than SMALL_TOKENS tokens, or an id of 2^24 or more: not kept
-        put(a, b"five!", &[1, 2, 3, 4, 5]);
-        assert!(!get(a, b"five!", &mut out));
+        // an id of 2^24 or more: not kept
         put(a, b"huge", &[1 << 24]);
         assert!(!get(a, b"huge", &mut out));
-        // both sides of the SMALL_PIECE boundary, with the most tokens each table holds
-        let p14 = [b'x'; SMALL_PIECE];
-        let p15 = [b'x'; SMALL_PIECE + 1];
-        put(a, &p14, &[7; SMALL_TOKENS]);
-        put(a, &p15, &[9; MAX_TOKENS]);
+        // too many ids for the largest table: not kept
+        let p = [b'y'; MAX_PIECE];
+        let most = (LONG_DATA - MAX_PIECE) / 3;
+        put(a, &p, &vec![3; most + 1]);
+        assert!(!get(a, &p, &mut out));
+        put(a, &p, &vec![3; most]);
         out.clear();
-        assert!(get(a, &p14, &mut out));
-        assert!(get(a, &p15, &mut out));
-        let mut want = vec![7; SMALL_TOKENS];
-        want.extend([9; MAX_TOKENS]);
-        assert_eq!(out, want);
+        assert!(get(a, &p, &mut out));
+        assert_eq!(out, vec![3; most]);
+        // every length, with as many ids as fit in each table and one more (which goes
+        // to a larger table behind a redirect)
+        for n in 1..=MAX_PIECE {
+            let p: Vec<u8> = (0..n).map(|i| (i * 7 + n) as u8).collect();
+            for data in [SMALL_DATA, MID_DATA, LONG_DATA] {
+                for k in [
+                    (data.saturating_sub(n)) / 3,
+                    (data.saturating_sub(n)) / 3 + 1,
+                ] {
+                    if n + 3 * k > LONG_DATA {
+                        continue;
+                    }
+                    let toks: Vec<u32> = (0..k as u32).map(|i| i * 0x1_0101 + n as u32).collect();
+                    put(a, &p, &toks);
+                    out.clear();
+                    assert!(get(a, &p, &mut out), "{n} {k}");
+                    assert_eq!(out, toks, "{n} {k}");
+                }
+            }
+        }
+        clear_thread();
+    }
+
+    #[test]
+    fn long_pieces_bypass_the_cache_while_they_do_not_repeat() {
+        let a = new_owner();
+        let mut out = vec![];
+        let piece = |k: u32| format!("{k:_<40}").into_bytes();
+        // 200 distinct long pieces, each looked up and stored once: all miss
+        for k in 0..200 {
+            assert!(!get(a, &piece(k), &mut out));
+            put(a, &piece(k), &[k]);
+        }
+        let class = |k: u32| word(&piece(k), 0).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60 == 0;
+        // now only the pieces of the sampled hash class are cached
+        for k in 200..400 {
+            put(a, &piece(k), &[k]);
+        }
+        let stored: Vec<u32> = (200..400).filter(|&k| class(k)).collect();
+        assert!(!stored.is_empty());
+        for k in 200..400 {
+            assert_eq!(get(a, &piece(k), &mut out), class(k), "{k}");
+        }
+        // once long pieces repeat, the bypass ends
+        for _ in 0..40 {
+            for &k in &stored {
+                assert!(get(a, &piece(k), &mut out));
+            }
+        }
+        put(a, &piece(1000), &[1000]);
+        assert!(get(a, &piece(1000), &mut out));
+        // short pieces are never bypassed
+        put(a, b"short", &[1]);
+        assert!(get(a, b"short", &mut out));
+        clear_thread();
+    }
+
+    #[test]
+    fn pieces_behind_redirects_are_bypassed_while_they_do_not_repeat() {
+        let a = new_owner();
+        let mut out = vec![];
+        // short pieces with more ids than their table holds (as base64 has them)
+        let piece = |k: u32| format!("b{k:07}").into_bytes();
+        let many = [1u32; 9];
+        for k in 0..200 {
+            assert!(!get(a, &piece(k), &mut out));
+            put(a, &piece(k), &many);
+        }
+        let class = |k: u32| mix(&piece(k)) >> 60 == 0;
+        for k in 200..400 {
+            put(a, &piece(k), &many);
+        }
+        assert!((200..400).any(class));
+        for k in 200..400 {
+            assert_eq!(get(a, &piece(k), &mut out), class(k), "{k}");
+        }
+        // pieces whose ids fit their own table are never bypassed
+        put(a, b"b0000001", &[5]);
+        out.clear();
+        assert!(get(a, b"b0000001", &mut out));
+        assert_eq!(out, [5]);
+        // once such pieces repeat, the bypass ends
+        let stored: Vec<u32> = (200..400).filter(|&k| class(k)).collect();
+        for _ in 0..40 {
+            for &k in &stored {
+                assert!(get(a, &piece(k), &mut out));
+            }
+        }
+        put(a, &piece(1000), &many);
+        assert!(get(a, &piece(1000), &mut out));
         clear_thread();
     }
 
     #[test]
     fn two_ways_least_recently_used_is_evicted() {
-        // in the compact table (short pieces) and in the one of long pieces
-        for pad in [0usize, SMALL_PIECE + 1] {
+        // in the compact table (short pieces), the one-line one and the four-line one
+        for (pad, sets) in [
+            (0usize, SMALL_SETS),
+            (SMALL_PIECE + 1, SETS),
+            (MID_PIECE + 1, LONG_SETS),
+        ] {
             let a = new_owner();
             let piece = |k: u32| format!("{}p{k}", "_".repeat(pad)).into_bytes();
             // three pieces of one set
             let mut same_set: Vec<Vec<u8>> = Vec::new();
-            let target = slot(&piece(0));
+            let target = slot(mix(&piece(0)), sets);
             let mut k = 0u32;
             while same_set.len() < 3 {
                 let p = piece(k);
-                if slot(&p) == target {
+                if slot(mix(&p), sets) == target {
                     same_set.push(p);
                 }
                 k += 1;
@@ -377,12 +646,78 @@ mod tests {
             let mut out = vec![];
             put(a, &same_set[0], &[10]);
             put(a, &same_set[1], &[11]);
-            assert!(get(a, &same_set[0], &mut out)); // now most recent
-            put(a, &same_set[2], &[12]); // evicts same_set[1]
-            assert!(get(a, &same_set[0], &mut out));
+            assert!(get(a, &same_set[0], &mut out)); // now most recent (not in the four-line table)
+            put(a, &same_set[2], &[12]); // evicts same_set[1] (the four-line table: [0])
+            let (kept, gone) = if sets == LONG_SETS { (1, 0) } else { (0, 1) };
+            assert!(get(a, &same_set[kept], &mut out));
             assert!(get(a, &same_set[2], &mut out));
-            assert!(!get(a, &same_set[1], &mut out));
-            assert_eq!(out, vec![10, 10, 12], "pad {pad}");
+            assert!(!get(a, &same_set[gone], &mut out));
+            assert_eq!(out, vec![10, 10 + kept as u32, 12], "pad {pad}");
+            // storing a piece again replaces its own entry, not the other one
+            put(a, &same_set[kept], &[13]);
+            put(a, &same_set[kept], &[14]);
+            out.clear();
+            assert!(get(a, &same_set[2], &mut out));
+            assert!(get(a, &same_set[kept], &mut out));
+            assert_eq!(out, vec![12, 14], "pad {pad}");
+            clear_thread();
+        }
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        /// Random puts and gets against a map (each piece has one list of ids, as in the
+        /// encoder): a hit always returns exactly the piece's ids, and a piece of at most
+        /// [`MID_PIECE`] bytes whose ids fit its own table is found right after it is
+        /// stored (long pieces and the others may be bypassed).
+        #[test]
+        fn hits_are_exact(
+            ops in proptest::collection::vec(
+                (0usize..40, 1usize..80, proptest::collection::vec(0u32..1 << 25, 0..90)),
+                1..300,
+            ),
+        ) {
+            clear_thread();
+            let owner = new_owner();
+            let mut model: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
+            for (key, len, toks) in ops {
+                let lookup_only = toks.len() % 3 == 0;
+                // few distinct pieces, so that gets hit; lengths across all tables
+                let piece: Vec<u8> = (0..len).map(|i| (key * 31 + i * (key % 5 + 1)) as u8).collect();
+                let toks = model.entry(piece.clone()).or_insert(toks).clone();
+                let mut out = vec![7];
+                if get(owner, &piece, &mut out) {
+                    prop_assert_eq!(&out[1..], &toks[..]);
+                } else {
+                    prop_assert_eq!(out.len(), 1);
+                }
+                if lookup_only {
+                    continue;
+                }
+                put(owner, &piece, &toks);
+                let storable = piece.len() <= MAX_PIECE
+                    && piece.len() + 3 * toks.len() <= LONG_DATA
+                    && toks.iter().all(|&t| t < 1 << 24);
+                out.clear();
+                let found = get(owner, &piece, &mut out);
+                if found {
+                    prop_assert!(storable);
+                    prop_assert_eq!(&out, &toks);
+                } else {
+                    // long pieces, and pieces whose ids do not fit their own table, may
+                    // be bypassed
+                    let n = piece.len();
+                    let need = n + 3 * toks.len();
+                    let over = if n <= SMALL_PIECE { need > SMALL_DATA } else { need > MID_DATA };
+                    prop_assert!(!storable || n > MID_PIECE || over);
+                }
+            }
             clear_thread();
         }
     }
