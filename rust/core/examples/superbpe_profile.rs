@@ -3,7 +3,7 @@
 //! (paper presets, filters on; stage 2 also builds the tokenizer). Prints wall / process-CPU time per phase and an FNV digest
 //! of the final merge list (to check that an optimisation changes no merge).
 mod common;
-use common::process_cpu;
+use common::{process_cpu, thread_runs};
 use std::time::Instant;
 
 use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config};
@@ -29,10 +29,13 @@ fn main() {
     let mut lap = {
         let mut t = Instant::now();
         let mut c = process_cpu();
+        let mut runs = thread_runs(&[]).1;
         move |what: &str| {
             let (nt, nc) = (Instant::now(), process_cpu());
+            let (per, cur) = thread_runs(&runs);
+            runs = cur;
             eprintln!(
-                "{what:24} {:.3} s wall  {:.2} s CPU",
+                "{what:24} {:.3} s wall  {:.2} s CPU  (threads ms: {per})",
                 (nt - t).as_secs_f64(),
                 nc - c
             );
