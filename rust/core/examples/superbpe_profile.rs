@@ -67,7 +67,13 @@ fn main() {
             },
         );
         lap("stage-1 train || count 2");
-        let stage1 = superbpe::merges_as_bytes(&o1.vocab, &o1.merges);
+        // as `train_superbpe` hands stage 1 on: the trainer's tokens and id merges
+        let vocab1: Vec<&[u8]> = o1.vocab.iter().map(|t| &t[..]).collect();
+        let merges1: Vec<(u32, u32)> = o1.merges.iter().map(|m| (m.left, m.right)).collect();
+        let stage1 = superbpe::Stage1::Ids {
+            vocab: &vocab1,
+            merges: &merges1,
+        };
         let cfg = Stage2Config {
             train: TrainConfig {
                 vocab_size: vocab,
@@ -85,7 +91,7 @@ fn main() {
         // stage-2 merge loop)
         let pre = presets::preset("paper", presets::Stage::Two).expect("p2");
         let (o, tok) =
-            superbpe::stage2_with_tokenizer(c2, &stage1, &cfg, pre, &mut |_, _, _| Ok(()))
+            superbpe::stage2_with_tokenizer(c2, stage1, &cfg, pre, &mut |_, _, _| Ok(()))
                 .expect("stage 2");
         lap("stage 2 + tokenizer");
         drop(tok);

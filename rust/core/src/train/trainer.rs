@@ -353,8 +353,9 @@ pub struct Trainer {
     /// Lean mode with dormant pairs (`admit > 1`): a bitmap with the bit
     /// [`tracked_bit`] of every pair that has been tracked since the last rebuild set (a
     /// superset of the tracked pairs; empty when every pair is tracked). A merge step does
-    /// not record the decrements of a pair whose bit is clear and that does not hold the
-    /// new token: such a pair is dormant, and the step would drop its change anyway.
+    /// not record the changes of a neighbour pair whose bit is clear and that does not hold
+    /// the new token (it is dormant, and the step would drop its change anyway), nor of the
+    /// pair with the new token it becomes (see [`Trainer::apply`]).
     tracked: Vec<u64>,
     /// Lean mode (see [`Trainer::from_segments`]): pair tracking is built by the greedy loop
     /// for the merges it still has to make.
@@ -1053,23 +1054,32 @@ impl Trainer {
             let wc = self.wcount[self.word_of[p] as usize];
             // Deltas are aggregated per step in a small map (exact modulo 2^64, and the
             // true final counts fit in u64).
+            // A surely dormant neighbour pair `(l, a)` (lean mode) needs no decrement, and
+            // the pair `(l, c)` it turns into needs no increment either: every occurrence of
+            // `(l, c)` made by this step was an occurrence of `(l, a)`, so its count stays
+            // below `admit` too, and the step would not track it. (Not when `l` is the new
+            // token: a pair with it may grow during this step.) Same on the right.
             let lp = self.prev[p];
             if lp != NONE {
                 let l = self.syms[lp as usize];
                 let k1 = key(l, a);
-                if k1 != pk && !self.is_dormant(k1, l == c) {
-                    step_sub(&mut self.delta, k1, wc);
+                if !self.is_dormant(k1, l == c) {
+                    if k1 != pk {
+                        step_sub(&mut self.delta, k1, wc);
+                    }
+                    step_add(&mut self.delta, &mut self.new_pos, key(l, c), wc, lp);
                 }
-                step_add(&mut self.delta, &mut self.new_pos, key(l, c), wc, lp);
             }
             let rp = self.next[q];
             if rp != NONE {
                 let r = self.syms[rp as usize];
                 let k2 = key(b, r);
-                if k2 != pk && !self.is_dormant(k2, r == c) {
-                    step_sub(&mut self.delta, k2, wc);
+                if !self.is_dormant(k2, r == c) {
+                    if k2 != pk {
+                        step_sub(&mut self.delta, k2, wc);
+                    }
+                    step_add(&mut self.delta, &mut self.new_pos, key(c, r), wc, p as u32);
                 }
-                step_add(&mut self.delta, &mut self.new_pos, key(c, r), wc, p as u32);
                 self.prev[rp as usize] = p as u32;
             }
             self.syms[p] = c;
