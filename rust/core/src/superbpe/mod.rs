@@ -414,7 +414,15 @@ pub fn stage2(
     cfg: &Stage2Config,
     progress: &mut Stage2Progress<'_>,
 ) -> Result<Stage2Output> {
-    stage2_with(chunks, Stage1::Bytes(stage1), cfg, progress, |_| ()).map(|r| r.0)
+    stage2_with(
+        chunks,
+        Stage1::Bytes(stage1),
+        cfg,
+        progress,
+        |_| (),
+        |_, _, ()| Ok(()),
+    )
+    .map(|r| r.0)
 }
 
 /// [`stage2`], and the tokenizer of its result, as [`HfTokenizer::from_bpe`] builds it from
@@ -433,35 +441,43 @@ pub fn stage2_with_tokenizer<'a>(
 ) -> Result<(Stage2Output, HfTokenizer)> {
     // The builder holds the replay table's tokens (the tokens of a "keep" replay); when
     // the final vocabulary does not start with them, `finish` rebuilds from scratch.
-    let (o, builder) = stage2_with(chunks, stage1.into(), cfg, progress, |table| {
+    let side = |table: &replay::ReplayTable| {
         ModelBuilder::new(table.tokens().iter().map(|t| t.to_vec()).collect())
-    })?;
-    let mut clock = Timing::new();
-    let n_regular = o.out.vocab.len() - o.out.special_tokens.len();
-    let merges: Vec<(u32, u32)> = o.out.merges.iter().map(|m| (m.left, m.right)).collect();
-    // a builder that failed (a stage-1 list that cannot be a vocabulary) is simply not
-    // reused: the constructor reports the problem on the final tokens, if it is one
-    let tok = HfTokenizer::from_bpe_builder(
-        builder.unwrap_or_default(),
-        &o.out.vocab[..n_regular],
-        &merges,
-        Some(pre_tokenizer),
-        None,
-        o.out.special_tokens.clone(),
-    )?;
-    clock.lap("tokenizer");
-    Ok((o, tok))
+    };
+    // Built from the trainer itself, while the trainer's output is assembled beside it.
+    let after = |t: &Trainer, train: &TrainConfig, builder: Result<ModelBuilder>| {
+        let merges: Vec<(u32, u32)> = t.merges().iter().map(|m| (m.left, m.right)).collect();
+        // a builder that failed (a stage-1 list that cannot be a vocabulary) is simply not
+        // reused: the constructor reports the problem on the final tokens, if it is one
+        HfTokenizer::from_bpe_builder(
+            builder.unwrap_or_default(),
+            t.tokens(),
+            &merges,
+            Some(pre_tokenizer),
+            None,
+            train::special_token_ids(t.tokens().len(), train),
+        )
+    };
+    stage2_with(chunks, stage1.into(), cfg, progress, side, after)
 }
 
 /// [`stage2`], running `side` (given the replay table) on another worker of the pool while
-/// the stage-2 merge loop runs on this one.
-fn stage2_with<T: Send, F: FnOnce(&replay::ReplayTable) -> T + Send>(
+/// the stage-2 merge loop runs on this one, then `after` (given the trainer, the training
+/// options and the side result) while the output is assembled.
+fn stage2_with<T, U, F, A>(
     chunks: PretokenCounts,
     stage1: Stage1<'_>,
     cfg: &Stage2Config,
     progress: &mut Stage2Progress<'_>,
     side: F,
-) -> Result<(Stage2Output, T)> {
+    after: A,
+) -> Result<(Stage2Output, U)>
+where
+    T: Send,
+    U: Send,
+    F: FnOnce(&replay::ReplayTable) -> T + Send,
+    A: FnOnce(&Trainer, &TrainConfig, T) -> Result<U> + Send,
+{
     let target = train::check_config(&cfg.train)?;
     if stage1.len() + 256 > target {
         return Err(Error::InvalidArgument(format!(
@@ -540,11 +556,15 @@ fn stage2_with<T: Send, F: FnOnce(&replay::ReplayTable) -> T + Send>(
     let side_out =
         side_out.ok_or_else(|| Error::InvalidArgument("stage 2: lost side work".into()))?;
     clock.lap("greedy");
-    let out = train::finish(&t, &cfg.train, stop);
+    let (out, side_out) = rayon::join(
+        || train::finish(&t, &cfg.train, stop),
+        || after(&t, &cfg.train, side_out),
+    );
+    let side_out = side_out?;
     // Freeing the trainer (tens of MB in a few large arrays, the pair map, the token
-    // table) is left to a helper thread: the caller goes on building the tokenizer.
+    // table) is left to a helper thread.
     crate::util::drop_in_background((t, table));
-    clock.lap("finish");
+    clock.lap("finish + tokenizer");
     Ok((
         Stage2Output {
             out,
