@@ -179,6 +179,23 @@ def test_batches_and_numpy_match_single_calls() -> None:
     assert arr.dtype == np.uint32 and arr.tolist() == want[0]
 
 
+def test_batch_to_numpy_large_output_copied_in_parallel() -> None:
+    """Over 1 MB of ids the rows are copied into the result by several threads, each a
+    contiguous run of rows: the result must not depend on the thread count, including
+    empty rows at the ends and at run boundaries."""
+    np = pytest.importorskip("numpy")
+    enc = supertok.get_encoding("o200k_base")
+    body = [_mixed_long_text(4000, s) for s in range(400)]
+    texts = ["", *body[:130], "", "", *body[130:], ""]
+    want = [enc.encode_ordinary(t) for t in texts]
+    assert sum(map(len, want)) * 4 > 1 << 20
+    flat = np.fromiter((i for row in want for i in row), dtype=np.uint32)
+    ends = np.cumsum([0] + [len(r) for r in want], dtype=np.uint64)
+    for threads in (1, 2, 3, 8):
+        ids, offs = enc.encode_batch_to_numpy(texts, num_threads=threads)
+        assert np.array_equal(ids, flat) and np.array_equal(offs, ends)
+
+
 def test_batch_error_in_any_row_raises_and_pool_recovers() -> None:
     """An error in one row (here a disallowed special token) raises, whichever thread
     encoded that row, and later batches on the same threads still work."""

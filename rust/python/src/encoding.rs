@@ -13,7 +13,7 @@ use supertok_core::CoreEncoding as Core;
 
 use crate::intcache::IntCache;
 use crate::utf8str::Utf8Str;
-use crate::{extract_ids, par_map, to_py, u32s_to_bytes, u64s_to_bytes};
+use crate::{extract_ids, par_map, rows_to_bytes, to_py, u32s_to_bytes, u64s_to_bytes};
 
 /// The core of a tiktoken-compatible encoding. The Python class `supertok.Encoding`
 /// wraps it; use that.
@@ -303,19 +303,15 @@ impl CoreEncoding {
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
         let a = self.special_set(allowed)?;
         let d = self.special_set(disallowed)?;
-        let (flat, offsets) = py.detach(|| -> PyResult<(Vec<u32>, Vec<u64>)> {
-            let res = par_map(&texts, num_threads, |t| self.inner.encode(t, &a, &d))?;
-            let mut offsets = Vec::with_capacity(res.len() + 1);
-            offsets.push(0u64);
-            let total: usize = res.iter().map(|r| r.as_ref().map_or(0, |v| v.len())).sum();
-            let mut flat = Vec::with_capacity(total);
-            for r in res {
-                flat.extend_from_slice(&r.map_err(to_py)?);
-                offsets.push(flat.len() as u64);
-            }
-            Ok((flat, offsets))
+        let rows = py.detach(|| -> PyResult<Vec<Vec<u32>>> {
+            par_map(&texts, num_threads, |t| self.inner.encode(t, &a, &d))?
+                .into_iter()
+                .map(|r| r.map_err(to_py))
+                .collect()
         })?;
-        Ok((u32s_to_bytes(py, &flat), u64s_to_bytes(py, &offsets)))
+        let (ids, ends) = rows_to_bytes(py, &rows, num_threads)?;
+        let offsets: Vec<u64> = std::iter::once(0).chain(ends).collect();
+        Ok((ids, u64s_to_bytes(py, &offsets)))
     }
 
     /// tiktoken's `_encode_bytes`: encode arbitrary bytes, including invalid UTF-8.

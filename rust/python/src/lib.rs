@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::exceptions::{PyKeyError, PyOverflowError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use rayon::prelude::*;
@@ -142,24 +143,105 @@ pub(crate) fn extract_ids(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
     Ok(out)
 }
 
-pub(crate) fn u32s_to_bytes<'py>(py: Python<'py>, v: &[u32]) -> Bound<'py, PyBytes> {
-    PyBytes::new_with(py, v.len() * 4, |buf| {
-        for (chunk, t) in buf.chunks_exact_mut(4).zip(v) {
-            chunk.copy_from_slice(&t.to_ne_bytes());
-        }
-        Ok(())
-    })
-    .unwrap_or_else(|_| PyBytes::new(py, &[]))
+/// The raw bytes of `v` (native endianness: what `numpy.frombuffer` reads as its dtype).
+fn native_bytes<T: Copy>(v: &[T]) -> &[u8] {
+    // SAFETY: only called with u32 and u64, which have no padding and no invalid bit
+    // patterns; a `u8` slice needs no alignment, and the length covers exactly the
+    // memory of `v`, which the returned slice borrows.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
 }
 
+/// `v` as native-endian uint32 bytes (one copy).
+pub(crate) fn u32s_to_bytes<'py>(py: Python<'py>, v: &[u32]) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, native_bytes(v))
+}
+
+/// `v` as native-endian uint64 bytes (one copy).
 pub(crate) fn u64s_to_bytes<'py>(py: Python<'py>, v: &[u64]) -> Bound<'py, PyBytes> {
-    PyBytes::new_with(py, v.len() * 8, |buf| {
-        for (chunk, t) in buf.chunks_exact_mut(8).zip(v) {
-            chunk.copy_from_slice(&t.to_ne_bytes());
+    PyBytes::new(py, native_bytes(v))
+}
+
+/// Rows of ids concatenated into one native-endian uint32 `bytes` object, and each row's
+/// end offset (in ids).
+///
+/// The rows are copied straight into the new object's buffer, with no intermediate
+/// vector and no zero-fill, without the GIL and, for large results, by `num_threads`
+/// threads (each copies a contiguous run of rows, so first-touch page faults are shared
+/// too).
+pub(crate) fn rows_to_bytes<'py>(
+    py: Python<'py>,
+    rows: &[Vec<u32>],
+    num_threads: usize,
+) -> PyResult<(Bound<'py, PyBytes>, Vec<u64>)> {
+    let mut ends = Vec::with_capacity(rows.len());
+    let mut total = 0usize;
+    for r in rows {
+        total += r.len();
+        ends.push(total as u64);
+    }
+    let nbytes = total
+        .checked_mul(4)
+        .and_then(|n| ffi::Py_ssize_t::try_from(n).ok())
+        .ok_or_else(|| PyOverflowError::new_err("batch output too large"))?;
+    // SAFETY: with a NULL source, PyBytes_FromStringAndSize returns a new reference to a
+    // bytes object of `nbytes` uninitialized bytes (or NULL with an exception set). No
+    // other code can reach the object before we return it, so we may fill its buffer,
+    // without the GIL, before handing it out; every byte is written below (the rows'
+    // sizes sum to `nbytes`).
+    let obj = unsafe {
+        let raw = ffi::PyBytes_FromStringAndSize(std::ptr::null(), nbytes);
+        if raw.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        Bound::from_owned_ptr(py, raw).cast_into_unchecked::<PyBytes>()
+    };
+    // SAFETY: see above: the buffer holds `nbytes` bytes and is ours alone until returned.
+    let buf: &mut [u8] = unsafe {
+        std::slice::from_raw_parts_mut(
+            ffi::PyBytes_AsString(obj.as_ptr()) as *mut u8,
+            nbytes as usize,
+        )
+    };
+    /// Below this many bytes one thread copies everything.
+    const PARALLEL_COPY: usize = 1 << 20;
+    let groups = if buf.len() < PARALLEL_COPY {
+        1
+    } else {
+        num_threads.clamp(1, rows.len().max(1))
+    };
+    py.detach(|| -> PyResult<()> {
+        // Contiguous runs of rows of about equal size, each with its part of the buffer.
+        let mut parts: Vec<(&[Vec<u32>], &mut [u8])> = Vec::with_capacity(groups);
+        let mut rest = buf;
+        let mut start = 0usize;
+        for g in 1..=groups {
+            let goal = total / groups * g;
+            let mut end = start;
+            while end < rows.len() && (g == groups || (ends[end] as usize) <= goal) {
+                end += 1;
+            }
+            let bytes = rows[start..end].iter().map(|r| r.len() * 4).sum::<usize>();
+            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(bytes);
+            parts.push((&rows[start..end], mine));
+            rest = tail;
+            start = end;
+        }
+        let copy = |(rs, out): (&[Vec<u32>], &mut [u8])| {
+            let mut at = 0;
+            for r in rs {
+                let b = native_bytes(r);
+                out[at..at + b.len()].copy_from_slice(b);
+                at += b.len();
+            }
+        };
+        if parts.len() <= 1 {
+            parts.into_iter().for_each(copy);
+        } else {
+            pool(parts.len())?.install(|| parts.into_par_iter().for_each(copy));
         }
         Ok(())
-    })
-    .unwrap_or_else(|_| PyBytes::new(py, &[]))
+    })?;
+    Ok((obj, ends))
 }
 
 #[pymodule]

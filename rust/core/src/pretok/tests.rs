@@ -332,3 +332,132 @@ proptest! {
         check(CL100K, &text)?;
     }
 }
+
+/// Characters of every class the non-ASCII word paths branch on: lower-case (`Ll`),
+/// upper-case (`Lu`), title-case (`Lt`), modifier (`Lm`) and other (`Lo`) letters, marks
+/// (`Mn`, `Mc`, `Me`), numbers (`Nd`, `Nl`, `No`), and the characters that can end or
+/// prefix a word (ZWJ, NBSP, U+3000, other spaces, punctuation, emoji, `\r\n`), in one-,
+/// two-, three- and four-byte UTF-8, with ASCII letters and the contraction letters.
+const WORD_PATH_CHARS: &[char] = &[
+    // ASCII
+    'a',
+    'z',
+    's',
+    't',
+    'l',
+    'e',
+    'A',
+    'Z',
+    'S',
+    'T',
+    '0',
+    '7',
+    ' ',
+    ' ',
+    '\n',
+    '\r',
+    '\t',
+    '.',
+    '\'',
+    '-',
+    '/',
+    '"',
+    // Ll
+    'é',
+    'ß',
+    'а',
+    'я',
+    'ω',
+    'ı',
+    'ſ',
+    'ა',
+    'ệ',
+    '\u{1d41a}',
+    // Lu
+    'É',
+    'Ж',
+    'Ω',
+    'Ệ',
+    '\u{1c90}',
+    '\u{212a}',
+    '\u{1d400}',
+    // Lt
+    'ǅ',
+    '\u{1f88}',
+    // Lm
+    'ʰ',
+    'ˆ',
+    'ー',
+    '\u{16f93}',
+    // Lo
+    'ª',
+    'א',
+    'ب',
+    'க',
+    'क',
+    '中',
+    '한',
+    '\u{20000}',
+    // marks: Mn, Mc, Me in two, three and four bytes
+    '\u{301}',
+    '\u{64e}',
+    '\u{94d}',
+    '\u{bc1}',
+    '\u{20dd}',
+    '\u{1d167}',
+    // numbers
+    '٣',
+    '१',
+    '½',
+    'Ⅻ',
+    '\u{1d7d8}',
+    // prefixes and ends
+    '\u{200d}',
+    '\u{a0}',
+    '\u{3000}',
+    '\u{2028}',
+    '\u{85}',
+    '—',
+    '«',
+    '€',
+    '\u{feff}',
+    '\u{1f600}',
+    '\u{e000}',
+];
+
+fn word_path_text() -> impl Strategy<Value = String> {
+    prop::collection::vec((prop::sample::select(WORD_PATH_CHARS), 1usize..4), 0..14).prop_map(|v| {
+        v.into_iter()
+            .flat_map(|(c, k)| std::iter::repeat_n(c, k))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(600)
+    ))]
+
+    /// The three lexers on words of non-ASCII letters and marks (every case class, one-
+    /// to four-byte UTF-8, after and before ASCII letters, prefixes and numbers) against
+    /// the regex from every character offset.
+    #[test]
+    fn word_paths_match_regex_at_every_offset(text in word_path_text()) {
+        for pattern in [CL100K, O200K, R50K] {
+            let lexer = super::lexers::for_pattern(pattern).unwrap();
+            let slow = Pretokenizer::new_regex(pattern).unwrap();
+            for (k, _) in text.char_indices() {
+                let first = slow.split(&text[k..]).unwrap()[0];
+                prop_assert_eq!(
+                    lexer.next_end(text.as_bytes(), k) - k,
+                    first.1,
+                    "pattern {:?} text {:?} offset {}",
+                    pattern,
+                    &text,
+                    k
+                );
+            }
+            check(pattern, &text)?;
+        }
+    }
+}
