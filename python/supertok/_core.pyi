@@ -356,6 +356,8 @@ def superbpe_stage2_tokenizer(
     threads: int | None = None,
     replay_progress: Callable[[int], None] | None = None,
     merge_progress: Callable[[int], None] | None = None,
+    stage1_vocab: list[bytes] | None = None,
+    stage1_merges: list[tuple[int, int]] | None = None,
 ) -> tuple[
     CoreTokenizer,
     int,

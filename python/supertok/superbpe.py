@@ -349,7 +349,11 @@ def _finish(
     count2_seconds: float,
     collisions1: list[str],
     return_summary: bool,
+    trained1: tuple[list[bytes], list[tuple[int, int]]] | None = None,
 ) -> Any:
+    """Stage 2 and the tokenizer. The stage-1 merges are ``stage1`` (byte pairs), or, for a
+    trained stage 1, ``trained1`` = the trainer's ``(vocab, id merges)`` with ``stage1``
+    empty (the core builds its replay table from the ids: no byte pairs are made)."""
     from supertok.tokenizer import Tokenizer
 
     _check_counts(chunks)
@@ -360,6 +364,10 @@ def _finish(
     # needs the token and merge lists; otherwise the core returns the finished tokenizer
     # (its stage-1 part built while the stage-2 merge loop runs).
     need_lists = plan.inherited is not None and plan.inherited_ids is not None
+    if trained1 is not None and need_lists:  # pragma: no cover - need_lists implies inherit
+        stage1 = [(trained1[0][a], trained1[0][b]) for a, b in trained1[1]]
+        trained1 = None
+    n_stage1 = len(trained1[1]) if trained1 is not None else len(stage1)
     core_tok = None
     t0 = time.perf_counter()
     try:
@@ -371,8 +379,9 @@ def _finish(
             vocab, merges, _mcounts, spec, stop, collisions, stats, dropped = _core.superbpe_stage2(*head, *tail)
             n_vocab, n_merges = len(vocab), len(merges)
         else:
+            ids = {} if trained1 is None else {"stage1_vocab": trained1[0], "stage1_merges": trained1[1]}
             core_tok, n_vocab, n_merges, spec, stop, collisions, stats, dropped = _core.superbpe_stage2_tokenizer(
-                *head, json.dumps(plan.stage2_objs), *tail
+                *head, json.dumps(plan.stage2_objs), *tail, **ids
             )
         rbar.update_to(n_chunks_total)
         mbar.update_to(n_vocab - len(spec) - 256)
@@ -415,8 +424,8 @@ def _finish(
     tok = Tokenizer(core_tok)
     summary = SuperBPESummary(
         vocab_size=n_vocab,
-        transition=256 + len(stage1),
-        stage1_merges=len(stage1),
+        transition=256 + n_stage1,
+        stage1_merges=n_stage1,
         replayed_merges=n_replayed,
         dropped_merges=[(bytes(a), bytes(b)) for a, b in dropped],
         stage2_merges=n_merges - n_replayed,
@@ -544,6 +553,7 @@ def train_superbpe(
 
     t0 = time.perf_counter()
     stage1: list[tuple[bytes, bytes]] = []
+    trained1: tuple[list[bytes], list[tuple[int, int]]] | None = None
     collisions1: list[str] = []
     chunks: PretokenCounts | None = None
     if plan.inherited is not None:
@@ -559,12 +569,12 @@ def train_superbpe(
             vocab1, merges1, _stop, collisions1 = _train_stage1(plan, counts1, final=False)
             del counts1
             chunks = fut.result()
-        stage1 = [(vocab1[a], vocab1[b]) for a, b in merges1]
+        trained1 = (vocab1, merges1)
     t1 = time.perf_counter()
     if chunks is None:
         chunks = count(plan.stage2_objs, "Stage 2 chunks")
     t2 = time.perf_counter()
-    return _finish(plan, chunks, stage1, t1 - t0, t2 - t1, collisions1, return_summary)
+    return _finish(plan, chunks, stage1, t1 - t0, t2 - t1, collisions1, return_summary, trained1)
 
 
 def train_superbpe_from_iterator(
@@ -632,6 +642,7 @@ def train_superbpe_from_iterator(
         bar.close()
     count_seconds = time.perf_counter() - t0
     stage1: list[tuple[bytes, bytes]] = []
+    trained1: tuple[list[bytes], list[tuple[int, int]]] | None = None
     collisions1: list[str] = []
     t1 = time.perf_counter()
     if plan.inherited is not None:
@@ -641,8 +652,8 @@ def train_superbpe_from_iterator(
             return _bpe_only(plan, counts1, t0, return_summary)
         vocab1, merges1, _stop, collisions1 = _train_stage1(plan, counts1, final=False)
         del counts1
-        stage1 = [(vocab1[a], vocab1[b]) for a, b in merges1]
+        trained1 = (vocab1, merges1)
     t2 = time.perf_counter()
     if chunks is None:  # pragma: no cover - no_stage2 implies counts1
         raise RuntimeError("internal error: no stage-2 counts")
-    return _finish(plan, chunks, stage1, count_seconds + (t2 - t1), 0.0, collisions1, return_summary)
+    return _finish(plan, chunks, stage1, count_seconds + (t2 - t1), 0.0, collisions1, return_summary, trained1)

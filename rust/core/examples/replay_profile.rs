@@ -5,7 +5,7 @@
 //! process-CPU time of each round and a digest of the replayed positions, tokens and counts
 //! (to check that an optimisation of the replay changes nothing).
 mod common;
-use common::process_cpu;
+use common::{process_cpu, thread_runs};
 use std::time::Instant;
 
 use supertok_core::superbpe::{self, presets, replay, HfSplitter};
@@ -43,9 +43,11 @@ fn main() {
         let table = replay::ReplayTable::new(&stage1).expect("table");
         for r in 0..rounds {
             let chunks = c2.clone();
+            let runs = thread_runs(&[]).1;
             let (t0, c0) = (Instant::now(), process_cpu());
             let seg = replay::replay_counts(&table, chunks, &mut |_, _| Ok(())).expect("replay");
             let (wall, cpu) = (t0.elapsed().as_secs_f64(), process_cpu() - c0);
+            let per = thread_runs(&runs).0;
             // Order-independent digest: chunks are emitted in the map's order.
             let mut h = 0u64;
             for (i, &s) in seg.starts.iter().enumerate() {
@@ -60,7 +62,7 @@ fn main() {
                 h = h.wrapping_add((c ^ q as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             }
             println!(
-                "round {r}: replay {wall:.3} s wall {cpu:.2} s CPU; {} chunks, {} positions, digest {h:016x}",
+                "round {r}: replay {wall:.3} s wall {cpu:.2} s CPU (threads ms: {per}); {} chunks, {} positions, digest {h:016x}",
                 seg.starts.len(),
                 seg.syms.len()
             );

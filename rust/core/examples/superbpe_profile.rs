@@ -3,7 +3,7 @@
 //! (paper presets, filters on; stage 2 also builds the tokenizer). Prints wall / process-CPU time per phase and an FNV digest
 //! of the final merge list (to check that an optimisation changes no merge).
 mod common;
-use common::process_cpu;
+use common::{process_cpu, thread_runs};
 use std::time::Instant;
 
 use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config};
@@ -29,10 +29,13 @@ fn main() {
     let mut lap = {
         let mut t = Instant::now();
         let mut c = process_cpu();
+        let mut runs = thread_runs(&[]).1;
         move |what: &str| {
             let (nt, nc) = (Instant::now(), process_cpu());
+            let (per, cur) = thread_runs(&runs);
+            runs = cur;
             eprintln!(
-                "{what:24} {:.3} s wall  {:.2} s CPU",
+                "{what:24} {:.3} s wall  {:.2} s CPU  (threads ms: {per})",
                 (nt - t).as_secs_f64(),
                 nc - c
             );
@@ -64,7 +67,13 @@ fn main() {
             },
         );
         lap("stage-1 train || count 2");
-        let stage1 = superbpe::merges_as_bytes(&o1.vocab, &o1.merges);
+        // as `train_superbpe` hands stage 1 on: the trainer's tokens and id merges
+        let vocab1: Vec<&[u8]> = o1.vocab.iter().map(|t| &t[..]).collect();
+        let merges1: Vec<(u32, u32)> = o1.merges.iter().map(|m| (m.left, m.right)).collect();
+        let stage1 = superbpe::Stage1::Ids {
+            vocab: &vocab1,
+            merges: &merges1,
+        };
         let cfg = Stage2Config {
             train: TrainConfig {
                 vocab_size: vocab,
@@ -82,7 +91,7 @@ fn main() {
         // stage-2 merge loop)
         let pre = presets::preset("paper", presets::Stage::Two).expect("p2");
         let (o, tok) =
-            superbpe::stage2_with_tokenizer(c2, &stage1, &cfg, pre, &mut |_, _, _| Ok(()))
+            superbpe::stage2_with_tokenizer(c2, stage1, &cfg, pre, &mut |_, _, _| Ok(()))
                 .expect("stage 2");
         lap("stage 2 + tokenizer");
         drop(tok);

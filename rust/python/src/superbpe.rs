@@ -5,12 +5,14 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::PyBytes;
 use serde_json::Value;
 
 use supertok_core::hf::syntax::tiktoken_to_onig;
-use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config, Stage2Progress};
+use supertok_core::superbpe::{
+    self, presets, Filters, HfSplitter, Stage1, Stage2Config, Stage2Progress,
+};
 use supertok_core::train::{
     self as core_train, LineSplitter, PretokenCounts as CoreCounts, TrainConfig,
 };
@@ -251,12 +253,14 @@ type Stage2TokTuple<'py> = (
 /// SuperBPE stage 2 on chunk counts (consumed), returning the finished tokenizer
 /// (``pre_tokenizer``: JSON list of the stage-2 pre-tokenizer objects, before ByteLevel)
 /// instead of the token and merge lists; its stage-1 part is built while the stage-2 merge
-/// loop runs.
+/// loop runs. A trained stage 1 can be given as the trainer returns it instead of
+/// ``stage1``: ``stage1_vocab`` (token bytes by id) and ``stage1_merges`` (id pairs), with
+/// ``stage1`` empty (no byte pairs to make in Python).
 ///
 /// Returns ``(tokenizer, vocab_size, n_merges, special_tokens, stop_reason,
 /// special_collisions, (n_replayed, n_chunks, n_positions, n_rejected), dropped_replays)``.
 #[pyfunction]
-#[pyo3(signature = (chunks, stage1, vocab_size, special_tokens, policy_name, forbid, max_words, pre_tokenizer, threads=None, replay_progress=None, merge_progress=None))]
+#[pyo3(signature = (chunks, stage1, vocab_size, special_tokens, policy_name, forbid, max_words, pre_tokenizer, threads=None, replay_progress=None, merge_progress=None, stage1_vocab=None, stage1_merges=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn superbpe_stage2_tokenizer<'py>(
     py: Python<'py>,
@@ -271,16 +275,37 @@ pub fn superbpe_stage2_tokenizer<'py>(
     threads: Option<usize>,
     replay_progress: Option<Py<PyAny>>,
     merge_progress: Option<Py<PyAny>>,
+    stage1_vocab: Option<Vec<PyBackedBytes>>,
+    stage1_merges: Option<Vec<(u32, u32)>>,
 ) -> PyResult<Stage2TokTuple<'py>> {
     let cfg = stage2_config(vocab_size, special_tokens, policy_name, forbid, max_words)?;
     let objs = parse_objects(pre_tokenizer)?;
+    let ids = match (stage1_vocab, stage1_merges) {
+        (None, None) => None,
+        (Some(v), Some(m)) if stage1.is_empty() => Some((v, m)),
+        _ => {
+            return Err(PyValueError::new_err(
+                "give stage1_vocab and stage1_merges together, with an empty stage1",
+            ))
+        }
+    };
     let (o, tok) = run_stage2(
         py,
         chunks,
         threads,
         replay_progress,
         merge_progress,
-        |taken, progress| superbpe::stage2_with_tokenizer(taken, &stage1, &cfg, objs, progress),
+        |taken, progress| match &ids {
+            Some((v, m)) => {
+                let vocab: Vec<&[u8]> = v.iter().map(|b| &b[..]).collect();
+                let s1 = Stage1::Ids {
+                    vocab: &vocab,
+                    merges: m,
+                };
+                superbpe::stage2_with_tokenizer(taken, s1, &cfg, objs, progress)
+            }
+            None => superbpe::stage2_with_tokenizer(taken, &stage1, &cfg, objs, progress),
+        },
     )?;
     let dropped = byte_pairs(py, &o.dropped);
     Ok((

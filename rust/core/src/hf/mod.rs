@@ -242,9 +242,9 @@ impl HfTokenizer {
     /// What [`HfTokenizer::from_bpe`] builds, from a [`ModelBuilder`] that may already hold
     /// a prefix of `vocab` (see [`model::incremental`]): the tokens it holds are not
     /// converted again, and the merges are resolved by id instead of by string.
-    pub fn from_bpe_builder(
+    pub fn from_bpe_builder<V: AsRef<[u8]>>(
         builder: ModelBuilder,
-        vocab: &[Vec<u8>],
+        vocab: &[V],
         merges: &[(u32, u32)],
         pre_tokenizer: Option<Vec<Value>>,
         pattern: Option<&str>,

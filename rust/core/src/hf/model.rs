@@ -454,30 +454,42 @@ impl BpeModel {
                 .map(|(_, p)| *p)
                 .collect()
         };
-        let table = MergeTable::from_merges(&bytes, &pairs);
-        let mut inner_pairs = vec![0u64; 1024];
-        for (_, b) in bytes.iter() {
-            for w in b.windows(2) {
-                let k = (w[0] as usize) << 8 | w[1] as usize;
-                inner_pairs[k >> 6] |= 1 << (k & 63);
+        // The two-level split is independent of the rest: inside a rayon pool (training,
+        // which builds the tokenizer on the critical path) it is computed on another worker
+        // meanwhile; elsewhere (loading a file) everything runs here, no pool is started.
+        let rest = || {
+            let table = MergeTable::from_merges(&bytes, &pairs);
+            let mut inner_pairs = vec![0u64; 1024];
+            for (_, b) in bytes.iter() {
+                for w in b.windows(2) {
+                    let k = (w[0] as usize) << 8 | w[1] as usize;
+                    inner_pairs[k >> 6] |= 1 << (k & 63);
+                }
             }
-        }
-        let two_level = TwoLevel::for_model(&bytes, &pairs);
-        let chars = AtomicChars::from_merges(&bytes, &table);
-        let atomic_pairs = AtomicPairs::new(&bytes, &table);
+            let chars = AtomicChars::from_merges(&bytes, &table);
+            let atomic_pairs = AtomicPairs::new(&bytes, &table);
+            let trims: Vec<(u16, u16)> = (0..slots as u32)
+                .map(|id| {
+                    names.name(id).map_or((0, 0), |s| {
+                        let (a, b) = trim_counts(s);
+                        (
+                            a.min(u16::MAX as usize) as u16,
+                            b.min(u16::MAX as usize) as u16,
+                        )
+                    })
+                })
+                .collect();
+            (table, inner_pairs, chars, atomic_pairs, trims)
+        };
+        let two = || TwoLevel::for_model(&bytes, &pairs);
+        let (two_level, (table, inner_pairs, chars, atomic_pairs, trims)) =
+            if rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1 {
+                rayon::join(two, rest)
+            } else {
+                (two(), rest())
+            };
         let all_bytes = (0..=255u8).all(|b| bytes.byte_id(b).is_some());
         let unk_id = unk_token.as_ref().and_then(|u| names.get(u));
-        let trims = (0..slots as u32)
-            .map(|id| {
-                names.name(id).map_or((0, 0), |s| {
-                    let (a, b) = trim_counts(s);
-                    (
-                        a.min(u16::MAX as usize) as u16,
-                        b.min(u16::MAX as usize) as u16,
-                    )
-                })
-            })
-            .collect();
         BpeModel {
             names,
             n_entries,

@@ -173,16 +173,54 @@ impl Splitter for HfSplitter {
 }
 
 /// Phase timer of [`stage2`]: prints `stage2 <phase>: <seconds> s` to stderr when the
-/// environment variable `SUPERTOK_TIMING` is set (for profiling; silent otherwise).
-struct Timing(Option<std::time::Instant>);
+/// environment variable `SUPERTOK_TIMING` is set (for profiling; silent otherwise), with
+/// the process CPU time, the memory, and each thread's run time in the phase (Linux
+/// `schedstat`, ms), which shows the phases that leave a core idle.
+struct Timing(Option<(std::time::Instant, Vec<(String, u64)>)>);
+
+/// `(thread id and name, run time or run-queue wait in ns)` of every thread of this process
+/// (Linux; empty elsewhere).
+fn thread_run_times() -> Vec<(String, u64)> {
+    let mut v = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for e in dir.flatten() {
+            let p = e.path();
+            let st = std::fs::read_to_string(p.join("schedstat")).unwrap_or_default();
+            let mut f = st.split_whitespace().map(|x| x.parse::<u64>().ok());
+            let name = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+            let tid = e.file_name().to_string_lossy().to_string();
+            // run time, then time spent waiting for a CPU (other processes' load)
+            if let (Some(Some(run)), Some(Some(wait))) = (f.next(), f.next()) {
+                v.push((format!("{tid}:{} run", name.trim()), run));
+                v.push((format!("{tid}:{} runq", name.trim()), wait));
+            }
+        }
+    }
+    v.sort();
+    v
+}
 
 impl Timing {
     fn new() -> Self {
-        Timing(std::env::var_os("SUPERTOK_TIMING").map(|_| std::time::Instant::now()))
+        Timing(
+            std::env::var_os("SUPERTOK_TIMING")
+                .map(|_| (std::time::Instant::now(), thread_run_times())),
+        )
     }
     fn lap(&mut self, phase: &str) {
-        if let Some(t) = self.0.as_mut() {
+        if let Some((t, runs)) = self.0.as_mut() {
             let now = std::time::Instant::now();
+            let cur = thread_run_times();
+            let per_thread = cur
+                .iter()
+                .filter_map(|(name, ns)| {
+                    let before = runs.iter().find(|(n, _)| n == name).map_or(0, |r| r.1);
+                    let d = ns.saturating_sub(before);
+                    (d >= 500_000).then(|| format!("{name} {:.1}", d as f64 / 1e6))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            *runs = cur;
             let mem = std::fs::read_to_string("/proc/self/status")
                 .map(|st| {
                     st.lines()
@@ -207,7 +245,7 @@ impl Timing {
                 })
                 .unwrap_or(f64::NAN);
             eprintln!(
-                "stage2 {phase}: {:.3} s (process CPU {cpu:.2} s; {mem})",
+                "stage2 {phase}: {:.3} s (process CPU {cpu:.2} s; {mem}; threads ms: {per_thread})",
                 (now - *t).as_secs_f64()
             );
             *t = now;
@@ -293,6 +331,74 @@ pub struct Stage2Output {
     pub n_positions: usize,
 }
 
+/// The stage-1 merges that stage 2 replays.
+#[derive(Clone, Copy, Debug)]
+pub enum Stage1<'a> {
+    /// As the bytes of their two sides, in rank order (e.g. inherited from a tokenizer).
+    Bytes(&'a [(Vec<u8>, Vec<u8>)]),
+    /// A trained stage 1 as the trainer returns it: the token bytes by id and the merges as
+    /// id pairs in rank order. The replay table is then built from the ids (no token is
+    /// looked up by its bytes, see [`replay::ReplayTable::from_ids`]), unless the list is
+    /// not of that form, when the byte pairs are made and used.
+    Ids {
+        vocab: &'a [&'a [u8]],
+        merges: &'a [(u32, u32)],
+    },
+}
+
+impl<'a> From<&'a [(Vec<u8>, Vec<u8>)]> for Stage1<'a> {
+    fn from(m: &'a [(Vec<u8>, Vec<u8>)]) -> Self {
+        Stage1::Bytes(m)
+    }
+}
+
+impl<'a> From<&'a Vec<(Vec<u8>, Vec<u8>)>> for Stage1<'a> {
+    fn from(m: &'a Vec<(Vec<u8>, Vec<u8>)>) -> Self {
+        Stage1::Bytes(m)
+    }
+}
+
+impl Stage1<'_> {
+    /// Number of merges.
+    pub fn len(&self) -> usize {
+        match self {
+            Stage1::Bytes(m) => m.len(),
+            Stage1::Ids { merges, .. } => merges.len(),
+        }
+    }
+
+    /// Whether there is no merge.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The replay table of the merges.
+    fn table(&self) -> Result<replay::ReplayTable> {
+        match *self {
+            Stage1::Bytes(m) => replay::ReplayTable::new(m),
+            Stage1::Ids { vocab, merges } => {
+                if let Some(t) = replay::ReplayTable::from_ids(vocab, merges) {
+                    return Ok(t);
+                }
+                let side = |id: u32, k: usize| {
+                    vocab.get(id as usize).map(|b| b.to_vec()).ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "stage-1 merge {k}: token {id} is not in the vocabulary ({} tokens)",
+                            vocab.len()
+                        ))
+                    })
+                };
+                let pairs = merges
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &(l, r))| Ok((side(l, k)?, side(r, k)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                replay::ReplayTable::new(&pairs)
+            }
+        }
+    }
+}
+
 /// Progress of [`stage2`]: `(phase, done, total)` with phase `"replay"` (done = chunks
 /// replayed) or `"merge"` (done = vocabulary size so far).
 pub type Stage2Progress<'a> = dyn FnMut(&str, u64, u64) -> Result<()> + 'a;
@@ -308,7 +414,15 @@ pub fn stage2(
     cfg: &Stage2Config,
     progress: &mut Stage2Progress<'_>,
 ) -> Result<Stage2Output> {
-    stage2_with(chunks, stage1, cfg, progress, || ()).map(|r| r.0)
+    stage2_with(
+        chunks,
+        Stage1::Bytes(stage1),
+        cfg,
+        progress,
+        |_| (),
+        |_, _, ()| Ok(()),
+    )
+    .map(|r| r.0)
 }
 
 /// [`stage2`], and the tokenizer of its result, as [`HfTokenizer::from_bpe`] builds it from
@@ -316,43 +430,54 @@ pub fn stage2(
 /// `ByteLevel`) and the special tokens. The stage-1 tokens of the tokenizer (byte-level
 /// strings and their index, [`ModelBuilder`]) are built on another worker of the pool while
 /// the single-threaded stage-2 merge loop runs; only the stage-2 tokens, the merges and the
-/// derived structures are left for the end.
-pub fn stage2_with_tokenizer(
+/// derived structures are left for the end. `stage1`: the merges as byte pairs, or
+/// [`Stage1::Ids`].
+pub fn stage2_with_tokenizer<'a>(
     chunks: PretokenCounts,
-    stage1: &[(Vec<u8>, Vec<u8>)],
+    stage1: impl Into<Stage1<'a>>,
     cfg: &Stage2Config,
     pre_tokenizer: Vec<serde_json::Value>,
     progress: &mut Stage2Progress<'_>,
 ) -> Result<(Stage2Output, HfTokenizer)> {
-    let (o, builder) = stage2_with(chunks, stage1, cfg, progress, || {
-        ModelBuilder::from_byte_merges(stage1)
-    })?;
-    let mut clock = Timing::new();
-    let n_regular = o.out.vocab.len() - o.out.special_tokens.len();
-    let merges: Vec<(u32, u32)> = o.out.merges.iter().map(|m| (m.left, m.right)).collect();
-    // a builder that failed (a stage-1 list that cannot be a vocabulary) is simply not
-    // reused: the constructor reports the problem on the final tokens, if it is one
-    let tok = HfTokenizer::from_bpe_builder(
-        builder.unwrap_or_default(),
-        &o.out.vocab[..n_regular],
-        &merges,
-        Some(pre_tokenizer),
-        None,
-        o.out.special_tokens.clone(),
-    )?;
-    clock.lap("tokenizer");
-    Ok((o, tok))
+    // The builder holds the replay table's tokens (the tokens of a "keep" replay); when
+    // the final vocabulary does not start with them, `finish` rebuilds from scratch.
+    let side = |table: &replay::ReplayTable| {
+        ModelBuilder::new(table.tokens().iter().map(|t| t.to_vec()).collect())
+    };
+    // Built from the trainer itself, while the trainer's output is assembled beside it.
+    let after = |t: &Trainer, train: &TrainConfig, builder: Result<ModelBuilder>| {
+        let merges: Vec<(u32, u32)> = t.merges().iter().map(|m| (m.left, m.right)).collect();
+        // a builder that failed (a stage-1 list that cannot be a vocabulary) is simply not
+        // reused: the constructor reports the problem on the final tokens, if it is one
+        HfTokenizer::from_bpe_builder(
+            builder.unwrap_or_default(),
+            t.tokens(),
+            &merges,
+            Some(pre_tokenizer),
+            None,
+            train::special_token_ids(t.tokens().len(), train),
+        )
+    };
+    stage2_with(chunks, stage1.into(), cfg, progress, side, after)
 }
 
-/// [`stage2`], running `side` on another worker of the pool while the stage-2 merge loop
-/// runs on this one.
-fn stage2_with<T: Send, F: FnOnce() -> T + Send>(
+/// [`stage2`], running `side` (given the replay table) on another worker of the pool while
+/// the stage-2 merge loop runs on this one, then `after` (given the trainer, the training
+/// options and the side result) while the output is assembled.
+fn stage2_with<T, U, F, A>(
     chunks: PretokenCounts,
-    stage1: &[(Vec<u8>, Vec<u8>)],
+    stage1: Stage1<'_>,
     cfg: &Stage2Config,
     progress: &mut Stage2Progress<'_>,
     side: F,
-) -> Result<(Stage2Output, T)> {
+    after: A,
+) -> Result<(Stage2Output, U)>
+where
+    T: Send,
+    U: Send,
+    F: FnOnce(&replay::ReplayTable) -> T + Send,
+    A: FnOnce(&Trainer, &TrainConfig, T) -> Result<U> + Send,
+{
     let target = train::check_config(&cfg.train)?;
     if stage1.len() + 256 > target {
         return Err(Error::InvalidArgument(format!(
@@ -362,7 +487,7 @@ fn stage2_with<T: Send, F: FnOnce() -> T + Send>(
         )));
     }
     let mut clock = Timing::new();
-    let table = replay::ReplayTable::new(stage1)?;
+    let table = stage1.table()?;
     clock.lap("replay table");
     let n_chunks = chunks.len();
     let seg = replay::replay_counts(&table, chunks, &mut |d, t| progress("replay", d, t))?;
@@ -415,24 +540,31 @@ fn stage2_with<T: Send, F: FnOnce() -> T + Send>(
             Some(&counting_veto)
         },
     };
+    t.prepare_greedy(target);
+    clock.lap("pair rebuild");
     let total = target as u64;
     let mut side_out: Option<T> = None;
     let stop = rayon::in_place_scope(|sc| {
         // queued on this worker: the idle worker of the pool steals it, or this one runs
         // it when it next waits inside the loop (or right after it)
         let slot = &mut side_out;
-        sc.spawn(move |_| *slot = Some(side()));
+        let table = &table;
+        sc.spawn(move |_| *slot = Some(side(table)));
         t.train_greedy(&opts, &mut |n| progress("merge", n as u64, total))
     });
     let stop: StopReason = stop?;
     let side_out =
         side_out.ok_or_else(|| Error::InvalidArgument("stage 2: lost side work".into()))?;
     clock.lap("greedy");
-    let out = train::finish(&t, &cfg.train, stop);
+    let (out, side_out) = rayon::join(
+        || train::finish(&t, &cfg.train, stop),
+        || after(&t, &cfg.train, side_out),
+    );
+    let side_out = side_out?;
     // Freeing the trainer (tens of MB in a few large arrays, the pair map, the token
-    // table) is left to a helper thread: the caller goes on building the tokenizer.
+    // table) is left to a helper thread.
     crate::util::drop_in_background((t, table));
-    clock.lap("finish");
+    clock.lap("finish + tokenizer");
     Ok((
         Stage2Output {
             out,

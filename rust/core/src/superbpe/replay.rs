@@ -118,6 +118,66 @@ impl ReplayTable {
             }
             list.push((l, r, res));
         }
+        Ok(Self::assemble(tokens, list, first, more))
+    }
+
+    /// The table of a merge list as a BPE trainer returns it: `vocab` holds the token
+    /// bytes by id (the 256 single bytes, then one new token per merge) and `merges` the id
+    /// pairs in rank order, merge `i` creating token `256 + i`. The same table as
+    /// [`ReplayTable::new`] on the merges' byte pairs, built without looking any token up
+    /// by its bytes. `None` when the list is not of that form (a merge re-created an
+    /// existing token, the tokens are not distinct, ...): use [`ReplayTable::new`] then.
+    pub fn from_ids(vocab: &[&[u8]], merges: &[(u32, u32)]) -> Option<Self> {
+        if vocab.len() != 256 + merges.len()
+            || vocab[..256]
+                .iter()
+                .enumerate()
+                .any(|(i, t)| t.len() != 1 || t[0] as usize != i)
+        {
+            return None;
+        }
+        // Distinct tokens: then `new` finds every side at its id here and creates every
+        // result as the next id (no concatenation is an earlier token).
+        let mut seen: rustc_hash::FxHashSet<&[u8]> =
+            rustc_hash::FxHashSet::with_capacity_and_hasher(vocab.len(), Default::default());
+        if !vocab.iter().all(|t| seen.insert(t)) {
+            return None;
+        }
+        drop(seen);
+        let mut list = Vec::with_capacity(merges.len());
+        let mut first: FxHashMap<u64, u32> =
+            FxHashMap::with_capacity_and_hasher(merges.len(), Default::default());
+        let mut more: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+        for (i, &(l, r)) in merges.iter().enumerate() {
+            let id = 256 + i;
+            if l as usize >= id || r as usize >= id {
+                return None;
+            }
+            let (a, b, c) = (vocab[l as usize], vocab[r as usize], vocab[id]);
+            if c.len() != a.len() + b.len() || &c[..a.len()] != a || &c[a.len()..] != b {
+                return None;
+            }
+            let k = key(l, r);
+            let rank = i as u32;
+            match first.get(&k) {
+                None => {
+                    first.insert(k, rank);
+                }
+                Some(&f) => more.entry(k).or_insert_with(|| vec![f]).push(rank),
+            }
+            list.push((l, r, id as u32));
+        }
+        let tokens = vocab.iter().map(|&t| Box::from(t)).collect();
+        Some(Self::assemble(tokens, list, first, more))
+    }
+
+    /// The rest of a table: the bitmap of the byte pairs inside tokens.
+    fn assemble(
+        tokens: Vec<Box<[u8]>>,
+        merges: Vec<(u32, u32, u32)>,
+        first: FxHashMap<u64, u32>,
+        more: FxHashMap<u64, Vec<u32>>,
+    ) -> Self {
         let mut inner = vec![0u64; 1024];
         for t in &tokens {
             for w in t.windows(2) {
@@ -125,13 +185,13 @@ impl ReplayTable {
                 inner[k >> 6] |= 1 << (k & 63);
             }
         }
-        Ok(ReplayTable {
+        ReplayTable {
             tokens,
-            merges: list,
+            merges,
             first,
             more,
             inner,
-        })
+        }
     }
 
     /// Number of merges.
@@ -1027,5 +1087,61 @@ mod tests {
                 assert_same_as_heap(&table, ReplayTable::replay_buckets, &s, w, &mut sc, round);
             }
         }
+    }
+
+    /// The fields of two tables are equal.
+    fn assert_same_table(a: &ReplayTable, b: &ReplayTable, round: usize) {
+        assert_eq!(a.tokens, b.tokens, "round {round}");
+        assert_eq!(a.merges, b.merges, "round {round}");
+        assert_eq!(a.first, b.first, "round {round}");
+        assert_eq!(a.more, b.more, "round {round}");
+        assert_eq!(a.inner, b.inner, "round {round}");
+    }
+
+    #[test]
+    fn table_from_ids_equals_table_from_bytes() {
+        // Random merge lists (repeated pairs, re-created tokens): `from_ids` on the
+        // trainer's form of the list either builds exactly the table of `new`, or declines
+        // (a merge re-created a token, so token ids and merge indices part ways).
+        let mut seed = 0x1234_5678_9ABC_DEF1u64;
+        let (mut built, mut declined) = (0, 0);
+        for round in 0..400 {
+            let list = random_merge_list(&mut seed, 1 + round % 30);
+            let table = ReplayTable::new(&list).unwrap();
+            // the trainer's form: token bytes by id (one new token per merge, duplicates
+            // included) and the merges as ids of their sides' first occurrence
+            let mut vocab: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+            let mut merges = Vec::new();
+            for (l, r) in &list {
+                let id = |t: &Vec<u8>| vocab.iter().position(|v| v == t).unwrap() as u32;
+                merges.push((id(l), id(r)));
+                vocab.push([&l[..], &r[..]].concat());
+            }
+            let refs: Vec<&[u8]> = vocab.iter().map(|v| &v[..]).collect();
+            match ReplayTable::from_ids(&refs, &merges) {
+                Some(t) => {
+                    assert_same_table(&t, &table, round);
+                    built += 1;
+                }
+                None => {
+                    // declined only when a token is re-created
+                    assert!(table.tokens.len() < 256 + list.len(), "round {round}");
+                    declined += 1;
+                }
+            }
+        }
+        assert!(
+            built > 50 && declined > 50,
+            "{built} built, {declined} declined"
+        );
+        // Malformed input is declined, never a panic.
+        let bytes: Vec<[u8; 1]> = (0..=255u8).map(|b| [b]).collect();
+        let mut v2: Vec<&[u8]> = bytes.iter().map(|b| &b[..]).collect();
+        assert!(ReplayTable::from_ids(&v2, &[(0, 1)]).is_none()); // missing token
+        v2.push(b"ab");
+        assert!(ReplayTable::from_ids(&v2, &[(97, 98)]).is_some());
+        assert!(ReplayTable::from_ids(&v2, &[(97, 99)]).is_none()); // wrong bytes
+        assert!(ReplayTable::from_ids(&v2, &[(97, 256)]).is_none()); // a later token
+        assert!(ReplayTable::from_ids(&v2, &[(97, 9999)]).is_none()); // out of range
     }
 }

@@ -119,14 +119,20 @@ pub fn train_bpe(
     Ok(finish(&t, cfg, stop))
 }
 
+/// The special tokens of `cfg` with their ids after `n_tokens` regular tokens (in order).
+pub fn special_token_ids(n_tokens: usize, cfg: &TrainConfig) -> Vec<(String, u32)> {
+    cfg.special_tokens
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.clone(), (n_tokens + i) as u32))
+        .collect()
+}
+
 /// Assemble the output of a trainer (appends the special tokens).
 pub fn finish(t: &Trainer, cfg: &TrainConfig, stop: StopReason) -> TrainOutput {
     let mut vocab: Vec<Vec<u8>> = t.tokens().iter().map(|b| b.to_vec()).collect();
-    let mut special_tokens = Vec::with_capacity(cfg.special_tokens.len());
-    for s in &cfg.special_tokens {
-        special_tokens.push((s.clone(), vocab.len() as u32));
-        vocab.push(s.as_bytes().to_vec());
-    }
+    let special_tokens = special_token_ids(vocab.len(), cfg);
+    vocab.extend(cfg.special_tokens.iter().map(|s| s.as_bytes().to_vec()));
     let special_collisions = t
         .special_collisions()
         .iter()

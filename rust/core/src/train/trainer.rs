@@ -110,6 +110,20 @@ impl Sketch {
     }
 }
 
+/// Size (log2, in bits) of the bitmap of tracked pairs of a lean trainer
+/// ([`Trainer::tracked`]): 32 KB, about 15 bits per tracked pair on SuperBPE's stage 2
+/// (tiny in unit tests, so that untracked pairs share bits with tracked ones).
+#[cfg(not(test))]
+const TRACKED_BITS: u32 = 18;
+#[cfg(test)]
+const TRACKED_BITS: u32 = 6;
+
+/// Bit of the pair `k` in [`Trainer::tracked`].
+#[inline]
+fn tracked_bit(k: u64) -> usize {
+    (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TRACKED_BITS)) as usize
+}
+
 /// Number of base (byte) tokens.
 pub const N_BYTES: u32 = 256;
 
@@ -336,6 +350,13 @@ pub struct Trainer {
     /// Pairs whose count is below this are not tracked ("dormant"): no map entry, no
     /// occurrence list, no heap entry. 1 = every pair is tracked (the default).
     admit: u64,
+    /// Lean mode with dormant pairs (`admit > 1`): a bitmap with the bit
+    /// [`tracked_bit`] of every pair that has been tracked since the last rebuild set (a
+    /// superset of the tracked pairs; empty when every pair is tracked). A merge step does
+    /// not record the changes of a neighbour pair whose bit is clear and that does not hold
+    /// the new token (it is dormant, and the step would drop its change anyway), nor of the
+    /// pair with the new token it becomes (see [`Trainer::apply`]).
+    tracked: Vec<u64>,
     /// Lean mode (see [`Trainer::from_segments`]): pair tracking is built by the greedy loop
     /// for the merges it still has to make.
     lean: bool,
@@ -536,6 +557,7 @@ impl Trainer {
             dropped_replays: Vec::new(),
             n_pretokens,
             admit: 1,
+            tracked: Vec::new(),
             lean,
             built: false,
             lean_keep: 0,
@@ -676,6 +698,14 @@ impl Trainer {
                 key: k,
             })
             .collect();
+        self.tracked = Vec::new();
+        if self.admit > 1 {
+            self.tracked = vec![0u64; (1usize << TRACKED_BITS) / 64];
+            for &k in pairs.keys() {
+                let b = tracked_bit(k);
+                self.tracked[b >> 6] |= 1u64 << (b & 63);
+            }
+        }
         self.pairs = pairs;
         self.arena_compacted = arena.len();
         self.arena = arena;
@@ -968,6 +998,18 @@ impl Trainer {
         id
     }
 
+    /// Whether the pair `k` is surely dormant (lean mode: not tracked, and its bit in
+    /// [`Trainer::tracked`] is clear); `new` says it holds the token the current step
+    /// creates (never dormant: its count may grow in this step).
+    #[inline]
+    fn is_dormant(&self, k: u64, new: bool) -> bool {
+        if self.tracked.is_empty() || new {
+            return false;
+        }
+        let b = tracked_bit(k);
+        self.tracked[b >> 6] & (1u64 << (b & 63)) == 0
+    }
+
     /// Apply the merge `(a, b) -> c` to every pretoken containing the pair, updating counts.
     fn apply(&mut self, a: u32, b: u32, c: u32) {
         self.fresh = false;
@@ -1012,23 +1054,32 @@ impl Trainer {
             let wc = self.wcount[self.word_of[p] as usize];
             // Deltas are aggregated per step in a small map (exact modulo 2^64, and the
             // true final counts fit in u64).
+            // A surely dormant neighbour pair `(l, a)` (lean mode) needs no decrement, and
+            // the pair `(l, c)` it turns into needs no increment either: every occurrence of
+            // `(l, c)` made by this step was an occurrence of `(l, a)`, so its count stays
+            // below `admit` too, and the step would not track it. (Not when `l` is the new
+            // token: a pair with it may grow during this step.) Same on the right.
             let lp = self.prev[p];
             if lp != NONE {
                 let l = self.syms[lp as usize];
                 let k1 = key(l, a);
-                if k1 != pk {
-                    step_sub(&mut self.delta, k1, wc);
+                if !self.is_dormant(k1, l == c) {
+                    if k1 != pk {
+                        step_sub(&mut self.delta, k1, wc);
+                    }
+                    step_add(&mut self.delta, &mut self.new_pos, key(l, c), wc, lp);
                 }
-                step_add(&mut self.delta, &mut self.new_pos, key(l, c), wc, lp);
             }
             let rp = self.next[q];
             if rp != NONE {
                 let r = self.syms[rp as usize];
                 let k2 = key(b, r);
-                if k2 != pk {
-                    step_sub(&mut self.delta, k2, wc);
+                if !self.is_dormant(k2, r == c) {
+                    if k2 != pk {
+                        step_sub(&mut self.delta, k2, wc);
+                    }
+                    step_add(&mut self.delta, &mut self.new_pos, key(c, r), wc, p as u32);
                 }
-                step_add(&mut self.delta, &mut self.new_pos, key(c, r), wc, p as u32);
                 self.prev[rp as usize] = p as u32;
             }
             self.syms[p] = c;
@@ -1077,6 +1128,10 @@ impl Trainer {
                                 count: d,
                                 ..PairInfo::new()
                             });
+                            if !self.tracked.is_empty() {
+                                let b = tracked_bit(k);
+                                self.tracked[b >> 6] |= 1u64 << (b & 63);
+                            }
                         }
                     }
                 }
@@ -1242,6 +1297,22 @@ impl Trainer {
         }
         progress(merges.len())?;
         Ok(recorded)
+    }
+
+    /// Build the pair tracking [`Trainer::train_greedy`] starts from (its first step), so
+    /// that a caller can time it or overlap other work with the loop alone; a no-op when
+    /// it is built already.
+    pub fn prepare_greedy(&mut self, target_tokens: usize) {
+        if self.built {
+            return;
+        }
+        if self.lean {
+            self.lean_keep =
+                target_tokens.saturating_sub(self.tokens.len()) * LEAN_PER_MERGE + LEAN_EXTRA;
+            self.rebuild_pairs(Some(self.lean_keep));
+        } else {
+            self.rebuild_pairs(None);
+        }
     }
 
     /// Greedy BPE: merge the best pair until the vocabulary has `opts.target_tokens`

@@ -80,19 +80,23 @@ impl ModelBuilder {
     /// (sorted by id, every id at least `vocab.len()`), with default options. The tokens
     /// already in the builder are reused where `vocab` starts with them; it is rebuilt
     /// from scratch otherwise.
-    pub fn finish(
+    pub fn finish<V: AsRef<[u8]>>(
         self,
-        vocab: &[Vec<u8>],
+        vocab: &[V],
         merges: &[(u32, u32)],
         special_tokens: &[(String, u32)],
     ) -> Result<BpeModel> {
-        let keep =
-            self.tokens.len() <= vocab.len() && self.tokens.iter().zip(vocab).all(|(a, b)| a == b);
+        let keep = self.tokens.len() <= vocab.len()
+            && self
+                .tokens
+                .iter()
+                .zip(vocab)
+                .all(|(a, b)| a[..] == *b.as_ref());
         let mut b = if keep { self } else { ModelBuilder::default() };
         let n = vocab.len();
         b.tokens.reserve(n - b.tokens.len());
         for t in &vocab[b.tokens.len()..] {
-            b.push(t.clone())?;
+            b.push(t.as_ref().to_vec())?;
         }
         let n_entries = n + special_tokens.len();
         let max_id = special_tokens
