@@ -308,6 +308,14 @@ def test_api_surface():
     flat, ends = t.encode_to_numpy(texts)
     assert ends.tolist() == list(np.cumsum([len(t.encode(x)) for x in texts]))
     assert flat.tolist() == sum((t.encode(x) for x in texts), [])
+    # over 1 MB of ids the rows are copied into the result by several threads
+    big = ["", *(f"line {i} of some text, wörld {i * 7919} <s>" * 40 for i in range(700)), ""]
+    rows = t.encode_batch(big, num_threads=1)
+    assert sum(map(len, rows)) * 4 > 1 << 20
+    for n in (1, 2, 3):
+        flat, ends = t.encode_to_numpy(big, num_threads=n)
+        assert ends.tolist() == np.cumsum([len(r) for r in rows]).tolist()
+        assert flat.tolist() == [i for r in rows for i in r]
     with pytest.raises(TypeError):
         t.encode(b"bytes")  # type: ignore[arg-type]
     with pytest.raises(TypeError):

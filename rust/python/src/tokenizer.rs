@@ -13,7 +13,7 @@ use supertok_core::hf::HfTokenizer;
 
 use crate::intcache::IntCache;
 use crate::utf8str::Utf8Str;
-use crate::{extract_ids, par_map, to_py, u32s_to_bytes};
+use crate::{extract_ids, par_map, rows_to_bytes, to_py, u32s_to_bytes};
 
 /// The core of an HF-compatible tokenizer. The Python class `supertok.Tokenizer` wraps it.
 #[pyclass(frozen, module = "supertok._core")]
@@ -220,18 +220,15 @@ impl CoreTokenizer {
         num_threads: usize,
     ) -> PyResult<(Bound<'py, PyBytes>, Vec<u64>)> {
         let inner = &self.inner;
-        let res = py.detach(|| {
+        let rows = py.detach(|| -> PyResult<Vec<Vec<u32>>> {
             par_map(&texts, num_threads, |t| {
                 guard(|| inner.encode(t, add_special_tokens))
-            })
+            })?
+            .into_iter()
+            .map(|r| r.map_err(to_py))
+            .collect()
         })?;
-        let mut all = Vec::new();
-        let mut ends = Vec::with_capacity(res.len());
-        for r in res {
-            all.extend_from_slice(&r.map_err(to_py)?);
-            ends.push(all.len() as u64);
-        }
-        Ok((u32s_to_bytes(py, &all), ends))
+        rows_to_bytes(py, &rows, num_threads)
     }
 
     fn decode(
