@@ -5,8 +5,9 @@
 //! process-CPU time of each round and a digest of the replayed positions, tokens and counts
 //! (to check that an optimisation of the replay changes nothing).
 mod common;
-use common::{process_cpu, thread_runs};
+use common::process_cpu;
 use std::time::Instant;
+use supertok_core::util::thread_runs_since as thread_runs;
 
 use supertok_core::superbpe::{self, presets, replay, HfSplitter};
 use supertok_core::train::{self, LineSplitter, TrainConfig, Utf8Errors};

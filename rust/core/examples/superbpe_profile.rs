@@ -3,8 +3,9 @@
 //! (paper presets, filters on; stage 2 also builds the tokenizer). Prints wall / process-CPU time per phase and an FNV digest
 //! of the final merge list (to check that an optimisation changes no merge).
 mod common;
-use common::{process_cpu, thread_runs};
+use common::process_cpu;
 use std::time::Instant;
+use supertok_core::util::thread_runs_since as thread_runs;
 
 use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config};
 use supertok_core::train::{self, LineSplitter, ReplayPolicy, TrainConfig, Utf8Errors};

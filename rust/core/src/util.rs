@@ -93,6 +93,45 @@ pub fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// `(thread id and name, run time or run-queue wait in ns)` of every thread of this process
+/// (Linux `schedstat`; empty elsewhere), sorted: for profiles that show which phases
+/// leave a core idle.
+pub fn thread_run_times() -> Vec<(String, u64)> {
+    let mut v = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for e in dir.flatten() {
+            let p = e.path();
+            let st = std::fs::read_to_string(p.join("schedstat")).unwrap_or_default();
+            let mut f = st.split_whitespace().map(|x| x.parse::<u64>().ok());
+            let name = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+            let tid = e.file_name().to_string_lossy().to_string();
+            // run time, then time spent waiting for a CPU (other processes' load)
+            if let (Some(Some(run)), Some(Some(wait))) = (f.next(), f.next()) {
+                v.push((format!("{tid}:{} run", name.trim()), run));
+                v.push((format!("{tid}:{} runq", name.trim()), wait));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Run time (ms) of each thread of this process since `before` (Linux `schedstat`), as
+/// `name ms, ...` for the threads that ran ≥ 0.5 ms, and the new snapshot.
+pub fn thread_runs_since(before: &[(String, u64)]) -> (String, Vec<(String, u64)>) {
+    let cur = thread_run_times();
+    let s = cur
+        .iter()
+        .filter_map(|(n, ns)| {
+            let b = before.iter().find(|(m, _)| m == n).map_or(0, |r| r.1);
+            let d = ns.saturating_sub(b);
+            (d >= 500_000).then(|| format!("{n} {:.1}", d as f64 / 1e6))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    (s, cur)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,33 +83,3 @@ pub fn reps(default: usize) -> usize {
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
 }
-
-/// Run time (ms) of each thread of this process since `before` (Linux `schedstat`), as
-/// `name ms, ...` for the threads that ran ≥ 0.5 ms, and the new snapshot.
-pub fn thread_runs(before: &[(String, u64)]) -> (String, Vec<(String, u64)>) {
-    let mut cur = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
-        for e in dir.flatten() {
-            let p = e.path();
-            let st = std::fs::read_to_string(p.join("schedstat")).unwrap_or_default();
-            let mut f = st.split_whitespace().map(|x| x.parse::<u64>().ok());
-            let name = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
-            let tid = e.file_name().to_string_lossy().to_string();
-            if let (Some(Some(run)), Some(Some(wait))) = (f.next(), f.next()) {
-                cur.push((format!("{tid}:{} run", name.trim()), run));
-                cur.push((format!("{tid}:{} runq", name.trim()), wait));
-            }
-        }
-    }
-    cur.sort();
-    let s = cur
-        .iter()
-        .filter_map(|(n, ns)| {
-            let b = before.iter().find(|(m, _)| m == n).map_or(0, |r| r.1);
-            let d = ns.saturating_sub(b);
-            (d >= 500_000).then(|| format!("{n} {:.1}", d as f64 / 1e6))
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    (s, cur)
-}

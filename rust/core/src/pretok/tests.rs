@@ -297,13 +297,33 @@ const FAST_PATH_CHARS: &[char] = &[
     '\u{1f600}',
 ];
 
-fn fast_path_text() -> impl Strategy<Value = String> {
-    // short runs of one character, so that digit runs, capitals and indentation occur
-    prop::collection::vec((prop::sample::select(FAST_PATH_CHARS), 1usize..5), 0..12).prop_map(|v| {
+/// Texts of up to `runs` runs of one character of `chars`, each shorter than `run`
+/// characters (so that digit runs, capitals, indentation and repeated letters occur).
+fn char_runs(chars: &'static [char], run: usize, runs: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec((prop::sample::select(chars), 1..run), 0..runs).prop_map(|v| {
         v.into_iter()
             .flat_map(|(c, k)| std::iter::repeat_n(c, k))
             .collect()
     })
+}
+
+/// `pattern`'s lexer against the regex from every character offset of `text` (a match
+/// depends only on the text after its start), then the whole split ([`check`]).
+fn check_every_offset(pattern: &str, text: &str) -> Result<(), TestCaseError> {
+    let lexer = super::lexers::for_pattern(pattern).unwrap();
+    let slow = Pretokenizer::new_regex(pattern).unwrap();
+    for (k, _) in text.char_indices() {
+        let first = slow.split(&text[k..]).unwrap()[0];
+        prop_assert_eq!(
+            lexer.next_end(text.as_bytes(), k) - k,
+            first.1,
+            "pattern {:?} text {:?} offset {}",
+            pattern,
+            text,
+            k
+        );
+    }
+    check(pattern, text)
 }
 
 proptest! {
@@ -315,20 +335,8 @@ proptest! {
     /// with or without a leading space, whitespace runs) against the regex, from every
     /// character offset (a match depends only on the text after its start).
     #[test]
-    fn o200k_fast_paths_match_regex_at_every_offset(text in fast_path_text()) {
-        let lexer = super::lexers::for_pattern(O200K).unwrap();
-        let slow = Pretokenizer::new_regex(O200K).unwrap();
-        for (k, _) in text.char_indices() {
-            let first = slow.split(&text[k..]).unwrap()[0];
-            prop_assert_eq!(
-                lexer.next_end(text.as_bytes(), k) - k,
-                first.1,
-                "text {:?} offset {}",
-                &text,
-                k
-            );
-        }
-        check(O200K, &text)?;
+    fn o200k_fast_paths_match_regex_at_every_offset(text in char_runs(FAST_PATH_CHARS, 5, 12)) {
+        check_every_offset(O200K, &text)?;
         check(CL100K, &text)?;
     }
 }
@@ -425,14 +433,6 @@ const WORD_PATH_CHARS: &[char] = &[
     '\u{e000}',
 ];
 
-fn word_path_text() -> impl Strategy<Value = String> {
-    prop::collection::vec((prop::sample::select(WORD_PATH_CHARS), 1usize..4), 0..14).prop_map(|v| {
-        v.into_iter()
-            .flat_map(|(c, k)| std::iter::repeat_n(c, k))
-            .collect()
-    })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(
         std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(600)
@@ -442,22 +442,9 @@ proptest! {
     /// to four-byte UTF-8, after and before ASCII letters, prefixes and numbers) against
     /// the regex from every character offset.
     #[test]
-    fn word_paths_match_regex_at_every_offset(text in word_path_text()) {
+    fn word_paths_match_regex_at_every_offset(text in char_runs(WORD_PATH_CHARS, 4, 14)) {
         for pattern in [CL100K, O200K, R50K] {
-            let lexer = super::lexers::for_pattern(pattern).unwrap();
-            let slow = Pretokenizer::new_regex(pattern).unwrap();
-            for (k, _) in text.char_indices() {
-                let first = slow.split(&text[k..]).unwrap()[0];
-                prop_assert_eq!(
-                    lexer.next_end(text.as_bytes(), k) - k,
-                    first.1,
-                    "pattern {:?} text {:?} offset {}",
-                    pattern,
-                    &text,
-                    k
-                );
-            }
-            check(pattern, &text)?;
+            check_every_offset(pattern, &text)?;
         }
     }
 }

@@ -178,48 +178,17 @@ impl Splitter for HfSplitter {
 /// `schedstat`, ms), which shows the phases that leave a core idle.
 struct Timing(Option<(std::time::Instant, Vec<(String, u64)>)>);
 
-/// `(thread id and name, run time or run-queue wait in ns)` of every thread of this process
-/// (Linux; empty elsewhere).
-fn thread_run_times() -> Vec<(String, u64)> {
-    let mut v = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
-        for e in dir.flatten() {
-            let p = e.path();
-            let st = std::fs::read_to_string(p.join("schedstat")).unwrap_or_default();
-            let mut f = st.split_whitespace().map(|x| x.parse::<u64>().ok());
-            let name = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
-            let tid = e.file_name().to_string_lossy().to_string();
-            // run time, then time spent waiting for a CPU (other processes' load)
-            if let (Some(Some(run)), Some(Some(wait))) = (f.next(), f.next()) {
-                v.push((format!("{tid}:{} run", name.trim()), run));
-                v.push((format!("{tid}:{} runq", name.trim()), wait));
-            }
-        }
-    }
-    v.sort();
-    v
-}
-
 impl Timing {
     fn new() -> Self {
         Timing(
             std::env::var_os("SUPERTOK_TIMING")
-                .map(|_| (std::time::Instant::now(), thread_run_times())),
+                .map(|_| (std::time::Instant::now(), crate::util::thread_run_times())),
         )
     }
     fn lap(&mut self, phase: &str) {
         if let Some((t, runs)) = self.0.as_mut() {
             let now = std::time::Instant::now();
-            let cur = thread_run_times();
-            let per_thread = cur
-                .iter()
-                .filter_map(|(name, ns)| {
-                    let before = runs.iter().find(|(n, _)| n == name).map_or(0, |r| r.1);
-                    let d = ns.saturating_sub(before);
-                    (d >= 500_000).then(|| format!("{name} {:.1}", d as f64 / 1e6))
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
+            let (per_thread, cur) = crate::util::thread_runs_since(runs);
             *runs = cur;
             let mem = std::fs::read_to_string("/proc/self/status")
                 .map(|st| {

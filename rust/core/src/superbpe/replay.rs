@@ -21,6 +21,22 @@
 //! creates its token (or reuses it when its bytes already are a token). [`ReplayTable::finish`]
 //! applies the policy for merges that never occurred and renumbers.
 
+/// Record that the pair `k` is merged at `rank`: its first rank in `first`, every rank of
+/// a pair merged more than once in `more` (in order, the first included).
+fn note_rank(
+    first: &mut FxHashMap<u64, u32>,
+    more: &mut FxHashMap<u64, Vec<u32>>,
+    k: u64,
+    rank: u32,
+) {
+    match first.get(&k) {
+        None => {
+            first.insert(k, rank);
+        }
+        Some(&f) => more.entry(k).or_insert_with(|| vec![f]).push(rank),
+    }
+}
+
 #[cfg(test)]
 use std::cmp::Reverse;
 #[cfg(test)]
@@ -110,12 +126,7 @@ impl ReplayTable {
             };
             let k = key(l, r);
             let rank = i as u32;
-            match first.get(&k) {
-                None => {
-                    first.insert(k, rank);
-                }
-                Some(&f) => more.entry(k).or_insert_with(|| vec![f]).push(rank),
-            }
+            note_rank(&mut first, &mut more, k, rank);
             list.push((l, r, res));
         }
         Ok(Self::assemble(tokens, list, first, more))
@@ -159,12 +170,7 @@ impl ReplayTable {
             }
             let k = key(l, r);
             let rank = i as u32;
-            match first.get(&k) {
-                None => {
-                    first.insert(k, rank);
-                }
-                Some(&f) => more.entry(k).or_insert_with(|| vec![f]).push(rank),
-            }
+            note_rank(&mut first, &mut more, k, rank);
             list.push((l, r, id as u32));
         }
         let tokens = vocab.iter().map(|&t| Box::from(t)).collect();
