@@ -205,41 +205,17 @@ impl HfTokenizer {
         pattern: Option<&str>,
         special_tokens: Vec<(String, u32)>,
     ) -> Result<Self> {
-        let seq = Self::bpe_pre_tokenizer(pre_tokenizer, pattern)?;
-        let n = vocab.len();
-        let mut entries: Vec<(String, u32)> = Vec::with_capacity(n + special_tokens.len());
-        for (id, b) in vocab.iter().enumerate() {
-            if b.is_empty() {
-                return Err(Error::InvalidVocab(format!("token {id} has no bytes")));
-            }
-            entries.push((bytelevel::encode_str(b), id as u32));
-        }
-        let mut merge_strs = Vec::with_capacity(merges.len());
-        for (k, &(l, r)) in merges.iter().enumerate() {
-            for id in [l, r] {
-                if id as usize >= n {
-                    return Err(Error::InvalidArgument(format!(
-                        "merges[{k}]: id {id} is not in the vocabulary (size {n})"
-                    )));
-                }
-            }
-            merge_strs.push((entries[l as usize].0.clone(), entries[r as usize].0.clone()));
-        }
-        let mut specials = special_tokens;
-        specials.sort_by_key(|s| s.1);
-        for (s, id) in &specials {
-            if (*id as usize) < n {
-                return Err(Error::InvalidArgument(format!(
-                    "special token {s:?} has id {id}, which belongs to a regular token (vocabulary size {n})"
-                )));
-            }
-            entries.push((s.clone(), *id));
-        }
-        let model = BpeModel::new(entries, merge_strs, BpeOptions::default(), "model")?;
-        Self::finish_bpe(seq, model, &specials)
+        Self::from_bpe_builder(
+            ModelBuilder::default(),
+            &vocab,
+            merges,
+            pre_tokenizer,
+            pattern,
+            special_tokens,
+        )
     }
 
-    /// What [`HfTokenizer::from_bpe`] builds, from a [`ModelBuilder`] that may already hold
+    /// [`HfTokenizer::from_bpe`] from a [`ModelBuilder`] that may already hold
     /// a prefix of `vocab` (see [`model::incremental`]): the tokens it holds are not
     /// converted again, and the merges are resolved by id instead of by string.
     pub fn from_bpe_builder<V: AsRef<[u8]>>(
