@@ -1026,6 +1026,25 @@ impl Trainer {
         // ahead (its pretoken index was prefetched by then).
         const PF: usize = 16;
         let end = off + len;
+        // The loop prefetches `PF` entries ahead, so the first `PF` occurrences of a step
+        // would each wait for their records one after the other (most steps are short:
+        // half of SuperBPE's stage-2 steps visit fewer than 64 occurrences): request them
+        // all at once first, then their pretoken counts.
+        let head = end.min(off + PF);
+        for &p in self.arena.get(off..head).unwrap_or(&[]) {
+            let p = p as usize;
+            if p < self.syms.len() {
+                crate::util::prefetch(self.syms.as_ptr().wrapping_add(p));
+                crate::util::prefetch(self.next.as_ptr().wrapping_add(p));
+                crate::util::prefetch(self.prev.as_ptr().wrapping_add(p));
+                crate::util::prefetch(self.word_of.as_ptr().wrapping_add(p));
+            }
+        }
+        for &p in self.arena.get(off..end.min(off + PF / 2)).unwrap_or(&[]) {
+            if let Some(&w) = self.word_of.get(p as usize) {
+                crate::util::prefetch(self.wcount.as_ptr().wrapping_add(w as usize));
+            }
+        }
         for idx in off..end {
             if idx + PF < end {
                 let p = self.arena[idx + PF] as usize;
