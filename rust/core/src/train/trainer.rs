@@ -208,14 +208,14 @@ impl StepDelta {
 }
 
 /// Add `-w` to the step change of `k`.
-#[inline]
+#[inline(always)]
 fn step_sub(delta: &mut FxHashMap<u64, StepDelta>, k: u64, w: u64) {
     let e = delta.entry(k).or_insert(StepDelta::ZERO);
     e.d = e.d.wrapping_sub(w);
 }
 
 /// Add `w` to the step change of `k`, created at position `pos`.
-#[inline]
+#[inline(always)]
 fn step_add(
     delta: &mut FxHashMap<u64, StepDelta>,
     new_pos: &mut Vec<(u32, u32)>,
