@@ -1022,8 +1022,9 @@ impl Trainer {
         // Occurrences in ascending position order: left to right within each pretoken, so
         // overlapping runs (`aaaa`) merge exactly like a left-to-right scan.
         // The positions are scattered over arrays much larger than the caches: prefetch the
-        // records of the occurrence `PF` entries ahead, and its pretoken's count `PF / 2`
-        // ahead (its pretoken index was prefetched by then).
+        // records of the occurrence `PF` entries ahead, and its pretoken's count and its
+        // neighbours' records `PF / 2` ahead (its pretoken index and links were prefetched
+        // by then).
         const PF: usize = 16;
         let end = off + len;
         // The loop prefetches `PF` entries ahead, so the first `PF` occurrences of a step
@@ -1059,6 +1060,19 @@ impl Trainer {
                 let p = self.arena[idx + PF / 2] as usize;
                 if let Some(&w) = self.word_of.get(p) {
                     crate::util::prefetch(self.wcount.as_ptr().wrapping_add(w as usize));
+                }
+                // Its neighbours' symbols (and the right one's link), read through its links
+                // (prefetched `PF / 2` entries ago): after merges they often lie on other
+                // cache lines than the occurrence itself.
+                if let (Some(&q), Some(&l)) = (self.next.get(p), self.prev.get(p)) {
+                    let (q, l) = (q as usize, l as usize);
+                    if q < self.syms.len() {
+                        crate::util::prefetch(self.syms.as_ptr().wrapping_add(q));
+                        crate::util::prefetch(self.next.as_ptr().wrapping_add(q));
+                    }
+                    if l < self.syms.len() {
+                        crate::util::prefetch(self.syms.as_ptr().wrapping_add(l));
+                    }
                 }
             }
             let p = self.arena[idx] as usize;
