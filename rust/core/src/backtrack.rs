@@ -61,6 +61,13 @@ const CUT_WINDOW: usize = 16;
 /// Entries of the per-call cache of seam compatibility results (a power of two).
 const SEAM_CACHE: usize = 64;
 
+/// Long pieces with at least one safe cut ([`SafeCuts`]) per this many bytes among their
+/// first 256 are encoded segment by segment ([`Backtrack::encode_segmented`]).
+const SEGMENT_DENSITY: usize = 12;
+
+/// log2 of the number of bits of [`SafeCuts`]'s table of 4-byte windows.
+const QUAD_BITS: u32 = 21;
+
 /// Pieces whose first 256 bytes hold at most this many distinct bytes use the backtracking
 /// search (runs of one character and other short periods), the others the chunked merge.
 pub const BACKTRACK_DISTINCT: u32 = 4;
@@ -95,6 +102,9 @@ pub struct Backtrack {
     /// The caller's atomic characters extended with four-byte ones
     /// ([`AtomicChars::with_four_byte`]), built on the first piece that has a byte `F0+`.
     chars4: OnceLock<AtomicChars>,
+    /// Where no token can cross (see [`SafeCuts`]), built on the first long piece that is
+    /// not a run.
+    cuts: OnceLock<SafeCuts>,
 }
 
 impl std::fmt::Debug for Backtrack {
@@ -133,6 +143,7 @@ impl Backtrack {
             max_len2,
             owner: piece_cache::new_owner(),
             chars4: OnceLock::new(),
+            cuts: OnceLock::new(),
         })
     }
 
@@ -264,13 +275,120 @@ impl Backtrack {
                 }
                 c => c,
             };
-            self.encode_chunked(vocab, chars, piece, out)
+            let cuts = self.cuts.get_or_init(|| SafeCuts::build(vocab));
+            let sample = &piece[..piece.len().min(256)];
+            if !periodic(sample) && cuts.count(sample) >= sample.len() / SEGMENT_DENSITY {
+                self.encode_segmented(vocab, chars, cuts, piece, out)
+            } else {
+                self.encode_chunked(vocab, chars, piece, out)
+            }
         };
         if ok != Ok(true) {
             out.truncate(base);
             return false;
         }
         true
+    }
+
+    /// Cut `piece` at every position [`SafeCuts`] proves that no token crosses and encode
+    /// the segments independently: no merge can join parts across such a position (every
+    /// part is a token), so the merge of the piece is the concatenation of the segments'
+    /// merges. Segments of one or two bytes, or one atomic character, are emitted
+    /// directly; segments that are reachable tokens are that token; the others are merged
+    /// ([`Backtrack::encode_chunked`] when long).
+    pub fn encode_segmented(
+        &self,
+        vocab: &Vocab,
+        chars: Option<&AtomicChars>,
+        cuts: &SafeCuts,
+        piece: &[u8],
+        out: &mut Vec<u32>,
+    ) -> Step<bool> {
+        let n = piece.len();
+        let mut start = 0usize;
+        // safe positions in blocks of 64 (`from..from + 64`), found without branches
+        let mut from = 0usize;
+        while from < n {
+            let mut mask = cuts.mask(piece, from);
+            while mask != 0 {
+                let c = from + mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                if !self.encode_segment(vocab, chars, &piece[start..c], out)? {
+                    return Ok(false);
+                }
+                start = c;
+            }
+            from += 64;
+        }
+        if !self.encode_segment(vocab, chars, &piece[start..n], out)? {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Append the merge of `seg` (a segment of [`Backtrack::encode_segmented`]) to `out`.
+    #[inline]
+    fn encode_segment(
+        &self,
+        vocab: &Vocab,
+        chars: Option<&AtomicChars>,
+        seg: &[u8],
+        out: &mut Vec<u32>,
+    ) -> Step<bool> {
+        let byte = |b: u8| vocab.byte_id(b).unwrap_or(NONE);
+        match seg.len() {
+            0 => return Ok(true),
+            1 => {
+                out.push(byte(seg[0]));
+                return Ok(true);
+            }
+            2 => {
+                match vocab.get(seg) {
+                    Some(t) => out.push(t),
+                    None => out.extend([byte(seg[0]), byte(seg[1])]),
+                }
+                return Ok(true);
+            }
+            _ => {}
+        }
+        if let Some((l, first, id)) = chars.and_then(|c| c.at_parts(seg, 0)) {
+            // one atomic character alone: its isolated merge (one part, or a token of
+            // two bytes and a single byte)
+            if l == seg.len() {
+                if first == l {
+                    out.push(id);
+                    return Ok(true);
+                }
+                if first == 1 && l == 3 {
+                    out.extend([byte(seg[0]), id]);
+                    return Ok(true);
+                }
+                if first == 2 && l == 3 {
+                    out.extend([id, byte(seg[2])]);
+                    return Ok(true);
+                }
+            }
+        }
+        if let Some(t) = vocab.get_filtered(seg) {
+            // the merge of a token's own bytes gives it unless it is unreachable
+            if self.info(vocab, t) != UNREACHABLE {
+                out.push(t);
+                return Ok(true);
+            }
+        }
+        if seg.len() > piece_cache::MAX_PIECE {
+            return self.encode_chunked(vocab, chars, seg, out);
+        }
+        // segments repeat in periodic pieces (runs of one emoji sequence)
+        if piece_cache::get(self.owner, seg, out) {
+            return Ok(true);
+        }
+        let at = out.len();
+        if !rank_bpe::linear(vocab, chars, seg, out, &mut |_, _| {}) {
+            return Ok(false);
+        }
+        piece_cache::put(self.owner, seg, &out[at..]);
+        Ok(true)
     }
 
     /// Cut `piece` into chunks of about [`CHUNK`] bytes, merge each independently with
@@ -486,6 +604,104 @@ impl Backtrack {
             }
         }
         Ok(true)
+    }
+}
+
+/// Whether `text` repeats itself with a period of at most half its length (such pieces
+/// are left to the chunked merge, whose chunk cache serves the repeats).
+fn periodic(text: &[u8]) -> bool {
+    let n = text.len();
+    if n < 16 {
+        return false;
+    }
+    let head = u64::from_le_bytes(text[..8].try_into().unwrap_or([0; 8]));
+    (1..=n / 2).any(|p| {
+        u64::from_le_bytes(text[p..p + 8].try_into().unwrap_or([0; 8])) == head
+            && text[p..] == text[..n - p]
+    })
+}
+
+/// Positions inside a piece that no token crosses, so that the piece's merge is the
+/// concatenation of the merges on both sides.
+///
+/// A token occurrence `[s, e)` crosses position `c` (the boundary before byte `c`) when
+/// `s < c < e`. Then either `s = c - 1` and the token starts with the two bytes
+/// `text[c-1..c+1]`; or `e = c + 1` and it ends with them; or `s <= c - 2` and `e >= c + 2`
+/// and it contains the four bytes `text[c-2..c+2]`. So `c` is safe when the pair is
+/// neither a prefix nor a suffix of a token of two or more bytes (an exact bitmap) and the
+/// window is not inside any token (a hashed bitmap: a collision only forbids a cut). In
+/// the merge every part is a token, so no part ever contains both bytes `c - 1` and `c`.
+/// Random CJK and emoji have many such positions (o200k: about 40 % of the byte
+/// positions), random letters few (2-5 %).
+#[derive(Debug)]
+pub struct SafeCuts {
+    /// Bit `b0 << 8 | b1`: some token of two or more bytes starts or ends with `b0 b1`.
+    pair: Vec<u64>,
+    /// Bit [`SafeCuts::quad_bit`] of every 4-byte window inside a token.
+    quad: Vec<u64>,
+}
+
+impl SafeCuts {
+    /// One pass over the vocabulary.
+    pub fn build(vocab: &Vocab) -> SafeCuts {
+        let mut pair = vec![0u64; 1024];
+        let mut quad = vec![0u64; 1 << (QUAD_BITS - 6)];
+        let set = |v: &mut Vec<u64>, i: usize| v[i >> 6] |= 1 << (i & 63);
+        for (_, b) in vocab.iter() {
+            let n = b.len();
+            if n < 2 {
+                continue;
+            }
+            set(&mut pair, (b[0] as usize) << 8 | b[1] as usize);
+            set(&mut pair, (b[n - 2] as usize) << 8 | b[n - 1] as usize);
+            for w in b.windows(4) {
+                set(&mut quad, Self::quad_bit(u32::from_le_bytes([w[0], w[1], w[2], w[3]])));
+            }
+        }
+        SafeCuts { pair, quad }
+    }
+
+    #[inline(always)]
+    fn quad_bit(w: u32) -> usize {
+        (w.wrapping_mul(0x9E37_79B1) >> (32 - QUAD_BITS)) as usize
+    }
+
+    /// Whether no token can cross position `c` of `text` (`2 <= c`, `c + 2 <= text.len()`).
+    #[inline(always)]
+    pub fn safe(&self, text: &[u8], c: usize) -> bool {
+        let p = (text[c - 1] as usize) << 8 | text[c] as usize;
+        if self.pair[p >> 6] >> (p & 63) & 1 != 0 {
+            return false;
+        }
+        let w = u32::from_le_bytes([text[c - 2], text[c - 1], text[c], text[c + 1]]);
+        let q = Self::quad_bit(w);
+        self.quad[q >> 6] >> (q & 63) & 1 == 0
+    }
+
+    /// Bit `k` set iff position `from + k` of `text` is safe (positions outside
+    /// `2..=text.len() - 2` never are). Branch-free: the 64 tests' loads overlap.
+    #[inline]
+    pub fn mask(&self, text: &[u8], from: usize) -> u64 {
+        let n = text.len();
+        let lo = from.max(2);
+        let hi = (from + 64).min((n + 1).saturating_sub(2));
+        let mut m = 0u64;
+        for c in lo..hi {
+            let p = (text[c - 1] as usize) << 8 | text[c] as usize;
+            let w = u32::from_le_bytes([text[c - 2], text[c - 1], text[c], text[c + 1]]);
+            let q = Self::quad_bit(w);
+            let unsafe_pair = self.pair[p >> 6] >> (p & 63);
+            let unsafe_quad = self.quad[q >> 6] >> (q & 63);
+            m |= (!(unsafe_pair | unsafe_quad) & 1) << (c - from);
+        }
+        m
+    }
+
+    /// Number of safe positions in `text`.
+    pub fn count(&self, text: &[u8]) -> usize {
+        (2..(text.len() + 1).saturating_sub(2))
+            .filter(|&c| self.safe(text, c))
+            .count()
     }
 }
 
