@@ -63,7 +63,7 @@ const SEAM_CACHE: usize = 64;
 
 /// Long pieces with at least one safe cut ([`SafeCuts`]) per this many bytes among their
 /// first 256 are encoded segment by segment ([`Backtrack::encode_segmented`]).
-const SEGMENT_DENSITY: usize = 12;
+const SEGMENT_DENSITY: usize = 8;
 
 /// log2 of the number of bits of [`SafeCuts`]'s table of 4-byte windows.
 const QUAD_BITS: u32 = 21;
@@ -277,7 +277,10 @@ impl Backtrack {
             };
             let cuts = self.cuts.get_or_init(|| SafeCuts::build(vocab));
             let sample = &piece[..piece.len().min(256)];
-            if !periodic(sample) && cuts.count(sample) >= sample.len() / SEGMENT_DENSITY {
+            if seen[3] >> 48 == 0
+                && !periodic(sample)
+                && cuts.count(sample) >= sample.len() / SEGMENT_DENSITY
+            {
                 self.encode_segmented(vocab, chars, cuts, piece, out)
             } else {
                 self.encode_chunked(vocab, chars, piece, out)
@@ -376,19 +379,11 @@ impl Backtrack {
                 return Ok(true);
             }
         }
-        if seg.len() > piece_cache::MAX_PIECE {
-            return self.encode_chunked(vocab, chars, seg, out);
+        if seg.len() <= CHUNK {
+            return Ok(rank_bpe::linear(vocab, chars, seg, out, &mut |_, _| {}));
         }
-        // segments repeat in periodic pieces (runs of one emoji sequence)
-        if piece_cache::get(self.owner, seg, out) {
-            return Ok(true);
-        }
-        let at = out.len();
-        if !rank_bpe::linear(vocab, chars, seg, out, &mut |_, _| {}) {
-            return Ok(false);
-        }
-        piece_cache::put(self.owner, seg, &out[at..]);
-        Ok(true)
+        // (periodic pieces, whose chunks repeat, are not segmented)
+        self.encode_chunks(vocab, chars, seg, out, false)
     }
 
     /// Cut `piece` into chunks of about [`CHUNK`] bytes, merge each independently with
@@ -407,12 +402,24 @@ impl Backtrack {
         piece: &[u8],
         out: &mut Vec<u32>,
     ) -> Step<bool> {
+        self.encode_chunks(vocab, chars, piece, out, true)
+    }
+
+    /// [`Backtrack::encode_chunked`]; `cache`: whether to consult the chunk cache.
+    fn encode_chunks(
+        &self,
+        vocab: &Vocab,
+        chars: Option<&AtomicChars>,
+        piece: &[u8],
+        out: &mut Vec<u32>,
+        cache: bool,
+    ) -> Step<bool> {
         let n = piece.len();
         let base = out.len();
         let mut tmp: Vec<u32> = Vec::with_capacity(CHUNK);
         let mut region: Vec<u32> = Vec::with_capacity(CHUNK);
         let mut pos = 0usize;
-        let (mut use_cache, mut tries, mut hits) = (true, 0u32, 0u32);
+        let (mut use_cache, mut tries, mut hits) = (cache, 0u32, 0u32);
         // seam results: key `a << 32 | b` (ids are below 2^25, so u64::MAX is free)
         let mut seam_keys = [u64::MAX; SEAM_CACHE];
         let mut seam_ok = [false; SEAM_CACHE];
