@@ -36,6 +36,14 @@
 //!
 //! Per-token facts (reachable? last merge?) are computed on first use by merging the
 //! token's own bytes, and cached, so there is nothing to build up front.
+//!
+//! **Strategies** ([`Backtrack::encode_long`]): runs of few distinct bytes use the
+//! backtracking search; pieces whose first 256 bytes hold many safe cuts ([`SafeCuts`]:
+//! positions no token can cross, e.g. random CJK; pieces with four-byte characters need
+//! twice as many, the chunked merge handles emoji well) and that do not repeat
+//! themselves are encoded segment by segment ([`Backtrack::encode_segmented`]: exact
+//! without any seam check); the others use the chunked merge with
+//! compatibility-checked seams ([`Backtrack::encode_chunked`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -277,10 +285,14 @@ impl Backtrack {
             };
             let cuts = self.cuts.get_or_init(|| SafeCuts::build(vocab));
             let sample = &piece[..piece.len().min(256)];
-            if seen[3] >> 48 == 0
-                && !periodic(sample)
-                && cuts.count(sample) >= sample.len() / SEGMENT_DENSITY
-            {
+            // (with four-byte characters, per-segment work costs more than the chunk
+            // merges with their atomic emoji unless the segments are very short)
+            let min_cuts = if seen[3] >> 48 == 0 {
+                sample.len() / SEGMENT_DENSITY
+            } else {
+                sample.len() / 2
+            };
+            if !periodic(sample) && cuts.count(sample) >= min_cuts {
                 self.encode_segmented(vocab, chars, cuts, piece, out)
             } else {
                 self.encode_chunked(vocab, chars, piece, out)
