@@ -569,11 +569,12 @@ impl ReplayTable {
                 sc.log = log;
                 continue;
             }
-            // Parts of up to 7 bytes are looked up by their bytes packed in a u64 (exact, no
-            // key comparison), longer ones by a hash of their bytes (then compared).
-            let short = short_key(part);
-            let h = match short {
-                Some(k) => {
+            // Parts of up to 15 bytes are looked up by their bytes packed in one or two u64
+            // (exact keys: no key comparison), longer ones by a hash of their bytes (then
+            // compared).
+            let key = PartKey::of(bytes, a - part.len(), part.len());
+            let h = match key {
+                PartKey::Short(k) => {
                     if let Some(en) = cache.short.get_mut(&k) {
                         en.emit(&cache.ids, out);
                         // The merge counts of a hit are added when the cache is flushed.
@@ -582,10 +583,18 @@ impl ReplayTable {
                     }
                     0
                 }
-                None => {
+                PartKey::Mid(k) => {
+                    if let Some(en) = cache.mid.get_mut(&k) {
+                        en.emit(&cache.ids, out);
+                        en.hits = en.hits.wrapping_add(weight);
+                        continue;
+                    }
+                    0
+                }
+                PartKey::Long => {
                     let h = crate::util::bytes_hash(part);
                     if let Some(&e) = cache.map.get(&h) {
-                        let (k, kl) = (cache.entries[e as usize].key as usize, part.len());
+                        let (k, kl) = (cache.key_at[e as usize] as usize, part.len());
                         if cache.keys.get(k..k + kl) == Some(part) {
                             let en = &mut cache.entries[e as usize];
                             en.emit(&cache.ids, out);
@@ -600,12 +609,11 @@ impl ReplayTable {
             let mut log = std::mem::take(&mut sc.log);
             log.clear();
             self.replay_logged(part, weight, out, counts, sc, &mut log);
-            if cache.entries.len() + cache.short.len() >= CACHE_ENTRIES {
+            if cache.len() >= CACHE_ENTRIES {
                 cache.flush(counts);
                 cache.clear();
             }
             let got = &out[before..];
-            let n_ids = got.len() as u32;
             let (ids, id1) = match *got {
                 [a] => (a, 0),
                 [a, b] => (a, b),
@@ -615,21 +623,24 @@ impl ReplayTable {
                     (at, 0)
                 }
             };
-            let mut entry = CacheEntry {
-                key: 0,
+            // A part holds at most CACHE_MAX_PART bytes: its ids and its log (one entry per
+            // merge) both fit in 16 bits.
+            let entry = CacheEntry {
                 ids,
                 id1,
-                n_ids,
                 log: cache.logs.len() as u32,
-                n_log: log.len() as u32,
+                n: got.len() as u32 | (log.len() as u32) << 16,
                 hits: 0,
             };
-            match short {
-                Some(k) => {
+            match key {
+                PartKey::Short(k) => {
                     cache.short.insert(k, entry);
                 }
-                None => {
-                    entry.key = cache.keys.len() as u32;
+                PartKey::Mid(k) => {
+                    cache.mid.insert(k, entry);
+                }
+                PartKey::Long => {
+                    cache.key_at.push(cache.keys.len() as u32);
                     cache.keys.extend_from_slice(part);
                     cache.map.insert(h, cache.entries.len() as u32);
                     cache.entries.push(entry);
@@ -754,30 +765,67 @@ const CACHE_MAX_PART: usize = 64;
 /// The cache is cleared when it holds this many parts.
 const CACHE_ENTRIES: usize = 1 << 20;
 
-/// The bytes of a part of at most 7 bytes packed in a u64 with its length (an exact key).
-#[inline]
-fn short_key(part: &[u8]) -> Option<u64> {
-    if part.len() > 7 {
-        return None;
-    }
-    let mut k = (part.len() as u64) << 56;
-    for (i, &b) in part.iter().enumerate() {
-        k |= (b as u64) << (8 * i);
-    }
-    Some(k)
+/// The cache key of a part of 2 ..= CACHE_MAX_PART bytes: its bytes packed with its
+/// length when it has at most 15 (an exact key), else only its class (looked up by hash).
+#[derive(Clone, Copy)]
+enum PartKey {
+    /// Up to 7 bytes: the bytes (little-endian) and the length in the top byte.
+    Short(u64),
+    /// 8 to 15 bytes: the first 8 bytes, then the rest and the length in the top byte.
+    Mid((u64, u64)),
+    /// Longer parts.
+    Long,
 }
 
-/// One cached part: where its bytes (parts of 8 bytes or more), ids and log are, and the
-/// total weight of the hits whose merge counts are not added yet. Up to two ids are kept in
-/// the entry itself (`ids`, `id1`); more are at `ids` in [`PartCache::ids`].
+impl PartKey {
+    /// The key of the part `bytes[at..at + len]` (`len` ≥ 1).
+    #[inline(always)]
+    fn of(bytes: &[u8], at: usize, len: usize) -> PartKey {
+        if len <= 7 {
+            PartKey::Short(load_le(bytes, at, len) | (len as u64) << 56)
+        } else if len <= 15 {
+            let lo = load_le(bytes, at, 8);
+            PartKey::Mid((lo, load_le(bytes, at + 8, len - 8) | (len as u64) << 56))
+        } else {
+            PartKey::Long
+        }
+    }
+}
+
+/// The `n` ≤ 8 bytes `bytes[at..at + n]` as a little-endian u64 (zero above them): one
+/// unaligned load, masked, when 8 bytes can be read from `at`, else byte by byte.
+#[inline(always)]
+fn load_le(bytes: &[u8], at: usize, n: usize) -> u64 {
+    if let Some(w) = bytes.get(at..at + 8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let x = u64::from_le_bytes(b);
+        if n >= 8 {
+            x
+        } else {
+            x & ((1u64 << (8 * n)) - 1)
+        }
+    } else {
+        let mut k = 0u64;
+        for (i, &b) in bytes[at..at + n].iter().enumerate() {
+            k |= (b as u64) << (8 * i);
+        }
+        k
+    }
+}
+
+/// One cached part: where its ids and log are, and the total weight of the hits whose
+/// merge counts are not added yet. Up to two ids are kept in the entry itself (`ids`,
+/// `id1`); more are at `ids` in [`PartCache::ids`]. 24 bytes: a slot of the short map is
+/// 32.
 #[derive(Clone, Copy)]
 struct CacheEntry {
-    key: u32,
     ids: u32,
     id1: u32,
-    n_ids: u32,
+    /// Start of the log in [`PartCache::logs`].
     log: u32,
-    n_log: u32,
+    /// Number of ids (low 16 bits) and of log entries (high 16 bits).
+    n: u32,
     hits: u64,
 }
 
@@ -785,17 +833,24 @@ impl CacheEntry {
     /// Append the part's token ids to `out`.
     #[inline]
     fn emit(&self, ids: &[u32], out: &mut Vec<u32>) {
-        match self.n_ids {
+        match self.n & 0xffff {
             1 => out.push(self.ids),
             2 => out.extend_from_slice(&[self.ids, self.id1]),
             n => out.extend_from_slice(&ids[self.ids as usize..(self.ids + n) as usize]),
         }
     }
+
+    /// The range of the log in [`PartCache::logs`].
+    #[inline]
+    fn log_range(&self) -> std::ops::Range<usize> {
+        self.log as usize..(self.log + (self.n >> 16)) as usize
+    }
 }
 
 /// Replayed short parts: part bytes → its token ids and its `(rank, occurrences)` log.
-/// Parts of up to 7 bytes are keyed by their packed bytes; longer ones by a hash of their
-/// bytes (a hash collision between two different parts only costs a cache miss).
+/// Parts of up to 15 bytes are keyed by their packed bytes (one or two u64); longer ones by
+/// a hash of their bytes (a hash collision between two different parts only costs a cache
+/// miss).
 ///
 /// A hit only adds its weight to the entry; the merge counts of the hits are added to the
 /// caller's counts by [`PartCache::flush`] (called when the cache is full, and must be
@@ -805,10 +860,13 @@ pub struct PartCache {
     /// packed bytes → entry (parts of up to 7 bytes; the entry is stored in the map: a
     /// hit reads one slot)
     short: FxHashMap<u64, CacheEntry>,
+    /// packed bytes → entry (parts of 8 to 15 bytes)
+    mid: FxHashMap<(u64, u64), CacheEntry>,
     /// hash → index in `entries` (longer parts)
     map: FxHashMap<u64, u32>,
-    /// Entries of the longer parts.
+    /// Entries of the longer parts, and where their bytes start in `keys`.
     entries: Vec<CacheEntry>,
+    key_at: Vec<u32>,
     keys: Vec<u8>,
     ids: Vec<u32>,
     logs: Vec<(u32, u32)>,
@@ -817,21 +875,33 @@ pub struct PartCache {
 impl PartCache {
     fn clear(&mut self) {
         self.short.clear();
+        self.mid.clear();
         self.map.clear();
         self.entries.clear();
+        self.key_at.clear();
         self.keys.clear();
         self.ids.clear();
         self.logs.clear();
     }
 
+    /// Number of cached parts.
+    fn len(&self) -> usize {
+        self.short.len() + self.mid.len() + self.entries.len()
+    }
+
     /// Add the merge counts of the hits so far to `counts` (indexed by rank; weights ×
     /// occurrences, wrapping like the counts themselves) and reset the hit weights.
     pub fn flush(&mut self, counts: &mut [u64]) {
-        for e in self.entries.iter_mut().chain(self.short.values_mut()) {
+        for e in self
+            .entries
+            .iter_mut()
+            .chain(self.short.values_mut())
+            .chain(self.mid.values_mut())
+        {
             if e.hits == 0 {
                 continue;
             }
-            for &(q, occ) in &self.logs[e.log as usize..(e.log + e.n_log) as usize] {
+            for &(q, occ) in &self.logs[e.log_range()] {
                 let c = &mut counts[q as usize];
                 *c = c.wrapping_add((occ as u64).wrapping_mul(e.hits));
             }
