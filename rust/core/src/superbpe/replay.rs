@@ -21,19 +21,22 @@
 //! creates its token (or reuses it when its bytes already are a token). [`ReplayTable::finish`]
 //! applies the policy for merges that never occurred and renumbers.
 
-/// Record that the pair `k` is merged at `rank`: its first rank in `first`, every rank of
-/// a pair merged more than once in `more` (in order, the first included).
+/// Record that the pair `k` is merged at `rank` into the token `res`: its first rank and
+/// its result in `first`, every rank of a pair merged more than once in `more` (in order,
+/// the first included). A pair always makes the same token (the token with the bytes of
+/// its two sides), so one result per pair.
 fn note_rank(
-    first: &mut FxHashMap<u64, u32>,
+    first: &mut FxHashMap<u64, (u32, u32)>,
     more: &mut FxHashMap<u64, Vec<u32>>,
     k: u64,
     rank: u32,
+    res: u32,
 ) {
     match first.get(&k) {
         None => {
-            first.insert(k, rank);
+            first.insert(k, (rank, res));
         }
-        Some(&f) => more.entry(k).or_insert_with(|| vec![f]).push(rank),
+        Some(&(f, _)) => more.entry(k).or_insert_with(|| vec![f]).push(rank),
     }
 }
 
@@ -68,13 +71,17 @@ pub struct ReplayTable {
     tokens: Vec<Box<[u8]>>,
     /// `(left, right, result)` by rank.
     merges: Vec<(u32, u32, u32)>,
-    /// First rank of each pair.
-    first: FxHashMap<u64, u32>,
+    /// First rank of each pair, and the token it makes.
+    first: FxHashMap<u64, (u32, u32)>,
     /// All ranks (ascending) of pairs listed more than once.
     more: FxHashMap<u64, Vec<u32>>,
     /// Bit `a << 8 | b` is set when the bytes `a b` are adjacent inside some token: a chunk
     /// can be cut between two bytes whose bit is clear (no token can span the cut).
     inner: Vec<u64>,
+    /// `first` of the byte pairs, indexed by `a << 8 | b` (`(NONE, 0)` when the pair is not
+    /// merged): a replayed part starts as bytes, and these entries sit in a few cache lines
+    /// where the hash map's are spread over all of it.
+    byte_first: Vec<(u32, u32)>,
 }
 
 impl ReplayTable {
@@ -88,7 +95,7 @@ impl ReplayTable {
             .map(|(i, t)| (t.clone(), i as u32))
             .collect();
         let mut list = Vec::with_capacity(merges.len());
-        let mut first: FxHashMap<u64, u32> = FxHashMap::default();
+        let mut first: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
         let mut more: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
         for (i, (lb, rb)) in merges.iter().enumerate() {
             if lb.is_empty() || rb.is_empty() {
@@ -126,7 +133,7 @@ impl ReplayTable {
             };
             let k = key(l, r);
             let rank = i as u32;
-            note_rank(&mut first, &mut more, k, rank);
+            note_rank(&mut first, &mut more, k, rank, res);
             list.push((l, r, res));
         }
         Ok(Self::assemble(tokens, list, first, more))
@@ -156,7 +163,7 @@ impl ReplayTable {
         }
         drop(seen);
         let mut list = Vec::with_capacity(merges.len());
-        let mut first: FxHashMap<u64, u32> =
+        let mut first: FxHashMap<u64, (u32, u32)> =
             FxHashMap::with_capacity_and_hasher(merges.len(), Default::default());
         let mut more: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
         for (i, &(l, r)) in merges.iter().enumerate() {
@@ -170,7 +177,7 @@ impl ReplayTable {
             }
             let k = key(l, r);
             let rank = i as u32;
-            note_rank(&mut first, &mut more, k, rank);
+            note_rank(&mut first, &mut more, k, rank, id as u32);
             list.push((l, r, id as u32));
         }
         let tokens = vocab.iter().map(|&t| Box::from(t)).collect();
@@ -181,7 +188,7 @@ impl ReplayTable {
     fn assemble(
         tokens: Vec<Box<[u8]>>,
         merges: Vec<(u32, u32, u32)>,
-        first: FxHashMap<u64, u32>,
+        first: FxHashMap<u64, (u32, u32)>,
         more: FxHashMap<u64, Vec<u32>>,
     ) -> Self {
         let mut inner = vec![0u64; 1024];
@@ -191,12 +198,22 @@ impl ReplayTable {
                 inner[k >> 6] |= 1 << (k & 63);
             }
         }
+        let mut byte_first = vec![(NONE, 0u32); 1 << 16];
+        for (i, &(l, r, c)) in merges.iter().enumerate() {
+            if l < 256 && r < 256 {
+                let e = &mut byte_first[(l as usize) << 8 | r as usize];
+                if e.0 == NONE {
+                    *e = (i as u32, c);
+                }
+            }
+        }
         ReplayTable {
             tokens,
             merges,
             first,
             more,
             inner,
+            byte_first,
         }
     }
 
@@ -217,18 +234,32 @@ impl ReplayTable {
     /// The first rank of the pair `(l, r)` after `after` (any rank when `None`).
     #[inline]
     fn next_rank(&self, l: u32, r: u32, after: Option<u32>) -> Option<u32> {
+        self.next_merge(l, r, after).map(|m| m.0)
+    }
+
+    /// The first rank of the pair `(l, r)` after `after` (any rank when `None`), and the
+    /// token the pair makes.
+    #[inline]
+    fn next_merge(&self, l: u32, r: u32, after: Option<u32>) -> Option<(u32, u32)> {
         let k = key(l, r);
-        let f = *self.first.get(&k)?;
+        let (f, res) = *self.first.get(&k)?;
         match after {
-            None => Some(f),
-            Some(a) if f > a => Some(f),
+            None => Some((f, res)),
+            Some(a) if f > a => Some((f, res)),
             Some(_) if self.more.is_empty() => None,
             Some(a) => {
                 let all = self.more.get(&k)?;
                 let i = all.partition_point(|&x| x <= a);
-                all.get(i).copied()
+                all.get(i).map(|&q| (q, res))
             }
         }
+    }
+
+    /// The first rank of the byte pair `(a, b)` and the token it makes (`(NONE, 0)` when
+    /// the pair is not merged).
+    #[inline(always)]
+    fn byte_merge(&self, a: u8, b: u8) -> (u32, u32) {
+        self.byte_first[(a as usize) << 8 | b as usize]
     }
 
     /// Replay every merge on one chunk. Appends the resulting keep ids to `out` and adds
@@ -294,15 +325,22 @@ impl ReplayTable {
         log: &mut Vec<(u32, u32)>,
     ) {
         let ReplayScratch {
-            syms, next: ranks, ..
+            syms,
+            next: ranks,
+            prev: made,
+            ..
         } = sc;
         syms.clear();
         syms.extend(bytes.iter().map(|&b| b as u32));
+        // the rank of each adjacent pair, and the token it makes (so that a merge step
+        // does not look its rank up in the merge list)
         ranks.clear();
-        ranks.extend(bytes.windows(2).map(|w| {
-            self.next_rank(w[0] as u32, w[1] as u32, None)
-                .unwrap_or(NONE)
-        }));
+        made.clear();
+        for w in bytes.windows(2) {
+            let (q, c) = self.byte_merge(w[0], w[1]);
+            ranks.push(q);
+            made.push(c);
+        }
         loop {
             // leftmost minimum
             let mut best = NONE;
@@ -317,7 +355,8 @@ impl ReplayTable {
                 break;
             }
             let q = best;
-            let (l, r, c) = self.merges[q as usize];
+            // the pair at `at` is (syms[at], syms[at + 1]); rank q merges it into made[at]
+            let (l, r, c) = (syms[at], syms[at + 1], made[at]);
             let mut occ = 1u64;
             if l == r && syms.get(at + 2) == Some(&r) {
                 occ += 1; // the overlapping occurrence this merge absorbs
@@ -326,11 +365,16 @@ impl ReplayTable {
             syms[at] = c;
             syms.remove(at + 1);
             ranks.remove(at);
+            made.remove(at);
             if at + 1 < syms.len() {
-                ranks[at] = self.next_rank(c, syms[at + 1], Some(q)).unwrap_or(NONE);
+                (ranks[at], made[at]) = self
+                    .next_merge(c, syms[at + 1], Some(q))
+                    .unwrap_or((NONE, 0));
             }
             if at > 0 {
-                ranks[at - 1] = self.next_rank(syms[at - 1], c, Some(q)).unwrap_or(NONE);
+                (ranks[at - 1], made[at - 1]) = self
+                    .next_merge(syms[at - 1], c, Some(q))
+                    .unwrap_or((NONE, 0));
             }
         }
         out.extend_from_slice(syms);
@@ -396,8 +440,9 @@ impl ReplayTable {
             *h = (nodes.len() - 1) as u32;
             bits[(q >> 6) as usize] |= 1u64 << (q & 63);
         }
-        for i in 0..n - 1 {
-            if let Some(q) = self.next_rank(syms[i], syms[i + 1], None) {
+        for (i, w) in bytes.windows(2).enumerate() {
+            let (q, _) = self.byte_merge(w[0], w[1]);
+            if q != NONE {
                 push(q, i as u32, head, bits, nodes);
             }
         }
@@ -1172,6 +1217,7 @@ mod tests {
         assert_eq!(a.first, b.first, "round {round}");
         assert_eq!(a.more, b.more, "round {round}");
         assert_eq!(a.inner, b.inner, "round {round}");
+        assert!(a.byte_first == b.byte_first, "round {round}");
     }
 
     #[test]
