@@ -580,9 +580,9 @@ impl ReplayTable {
     /// [`ReplayTable::replay_chunk`], cutting the chunk where no token can span (between
     /// two bytes that are never adjacent inside a token: merges on the two sides never
     /// interact, so replaying the parts gives the same tokens and counts) and caching the
-    /// short parts (mostly single words) in `cache`. The merge counts of cache hits are
-    /// added to `counts` by [`PartCache::flush`] (the caller must flush into the same
-    /// counts when done).
+    /// short parts (mostly single words) in `cache`. The merge counts of the cached parts
+    /// (the first occurrence included) are added to `counts` by [`PartCache::flush`] (the
+    /// caller must flush into the same counts when done).
     pub fn replay_chunk_cached(
         &self,
         bytes: &[u8],
@@ -653,7 +653,9 @@ impl ReplayTable {
             let before = out.len();
             let mut log = std::mem::take(&mut sc.log);
             log.clear();
-            self.replay_logged(part, weight, out, counts, sc, &mut log);
+            // Only logged: the entry starts with this occurrence's weight as a hit, and
+            // `flush` counts it with the later hits.
+            self.replay_logged(part, weight, out, &mut [], sc, &mut log);
             if cache.len() >= CACHE_ENTRIES {
                 cache.flush(counts);
                 cache.clear();
@@ -675,7 +677,7 @@ impl ReplayTable {
                 id1,
                 log: cache.logs.len() as u32,
                 n: got.len() as u32 | (log.len() as u32) << 16,
-                hits: 0,
+                hits: weight,
             };
             match key {
                 PartKey::Short(k) => {
@@ -859,8 +861,8 @@ fn load_le(bytes: &[u8], at: usize, n: usize) -> u64 {
     }
 }
 
-/// One cached part: where its ids and log are, and the total weight of the hits whose
-/// merge counts are not added yet. Up to two ids are kept in the entry itself (`ids`,
+/// One cached part: where its ids and log are, and the total weight of its occurrences
+/// whose merge counts are not added yet. Up to two ids are kept in the entry itself (`ids`,
 /// `id1`); more are at `ids` in [`PartCache::ids`]. 24 bytes: a slot of the short map is
 /// 32.
 #[derive(Clone, Copy)]
@@ -897,9 +899,10 @@ impl CacheEntry {
 /// a hash of their bytes (a hash collision between two different parts only costs a cache
 /// miss).
 ///
-/// A hit only adds its weight to the entry; the merge counts of the hits are added to the
-/// caller's counts by [`PartCache::flush`] (called when the cache is full, and must be
-/// called once more when done), one pass over each entry's log instead of one per hit.
+/// A new entry starts with the weight of the occurrence that made it, a hit only adds its
+/// weight to the entry; the merge counts of those weights are added to the caller's counts
+/// by [`PartCache::flush`] (called when the cache is full, and must be called once more
+/// when done), one pass over each entry's log instead of one per occurrence.
 #[derive(Default)]
 pub struct PartCache {
     /// packed bytes → entry (parts of up to 7 bytes; the entry is stored in the map: a
@@ -1093,10 +1096,14 @@ struct Links<'a> {
 }
 
 /// Count `occ` occurrences of merge `q` (times `weight`) and log them unweighted, so a
-/// cached replay can be counted again: shared by the linear and the linked replays.
+/// cached replay can be counted again: shared by the linear and the linked replays. An
+/// empty `counts` only logs (the cached replay counts a new part through its log, as a
+/// hit: one random access into the counts fewer per merge).
 #[inline(always)]
 fn record(counts: &mut [u64], log: &mut Vec<(u32, u32)>, q: u32, occ: u64, weight: u64) {
-    counts[q as usize] = counts[q as usize].wrapping_add(occ.wrapping_mul(weight));
+    if let Some(c) = counts.get_mut(q as usize) {
+        *c = c.wrapping_add(occ.wrapping_mul(weight));
+    }
     log.push((q, occ as u32));
 }
 
