@@ -1009,48 +1009,9 @@ pub fn replay_counts(
     let caches: Vec<std::sync::Mutex<(PartCache, Vec<u64>)>> = (0..=workers)
         .map(|_| std::sync::Mutex::new((PartCache::default(), Vec::new())))
         .collect();
-    loop {
-        let mut block: Vec<(Box<[u8]>, u64)> = it.by_ref().take(BLOCK).collect();
-        if block.is_empty() {
-            break;
-        }
-        let per = block.len().div_ceil(workers * 4).max(64);
-        let parts: Vec<ReplayedPart> = block
-            .par_chunks_mut(per)
-            .map(|part| {
-                let slot = rayon::current_thread_index().map_or(workers, |i| i.min(workers));
-                let mut guard = match caches[slot].lock() {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
-                let (cache, mc) = &mut *guard;
-                if mc.len() != nm {
-                    *mc = vec![0u64; nm];
-                }
-                let mut sc = ReplayScratch::default();
-                // About 4 bytes per token or more after replay: one allocation, no regrowth.
-                let mut out = Vec::with_capacity(part.iter().map(|(b, _)| b.len() / 4 + 1).sum());
-                let mut lens = Vec::with_capacity(part.len());
-                let mut cs = Vec::with_capacity(part.len());
-                for (b, c) in part.iter_mut() {
-                    let before = out.len();
-                    // The chunk's text is freed here, by the worker (not afterwards, one
-                    // block at a time on one thread).
-                    let text = std::mem::take(b);
-                    table.replay_chunk_cached(&text, *c, &mut out, mc, &mut sc, cache);
-                    drop(text);
-                    let len = out.len() - before;
-                    if len < 2 {
-                        out.truncate(before);
-                        continue;
-                    }
-                    lens.push(len as u32);
-                    cs.push(*c);
-                }
-                (out, lens, cs)
-            })
-            .collect();
-        drop(block);
+    // Appends a replayed block to the output (sequential: it runs beside the next block's
+    // replay, on whichever worker is free first).
+    let mut append = |parts: Vec<ReplayedPart>| -> Result<()> {
         for (out, lens, cs) in parts {
             if syms.len() + out.len() >= (DEAD - 1) as usize {
                 return Err(Error::InvalidArgument(
@@ -1067,8 +1028,69 @@ pub fn replay_counts(
             syms.extend_from_slice(&out);
             counts.extend_from_slice(&cs);
         }
+        Ok(())
+    };
+    let mut pending: Option<Vec<ReplayedPart>> = None;
+    loop {
+        let mut block: Vec<(Box<[u8]>, u64)> = it.by_ref().take(BLOCK).collect();
+        if block.is_empty() {
+            break;
+        }
+        let per = block.len().div_ceil(workers * 4).max(64);
+        let previous = pending.take();
+        let append = &mut append;
+        let (parts, appended) = rayon::join(
+            || {
+                block
+                    .par_chunks_mut(per)
+                    .map(|part| {
+                        let slot =
+                            rayon::current_thread_index().map_or(workers, |i| i.min(workers));
+                        let mut guard = match caches[slot].lock() {
+                            Ok(g) => g,
+                            Err(p) => p.into_inner(),
+                        };
+                        let (cache, mc) = &mut *guard;
+                        if mc.len() != nm {
+                            *mc = vec![0u64; nm];
+                        }
+                        let mut sc = ReplayScratch::default();
+                        // About 4 bytes per token or more after replay: one allocation, no regrowth.
+                        let mut out =
+                            Vec::with_capacity(part.iter().map(|(b, _)| b.len() / 4 + 1).sum());
+                        let mut lens = Vec::with_capacity(part.len());
+                        let mut cs = Vec::with_capacity(part.len());
+                        for (b, c) in part.iter_mut() {
+                            let before = out.len();
+                            // The chunk's text is freed here, by the worker (not afterwards, one
+                            // block at a time on one thread).
+                            let text = std::mem::take(b);
+                            table.replay_chunk_cached(&text, *c, &mut out, mc, &mut sc, cache);
+                            drop(text);
+                            let len = out.len() - before;
+                            if len < 2 {
+                                out.truncate(before);
+                                continue;
+                            }
+                            lens.push(len as u32);
+                            cs.push(*c);
+                        }
+                        (out, lens, cs)
+                    })
+                    .collect::<Vec<ReplayedPart>>()
+            },
+            // The previous block is appended while this one is replayed (the appending
+            // was a sequential stretch between blocks that left one core idle).
+            || previous.map_or(Ok(()), &mut *append),
+        );
+        appended?;
+        drop(block);
+        pending = Some(parts);
         done = (done + BLOCK as u64).min(total);
         progress(done, total)?;
+    }
+    if let Some(parts) = pending {
+        append(parts)?;
     }
     for c in caches {
         let (mut c, mc) = match c.into_inner() {
