@@ -1239,6 +1239,40 @@ mod tests {
         }
     }
 
+    #[test]
+    fn part_keys_are_exact() {
+        // A part of up to 15 bytes gets the same key when read with wide loads (bytes
+        // follow it) and byte by byte (it ends its chunk), and two different parts never
+        // get the same key (NUL and 0xff bytes included, all lengths).
+        let mut seed = 0x0DDB_1A5E_5BAD_5EEDu64;
+        let alphabet = [0u8, 1, 0xff, b'a', b' ', 0x80];
+        let mut seen: std::collections::HashMap<(u64, u64), Vec<u8>> = Default::default();
+        for _ in 0..50_000 {
+            let len = 1 + (rng(&mut seed) % 15) as usize;
+            let part: Vec<u8> = (0..len)
+                .map(|_| alphabet[(rng(&mut seed) % alphabet.len() as u64) as usize])
+                .collect();
+            let mut padded = vec![0x5a; 3];
+            padded.extend_from_slice(&part);
+            padded.extend_from_slice(&[0xa5; 20]);
+            let k = match (PartKey::of(&padded, 3, len), PartKey::of(&part, 0, len)) {
+                (PartKey::Short(a), PartKey::Short(b)) if len <= 7 => {
+                    assert_eq!(a, b, "{part:?}");
+                    (a, 0)
+                }
+                (PartKey::Mid(a), PartKey::Mid(b)) if len >= 8 => {
+                    assert_eq!(a, b, "{part:?}");
+                    a
+                }
+                _ => panic!("wrong key class for {len} bytes"),
+            };
+            if let Some(prev) = seen.insert(k, part.clone()) {
+                assert_eq!(prev, part, "two parts share a key");
+            }
+        }
+        assert!(matches!(PartKey::of(&[7u8; 16], 0, 16), PartKey::Long));
+    }
+
     /// The fields of two tables are equal.
     fn assert_same_table(a: &ReplayTable, b: &ReplayTable, round: usize) {
         assert_eq!(a.tokens, b.tokens, "round {round}");
