@@ -1006,8 +1006,10 @@ pub fn replay_counts(
     let workers = rayon::current_num_threads().max(1);
     // One part cache and one merge-count array per worker (the counts are summed once at
     // the end, not once per part).
-    let caches: Vec<std::sync::Mutex<(PartCache, Vec<u64>)>> = (0..=workers)
-        .map(|_| std::sync::Mutex::new((PartCache::default(), Vec::new())))
+    // (and one scratch: the bucket replay's per-rank heads are sized by the merge count)
+    type Worker = (PartCache, Vec<u64>, ReplayScratch);
+    let caches: Vec<std::sync::Mutex<Worker>> = (0..=workers)
+        .map(|_| std::sync::Mutex::new(Default::default()))
         .collect();
     // Appends a replayed block to the output (sequential: it runs beside the next block's
     // replay, on whichever worker is free first).
@@ -1050,11 +1052,10 @@ pub fn replay_counts(
                             Ok(g) => g,
                             Err(p) => p.into_inner(),
                         };
-                        let (cache, mc) = &mut *guard;
+                        let (cache, mc, sc) = &mut *guard;
                         if mc.len() != nm {
                             *mc = vec![0u64; nm];
                         }
-                        let mut sc = ReplayScratch::default();
                         // About 4 bytes per token or more after replay: one allocation, no regrowth.
                         let mut out =
                             Vec::with_capacity(part.iter().map(|(b, _)| b.len() / 4 + 1).sum());
@@ -1065,7 +1066,7 @@ pub fn replay_counts(
                             // The chunk's text is freed here, by the worker (not afterwards, one
                             // block at a time on one thread).
                             let text = std::mem::take(b);
-                            table.replay_chunk_cached(&text, *c, &mut out, mc, &mut sc, cache);
+                            table.replay_chunk_cached(&text, *c, &mut out, mc, sc, cache);
                             drop(text);
                             let len = out.len() - before;
                             if len < 2 {
@@ -1093,7 +1094,7 @@ pub fn replay_counts(
         append(parts)?;
     }
     for c in caches {
-        let (mut c, mc) = match c.into_inner() {
+        let (mut c, mc, _) = match c.into_inner() {
             Ok(c) => c,
             Err(p) => p.into_inner(),
         };
