@@ -1056,15 +1056,16 @@ pub fn replay_counts(
                         if mc.len() != nm {
                             *mc = vec![0u64; nm];
                         }
-                        // About 4 bytes per token or more after replay: one allocation, no regrowth.
+                        // About 4 bytes per token or more after replay: one allocation,
+                        // no regrowth.
                         let mut out =
                             Vec::with_capacity(part.iter().map(|(b, _)| b.len() / 4 + 1).sum());
                         let mut lens = Vec::with_capacity(part.len());
                         let mut cs = Vec::with_capacity(part.len());
                         for (b, c) in part.iter_mut() {
                             let before = out.len();
-                            // The chunk's text is freed here, by the worker (not afterwards, one
-                            // block at a time on one thread).
+                            // The chunk's text is freed here, by the worker (not
+                            // afterwards, one block at a time on one thread).
                             let text = std::mem::take(b);
                             table.replay_chunk_cached(&text, *c, &mut out, mc, sc, cache);
                             drop(text);
