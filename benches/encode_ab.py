@@ -10,6 +10,10 @@ piece cache cleared before its pass) and the repeated 2 MB sample. The three enc
 interleaved (the order rotating every round); medians of thread CPU time. Prints
 MB/s, the ratios against tiktoken and after/before (this build / ``--other``); writes
 nothing. Both builds must give the same ids (checked on the first 300 documents).
+
+``--worst`` times issue 3's worst-case inputs instead (``bench_encode.adversarial_inputs``:
+one call on one long input, the three encoders interleaved, tiktoken only on inputs of
+at most 200 KB), printing ns/byte, ns/token and after/before per input.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--encodings", nargs="+", default=["o200k_base"])
     ap.add_argument("--corpora", nargs="+", default=["en.txt", "code.txt"])
+    ap.add_argument("--worst", action="store_true", help="time the worst-case inputs instead of the corpora")
     args = ap.parse_args()
     old_mod = load_extension(args.other)
     print(f"load: {os.getloadavg()[0]:.2f}")
@@ -55,6 +60,9 @@ def main() -> None:
         new = enc._core_bpe
         old = old_mod.CoreEncoding.from_tiktoken_file(B.tiktoken_ranks_file(name), {}, enc._pat_str)
         tk = B.load_tiktoken(name)
+        if args.worst:
+            worst_cases(name, new, old, tk, args.rounds)
+            continue
         for corpus in args.corpora:
             docs = B.corpus_docs(corpus)
             if docs is None:
@@ -95,6 +103,36 @@ def main() -> None:
                     flush=True,
                 )
     print(f"load: {os.getloadavg()[0]:.2f}")
+
+
+def worst_cases(name: str, new, old, tk, rounds: int) -> None:
+    """One call per encoder and round on each worst-case input, interleaved."""
+    for label, text in B.adversarial_inputs():
+        nb = len(text.encode())
+        ref = old.encode_ordinary(text)
+        if new.encode_ordinary(text) != ref:
+            raise SystemExit(f"{name} {label}: the two builds disagree")
+        fns: dict[str, Callable[[], object]] = {
+            "before": lambda t=text: old.encode_ordinary(t),
+            "after": lambda t=text: new.encode_ordinary(t),
+        }
+        if nb <= 200_000:
+            fns["tiktoken"] = lambda t=text: tk.encode_ordinary(t)
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        keys = list(fns)
+        for r in range(rounds):
+            for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
+                t = time.thread_time()
+                fns[k]()
+                times[k].append(time.thread_time() - t)
+        m = {k: statistics.median(v) for k, v in times.items()}
+        line = (
+            f"{name} {label}: after {m['after'] / nb * 1e9:.1f} ns/B {m['after'] / len(ref) * 1e9:.1f} ns/token, "
+            f"before {m['before'] / nb * 1e9:.1f} ns/B; after/before {m['before'] / m['after']:.3f}"
+        )
+        if "tiktoken" in m:
+            line += f"; vs tiktoken after {m['tiktoken'] / m['after']:.1f}x, before {m['tiktoken'] / m['before']:.1f}x"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,31 @@ def test_cjk_bytes_with_invalid_tail_match_tiktoken(name: str) -> None:
         assert ours._encode_bytes(data) == ref._encode_bytes(data)
 
 
+_SCRIPTS = [_CJK, _MIX, list("abcdefghijklmnopqrstuvwxyz"), [chr(c) for c in range(0x0430, 0x0450)]]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(64, 3000),
+    seed=st.integers(0, 2**32),
+    weights=st.lists(st.integers(0, 10), min_size=4, max_size=4),
+    garbage=st.integers(0, 8),
+)
+def test_segmented_long_pieces_match_tiktoken(name: str, n: int, seed: int, weights: list[int], garbage: int) -> None:
+    """Long pieces of mixed scripts at every density of safe cuts (the segment-by-segment
+    encoder and its thresholds), as text and as bytes with invalid UTF-8 spliced in."""
+    rnd = random.Random(seed)
+    w = [x + 1e-9 for x in weights]
+    text = "".join(rnd.choice(rnd.choices(_SCRIPTS, weights=w)[0]) for _ in range(n))
+    ours, ref = supertok.get_encoding(name), tiktoken_reference(name)
+    assert ours.encode_ordinary(text) == ref.encode_ordinary(text)
+    data = bytearray(text.encode())
+    for _ in range(garbage):
+        data.insert(rnd.randrange(len(data) + 1), rnd.choice([0xE4, 0xB8, 0x80, 0xF0, 0x9F, 0xFF]))
+    assert ours._encode_bytes(bytes(data)) == ref._encode_bytes(bytes(data))
+
+
 def test_every_cjk_character_alone_and_between_others() -> None:
     # each ideograph once, in a context of random neighbours (one long piece)
     rnd = random.Random(11)

@@ -36,6 +36,14 @@
 //!
 //! Per-token facts (reachable? last merge?) are computed on first use by merging the
 //! token's own bytes, and cached, so there is nothing to build up front.
+//!
+//! **Strategies** ([`Backtrack::encode_long`]): runs of few distinct bytes use the
+//! backtracking search; pieces whose first 256 bytes hold many safe cuts ([`SafeCuts`]:
+//! positions no token can cross, e.g. random CJK; pieces with four-byte characters need
+//! twice as many, the chunked merge handles emoji well) and that do not repeat
+//! themselves are encoded segment by segment ([`Backtrack::encode_segmented`]: exact
+//! without any seam check); the others use the chunked merge with
+//! compatibility-checked seams ([`Backtrack::encode_chunked`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -60,6 +68,13 @@ const CUT_WINDOW: usize = 16;
 
 /// Entries of the per-call cache of seam compatibility results (a power of two).
 const SEAM_CACHE: usize = 64;
+
+/// Long pieces with at least one safe cut ([`SafeCuts`]) per this many bytes among their
+/// first 256 are encoded segment by segment ([`Backtrack::encode_segmented`]).
+const SEGMENT_DENSITY: usize = 8;
+
+/// log2 of the number of bits of [`SafeCuts`]'s table of 4-byte windows.
+const QUAD_BITS: u32 = 21;
 
 /// Pieces whose first 256 bytes hold at most this many distinct bytes use the backtracking
 /// search (runs of one character and other short periods), the others the chunked merge.
@@ -95,6 +110,9 @@ pub struct Backtrack {
     /// The caller's atomic characters extended with four-byte ones
     /// ([`AtomicChars::with_four_byte`]), built on the first piece that has a byte `F0+`.
     chars4: OnceLock<AtomicChars>,
+    /// Where no token can cross (see [`SafeCuts`]), built on the first long piece that is
+    /// not a run.
+    cuts: OnceLock<SafeCuts>,
 }
 
 impl std::fmt::Debug for Backtrack {
@@ -133,6 +151,7 @@ impl Backtrack {
             max_len2,
             owner: piece_cache::new_owner(),
             chars4: OnceLock::new(),
+            cuts: OnceLock::new(),
         })
     }
 
@@ -264,13 +283,135 @@ impl Backtrack {
                 }
                 c => c,
             };
-            self.encode_chunked(vocab, chars, piece, out)
+            let cuts = self.cuts.get_or_init(|| SafeCuts::build(vocab));
+            let sample = &piece[..piece.len().min(256)];
+            // (with four-byte characters, per-segment work costs more than the chunk
+            // merges with their atomic emoji unless the segments are very short)
+            let min_cuts = if seen[3] >> 48 == 0 {
+                sample.len() / SEGMENT_DENSITY
+            } else {
+                sample.len() / 2
+            };
+            if !periodic(sample) && cuts.count(sample) >= min_cuts {
+                self.encode_segmented(vocab, chars, cuts, piece, out)
+            } else {
+                self.encode_chunked(vocab, chars, piece, out)
+            }
         };
         if ok != Ok(true) {
             out.truncate(base);
             return false;
         }
         true
+    }
+
+    /// Cut `piece` at every position [`SafeCuts`] proves that no token crosses and encode
+    /// the segments independently: no merge can join parts across such a position (every
+    /// part is a token), so the merge of the piece is the concatenation of the segments'
+    /// merges. Segments of one or two bytes, or one atomic character, are emitted
+    /// directly; segments that are reachable tokens are that token; the others are merged
+    /// ([`Backtrack::encode_chunked`] when long).
+    pub fn encode_segmented(
+        &self,
+        vocab: &Vocab,
+        chars: Option<&AtomicChars>,
+        cuts: &SafeCuts,
+        piece: &[u8],
+        out: &mut Vec<u32>,
+    ) -> Step<bool> {
+        let n = piece.len();
+        let mut start = 0usize;
+        // safe positions in blocks of 64 (`from..from + 64`), found without branches
+        let mut from = 0usize;
+        while from < n {
+            let mut mask = cuts.mask(piece, from);
+            while mask != 0 {
+                let c = from + mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                if !self.encode_segment(vocab, chars, &piece[start..c], out)? {
+                    return Ok(false);
+                }
+                start = c;
+            }
+            from += 64;
+        }
+        if !self.encode_segment(vocab, chars, &piece[start..n], out)? {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Append the merge of `seg` (a segment of [`Backtrack::encode_segmented`]) to `out`.
+    #[inline]
+    fn encode_segment(
+        &self,
+        vocab: &Vocab,
+        chars: Option<&AtomicChars>,
+        seg: &[u8],
+        out: &mut Vec<u32>,
+    ) -> Step<bool> {
+        let byte = |b: u8| vocab.byte_id(b).unwrap_or(NONE);
+        match seg.len() {
+            0 => return Ok(true),
+            1 => {
+                out.push(byte(seg[0]));
+                return Ok(true);
+            }
+            2 => {
+                match vocab.get(seg) {
+                    Some(t) => out.push(t),
+                    None => out.extend([byte(seg[0]), byte(seg[1])]),
+                }
+                return Ok(true);
+            }
+            _ => {}
+        }
+        if let Some((l, first, id)) = chars.and_then(|c| c.at_parts(seg, 0)) {
+            // one atomic character alone: its isolated merge (one part, or a token of
+            // two bytes and a single byte)
+            if l == seg.len() {
+                if first == l {
+                    out.push(id);
+                    return Ok(true);
+                }
+                if first == 1 && l == 3 {
+                    out.extend([byte(seg[0]), id]);
+                    return Ok(true);
+                }
+                if first == 2 && l == 3 {
+                    out.extend([id, byte(seg[2])]);
+                    return Ok(true);
+                }
+            }
+        }
+        if seg.len() == 3 {
+            // the merge of three bytes: the lower-ranked of the two pairs (the left one
+            // among equals), then the whole if it is a token
+            let r01 = vocab.get(&seg[..2]).unwrap_or(NONE);
+            let r12 = vocab.get(&seg[1..]).unwrap_or(NONE);
+            if r01 == NONE && r12 == NONE {
+                out.extend([byte(seg[0]), byte(seg[1]), byte(seg[2])]);
+            } else if let Some(t) = vocab.get_filtered(seg) {
+                out.push(t);
+            } else if r01 <= r12 {
+                out.extend([r01, byte(seg[2])]);
+            } else {
+                out.extend([byte(seg[0]), r12]);
+            }
+            return Ok(true);
+        }
+        if let Some(t) = vocab.get_filtered(seg) {
+            // the merge of a token's own bytes gives it unless it is unreachable
+            if self.info(vocab, t) != UNREACHABLE {
+                out.push(t);
+                return Ok(true);
+            }
+        }
+        if seg.len() <= CHUNK {
+            return Ok(rank_bpe::linear(vocab, chars, seg, out, &mut |_, _| {}));
+        }
+        // (periodic pieces, whose chunks repeat, are not segmented)
+        self.encode_chunks(vocab, chars, seg, out, false)
     }
 
     /// Cut `piece` into chunks of about [`CHUNK`] bytes, merge each independently with
@@ -289,12 +430,24 @@ impl Backtrack {
         piece: &[u8],
         out: &mut Vec<u32>,
     ) -> Step<bool> {
+        self.encode_chunks(vocab, chars, piece, out, true)
+    }
+
+    /// [`Backtrack::encode_chunked`]; `cache`: whether to consult the chunk cache.
+    fn encode_chunks(
+        &self,
+        vocab: &Vocab,
+        chars: Option<&AtomicChars>,
+        piece: &[u8],
+        out: &mut Vec<u32>,
+        cache: bool,
+    ) -> Step<bool> {
         let n = piece.len();
         let base = out.len();
         let mut tmp: Vec<u32> = Vec::with_capacity(CHUNK);
         let mut region: Vec<u32> = Vec::with_capacity(CHUNK);
         let mut pos = 0usize;
-        let (mut use_cache, mut tries, mut hits) = (true, 0u32, 0u32);
+        let (mut use_cache, mut tries, mut hits) = (cache, 0u32, 0u32);
         // seam results: key `a << 32 | b` (ids are below 2^25, so u64::MAX is free)
         let mut seam_keys = [u64::MAX; SEAM_CACHE];
         let mut seam_ok = [false; SEAM_CACHE];
@@ -486,6 +639,119 @@ impl Backtrack {
             }
         }
         Ok(true)
+    }
+}
+
+/// Whether `text` repeats itself with a period of at most half its length (such pieces
+/// are left to the chunked merge, whose chunk cache serves the repeats).
+fn periodic(text: &[u8]) -> bool {
+    let n = text.len();
+    if n < 16 {
+        return false;
+    }
+    let head = u64::from_le_bytes(text[..8].try_into().unwrap_or([0; 8]));
+    (1..=n / 2).any(|p| {
+        u64::from_le_bytes(text[p..p + 8].try_into().unwrap_or([0; 8])) == head
+            && text[p..] == text[..n - p]
+    })
+}
+
+/// Positions inside a piece that no token crosses, so that the piece's merge is the
+/// concatenation of the merges on both sides.
+///
+/// A token occurrence `[s, e)` crosses position `c` (the boundary before byte `c`) when
+/// `s < c < e`. Then either `s = c - 1` and the token starts with the two bytes
+/// `text[c-1..c+1]`; or `e = c + 1` and it ends with them; or `s <= c - 2` and `e >= c + 2`
+/// and it contains the four bytes `text[c-2..c+2]`. So `c` is safe when the pair is
+/// neither a prefix nor a suffix of a token of two or more bytes (an exact bitmap) and the
+/// window is not inside any token (a hashed bitmap: a collision only forbids a cut). In
+/// the merge every part is a token, so no part ever contains both bytes `c - 1` and `c`.
+/// Random CJK and emoji have many such positions (o200k: about 40 % of the byte
+/// positions), random letters few (2-5 %).
+#[derive(Debug)]
+pub struct SafeCuts {
+    /// Bit `b0 | b1 << 8`: some token of two or more bytes starts or ends with `b0 b1`.
+    pair: Vec<u64>,
+    /// Bit [`SafeCuts::quad_bit`] of every 4-byte window inside a token.
+    quad: Vec<u64>,
+}
+
+impl SafeCuts {
+    /// One pass over the vocabulary.
+    pub fn build(vocab: &Vocab) -> SafeCuts {
+        let mut pair = vec![0u64; 1024];
+        let mut quad = vec![0u64; 1 << (QUAD_BITS - 6)];
+        let set = |v: &mut Vec<u64>, i: usize| v[i >> 6] |= 1 << (i & 63);
+        for (_, b) in vocab.iter() {
+            let n = b.len();
+            if n < 2 {
+                continue;
+            }
+            set(&mut pair, b[0] as usize | (b[1] as usize) << 8);
+            set(&mut pair, b[n - 2] as usize | (b[n - 1] as usize) << 8);
+            for w in b.windows(4) {
+                set(
+                    &mut quad,
+                    Self::quad_bit(u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+                );
+            }
+        }
+        SafeCuts { pair, quad }
+    }
+
+    /// Index in `pair` of the two middle bytes of the window `w` (little-endian).
+    #[inline(always)]
+    fn pair_index(w: u32) -> usize {
+        (w >> 8) as usize & 0xffff
+    }
+
+    #[inline(always)]
+    fn quad_bit(w: u32) -> usize {
+        (w.wrapping_mul(0x9E37_79B1) >> (32 - QUAD_BITS)) as usize
+    }
+
+    /// Whether no token can cross position `c` of `text` (`2 <= c`, `c + 2 <= text.len()`).
+    #[inline(always)]
+    pub fn safe(&self, text: &[u8], c: usize) -> bool {
+        let w = u32::from_le_bytes([text[c - 2], text[c - 1], text[c], text[c + 1]]);
+        let p = Self::pair_index(w);
+        if self.pair[p >> 6] >> (p & 63) & 1 != 0 {
+            return false;
+        }
+        let q = Self::quad_bit(w);
+        self.quad[q >> 6] >> (q & 63) & 1 == 0
+    }
+
+    /// Bit `k` set iff position `from + k` of `text` is safe (positions outside
+    /// `2..=text.len() - 2` never are). Branch-free: the 64 tests' loads overlap.
+    #[inline]
+    pub fn mask(&self, text: &[u8], from: usize) -> u64 {
+        let n = text.len();
+        let lo = from.max(2);
+        let hi = (from + 64).min((n + 1).saturating_sub(2));
+        let mut m = 0u64;
+        if lo >= hi {
+            return 0;
+        }
+        // the windows text[c-2..c+2] for c in lo..hi
+        let span = &text[lo - 2..hi + 1];
+        for (k, win) in span.windows(4).enumerate() {
+            let c = lo + k;
+            let w = u32::from_le_bytes([win[0], win[1], win[2], win[3]]);
+            let p = Self::pair_index(w);
+            let q = Self::quad_bit(w);
+            let unsafe_pair = self.pair[p >> 6] >> (p & 63);
+            let unsafe_quad = self.quad[q >> 6] >> (q & 63);
+            m |= (!(unsafe_pair | unsafe_quad) & 1) << (c - from);
+        }
+        m
+    }
+
+    /// Number of safe positions in `text`.
+    pub fn count(&self, text: &[u8]) -> usize {
+        (2..(text.len() + 1).saturating_sub(2))
+            .filter(|&c| self.safe(text, c))
+            .count()
     }
 }
 
@@ -750,6 +1016,145 @@ mod tests {
                 let mut c = vec![];
                 assert!(bt.encode_long(&v, Some(&chars), piece, &mut c));
                 assert_eq!(c, expect, "{file} chunked with atomic characters {text:?}");
+                let cuts = bt.cuts.get_or_init(|| SafeCuts::build(&v));
+                for ch in [None, Some(&chars)] {
+                    let mut d = vec![];
+                    assert_eq!(bt.encode_segmented(&v, ch, cuts, piece, &mut d), Ok(true));
+                    assert_eq!(d, expect, "{file} segmented {text:?}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::bpe::MergeTable;
+    use proptest::prelude::*;
+
+    /// Units of texts and tokens: ASCII, two-, three- and four-byte characters, a joiner
+    /// and fragments of characters (so that atomic, split and partial characters occur).
+    const UNITS: [&[u8]; 14] = [
+        b"a",
+        b"b",
+        b"c",
+        "\u{e9}".as_bytes(),
+        "\u{4e2d}".as_bytes(),
+        "\u{6587}".as_bytes(),
+        "\u{5b57}".as_bytes(),
+        "\u{200d}".as_bytes(),
+        "\u{1F468}".as_bytes(),
+        "\u{1F469}".as_bytes(),
+        b"\xe4\xb8",
+        b"\xb8\xad",
+        b"\xf0\x9f",
+        b"\x98\x80",
+    ];
+
+    fn concat(units: &[usize]) -> Vec<u8> {
+        units
+            .iter()
+            .flat_map(|&u| UNITS[u % UNITS.len()].to_vec())
+            .collect()
+    }
+
+    /// Every byte, then the distinct token strings in the given order (ids are ranks).
+    fn vocab_of(tokens: &[Vec<usize>]) -> Vocab {
+        let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        let mut seen = std::collections::HashSet::new();
+        for t in tokens {
+            let b = concat(t);
+            if b.len() > 1 && seen.insert(b.clone()) {
+                let id = pairs.len() as u32;
+                pairs.push((b, id));
+            }
+        }
+        Vocab::from_pairs(pairs).unwrap()
+    }
+
+    /// A long text: random units, runs of one unit and repeats of tokens.
+    fn text_of(tokens: &[Vec<usize>], plan: &[(usize, usize)]) -> Vec<u8> {
+        let mut text = vec![];
+        for &(kind, u) in plan {
+            match kind % 4 {
+                0 => text.extend(concat(&tokens[u % tokens.len()])),
+                1 => text.extend(concat(&[u]).repeat(1 + u % 5)),
+                _ => text.extend(concat(&[u, u / 3 + kind])),
+            }
+        }
+        text
+    }
+
+    proptest! {
+        /// Safe cuts are sound: no token occurs across a position [`SafeCuts::safe`]
+        /// accepts (brute force over every occurrence), and [`SafeCuts::mask`] agrees with
+        /// [`SafeCuts::safe`] at every position.
+        #[test]
+        fn safe_cuts_are_never_crossed(
+            tokens in proptest::collection::vec(proptest::collection::vec(0usize..14, 2..7), 1..60),
+            plan in proptest::collection::vec((0usize..4, 0usize..100), 1..200),
+        ) {
+            let v = vocab_of(&tokens);
+            let cuts = SafeCuts::build(&v);
+            let text = text_of(&tokens, &plan);
+            let n = text.len();
+            let max = v.max_token_len();
+            for c in 2..(n + 1).saturating_sub(2) {
+                if !cuts.safe(&text, c) {
+                    continue;
+                }
+                for s in c.saturating_sub(max)..c {
+                    for e in c + 1..=(s + max).min(n) {
+                        prop_assert!(v.get(&text[s..e]).is_none(), "token {:x?} crosses {}", &text[s..e], c);
+                    }
+                }
+            }
+            let mut from = 0;
+            while from <= n {
+                let m = cuts.mask(&text, from);
+                for k in 0..64 {
+                    let c = from + k;
+                    let want = c >= 2 && c + 2 <= n && cuts.safe(&text, c);
+                    prop_assert_eq!(m >> k & 1 == 1, want, "position {}", c);
+                }
+                from += 64;
+            }
+        }
+
+        /// The segmented encoder (with and without atomic characters, four-byte ones
+        /// included), the chunked one and `encode_long` equal the plain merge-table
+        /// encoding on random vocabularies and long random pieces.
+        #[test]
+        fn segmented_equals_the_plain_merge(
+            tokens in proptest::collection::vec(proptest::collection::vec(0usize..14, 2..7), 1..80),
+            plan in proptest::collection::vec((0usize..4, 0usize..100), 40..300),
+        ) {
+            let v = vocab_of(&tokens);
+            let table = MergeTable::from_vocab_ranks(&v);
+            let Some(bt) = Backtrack::build(&v) else {
+                return Ok(());
+            };
+            let chars = AtomicChars::build(&v);
+            let chars4 = chars.clone().with_four_byte(&v);
+            let cuts = SafeCuts::build(&v);
+            let text = text_of(&tokens, &plan);
+            let mut want = vec![];
+            table.encode_piece(&text, &mut want).unwrap();
+            for c in [None, Some(&chars), Some(&chars4)] {
+                let mut got = vec![];
+                match bt.encode_segmented(&v, c, &cuts, &text, &mut got) {
+                    // a token outside the supported class: the caller uses the heap merge
+                    Err(Unsupported) => continue,
+                    Ok(ok) => {
+                        prop_assert!(ok);
+                        prop_assert_eq!(&got, &want);
+                    }
+                }
+            }
+            let mut got = vec![];
+            if bt.encode_long(&v, Some(&chars), &text, &mut got) {
+                prop_assert_eq!(&got, &want);
             }
         }
     }

@@ -21,19 +21,22 @@
 //! creates its token (or reuses it when its bytes already are a token). [`ReplayTable::finish`]
 //! applies the policy for merges that never occurred and renumbers.
 
-/// Record that the pair `k` is merged at `rank`: its first rank in `first`, every rank of
-/// a pair merged more than once in `more` (in order, the first included).
+/// Record that the pair `k` is merged at `rank` into the token `res`: its first rank and
+/// its result in `first`, every rank of a pair merged more than once in `more` (in order,
+/// the first included). A pair always makes the same token (the token with the bytes of
+/// its two sides), so one result per pair.
 fn note_rank(
-    first: &mut FxHashMap<u64, u32>,
+    first: &mut FxHashMap<u64, (u32, u32)>,
     more: &mut FxHashMap<u64, Vec<u32>>,
     k: u64,
     rank: u32,
+    res: u32,
 ) {
     match first.get(&k) {
         None => {
-            first.insert(k, rank);
+            first.insert(k, (rank, res));
         }
-        Some(&f) => more.entry(k).or_insert_with(|| vec![f]).push(rank),
+        Some(&(f, _)) => more.entry(k).or_insert_with(|| vec![f]).push(rank),
     }
 }
 
@@ -68,13 +71,17 @@ pub struct ReplayTable {
     tokens: Vec<Box<[u8]>>,
     /// `(left, right, result)` by rank.
     merges: Vec<(u32, u32, u32)>,
-    /// First rank of each pair.
-    first: FxHashMap<u64, u32>,
+    /// First rank of each pair, and the token it makes.
+    first: FxHashMap<u64, (u32, u32)>,
     /// All ranks (ascending) of pairs listed more than once.
     more: FxHashMap<u64, Vec<u32>>,
     /// Bit `a << 8 | b` is set when the bytes `a b` are adjacent inside some token: a chunk
     /// can be cut between two bytes whose bit is clear (no token can span the cut).
     inner: Vec<u64>,
+    /// `first` of the byte pairs, indexed by `a << 8 | b` (`(NONE, 0)` when the pair is not
+    /// merged): a replayed part starts as bytes, and these entries sit in a few cache lines
+    /// where the hash map's are spread over all of it.
+    byte_first: Vec<(u32, u32)>,
 }
 
 impl ReplayTable {
@@ -88,7 +95,7 @@ impl ReplayTable {
             .map(|(i, t)| (t.clone(), i as u32))
             .collect();
         let mut list = Vec::with_capacity(merges.len());
-        let mut first: FxHashMap<u64, u32> = FxHashMap::default();
+        let mut first: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
         let mut more: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
         for (i, (lb, rb)) in merges.iter().enumerate() {
             if lb.is_empty() || rb.is_empty() {
@@ -126,7 +133,7 @@ impl ReplayTable {
             };
             let k = key(l, r);
             let rank = i as u32;
-            note_rank(&mut first, &mut more, k, rank);
+            note_rank(&mut first, &mut more, k, rank, res);
             list.push((l, r, res));
         }
         Ok(Self::assemble(tokens, list, first, more))
@@ -156,7 +163,7 @@ impl ReplayTable {
         }
         drop(seen);
         let mut list = Vec::with_capacity(merges.len());
-        let mut first: FxHashMap<u64, u32> =
+        let mut first: FxHashMap<u64, (u32, u32)> =
             FxHashMap::with_capacity_and_hasher(merges.len(), Default::default());
         let mut more: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
         for (i, &(l, r)) in merges.iter().enumerate() {
@@ -170,7 +177,7 @@ impl ReplayTable {
             }
             let k = key(l, r);
             let rank = i as u32;
-            note_rank(&mut first, &mut more, k, rank);
+            note_rank(&mut first, &mut more, k, rank, id as u32);
             list.push((l, r, id as u32));
         }
         let tokens = vocab.iter().map(|&t| Box::from(t)).collect();
@@ -181,7 +188,7 @@ impl ReplayTable {
     fn assemble(
         tokens: Vec<Box<[u8]>>,
         merges: Vec<(u32, u32, u32)>,
-        first: FxHashMap<u64, u32>,
+        first: FxHashMap<u64, (u32, u32)>,
         more: FxHashMap<u64, Vec<u32>>,
     ) -> Self {
         let mut inner = vec![0u64; 1024];
@@ -191,12 +198,22 @@ impl ReplayTable {
                 inner[k >> 6] |= 1 << (k & 63);
             }
         }
+        let mut byte_first = vec![(NONE, 0u32); 1 << 16];
+        for (i, &(l, r, c)) in merges.iter().enumerate() {
+            if l < 256 && r < 256 {
+                let e = &mut byte_first[(l as usize) << 8 | r as usize];
+                if e.0 == NONE {
+                    *e = (i as u32, c);
+                }
+            }
+        }
         ReplayTable {
             tokens,
             merges,
             first,
             more,
             inner,
+            byte_first,
         }
     }
 
@@ -217,18 +234,32 @@ impl ReplayTable {
     /// The first rank of the pair `(l, r)` after `after` (any rank when `None`).
     #[inline]
     fn next_rank(&self, l: u32, r: u32, after: Option<u32>) -> Option<u32> {
+        self.next_merge(l, r, after).map(|m| m.0)
+    }
+
+    /// The first rank of the pair `(l, r)` after `after` (any rank when `None`), and the
+    /// token the pair makes.
+    #[inline]
+    fn next_merge(&self, l: u32, r: u32, after: Option<u32>) -> Option<(u32, u32)> {
         let k = key(l, r);
-        let f = *self.first.get(&k)?;
+        let (f, res) = *self.first.get(&k)?;
         match after {
-            None => Some(f),
-            Some(a) if f > a => Some(f),
+            None => Some((f, res)),
+            Some(a) if f > a => Some((f, res)),
             Some(_) if self.more.is_empty() => None,
             Some(a) => {
                 let all = self.more.get(&k)?;
                 let i = all.partition_point(|&x| x <= a);
-                all.get(i).copied()
+                all.get(i).map(|&q| (q, res))
             }
         }
+    }
+
+    /// The first rank of the byte pair `(a, b)` and the token it makes (`(NONE, 0)` when
+    /// the pair is not merged).
+    #[inline(always)]
+    fn byte_merge(&self, a: u8, b: u8) -> (u32, u32) {
+        self.byte_first[(a as usize) << 8 | b as usize]
     }
 
     /// Replay every merge on one chunk. Appends the resulting keep ids to `out` and adds
@@ -294,15 +325,22 @@ impl ReplayTable {
         log: &mut Vec<(u32, u32)>,
     ) {
         let ReplayScratch {
-            syms, next: ranks, ..
+            syms,
+            next: ranks,
+            prev: made,
+            ..
         } = sc;
         syms.clear();
         syms.extend(bytes.iter().map(|&b| b as u32));
+        // the rank of each adjacent pair, and the token it makes (so that a merge step
+        // does not look its rank up in the merge list)
         ranks.clear();
-        ranks.extend(bytes.windows(2).map(|w| {
-            self.next_rank(w[0] as u32, w[1] as u32, None)
-                .unwrap_or(NONE)
-        }));
+        made.clear();
+        for w in bytes.windows(2) {
+            let (q, c) = self.byte_merge(w[0], w[1]);
+            ranks.push(q);
+            made.push(c);
+        }
         loop {
             // leftmost minimum
             let mut best = NONE;
@@ -317,7 +355,8 @@ impl ReplayTable {
                 break;
             }
             let q = best;
-            let (l, r, c) = self.merges[q as usize];
+            // the pair at `at` is (syms[at], syms[at + 1]); rank q merges it into made[at]
+            let (l, r, c) = (syms[at], syms[at + 1], made[at]);
             let mut occ = 1u64;
             if l == r && syms.get(at + 2) == Some(&r) {
                 occ += 1; // the overlapping occurrence this merge absorbs
@@ -326,11 +365,16 @@ impl ReplayTable {
             syms[at] = c;
             syms.remove(at + 1);
             ranks.remove(at);
+            made.remove(at);
             if at + 1 < syms.len() {
-                ranks[at] = self.next_rank(c, syms[at + 1], Some(q)).unwrap_or(NONE);
+                (ranks[at], made[at]) = self
+                    .next_merge(c, syms[at + 1], Some(q))
+                    .unwrap_or((NONE, 0));
             }
             if at > 0 {
-                ranks[at - 1] = self.next_rank(syms[at - 1], c, Some(q)).unwrap_or(NONE);
+                (ranks[at - 1], made[at - 1]) = self
+                    .next_merge(syms[at - 1], c, Some(q))
+                    .unwrap_or((NONE, 0));
             }
         }
         out.extend_from_slice(syms);
@@ -396,8 +440,9 @@ impl ReplayTable {
             *h = (nodes.len() - 1) as u32;
             bits[(q >> 6) as usize] |= 1u64 << (q & 63);
         }
-        for i in 0..n - 1 {
-            if let Some(q) = self.next_rank(syms[i], syms[i + 1], None) {
+        for (i, w) in bytes.windows(2).enumerate() {
+            let (q, _) = self.byte_merge(w[0], w[1]);
+            if q != NONE {
                 push(q, i as u32, head, bits, nodes);
             }
         }
@@ -535,9 +580,9 @@ impl ReplayTable {
     /// [`ReplayTable::replay_chunk`], cutting the chunk where no token can span (between
     /// two bytes that are never adjacent inside a token: merges on the two sides never
     /// interact, so replaying the parts gives the same tokens and counts) and caching the
-    /// short parts (mostly single words) in `cache`. The merge counts of cache hits are
-    /// added to `counts` by [`PartCache::flush`] (the caller must flush into the same
-    /// counts when done).
+    /// short parts (mostly single words) in `cache`. The merge counts of the cached parts
+    /// (the first occurrence included) are added to `counts` by [`PartCache::flush`] (the
+    /// caller must flush into the same counts when done).
     pub fn replay_chunk_cached(
         &self,
         bytes: &[u8],
@@ -569,11 +614,12 @@ impl ReplayTable {
                 sc.log = log;
                 continue;
             }
-            // Parts of up to 7 bytes are looked up by their bytes packed in a u64 (exact, no
-            // key comparison), longer ones by a hash of their bytes (then compared).
-            let short = short_key(part);
-            let h = match short {
-                Some(k) => {
+            // Parts of up to 15 bytes are looked up by their bytes packed in one or two u64
+            // (exact keys: no key comparison), longer ones by a hash of their bytes (then
+            // compared).
+            let key = PartKey::of(bytes, a - part.len(), part.len());
+            let h = match key {
+                PartKey::Short(k) => {
                     if let Some(en) = cache.short.get_mut(&k) {
                         en.emit(&cache.ids, out);
                         // The merge counts of a hit are added when the cache is flushed.
@@ -582,10 +628,18 @@ impl ReplayTable {
                     }
                     0
                 }
-                None => {
+                PartKey::Mid(k) => {
+                    if let Some(en) = cache.mid.get_mut(&k) {
+                        en.emit(&cache.ids, out);
+                        en.hits = en.hits.wrapping_add(weight);
+                        continue;
+                    }
+                    0
+                }
+                PartKey::Long => {
                     let h = crate::util::bytes_hash(part);
                     if let Some(&e) = cache.map.get(&h) {
-                        let (k, kl) = (cache.entries[e as usize].key as usize, part.len());
+                        let (k, kl) = (cache.key_at[e as usize] as usize, part.len());
                         if cache.keys.get(k..k + kl) == Some(part) {
                             let en = &mut cache.entries[e as usize];
                             en.emit(&cache.ids, out);
@@ -599,13 +653,14 @@ impl ReplayTable {
             let before = out.len();
             let mut log = std::mem::take(&mut sc.log);
             log.clear();
-            self.replay_logged(part, weight, out, counts, sc, &mut log);
-            if cache.entries.len() + cache.short.len() >= CACHE_ENTRIES {
+            // Only logged: the entry starts with this occurrence's weight as a hit, and
+            // `flush` counts it with the later hits.
+            self.replay_logged(part, weight, out, &mut [], sc, &mut log);
+            if cache.len() >= CACHE_ENTRIES {
                 cache.flush(counts);
                 cache.clear();
             }
             let got = &out[before..];
-            let n_ids = got.len() as u32;
             let (ids, id1) = match *got {
                 [a] => (a, 0),
                 [a, b] => (a, b),
@@ -615,21 +670,24 @@ impl ReplayTable {
                     (at, 0)
                 }
             };
-            let mut entry = CacheEntry {
-                key: 0,
+            // A part holds at most CACHE_MAX_PART bytes: its ids and its log (one entry per
+            // merge) both fit in 16 bits.
+            let entry = CacheEntry {
                 ids,
                 id1,
-                n_ids,
                 log: cache.logs.len() as u32,
-                n_log: log.len() as u32,
-                hits: 0,
+                n: got.len() as u32 | (log.len() as u32) << 16,
+                hits: weight,
             };
-            match short {
-                Some(k) => {
+            match key {
+                PartKey::Short(k) => {
                     cache.short.insert(k, entry);
                 }
-                None => {
-                    entry.key = cache.keys.len() as u32;
+                PartKey::Mid(k) => {
+                    cache.mid.insert(k, entry);
+                }
+                PartKey::Long => {
+                    cache.key_at.push(cache.keys.len() as u32);
                     cache.keys.extend_from_slice(part);
                     cache.map.insert(h, cache.entries.len() as u32);
                     cache.entries.push(entry);
@@ -754,30 +812,67 @@ const CACHE_MAX_PART: usize = 64;
 /// The cache is cleared when it holds this many parts.
 const CACHE_ENTRIES: usize = 1 << 20;
 
-/// The bytes of a part of at most 7 bytes packed in a u64 with its length (an exact key).
-#[inline]
-fn short_key(part: &[u8]) -> Option<u64> {
-    if part.len() > 7 {
-        return None;
-    }
-    let mut k = (part.len() as u64) << 56;
-    for (i, &b) in part.iter().enumerate() {
-        k |= (b as u64) << (8 * i);
-    }
-    Some(k)
+/// The cache key of a part of 2 ..= CACHE_MAX_PART bytes: its bytes packed with its
+/// length when it has at most 15 (an exact key), else only its class (looked up by hash).
+#[derive(Clone, Copy)]
+enum PartKey {
+    /// Up to 7 bytes: the bytes (little-endian) and the length in the top byte.
+    Short(u64),
+    /// 8 to 15 bytes: the first 8 bytes, then the rest and the length in the top byte.
+    Mid((u64, u64)),
+    /// Longer parts.
+    Long,
 }
 
-/// One cached part: where its bytes (parts of 8 bytes or more), ids and log are, and the
-/// total weight of the hits whose merge counts are not added yet. Up to two ids are kept in
-/// the entry itself (`ids`, `id1`); more are at `ids` in [`PartCache::ids`].
+impl PartKey {
+    /// The key of the part `bytes[at..at + len]` (`len` ≥ 1).
+    #[inline(always)]
+    fn of(bytes: &[u8], at: usize, len: usize) -> PartKey {
+        if len <= 7 {
+            PartKey::Short(load_le(bytes, at, len) | (len as u64) << 56)
+        } else if len <= 15 {
+            let lo = load_le(bytes, at, 8);
+            PartKey::Mid((lo, load_le(bytes, at + 8, len - 8) | (len as u64) << 56))
+        } else {
+            PartKey::Long
+        }
+    }
+}
+
+/// The `n` ≤ 8 bytes `bytes[at..at + n]` as a little-endian u64 (zero above them): one
+/// unaligned load, masked, when 8 bytes can be read from `at`, else byte by byte.
+#[inline(always)]
+fn load_le(bytes: &[u8], at: usize, n: usize) -> u64 {
+    if let Some(w) = bytes.get(at..at + 8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let x = u64::from_le_bytes(b);
+        if n >= 8 {
+            x
+        } else {
+            x & ((1u64 << (8 * n)) - 1)
+        }
+    } else {
+        let mut k = 0u64;
+        for (i, &b) in bytes[at..at + n].iter().enumerate() {
+            k |= (b as u64) << (8 * i);
+        }
+        k
+    }
+}
+
+/// One cached part: where its ids and log are, and the total weight of its occurrences
+/// whose merge counts are not added yet. Up to two ids are kept in the entry itself (`ids`,
+/// `id1`); more are at `ids` in [`PartCache::ids`]. 24 bytes: a slot of the short map is
+/// 32.
 #[derive(Clone, Copy)]
 struct CacheEntry {
-    key: u32,
     ids: u32,
     id1: u32,
-    n_ids: u32,
+    /// Start of the log in [`PartCache::logs`].
     log: u32,
-    n_log: u32,
+    /// Number of ids (low 16 bits) and of log entries (high 16 bits).
+    n: u32,
     hits: u64,
 }
 
@@ -785,30 +880,41 @@ impl CacheEntry {
     /// Append the part's token ids to `out`.
     #[inline]
     fn emit(&self, ids: &[u32], out: &mut Vec<u32>) {
-        match self.n_ids {
+        match self.n & 0xffff {
             1 => out.push(self.ids),
             2 => out.extend_from_slice(&[self.ids, self.id1]),
             n => out.extend_from_slice(&ids[self.ids as usize..(self.ids + n) as usize]),
         }
     }
+
+    /// The range of the log in [`PartCache::logs`].
+    #[inline]
+    fn log_range(&self) -> std::ops::Range<usize> {
+        self.log as usize..(self.log + (self.n >> 16)) as usize
+    }
 }
 
 /// Replayed short parts: part bytes → its token ids and its `(rank, occurrences)` log.
-/// Parts of up to 7 bytes are keyed by their packed bytes; longer ones by a hash of their
-/// bytes (a hash collision between two different parts only costs a cache miss).
+/// Parts of up to 15 bytes are keyed by their packed bytes (one or two u64); longer ones by
+/// a hash of their bytes (a hash collision between two different parts only costs a cache
+/// miss).
 ///
-/// A hit only adds its weight to the entry; the merge counts of the hits are added to the
-/// caller's counts by [`PartCache::flush`] (called when the cache is full, and must be
-/// called once more when done), one pass over each entry's log instead of one per hit.
+/// A new entry starts with the weight of the occurrence that made it, a hit only adds its
+/// weight to the entry; the merge counts of those weights are added to the caller's counts
+/// by [`PartCache::flush`] (called when the cache is full, and must be called once more
+/// when done), one pass over each entry's log instead of one per occurrence.
 #[derive(Default)]
 pub struct PartCache {
     /// packed bytes → entry (parts of up to 7 bytes; the entry is stored in the map: a
     /// hit reads one slot)
     short: FxHashMap<u64, CacheEntry>,
+    /// packed bytes → entry (parts of 8 to 15 bytes)
+    mid: FxHashMap<(u64, u64), CacheEntry>,
     /// hash → index in `entries` (longer parts)
     map: FxHashMap<u64, u32>,
-    /// Entries of the longer parts.
+    /// Entries of the longer parts, and where their bytes start in `keys`.
     entries: Vec<CacheEntry>,
+    key_at: Vec<u32>,
     keys: Vec<u8>,
     ids: Vec<u32>,
     logs: Vec<(u32, u32)>,
@@ -817,21 +923,33 @@ pub struct PartCache {
 impl PartCache {
     fn clear(&mut self) {
         self.short.clear();
+        self.mid.clear();
         self.map.clear();
         self.entries.clear();
+        self.key_at.clear();
         self.keys.clear();
         self.ids.clear();
         self.logs.clear();
     }
 
+    /// Number of cached parts.
+    fn len(&self) -> usize {
+        self.short.len() + self.mid.len() + self.entries.len()
+    }
+
     /// Add the merge counts of the hits so far to `counts` (indexed by rank; weights ×
     /// occurrences, wrapping like the counts themselves) and reset the hit weights.
     pub fn flush(&mut self, counts: &mut [u64]) {
-        for e in self.entries.iter_mut().chain(self.short.values_mut()) {
+        for e in self
+            .entries
+            .iter_mut()
+            .chain(self.short.values_mut())
+            .chain(self.mid.values_mut())
+        {
             if e.hits == 0 {
                 continue;
             }
-            for &(q, occ) in &self.logs[e.log as usize..(e.log + e.n_log) as usize] {
+            for &(q, occ) in &self.logs[e.log_range()] {
                 let c = &mut counts[q as usize];
                 *c = c.wrapping_add((occ as u64).wrapping_mul(e.hits));
             }
@@ -888,51 +1006,14 @@ pub fn replay_counts(
     let workers = rayon::current_num_threads().max(1);
     // One part cache and one merge-count array per worker (the counts are summed once at
     // the end, not once per part).
-    let caches: Vec<std::sync::Mutex<(PartCache, Vec<u64>)>> = (0..=workers)
-        .map(|_| std::sync::Mutex::new((PartCache::default(), Vec::new())))
+    // (and one scratch: the bucket replay's per-rank heads are sized by the merge count)
+    type Worker = (PartCache, Vec<u64>, ReplayScratch);
+    let caches: Vec<std::sync::Mutex<Worker>> = (0..=workers)
+        .map(|_| std::sync::Mutex::new(Default::default()))
         .collect();
-    loop {
-        let mut block: Vec<(Box<[u8]>, u64)> = it.by_ref().take(BLOCK).collect();
-        if block.is_empty() {
-            break;
-        }
-        let per = block.len().div_ceil(workers * 4).max(64);
-        let parts: Vec<ReplayedPart> = block
-            .par_chunks_mut(per)
-            .map(|part| {
-                let slot = rayon::current_thread_index().map_or(workers, |i| i.min(workers));
-                let mut guard = match caches[slot].lock() {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
-                let (cache, mc) = &mut *guard;
-                if mc.len() != nm {
-                    *mc = vec![0u64; nm];
-                }
-                let mut sc = ReplayScratch::default();
-                // About 4 bytes per token or more after replay: one allocation, no regrowth.
-                let mut out = Vec::with_capacity(part.iter().map(|(b, _)| b.len() / 4 + 1).sum());
-                let mut lens = Vec::with_capacity(part.len());
-                let mut cs = Vec::with_capacity(part.len());
-                for (b, c) in part.iter_mut() {
-                    let before = out.len();
-                    // The chunk's text is freed here, by the worker (not afterwards, one
-                    // block at a time on one thread).
-                    let text = std::mem::take(b);
-                    table.replay_chunk_cached(&text, *c, &mut out, mc, &mut sc, cache);
-                    drop(text);
-                    let len = out.len() - before;
-                    if len < 2 {
-                        out.truncate(before);
-                        continue;
-                    }
-                    lens.push(len as u32);
-                    cs.push(*c);
-                }
-                (out, lens, cs)
-            })
-            .collect();
-        drop(block);
+    // Appends a replayed block to the output (sequential: it runs beside the next block's
+    // replay, on whichever worker is free first).
+    let mut append = |parts: Vec<ReplayedPart>| -> Result<()> {
         for (out, lens, cs) in parts {
             if syms.len() + out.len() >= (DEAD - 1) as usize {
                 return Err(Error::InvalidArgument(
@@ -949,11 +1030,72 @@ pub fn replay_counts(
             syms.extend_from_slice(&out);
             counts.extend_from_slice(&cs);
         }
+        Ok(())
+    };
+    let mut pending: Option<Vec<ReplayedPart>> = None;
+    loop {
+        let mut block: Vec<(Box<[u8]>, u64)> = it.by_ref().take(BLOCK).collect();
+        if block.is_empty() {
+            break;
+        }
+        let per = block.len().div_ceil(workers * 4).max(64);
+        let previous = pending.take();
+        let append = &mut append;
+        let (parts, appended) = rayon::join(
+            || {
+                block
+                    .par_chunks_mut(per)
+                    .map(|part| {
+                        let slot =
+                            rayon::current_thread_index().map_or(workers, |i| i.min(workers));
+                        let mut guard = match caches[slot].lock() {
+                            Ok(g) => g,
+                            Err(p) => p.into_inner(),
+                        };
+                        let (cache, mc, sc) = &mut *guard;
+                        if mc.len() != nm {
+                            *mc = vec![0u64; nm];
+                        }
+                        // About 4 bytes per token or more after replay: one allocation,
+                        // no regrowth.
+                        let mut out =
+                            Vec::with_capacity(part.iter().map(|(b, _)| b.len() / 4 + 1).sum());
+                        let mut lens = Vec::with_capacity(part.len());
+                        let mut cs = Vec::with_capacity(part.len());
+                        for (b, c) in part.iter_mut() {
+                            let before = out.len();
+                            // The chunk's text is freed here, by the worker (not
+                            // afterwards, one block at a time on one thread).
+                            let text = std::mem::take(b);
+                            table.replay_chunk_cached(&text, *c, &mut out, mc, sc, cache);
+                            drop(text);
+                            let len = out.len() - before;
+                            if len < 2 {
+                                out.truncate(before);
+                                continue;
+                            }
+                            lens.push(len as u32);
+                            cs.push(*c);
+                        }
+                        (out, lens, cs)
+                    })
+                    .collect::<Vec<ReplayedPart>>()
+            },
+            // The previous block is appended while this one is replayed (the appending
+            // was a sequential stretch between blocks that left one core idle).
+            || previous.map_or(Ok(()), &mut *append),
+        );
+        appended?;
+        drop(block);
+        pending = Some(parts);
         done = (done + BLOCK as u64).min(total);
         progress(done, total)?;
     }
+    if let Some(parts) = pending {
+        append(parts)?;
+    }
     for c in caches {
-        let (mut c, mc) = match c.into_inner() {
+        let (mut c, mc, _) = match c.into_inner() {
             Ok(c) => c,
             Err(p) => p.into_inner(),
         };
@@ -978,10 +1120,14 @@ struct Links<'a> {
 }
 
 /// Count `occ` occurrences of merge `q` (times `weight`) and log them unweighted, so a
-/// cached replay can be counted again: shared by the linear and the linked replays.
+/// cached replay can be counted again: shared by the linear and the linked replays. An
+/// empty `counts` only logs (the cached replay counts a new part through its log, as a
+/// hit: one random access into the counts fewer per merge).
 #[inline(always)]
 fn record(counts: &mut [u64], log: &mut Vec<(u32, u32)>, q: u32, occ: u64, weight: u64) {
-    counts[q as usize] = counts[q as usize].wrapping_add(occ.wrapping_mul(weight));
+    if let Some(c) = counts.get_mut(q as usize) {
+        *c = c.wrapping_add(occ.wrapping_mul(weight));
+    }
     log.push((q, occ as u32));
 }
 
@@ -1095,6 +1241,40 @@ mod tests {
         }
     }
 
+    #[test]
+    fn part_keys_are_exact() {
+        // A part of up to 15 bytes gets the same key when read with wide loads (bytes
+        // follow it) and byte by byte (it ends its chunk), and two different parts never
+        // get the same key (NUL and 0xff bytes included, all lengths).
+        let mut seed = 0x0DDB_1A5E_5BAD_5EEDu64;
+        let alphabet = [0u8, 1, 0xff, b'a', b' ', 0x80];
+        let mut seen: std::collections::HashMap<(u64, u64), Vec<u8>> = Default::default();
+        for _ in 0..50_000 {
+            let len = 1 + (rng(&mut seed) % 15) as usize;
+            let part: Vec<u8> = (0..len)
+                .map(|_| alphabet[(rng(&mut seed) % alphabet.len() as u64) as usize])
+                .collect();
+            let mut padded = vec![0x5a; 3];
+            padded.extend_from_slice(&part);
+            padded.extend_from_slice(&[0xa5; 20]);
+            let k = match (PartKey::of(&padded, 3, len), PartKey::of(&part, 0, len)) {
+                (PartKey::Short(a), PartKey::Short(b)) if len <= 7 => {
+                    assert_eq!(a, b, "{part:?}");
+                    (a, 0)
+                }
+                (PartKey::Mid(a), PartKey::Mid(b)) if len >= 8 => {
+                    assert_eq!(a, b, "{part:?}");
+                    a
+                }
+                _ => panic!("wrong key class for {len} bytes"),
+            };
+            if let Some(prev) = seen.insert(k, part.clone()) {
+                assert_eq!(prev, part, "two parts share a key");
+            }
+        }
+        assert!(matches!(PartKey::of(&[7u8; 16], 0, 16), PartKey::Long));
+    }
+
     /// The fields of two tables are equal.
     fn assert_same_table(a: &ReplayTable, b: &ReplayTable, round: usize) {
         assert_eq!(a.tokens, b.tokens, "round {round}");
@@ -1102,6 +1282,7 @@ mod tests {
         assert_eq!(a.first, b.first, "round {round}");
         assert_eq!(a.more, b.more, "round {round}");
         assert_eq!(a.inner, b.inner, "round {round}");
+        assert!(a.byte_first == b.byte_first, "round {round}");
     }
 
     #[test]
