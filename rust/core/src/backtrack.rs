@@ -1053,24 +1053,12 @@ mod proptests {
     ];
 
     fn concat(units: &[usize]) -> Vec<u8> {
-        units
-            .iter()
-            .flat_map(|&u| UNITS[u % UNITS.len()].to_vec())
-            .collect()
+        crate::rank_bpe::proptests::concat_in(&UNITS, units)
     }
 
     /// Every byte, then the distinct token strings in the given order (ids are ranks).
     fn vocab_of(tokens: &[Vec<usize>]) -> Vocab {
-        let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
-        let mut seen = std::collections::HashSet::new();
-        for t in tokens {
-            let b = concat(t);
-            if b.len() > 1 && seen.insert(b.clone()) {
-                let id = pairs.len() as u32;
-                pairs.push((b, id));
-            }
-        }
-        Vocab::from_pairs(pairs).unwrap()
+        crate::rank_bpe::proptests::vocab_in(&UNITS, tokens)
     }
 
     /// A long text: random units, runs of one unit and repeats of tokens.

@@ -474,7 +474,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod proptests {
+pub(crate) mod proptests {
     use super::*;
     use crate::bpe::MergeTable;
     use proptest::prelude::*;
@@ -496,20 +496,30 @@ mod proptests {
         b"\x98\x80",
     ];
 
-    fn concat(units: &[usize]) -> Vec<u8> {
+    /// The bytes of `units`, each an index into `table` (modulo its length).
+    pub(crate) fn concat_in(table: &[&[u8]], units: &[usize]) -> Vec<u8> {
         units
             .iter()
-            .flat_map(|&u| UNITS[u % UNITS.len()].to_vec())
+            .flat_map(|&u| table[u % table.len()].to_vec())
             .collect()
+    }
+
+    fn concat(units: &[usize]) -> Vec<u8> {
+        concat_in(&UNITS, units)
     }
 
     /// Every byte, then the distinct non-empty token strings in the given order (ids are
     /// ranks, as in tiktoken).
     fn vocab_of(tokens: &[Vec<usize>]) -> Vocab {
+        vocab_in(&UNITS, tokens)
+    }
+
+    /// [`vocab_of`] over units of `table`.
+    pub(crate) fn vocab_in(table: &[&[u8]], tokens: &[Vec<usize>]) -> Vocab {
         let mut pairs: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
         let mut seen = std::collections::HashSet::new();
         for t in tokens {
-            let b = concat(t);
+            let b = concat_in(table, t);
             if b.len() > 1 && seen.insert(b.clone()) {
                 let id = pairs.len() as u32;
                 pairs.push((b, id));
