@@ -9,36 +9,20 @@ use common::process_cpu;
 use std::time::Instant;
 use supertok_core::util::thread_runs_since as thread_runs;
 
-use supertok_core::superbpe::{self, presets, replay, HfSplitter};
-use supertok_core::train::{self, LineSplitter, TrainConfig, Utf8Errors};
+use supertok_core::superbpe::{self, replay};
+use supertok_core::train::{self, LineSplitter, Utf8Errors};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let file = args.get(1).expect("FILE").clone();
-    let vocab: usize = args.get(2).map_or(32768, |v| v.parse().expect("vocab"));
-    let tr: f64 = args.get(3).map_or(0.8, |v| v.parse().expect("transition"));
-    let rounds: usize = args.get(4).map_or(5, |v| v.parse().expect("rounds"));
-    let n1 = ((tr * vocab as f64).round() as usize).saturating_sub(256);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .expect("pool");
-    let s1 =
-        HfSplitter::new(&presets::preset("paper", presets::Stage::One).expect("p1")).expect("s1");
-    let s2 =
-        HfSplitter::new(&presets::preset("paper", presets::Stage::Two).expect("p2")).expect("s2");
-    let files = vec![file];
+    let run = common::SuperbpeRun::from_args(5);
+    let rounds = run.n;
+    let (s1, s2, files) = (&run.s1, &run.s2, &run.files);
+    let pool = run.pool(2);
     pool.install(|| {
-        let c1 = train::count_files(LineSplitter(&s1), &files, Utf8Errors::Strict, &mut |_| Ok(()))
+        let c1 = train::count_files(LineSplitter(s1), files, Utf8Errors::Strict, &mut |_| Ok(()))
             .expect("count 1");
-        let c2 = train::count_files(LineSplitter(&s2), &files, Utf8Errors::Strict, &mut |_| Ok(()))
+        let c2 = train::count_files(LineSplitter(s2), files, Utf8Errors::Strict, &mut |_| Ok(()))
             .expect("count 2");
-        let cfg = TrainConfig {
-            vocab_size: 256 + n1,
-            special_tokens: vec![],
-            min_frequency: 1,
-            max_token_length: None,
-        };
+        let cfg = run.stage1_config();
         let o1 = train::train_bpe(&c1, &cfg, None, &mut |_| Ok(())).expect("stage 1");
         let stage1 = superbpe::merges_as_bytes(&o1.vocab, &o1.merges);
         let table = replay::ReplayTable::new(&stage1).expect("table");

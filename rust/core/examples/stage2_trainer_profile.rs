@@ -20,36 +20,20 @@ fn cpu_ms(before: &[(String, u64)], now: &[(String, u64)]) -> f64 {
         .sum()
 }
 
-use supertok_core::superbpe::{presets, replay, Filters, HfSplitter};
-use supertok_core::train::{self, GreedyOptions, LineSplitter, TrainConfig, Trainer, Utf8Errors};
+use supertok_core::superbpe::{replay, Filters};
+use supertok_core::train::{self, GreedyOptions, LineSplitter, Trainer, Utf8Errors};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let file = args.get(1).expect("FILE").clone();
-    let vocab: usize = args.get(2).map_or(32768, |v| v.parse().expect("vocab"));
-    let tr: f64 = args.get(3).map_or(0.8, |v| v.parse().expect("transition"));
-    let reps: usize = args.get(4).map_or(5, |v| v.parse().expect("reps"));
-    let n1 = ((tr * vocab as f64).round() as usize).saturating_sub(256);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .expect("pool");
-    let s1 =
-        HfSplitter::new(&presets::preset("paper", presets::Stage::One).expect("p1")).expect("s1");
-    let s2 =
-        HfSplitter::new(&presets::preset("paper", presets::Stage::Two).expect("p2")).expect("s2");
-    let files = vec![file];
+    let run = common::SuperbpeRun::from_args(5);
+    let (vocab, reps) = (run.vocab, run.n);
+    let (s1, s2, files) = (&run.s1, &run.s2, &run.files);
+    let pool = run.pool(2);
     pool.install(|| {
-        let c1 = train::count_files(LineSplitter(&s1), &files, Utf8Errors::Strict, &mut |_| Ok(()))
+        let c1 = train::count_files(LineSplitter(s1), files, Utf8Errors::Strict, &mut |_| Ok(()))
             .expect("count 1");
-        let cfg = TrainConfig {
-            vocab_size: 256 + n1,
-            special_tokens: vec![],
-            min_frequency: 1,
-            max_token_length: None,
-        };
+        let cfg = run.stage1_config();
         let o1 = train::train_bpe(&c1, &cfg, None, &mut |_| Ok(())).expect("stage 1");
-        let c2 = train::count_files(LineSplitter(&s2), &files, Utf8Errors::Strict, &mut |_| Ok(()))
+        let c2 = train::count_files(LineSplitter(s2), files, Utf8Errors::Strict, &mut |_| Ok(()))
             .expect("count 2");
         let vocab1: Vec<&[u8]> = o1.vocab.iter().map(|t| &t[..]).collect();
         let merges1: Vec<(u32, u32)> = o1.merges.iter().map(|m| (m.left, m.right)).collect();

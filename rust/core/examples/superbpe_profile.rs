@@ -7,25 +7,14 @@ use common::process_cpu;
 use std::time::Instant;
 use supertok_core::util::thread_runs_since as thread_runs;
 
-use supertok_core::superbpe::{self, presets, Filters, HfSplitter, Stage2Config};
+use supertok_core::superbpe::{self, presets, Filters, Stage2Config};
 use supertok_core::train::{self, LineSplitter, ReplayPolicy, TrainConfig, Utf8Errors};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let file = args.get(1).expect("FILE").clone();
-    let vocab: usize = args.get(2).map_or(32768, |v| v.parse().expect("vocab"));
-    let tr: f64 = args.get(3).map_or(0.8, |v| v.parse().expect("transition"));
-    let threads: usize = args.get(4).map_or(2, |v| v.parse().expect("threads"));
-    let n1 = ((tr * vocab as f64).round() as usize).saturating_sub(256);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("pool");
-    let s1 =
-        HfSplitter::new(&presets::preset("paper", presets::Stage::One).expect("p1")).expect("s1");
-    let s2 =
-        HfSplitter::new(&presets::preset("paper", presets::Stage::Two).expect("p2")).expect("s2");
-    let files = vec![file];
+    let run = common::SuperbpeRun::from_args(2);
+    let (vocab, threads) = (run.vocab, run.n);
+    let (s1, s2, files) = (&run.s1, &run.s2, &run.files);
+    let pool = run.pool(threads);
     let (t0, c0) = (Instant::now(), process_cpu());
     let mut lap = {
         let mut t = Instant::now();
@@ -45,26 +34,17 @@ fn main() {
         }
     };
     let out = pool.install(|| {
-        let c1 = train::count_files(LineSplitter(&s1), &files, Utf8Errors::Strict, &mut |_| {
-            Ok(())
-        })
-        .expect("count 1");
+        let c1 = train::count_files(LineSplitter(s1), files, Utf8Errors::Strict, &mut |_| Ok(()))
+            .expect("count 1");
         lap("stage-1 count");
         let (o1, c2) = rayon::join(
             || {
-                let cfg = TrainConfig {
-                    vocab_size: 256 + n1,
-                    special_tokens: vec![],
-                    min_frequency: 1,
-                    max_token_length: None,
-                };
+                let cfg = run.stage1_config();
                 train::train_bpe(&c1, &cfg, None, &mut |_| Ok(())).expect("stage 1")
             },
             || {
-                train::count_files(LineSplitter(&s2), &files, Utf8Errors::Strict, &mut |_| {
-                    Ok(())
-                })
-                .expect("count 2")
+                train::count_files(LineSplitter(s2), files, Utf8Errors::Strict, &mut |_| Ok(()))
+                    .expect("count 2")
             },
         );
         lap("stage-1 train || count 2");

@@ -83,3 +83,60 @@ pub fn reps(default: usize) -> usize {
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
 }
+
+/// The command line and set-up shared by the SuperBPE profiling examples:
+/// `FILE [VOCAB] [TRANSITION] [N]` (vocabulary 32,768 and transition 0.8 by default; `N`
+/// is the example's own fourth argument) and the paper presets' two splitters.
+pub struct SuperbpeRun {
+    pub files: Vec<String>,
+    pub vocab: usize,
+    /// Stage-1 merges: `round(transition * vocab) - 256`.
+    pub n1: usize,
+    /// The fourth argument, or the example's default.
+    pub n: usize,
+    pub s1: supertok_core::superbpe::HfSplitter,
+    pub s2: supertok_core::superbpe::HfSplitter,
+}
+
+impl SuperbpeRun {
+    /// Parse the command line; `n_default` is the fourth argument's default.
+    pub fn from_args(n_default: usize) -> Self {
+        use supertok_core::superbpe::{presets, HfSplitter};
+        let args: Vec<String> = std::env::args().collect();
+        let file = args.get(1).expect("FILE").clone();
+        let vocab: usize = args.get(2).map_or(32768, |v| v.parse().expect("vocab"));
+        let tr: f64 = args.get(3).map_or(0.8, |v| v.parse().expect("transition"));
+        let n: usize = args
+            .get(4)
+            .map_or(n_default, |v| v.parse().expect("4th argument"));
+        let splitter = |stage| {
+            HfSplitter::new(&presets::preset("paper", stage).expect("preset")).expect("splitter")
+        };
+        SuperbpeRun {
+            files: vec![file],
+            vocab,
+            n1: ((tr * vocab as f64).round() as usize).saturating_sub(256),
+            n,
+            s1: splitter(presets::Stage::One),
+            s2: splitter(presets::Stage::Two),
+        }
+    }
+
+    /// A rayon pool of `threads` threads.
+    pub fn pool(&self, threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool")
+    }
+
+    /// Stage 1's training configuration (`256 + n1` tokens, no specials).
+    pub fn stage1_config(&self) -> supertok_core::train::TrainConfig {
+        supertok_core::train::TrainConfig {
+            vocab_size: 256 + self.n1,
+            special_tokens: vec![],
+            min_frequency: 1,
+            max_token_length: None,
+        }
+    }
+}
