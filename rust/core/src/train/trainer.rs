@@ -998,6 +998,17 @@ impl Trainer {
         id
     }
 
+    /// Prefetch the records of position `p` (symbol, links, pretoken) for a merge step.
+    #[inline(always)]
+    fn prefetch_records(&self, p: usize) {
+        if p < self.syms.len() {
+            crate::util::prefetch(self.syms.as_ptr().wrapping_add(p));
+            crate::util::prefetch(self.next.as_ptr().wrapping_add(p));
+            crate::util::prefetch(self.prev.as_ptr().wrapping_add(p));
+            crate::util::prefetch(self.word_of.as_ptr().wrapping_add(p));
+        }
+    }
+
     /// Whether the pair `k` is surely dormant (lean mode: not tracked, and its bit in
     /// [`Trainer::tracked`] is clear); `new` says it holds the token the current step
     /// creates (never dormant: its count may grow in this step).
@@ -1033,13 +1044,7 @@ impl Trainer {
         // all at once first, then their pretoken counts.
         let head = end.min(off + PF);
         for &p in self.arena.get(off..head).unwrap_or(&[]) {
-            let p = p as usize;
-            if p < self.syms.len() {
-                crate::util::prefetch(self.syms.as_ptr().wrapping_add(p));
-                crate::util::prefetch(self.next.as_ptr().wrapping_add(p));
-                crate::util::prefetch(self.prev.as_ptr().wrapping_add(p));
-                crate::util::prefetch(self.word_of.as_ptr().wrapping_add(p));
-            }
+            self.prefetch_records(p as usize);
         }
         for &p in self.arena.get(off..end.min(off + PF / 2)).unwrap_or(&[]) {
             if let Some(&w) = self.word_of.get(p as usize) {
@@ -1048,13 +1053,7 @@ impl Trainer {
         }
         for idx in off..end {
             if idx + PF < end {
-                let p = self.arena[idx + PF] as usize;
-                if p < self.syms.len() {
-                    crate::util::prefetch(self.syms.as_ptr().wrapping_add(p));
-                    crate::util::prefetch(self.next.as_ptr().wrapping_add(p));
-                    crate::util::prefetch(self.prev.as_ptr().wrapping_add(p));
-                    crate::util::prefetch(self.word_of.as_ptr().wrapping_add(p));
-                }
+                self.prefetch_records(self.arena[idx + PF] as usize);
             }
             if idx + PF / 2 < end {
                 let p = self.arena[idx + PF / 2] as usize;
