@@ -713,13 +713,22 @@ impl SafeCuts {
     /// Whether no token can cross position `c` of `text` (`2 <= c`, `c + 2 <= text.len()`).
     #[inline(always)]
     pub fn safe(&self, text: &[u8], c: usize) -> bool {
-        let w = u32::from_le_bytes([text[c - 2], text[c - 1], text[c], text[c + 1]]);
+        self.safe_window(u32::from_le_bytes([
+            text[c - 2],
+            text[c - 1],
+            text[c],
+            text[c + 1],
+        ]))
+    }
+
+    /// Whether no token can cross the middle of the 4-byte window `w` (little-endian):
+    /// its two middle bytes neither start nor end a token, and it is not inside one.
+    /// Branch-free, so that [`SafeCuts::mask`]'s 64 tests overlap.
+    #[inline(always)]
+    fn safe_window(&self, w: u32) -> bool {
         let p = Self::pair_index(w);
-        if self.pair[p >> 6] >> (p & 63) & 1 != 0 {
-            return false;
-        }
         let q = Self::quad_bit(w);
-        self.quad[q >> 6] >> (q & 63) & 1 == 0
+        (self.pair[p >> 6] >> (p & 63) | self.quad[q >> 6] >> (q & 63)) & 1 == 0
     }
 
     /// Bit `k` set iff position `from + k` of `text` is safe (positions outside
@@ -738,11 +747,7 @@ impl SafeCuts {
         for (k, win) in span.windows(4).enumerate() {
             let c = lo + k;
             let w = u32::from_le_bytes([win[0], win[1], win[2], win[3]]);
-            let p = Self::pair_index(w);
-            let q = Self::quad_bit(w);
-            let unsafe_pair = self.pair[p >> 6] >> (p & 63);
-            let unsafe_quad = self.quad[q >> 6] >> (q & 63);
-            m |= (!(unsafe_pair | unsafe_quad) & 1) << (c - from);
+            m |= (self.safe_window(w) as u64) << (c - from);
         }
         m
     }
