@@ -184,6 +184,12 @@ impl CoreEncoding {
 
     /// Encode one long text on `num_threads` threads (identical result; see
     /// `supertok_core::CoreEncoding::parallel_ranges`).
+    ///
+    /// The text is cut into blocks of about [`PARALLEL_BLOCK`] bytes (more blocks than
+    /// threads), which the calling thread and `num_threads - 1` pool threads claim in
+    /// order; the calling thread adds each finished block's ids to the result list while
+    /// the others keep encoding, so the list is not built after the encoding (see
+    /// `IntCache::encode_blocks_list`).
     fn encode_ordinary_parallel<'py>(
         &self,
         py: Python<'py>,
@@ -191,25 +197,32 @@ impl CoreEncoding {
         num_threads: usize,
     ) -> PyResult<Bound<'py, PyList>> {
         let text: &str = &text;
-        let v = py.detach(|| -> PyResult<Vec<u32>> {
-            let ranges = self.inner.parallel_ranges(text, num_threads);
-            let parts = par_map(&ranges, num_threads, |&(a, b)| {
-                let mut out = Vec::with_capacity((b - a) / 3 + 1);
+        let ranges = if num_threads <= 1 {
+            Vec::new()
+        } else {
+            let parts = (text.len() / PARALLEL_BLOCK).max(num_threads);
+            py.detach(|| self.inner.parallel_ranges(text, parts))
+        };
+        if ranges.len() <= 1 {
+            return self.list_from_buf(py, text.len(), |buf| {
+                self.inner.encode_ordinary_into(text, buf)
+            });
+        }
+        self.ints.encode_blocks_list(
+            py,
+            ranges.len(),
+            num_threads,
+            text.len() / 4,
+            |k| ranges[k].1 - ranges[k].0,
+            |k| {
+                let (a, b) = ranges[k];
+                let mut out = Vec::with_capacity((b - a) / 3 + 16);
                 self.inner
                     .encode_ordinary_range(text, a, b, &mut out)
-                    .map(|_| out)
-            })?;
-            let total = parts
-                .iter()
-                .map(|p| p.as_ref().map_or(0, |v| v.len()))
-                .sum();
-            let mut all = Vec::with_capacity(total);
-            for p in parts {
-                all.extend_from_slice(&p.map_err(to_py)?);
-            }
-            Ok(all)
-        })?;
-        self.ints.list(py, &v)
+                    .map_err(to_py)?;
+                Ok(out)
+            },
+        )
     }
 
     fn encode<'py>(
@@ -456,6 +469,9 @@ impl CoreEncoding {
         self.inner.pretokenizer().pattern().to_string()
     }
 }
+
+/// Target size (bytes) of the blocks `encode_ordinary_parallel` cuts a long text into.
+const PARALLEL_BLOCK: usize = 128 * 1024;
 
 /// Largest id buffer (in ids) kept for the next call on the same thread.
 const KEEP_BUF: usize = 1 << 20;

@@ -9,6 +9,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 
+use pyo3::exceptions::{PyMemoryError, PyOverflowError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyList};
@@ -45,59 +46,63 @@ impl IntCache {
             .get_or_init(|| (0..self.n).map(|_| OnceLock::new()).collect())
     }
 
+    /// Write a new reference to the `int` of every id of `ids` to `dst[0..ids.len()]`.
+    ///
+    /// # Safety
+    /// `dst` must be valid for `ids.len()` pointer writes; the caller holds the GIL
+    /// (`py`) and takes over the written references.
+    #[inline]
+    unsafe fn fill(&self, py: Python<'_>, ids: &[u32], dst: *mut *mut ffi::PyObject) {
+        let slots = self.slots();
+        // Rare ids miss the CPU caches twice (their slot, then their object), and the
+        // misses would be serialized by the loop: prefetch the slot `SLOT_AHEAD` ids
+        // ahead and the object `OBJ_AHEAD` ids ahead.
+        const SLOT_AHEAD: usize = 16;
+        const OBJ_AHEAD: usize = 8;
+        for (i, &id) in ids.iter().enumerate() {
+            if let Some(&a) = ids.get(i + SLOT_AHEAD) {
+                if let Some(slot) = slots.get(a as usize) {
+                    prefetch(slot as *const _ as *const u8);
+                }
+            }
+            if let Some(&a) = ids.get(i + OBJ_AHEAD) {
+                if let Some(obj) = slots.get(a as usize).and_then(|s| s.get()) {
+                    prefetch(obj.as_ptr() as *const u8);
+                }
+            }
+            let obj = match slots.get(id as usize) {
+                Some(slot) => {
+                    let p = slot.get_or_init(|| PyInt::new(py, id).unbind()).as_ptr();
+                    ffi::Py_INCREF(p);
+                    p
+                }
+                None => PyInt::new(py, id).into_ptr(),
+            };
+            dst.add(i).write(obj);
+        }
+    }
+
     /// A list holding `ids`.
     pub(crate) fn list<'py>(&self, py: Python<'py>, ids: &[u32]) -> PyResult<Bound<'py, PyList>> {
-        let slots = self.slots();
         // SAFETY: PyList_New returns a new reference (or NULL with an exception set) to a
-        // list of `ids.len()` NULL items. Each index in range is filled exactly once with
-        // PyList_SET_ITEM, which steals the reference it is given: a new reference to the
-        // cached object (kept alive by `slots` for the life of the cache, incremented
-        // here) or a freshly created int (ids past the cache). The list therefore owns
-        // all of its items before it is returned. We hold the GIL (`py`).
+        // list of `ids.len()` NULL items, whose item array `fill` fills completely with
+        // new references (the list takes them over, as PyList_SET_ITEM would). The list
+        // therefore owns all of its items before it is returned. We hold the GIL (`py`).
         unsafe {
             let raw = ffi::PyList_New(ids.len() as ffi::Py_ssize_t);
             if raw.is_null() {
                 return Err(PyErr::fetch(py));
             }
             let list = Bound::from_owned_ptr(py, raw);
-            // Rare ids miss the CPU caches twice (their slot, then their object), and
-            // the misses would be serialized by the loop: prefetch the slot
-            // `SLOT_AHEAD` ids ahead and the object `OBJ_AHEAD` ids ahead.
-            const SLOT_AHEAD: usize = 16;
-            const OBJ_AHEAD: usize = 8;
-            for (i, &id) in ids.iter().enumerate() {
-                if let Some(&a) = ids.get(i + SLOT_AHEAD) {
-                    if let Some(slot) = slots.get(a as usize) {
-                        prefetch(slot as *const _ as *const u8);
-                    }
-                }
-                if let Some(&a) = ids.get(i + OBJ_AHEAD) {
-                    if let Some(obj) = slots.get(a as usize).and_then(|s| s.get()) {
-                        prefetch(obj.as_ptr() as *const u8);
-                    }
-                }
-                let obj = match slots.get(id as usize) {
-                    Some(slot) => {
-                        let p = slot.get_or_init(|| PyInt::new(py, id).unbind()).as_ptr();
-                        ffi::Py_INCREF(p);
-                        p
-                    }
-                    None => PyInt::new(py, id).into_ptr(),
-                };
-                ffi::PyList_SET_ITEM(raw, i as ffi::Py_ssize_t, obj);
+            if !ids.is_empty() {
+                self.fill(py, ids, (*(raw as *mut ffi::PyListObject)).ob_item);
             }
             Ok(list.cast_into_unchecked())
         }
     }
 
-    /// Encode a batch on `num_threads` threads and return one list per text.
-    ///
-    /// The lists must be built under the GIL, one thread at a time. So that this part
-    /// does not serialize the batch, and so that exactly `num_threads` threads run, the
-    /// calling thread works too: it and `num_threads - 1` pool threads claim texts from
-    /// one counter, and after each of its own texts the calling thread turns every row
-    /// that is ready, in order, into a list. The GIL is released while the calling
-    /// thread encodes or waits; the pool threads never take it.
+    /// Encode a batch on `num_threads` threads and return one list per text (see
+    /// [`ordered_parallel`]; the first failing text's error, in order, is raised).
     pub(crate) fn encode_batch_lists<'py, T, F>(
         &self,
         py: Python<'py>,
@@ -106,90 +111,288 @@ impl IntCache {
         encode: F,
     ) -> PyResult<Bound<'py, PyList>>
     where
-        T: Sync,
+        T: std::ops::Deref<Target = str> + Sync,
         F: Fn(&T) -> PyResult<Vec<u32>> + Sync,
     {
         let out = PyList::empty(py);
-        let n = texts.len();
-        if num_threads <= 1 || n <= 1 {
-            let rows = py.detach(|| texts.iter().map(&encode).collect::<Vec<_>>());
-            for r in rows {
-                out.append(self.list(py, &r?)?)?;
+        ordered_parallel(
+            py,
+            texts.len(),
+            num_threads,
+            |i| texts[i].len(),
+            |i| encode(&texts[i]),
+            |row| {
+                let list = self.list(py, &row)?;
+                // SAFETY: `list` is a new list, tracked by the cyclic GC, that nothing
+                // else has seen; untracking a tracked object is always allowed (and
+                // deallocating an untracked list is fine if we fail before re-tracking).
+                unsafe { ffi::PyObject_GC_UnTrack(list.as_ptr() as *mut std::ffi::c_void) };
+                out.append(list)
+            },
+        )?;
+        // The rows were untracked while the batch was built: the collections that our
+        // own allocations trigger (every 700 in generation 0) would otherwise walk every
+        // id of every row built so far (12 % of a one-thread batch of English). Each row
+        // is tracked again before anyone else can see it, so a cycle made through a
+        // returned row later is collected as usual.
+        for row in out.iter() {
+            // SAFETY: every item of `out` is one of the lists made above; we untracked
+            // each (tracking a tracked object would be a fatal error, hence the check),
+            // and we hold the GIL.
+            unsafe {
+                if ffi::PyObject_GC_IsTracked(row.as_ptr()) == 0 {
+                    ffi::PyObject_GC_Track(row.as_ptr() as *mut std::ffi::c_void);
+                }
             }
-            return Ok(out);
         }
-        let helpers = (num_threads - 1).min(n - 1);
-        let pool = crate::pool(helpers)?;
-        let batch = Batch {
-            next: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
-            state: Mutex::new(Rows {
-                rows: (0..n).map(|_| None).collect(),
-                waiting: false,
-            }),
-            cv: Condvar::new(),
-        };
-        let run = |i: usize| -> PyResult<Vec<u32>> {
-            std::panic::catch_unwind(AssertUnwindSafe(|| encode(&texts[i]))).unwrap_or_else(|_| {
-                Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
-                    "internal error: encoding text[{i}] panicked"
-                )))
-            })
-        };
-        let mut built = 0usize;
-        let mut first_err: Option<PyErr> = None;
-        pool.in_place_scope(|scope| {
-            for _ in 0..helpers {
-                scope.spawn(|_| {
-                    while !batch.stop.load(Ordering::Relaxed) {
-                        let i = batch.next.fetch_add(1, Ordering::Relaxed);
-                        if i >= n {
-                            break;
-                        }
-                        let r = run(i);
-                        batch.put(i, r);
-                    }
-                });
+        Ok(out)
+    }
+
+    /// Encode `n` consecutive blocks of one text (block `k` weighing `weight(k)` bytes) on
+    /// `num_threads` threads and return all their ids, in order, as one list (room for
+    /// `size_hint` ids is made up front). The calling thread adds each finished block to
+    /// the list's item array while the other threads keep encoding (see
+    /// [`ordered_parallel`]), so only the last block's items are added after the encoding
+    /// has ended.
+    pub(crate) fn encode_blocks_list<'py, W, F>(
+        &self,
+        py: Python<'py>,
+        n: usize,
+        num_threads: usize,
+        size_hint: usize,
+        weight: W,
+        encode: F,
+    ) -> PyResult<Bound<'py, PyList>>
+    where
+        W: Fn(usize) -> usize + Sync,
+        F: Fn(usize) -> PyResult<Vec<u32>> + Sync,
+    {
+        let mut items = Items::new(py);
+        items.reserve(size_hint)?;
+        ordered_parallel(py, n, num_threads, weight, encode, |ids| {
+            items.reserve(ids.len())?;
+            // SAFETY: `reserve` made room for `ids.len()` more items after the `len`
+            // written ones; `fill` writes new references there, which `items` owns as
+            // soon as `len` covers them (right below, before anything can fail).
+            unsafe { self.fill(py, &ids, items.ptr.add(items.len)) };
+            items.len += ids.len();
+            Ok(())
+        })?;
+        items.into_list()
+    }
+}
+
+/// A growing array of owned references, allocated with `PyMem_Malloc` so that it can
+/// become a list's item array without a copy ([`Items::into_list`]). Tied to the GIL
+/// (`'py`): it is neither `Send` nor usable without the GIL, and it releases its
+/// references when dropped (an error part way).
+struct Items<'py> {
+    py: Python<'py>,
+    ptr: *mut *mut ffi::PyObject,
+    len: usize,
+    cap: usize,
+}
+
+impl<'py> Items<'py> {
+    fn new(py: Python<'py>) -> Self {
+        Items {
+            py,
+            ptr: std::ptr::null_mut(),
+            len: 0,
+            cap: 0,
+        }
+    }
+
+    /// Make room for `extra` more items (at least doubling the capacity when it grows).
+    fn reserve(&mut self, extra: usize) -> PyResult<()> {
+        let need = self
+            .len
+            .checked_add(extra)
+            .ok_or_else(|| PyOverflowError::new_err("too many token ids for one list"))?;
+        if need <= self.cap {
+            return Ok(());
+        }
+        let cap = need.max(self.cap.saturating_mul(2)).max(16);
+        let bytes = cap
+            .checked_mul(std::mem::size_of::<*mut ffi::PyObject>())
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or_else(|| PyOverflowError::new_err("too many token ids for one list"))?;
+        // SAFETY: we hold the GIL (`self.py`), which PyMem_Realloc needs; `self.ptr` is
+        // NULL or a block from an earlier PyMem_Realloc. On failure the old block is
+        // left as it was (still ours).
+        let p = unsafe { ffi::PyMem_Realloc(self.ptr as *mut std::ffi::c_void, bytes) };
+        if p.is_null() {
+            return Err(PyMemoryError::new_err(format!(
+                "cannot allocate a list of {cap} token ids"
+            )));
+        }
+        self.ptr = p as *mut *mut ffi::PyObject;
+        self.cap = cap;
+        Ok(())
+    }
+
+    /// The items as a list (the array becomes the list's own item array).
+    fn into_list(mut self) -> PyResult<Bound<'py, PyList>> {
+        let py = self.py;
+        // SAFETY: PyList_New(0) returns a new, empty list (NULL item array, nothing
+        // allocated) or NULL with an exception set. An empty list is ours alone, so we
+        // may give it our item array: a PyMem block of `cap` slots whose first `len`
+        // hold owned references, exactly what CPython's list keeps in `ob_item` (it
+        // frees the array with PyMem_Free). Afterwards `self` owns nothing.
+        unsafe {
+            let raw = ffi::PyList_New(0);
+            if raw.is_null() {
+                return Err(PyErr::fetch(py));
             }
-            while built < n {
-                let i = batch.next.fetch_add(1, Ordering::Relaxed);
-                if i < n {
-                    let r = py.detach(|| run(i));
-                    batch.put(i, r);
-                }
-                let step = (|| -> PyResult<()> {
-                    // Lists for every row that is ready, in order.
-                    while built < n {
-                        let row = match batch.take(built)? {
-                            Some(r) => r?,
-                            None => break,
-                        };
-                        out.append(self.list(py, &row)?)?;
-                        built += 1;
-                    }
-                    if i >= n && built < n {
-                        // Nothing left to claim: wait for the next row in order.
-                        let row = py.detach(|| batch.wait(built))?;
-                        out.append(self.list(py, &row?)?)?;
-                        built += 1;
-                    }
-                    Ok(())
-                })();
-                if let Err(e) = step {
-                    batch.stop.store(true, Ordering::Relaxed);
-                    first_err = Some(e);
-                    break;
-                }
+            if self.len > 0 {
+                let l = raw as *mut ffi::PyListObject;
+                (*l).ob_item = self.ptr;
+                (*l).allocated = self.cap as ffi::Py_ssize_t;
+                (*l).ob_base.ob_size = self.len as ffi::Py_ssize_t;
+                self.ptr = std::ptr::null_mut();
+                self.len = 0;
+                self.cap = 0;
             }
-        });
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(out),
+            Ok(Bound::from_owned_ptr(py, raw).cast_into_unchecked())
         }
     }
 }
 
-/// Shared state of one [`IntCache::encode_batch_lists`] call.
+impl Drop for Items<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the first `len` slots hold owned references and the block comes from
+        // PyMem_Realloc (or is NULL); we hold the GIL (`Items` cannot leave the thread
+        // that holds it, and lives inside the GIL's lifetime `'py`).
+        unsafe {
+            for i in 0..self.len {
+                ffi::Py_DECREF(*self.ptr.add(i));
+            }
+            ffi::PyMem_Free(self.ptr as *mut std::ffi::c_void);
+        }
+    }
+}
+
+/// Encode items `0..n` on `num_threads` threads and hand each one's ids, in order, to
+/// `sink` on the calling thread, with the GIL.
+///
+/// The sink (building Python objects) must run under the GIL, one thread at a time. So
+/// that it does not serialize the work, and so that exactly `num_threads` threads run,
+/// the calling thread works too: it and `num_threads - 1` pool threads claim items from
+/// one counter, and after each slice of its own items (at least [`CALLER_SLICE`] of
+/// `weight`, i.e. bytes of text) the calling thread sinks every item that is ready, in
+/// order. The GIL is released while the calling thread encodes or waits, once per slice
+/// rather than once per item (re-taking it can wait for a busy Python thread's switch
+/// interval); the pool threads never take it. The first error in order (from `encode` or `sink`)
+/// is returned; the pool threads then stop claiming, and nothing after it is sunk.
+/// One thread (or one item): everything is encoded in one GIL release, then sunk.
+pub(crate) fn ordered_parallel<W, E, S>(
+    py: Python<'_>,
+    n: usize,
+    num_threads: usize,
+    weight: W,
+    encode: E,
+    mut sink: S,
+) -> PyResult<()>
+where
+    W: Fn(usize) -> usize + Sync,
+    E: Fn(usize) -> PyResult<Vec<u32>> + Sync,
+    S: FnMut(Vec<u32>) -> PyResult<()>,
+{
+    if num_threads <= 1 || n <= 1 {
+        let rows = py.detach(|| (0..n).map(&encode).collect::<Vec<_>>());
+        for r in rows {
+            sink(r?)?;
+        }
+        return Ok(());
+    }
+    let helpers = (num_threads - 1).min(n - 1);
+    let pool = crate::pool(helpers)?;
+    let batch = Batch {
+        next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        state: Mutex::new(Rows {
+            rows: (0..n).map(|_| None).collect(),
+            waiting: false,
+        }),
+        cv: Condvar::new(),
+    };
+    let run = |i: usize| -> PyResult<Vec<u32>> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| encode(i))).unwrap_or_else(|_| {
+            Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "internal error: encoding item {i} panicked"
+            )))
+        })
+    };
+    let mut built = 0usize;
+    let mut first_err: Option<PyErr> = None;
+    pool.in_place_scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(|_| {
+                while !batch.stop.load(Ordering::Relaxed) {
+                    let i = batch.next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let r = run(i);
+                    batch.put(i, r);
+                }
+            });
+        }
+        let mut claiming = true;
+        while built < n {
+            if claiming {
+                // Without the GIL: encode items until `CALLER_SLICE` bytes are done or
+                // none is left to claim.
+                claiming = py.detach(|| {
+                    let mut done = 0usize;
+                    while done < CALLER_SLICE && !batch.stop.load(Ordering::Relaxed) {
+                        let i = batch.next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            return false;
+                        }
+                        let r = run(i);
+                        batch.put(i, r);
+                        done += weight(i).max(1);
+                    }
+                    true
+                });
+            }
+            let step = (|| -> PyResult<()> {
+                // Sink every item that is ready, in order.
+                while built < n {
+                    let row = match batch.take(built)? {
+                        Some(r) => r?,
+                        None => break,
+                    };
+                    built += 1;
+                    sink(row)?;
+                }
+                if !claiming && built < n {
+                    // Nothing left to claim: wait for the next item in order.
+                    let row = py.detach(|| batch.wait(built))?;
+                    built += 1;
+                    sink(row?)?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = step {
+                batch.stop.store(true, Ordering::Relaxed);
+                first_err = Some(e);
+                break;
+            }
+        }
+    });
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Bytes of text (`weight`) the calling thread of [`ordered_parallel`] encodes between
+/// two visits to the GIL.
+const CALLER_SLICE: usize = 128 * 1024;
+
+/// Shared state of one [`ordered_parallel`] call.
 struct Batch {
     /// Index of the next text to claim.
     next: AtomicUsize,
