@@ -111,8 +111,11 @@ def main() -> None:
                 print(f"  {bn:6s} {call:16s} 2t/1t wall = {one[0] / two[0]:.3f}   cpu: all 1t / busiest thread 2t = {est:.3f}  cpu 2t/1t = {two[2] / one[2]:.3f}")
         for call in ("ordinary_batch", "encode_batch", "batch_to_bytes"):
             for n in (1, 2):
-                a, b_ = t[f"after {call} {n}t"][0], t[f"before {call} {n}t"][0]
-                print(f"  after/before {call} {n}t speed = {b_ / a:.3f}")
+                a, b_ = t[f"after {call} {n}t"], t[f"before {call} {n}t"]
+                print(
+                    f"  after/before {call} {n}t speed: wall {b_[0] / a[0]:.3f}, "
+                    f"all threads' cpu {b_[2] / a[2]:.3f}, busiest thread {b_[3] / a[3]:.3f}"
+                )
     if "long" in args.only:
         text = (C.read_corpus("en.txt") or "")[: int(args.long_mb * 1e6)]
         nb = len(text.encode())

@@ -280,17 +280,10 @@ impl CoreEncoding {
         let lexer = self.pretok.lexer().ok_or_else(|| {
             Error::InvalidArgument("ranged encoding needs a hand-written lexer".into())
         })?;
-        // Driven directly like `encode_span` (no callback), but over the whole text, so
-        // that the lexer's look-ahead past `to` sees what a sequential pass sees.
         let bytes = text.as_bytes();
-        let to = to.min(bytes.len());
-        let mut i = from;
-        while i < to {
-            let e = lexer.next_end(bytes, i);
-            self.encode_piece_in(bytes, i, e, out)?;
-            i = e;
-        }
-        Ok(())
+        lexer.for_each_piece_in(text, from, to, |a, b| {
+            self.encode_piece_in(bytes, a, b, out)
+        })
     }
 
     pub fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
