@@ -29,19 +29,27 @@ import encode_ab  # noqa: E402
 import supertok  # noqa: E402
 
 
-def thread_cpu() -> dict[int, int]:
-    """CPU time (ns) of every thread of this process, from ``/proc/self/task/*/schedstat``."""
-    out: dict[int, int] = {}
+def thread_cpu() -> dict[int, tuple[int, int]]:
+    """CPU time and run-queue delay (ns) of every thread of this process, from
+    ``/proc/self/task/*/schedstat`` (the delay is time spent runnable but not running:
+    other jobs holding the cores)."""
+    out: dict[int, tuple[int, int]] = {}
     try:
         for tid in os.listdir("/proc/self/task"):
             try:
                 with open(f"/proc/self/task/{tid}/schedstat") as fh:
-                    out[int(tid)] = int(fh.read().split()[0])
+                    f = fh.read().split()
+                    out[int(tid)] = (int(f[0]), int(f[1]))
             except OSError:
                 pass
     except OSError:
         pass
     return out
+
+
+CLEAN: dict[str, list[float]] = {}
+"""Wall times of the rounds in which no thread of ours waited for a core (run-queue delay
+under 2 % of the call's wall time): what a quiet machine would show."""
 
 
 def timed(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, tuple[float, float]]:
@@ -66,11 +74,22 @@ def timed(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, tuple[
             cpu[k].append(time.thread_time() - c)
             proc[k].append(time.process_time() - p)
             th1 = thread_cpu()
-            busiest[k].append(max((v - th0.get(tid, 0)) for tid, v in th1.items()) / 1e9)
+            busiest[k].append(max((v[0] - th0.get(tid, (0, 0))[0]) for tid, v in th1.items()) / 1e9)
+            delay = sum(v[1] - th0.get(tid, (0, 0))[1] for tid, v in th1.items()) / 1e9
+            if delay < 0.02 * wall[k][-1]:
+                CLEAN.setdefault(k, []).append(wall[k][-1])
     return {
         k: (statistics.median(wall[k]), statistics.median(cpu[k]), statistics.median(proc[k]), statistics.median(busiest[k]))
         for k in names
     }
+
+
+def clean(one: str, two: str) -> str:
+    """The wall-clock ratio over the rounds no thread waited for a core, if enough."""
+    a, b = CLEAN.get(one, []), CLEAN.get(two, [])
+    if len(a) < 3 or len(b) < 3:
+        return f"(unloaded rounds: {len(a)}/{len(b)}, too few)"
+    return f"unloaded rounds ({len(a)}/{len(b)}): wall ratio {statistics.median(a) / statistics.median(b):.3f}"
 
 
 def main() -> None:
@@ -108,7 +127,7 @@ def main() -> None:
             for call in ("ordinary_batch", "encode_batch", "batch_to_bytes"):
                 one, two = t[f"{bn} {call} 1t"], t[f"{bn} {call} 2t"]
                 est = one[2] / two[3]
-                print(f"  {bn:6s} {call:16s} 2t/1t wall = {one[0] / two[0]:.3f}   cpu: all 1t / busiest thread 2t = {est:.3f}  cpu 2t/1t = {two[2] / one[2]:.3f}")
+                print(f"  {bn:6s} {call:16s} 2t/1t wall = {one[0] / two[0]:.3f}   cpu: all 1t / busiest thread 2t = {est:.3f}  cpu 2t/1t = {two[2] / one[2]:.3f}  {clean(f'{bn} {call} 1t', f'{bn} {call} 2t')}")
         for call in ("ordinary_batch", "encode_batch", "batch_to_bytes"):
             for n in (1, 2):
                 a, b_ = t[f"after {call} {n}t"], t[f"before {call} {n}t"]
@@ -133,7 +152,7 @@ def main() -> None:
         for bn in builds:
             one, two = t[f"{bn} sequential"], t[f"{bn} parallel 2t"]
             est = one[2] / two[3]
-            print(f"  {bn:6s} parallel/sequential wall = {one[0] / two[0]:.3f}   cpu: all seq / busiest thread par >= {est:.3f}  cpu par/seq = {two[2] / one[2]:.3f}")
+            print(f"  {bn:6s} parallel/sequential wall = {one[0] / two[0]:.3f}   cpu: all seq / busiest thread par >= {est:.3f}  cpu par/seq = {two[2] / one[2]:.3f}  {clean(f'{bn} sequential', f'{bn} parallel 2t')}")
     print(f"load after: {os.getloadavg()[0]:.2f}")
 
 
