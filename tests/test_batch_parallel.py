@@ -218,3 +218,29 @@ def test_gil_is_released_by_the_parallel_paths() -> None:
         th.join()
     # with the GIL held for the whole call the other thread could not run at all
     assert all(c > 10 for c in counts), counts
+
+
+def test_concurrent_parallel_calls_from_several_python_threads() -> None:
+    """Calls from several Python threads share the pool threads: each result must still
+    be its own text's, complete and in order."""
+    enc = supertok.get_encoding("o200k_base")
+    texts = [_text(300_000 + 50_000 * i, 20 + i) for i in range(4)]
+    docs = [[t[j : j + 5000] for j in range(0, len(t), 5000)] for t in texts]
+    want = [enc.encode_ordinary(t) for t in texts]
+    want_rows = [[enc.encode_ordinary(d) for d in ds] for ds in docs]
+    errors: list[str] = []
+
+    def work(i: int) -> None:
+        for _ in range(3):
+            if enc.encode_ordinary_parallel(texts[i], num_threads=2) != want[i]:
+                errors.append(f"parallel {i}")
+            if enc.encode_ordinary_batch(docs[i], num_threads=2) != want_rows[i]:
+                errors.append(f"batch {i}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
