@@ -163,6 +163,29 @@ impl CoreEncoding {
         self.bpe_piece(piece, out)
     }
 
+    /// Encode a deferred non-token piece of at most [`piece_cache::MID_PIECE`] bytes (`h`
+    /// its [`piece_cache::mix`]) whose ids belong at `pos` in `out`, before the ids
+    /// pushed since (one per token piece); returns its number of ids.
+    #[inline(never)]
+    fn encode_deferred(
+        &self,
+        piece: &[u8],
+        h: u64,
+        pos: usize,
+        out: &mut Vec<u32>,
+    ) -> Result<usize> {
+        let before = out.len();
+        if !piece_cache::get_hashed(self.cache_owner, piece, h, out) {
+            self.bpe_piece(piece, out)?;
+            piece_cache::put_hashed(self.cache_owner, piece, h, &out[before..]);
+        }
+        let k = out.len() - before;
+        if before > pos {
+            out[pos..].rotate_right(k);
+        }
+        Ok(k)
+    }
+
     /// BPE-merge a piece without the whole-piece shortcut (tiktoken's `byte_pair_encode`).
     pub fn bpe_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
         let chars = self.chars.get_or_init(|| AtomicChars::build(&self.vocab));
@@ -198,13 +221,49 @@ impl CoreEncoding {
         let mut last = 0;
         if let Some(lexer) = self.pretok.lexer() {
             let seg = &bytes[start..end];
+            let hint = piece_cache::Hint::current();
+            // The pending non-token piece, if `pa < pe`: its bytes `bytes[pa..pe]`, its
+            // hash and where its ids go in `out` (token pieces' ids follow it).
+            let (mut pa, mut pe, mut pos, mut ph) = (0, 0, 0, 0u64);
             let mut i = 0;
             while i < seg.len() {
                 let e = lexer.next_end(seg, i);
-                let before = out.len();
-                self.encode_piece_in(bytes, start + i, start + e, out)?;
-                last = out.len() - before;
+                let (a, b) = (start + i, start + e);
                 i = e;
+                if a + 8 <= bytes.len() {
+                    if let Some(id) = self.vocab.get_in(bytes, a, b) {
+                        out.push(id);
+                        last = 1;
+                        continue;
+                    }
+                    if pa < pe {
+                        last = self.encode_deferred(&bytes[pa..pe], ph, pos, out)?;
+                    }
+                    if b - a <= piece_cache::MID_PIECE {
+                        let h = piece_cache::mix(&bytes[a..b]);
+                        hint.prefetch(h, b - a);
+                        (pa, pe, pos, ph) = (a, b, out.len(), h);
+                        continue;
+                    }
+                    pe = pa;
+                    let before = out.len();
+                    self.encode_missing_piece(&bytes[a..b], out)?;
+                    last = out.len() - before;
+                    continue;
+                }
+                if pa < pe {
+                    self.encode_deferred(&bytes[pa..pe], ph, pos, out)?;
+                    pe = pa;
+                }
+                let before = out.len();
+                self.encode_piece(&bytes[a..b], out)?;
+                last = out.len() - before;
+            }
+            if pa < pe {
+                let k = self.encode_deferred(&bytes[pa..pe], ph, pos, out)?;
+                if out.len() == pos + k {
+                    last = k;
+                }
             }
         } else {
             self.pretok.for_each_piece(&text[start..end], |a, b| {

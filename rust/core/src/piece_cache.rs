@@ -358,15 +358,26 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
     if n > MAX_PIECE {
         return false;
     }
+    if n > MID_PIECE {
+        return CACHE.with(|c| match c.borrow_mut().as_mut() {
+            Some(c) => get_long(c, owner, piece, out),
+            None => false,
+        });
+    }
+    get_hashed(owner, piece, mix(piece), out)
+}
+
+/// [`get`] of a piece of at most [`MID_PIECE`] bytes whose [`mix`] the caller computed
+/// (`h == mix(piece)`), e.g. to [`Hint::prefetch`] its set first.
+#[inline]
+pub fn get_hashed(owner: u32, piece: &[u8], h: u64, out: &mut Vec<u32>) -> bool {
+    let n = piece.len();
+    debug_assert!(n <= MID_PIECE && h == mix(piece));
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let Some(c) = c.as_mut() else {
             return false;
         };
-        if n > MID_PIECE {
-            return get_long(c, owner, piece, out);
-        }
-        let h = mix(piece);
         let mid = if n <= SMALL_PIECE {
             match c.small[slot(h, SMALL_SETS)].find(owner, piece, out) {
                 Found::Hit => return true,
@@ -420,6 +431,24 @@ fn get_long(c: &mut Tables, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> boo
 /// nowhere, and long pieces while long pieces rarely repeat (see [`get`]).
 #[inline]
 pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
+    if piece.len() > MID_PIECE {
+        put_inner(owner, piece, None, toks);
+    } else {
+        put_inner(owner, piece, Some(mix(piece)), toks);
+    }
+}
+
+/// [`put`] of a piece of at most [`MID_PIECE`] bytes whose [`mix`] the caller computed
+/// (`h == mix(piece)`).
+#[inline]
+pub fn put_hashed(owner: u32, piece: &[u8], h: u64, toks: &[u32]) {
+    debug_assert!(piece.len() <= MID_PIECE && h == mix(piece));
+    put_inner(owner, piece, Some(h), toks);
+}
+
+/// [`put`] with the piece's hash if the caller has it.
+#[inline(always)]
+fn put_inner(owner: u32, piece: &[u8], h: Option<u64>, toks: &[u32]) {
     let n = piece.len();
     let need = n + 3 * toks.len();
     if n > MAX_PIECE || need > LONG_DATA || toks.iter().any(|&t| t >= 1 << 24) {
@@ -437,7 +466,10 @@ pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
         if n > MID_PIECE && c.skip_long(piece) {
             return;
         }
-        let h = mix(piece);
+        let h = match h {
+            Some(h) => h,
+            None => mix(piece),
+        };
         let over = if n <= SMALL_PIECE {
             need > SMALL_DATA
         } else {
@@ -465,6 +497,57 @@ pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
         }
         c.long[slot(h, LONG_SETS)].insert(owner, piece, Some(toks));
     })
+}
+
+/// Where the calling thread's tables were when it was made: [`Hint::prefetch`] asks the
+/// CPU to load a piece's set ahead of its [`get_hashed`], so that the load overlaps
+/// other work. Only a hint: a stale or null address makes the prefetch useless, never
+/// unsafe (a prefetch does not fault).
+#[derive(Clone, Copy, Debug)]
+pub struct Hint {
+    small: *const u8,
+    mid: *const u8,
+}
+
+impl Hint {
+    /// The calling thread's tables (null addresses before its first [`put`]).
+    #[inline]
+    pub fn current() -> Hint {
+        CACHE.with(|c| match c.try_borrow().ok().as_deref() {
+            Some(Some(t)) => Hint {
+                small: t.small.as_ptr() as *const u8,
+                mid: t.mid.as_ptr() as *const u8,
+            },
+            _ => Hint {
+                small: std::ptr::null(),
+                mid: std::ptr::null(),
+            },
+        })
+    }
+
+    /// Prefetch the set of a piece of `n <= MID_PIECE` bytes whose [`mix`] is `h`.
+    #[inline(always)]
+    pub fn prefetch(&self, h: u64, n: usize) {
+        let (base, off) = if n <= SMALL_PIECE {
+            (self.small, slot(h, SMALL_SETS) * std::mem::size_of::<Set<SMALL_DATA>>())
+        } else {
+            (self.mid, slot(h, SETS) * std::mem::size_of::<Set<MID_DATA>>())
+        };
+        if base.is_null() {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint: it never faults, whatever the address, and
+        // the address is computed with wrapping arithmetic (no pointer is dereferenced).
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(
+                base.wrapping_add(off) as *const i8,
+                std::arch::x86_64::_MM_HINT_T0,
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (base, off);
+    }
 }
 
 /// Empty the calling thread's cache (for benchmarks that want cold runs).
