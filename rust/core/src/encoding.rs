@@ -180,8 +180,16 @@ impl CoreEncoding {
             piece_cache::put_hashed(self.cache_owner, piece, h, &out[before..]);
         }
         let k = out.len() - before;
-        if before > pos {
-            out[pos..].rotate_right(k);
+        if before > pos && k > 0 {
+            // move the piece's ids (at most one per byte) in front of the later ones
+            let mut ids = [0u32; piece_cache::MID_PIECE];
+            if k <= ids.len() {
+                ids[..k].copy_from_slice(&out[before..]);
+                out.copy_within(pos..before, pos + k);
+                out[pos..pos + k].copy_from_slice(&ids[..k]);
+            } else {
+                out[pos..].rotate_right(k);
+            }
         }
         Ok(k)
     }
@@ -231,16 +239,18 @@ impl CoreEncoding {
                 let (a, b) = (start + i, start + e);
                 i = e;
                 if a + 8 <= bytes.len() {
-                    if let Some(id) = self.vocab.get_in(bytes, a, b) {
-                        out.push(id);
-                        last = 1;
-                        continue;
-                    }
+                    let h = match self.vocab.get_in_or_hash(bytes, a, b) {
+                        Ok(id) => {
+                            out.push(id);
+                            last = 1;
+                            continue;
+                        }
+                        Err(h) => h,
+                    };
                     if pa < pe {
                         last = self.encode_deferred(&bytes[pa..pe], ph, pos, out)?;
                     }
                     if b - a <= piece_cache::MID_PIECE {
-                        let h = piece_cache::mix(&bytes[a..b]);
                         hint.prefetch(h, b - a);
                         (pa, pe, pos, ph) = (a, b, out.len(), h);
                         continue;

@@ -364,15 +364,23 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
             None => false,
         });
     }
-    get_hashed(owner, piece, mix(piece), out)
+    get_hashed(owner, piece, key(piece), out)
 }
 
-/// [`get`] of a piece of at most [`MID_PIECE`] bytes whose [`mix`] the caller computed
-/// (`h == mix(piece)`), e.g. to [`Hint::prefetch`] its set first.
+/// The hash that places a piece of at most [`MID_PIECE`] bytes in the cache: the
+/// vocabulary index's [`crate::piece_index::piece_hash`], which the encoder's
+/// whole-piece lookup has already computed when it finds that a piece is not a token.
+#[inline(always)]
+pub fn key(piece: &[u8]) -> u64 {
+    crate::piece_index::piece_hash(piece)
+}
+
+/// [`get`] of a piece of at most [`MID_PIECE`] bytes whose [`key`] the caller computed
+/// (`h == key(piece)`), e.g. to [`Hint::prefetch`] its set first.
 #[inline]
 pub fn get_hashed(owner: u32, piece: &[u8], h: u64, out: &mut Vec<u32>) -> bool {
     let n = piece.len();
-    debug_assert!(n <= MID_PIECE && h == mix(piece));
+    debug_assert!(n <= MID_PIECE && h == key(piece));
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let Some(c) = c.as_mut() else {
@@ -434,15 +442,15 @@ pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
     if piece.len() > MID_PIECE {
         put_inner(owner, piece, None, toks);
     } else {
-        put_inner(owner, piece, Some(mix(piece)), toks);
+        put_inner(owner, piece, Some(key(piece)), toks);
     }
 }
 
-/// [`put`] of a piece of at most [`MID_PIECE`] bytes whose [`mix`] the caller computed
-/// (`h == mix(piece)`).
+/// [`put`] of a piece of at most [`MID_PIECE`] bytes whose [`key`] the caller computed
+/// (`h == key(piece)`).
 #[inline]
 pub fn put_hashed(owner: u32, piece: &[u8], h: u64, toks: &[u32]) {
-    debug_assert!(piece.len() <= MID_PIECE && h == mix(piece));
+    debug_assert!(piece.len() <= MID_PIECE && h == key(piece));
     put_inner(owner, piece, Some(h), toks);
 }
 
@@ -525,7 +533,7 @@ impl Hint {
         })
     }
 
-    /// Prefetch the set of a piece of `n <= MID_PIECE` bytes whose [`mix`] is `h`.
+    /// Prefetch the set of a piece of `n <= MID_PIECE` bytes whose [`key`] is `h`.
     #[inline(always)]
     pub fn prefetch(&self, h: u64, n: usize) {
         let (base, off) = if n <= SMALL_PIECE {
@@ -680,7 +688,7 @@ mod tests {
             assert!(!get(a, &piece(k), &mut out));
             put(a, &piece(k), &many);
         }
-        let class = |k: u32| mix(&piece(k)) >> 60 == 0;
+        let class = |k: u32| key(&piece(k)) >> 60 == 0;
         for k in 200..400 {
             put(a, &piece(k), &many);
         }
@@ -717,11 +725,13 @@ mod tests {
             let piece = |k: u32| format!("{}p{k}", "_".repeat(pad)).into_bytes();
             // three pieces of one set
             let mut same_set: Vec<Vec<u8>> = Vec::new();
-            let target = slot(mix(&piece(0)), sets);
+            // the hash that places a piece: `key` up to MID_PIECE bytes, `mix` beyond
+            let h = |p: &[u8]| if p.len() <= MID_PIECE { key(p) } else { mix(p) };
+            let target = slot(h(&piece(0)), sets);
             let mut k = 0u32;
             while same_set.len() < 3 {
                 let p = piece(k);
-                if slot(mix(&p), sets) == target {
+                if slot(h(&p), sets) == target {
                     same_set.push(p);
                 }
                 k += 1;
