@@ -537,9 +537,15 @@ impl Hint {
     #[inline(always)]
     pub fn prefetch(&self, h: u64, n: usize) {
         let (base, off) = if n <= SMALL_PIECE {
-            (self.small, slot(h, SMALL_SETS) * std::mem::size_of::<Set<SMALL_DATA>>())
+            (
+                self.small,
+                slot(h, SMALL_SETS) * std::mem::size_of::<Set<SMALL_DATA>>(),
+            )
         } else {
-            (self.mid, slot(h, SETS) * std::mem::size_of::<Set<MID_DATA>>())
+            (
+                self.mid,
+                slot(h, SETS) * std::mem::size_of::<Set<MID_DATA>>(),
+            )
         };
         if base.is_null() {
             return;
