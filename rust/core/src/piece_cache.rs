@@ -12,6 +12,12 @@
 //! thread, allocated on first use), and only ever returns the exact result of the merge
 //! it stored, so output does not depend on it.
 //!
+//! Sets are chosen by [`key`] (the vocabulary index's piece hash, which the encoder's
+//! whole-piece lookup has already computed when it finds a non-token piece; it then
+//! prefetches the set with a [`Hint`] and asks [`get_hashed`] only a few pieces later,
+//! see `CoreEncoding::encode_span`) for pieces of at most [`MID_PIECE`] bytes, by [`mix`]
+//! for longer ones.
+//!
 //! Layout: three tables, chosen by the piece's length; an entry holds the piece's bytes
 //! and then its ids packed in 24 bits. Pieces of at most [`SMALL_PIECE`] bytes (four in
 //! five non-token pieces of the multilingual sample, nearly all of English and code)
