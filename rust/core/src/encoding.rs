@@ -163,37 +163,6 @@ impl CoreEncoding {
         self.bpe_piece(piece, out)
     }
 
-    /// Encode a deferred non-token piece of at most [`piece_cache::MID_PIECE`] bytes (`h`
-    /// its [`piece_cache::mix`]) whose ids belong at `pos` in `out`, before the ids
-    /// pushed since (one per token piece); returns its number of ids.
-    #[inline(never)]
-    fn encode_deferred(
-        &self,
-        piece: &[u8],
-        h: u64,
-        pos: usize,
-        out: &mut Vec<u32>,
-    ) -> Result<usize> {
-        let before = out.len();
-        if !piece_cache::get_hashed(self.cache_owner, piece, h, out) {
-            self.bpe_piece(piece, out)?;
-            piece_cache::put_hashed(self.cache_owner, piece, h, &out[before..]);
-        }
-        let k = out.len() - before;
-        if before > pos && k > 0 {
-            // move the piece's ids (at most one per byte) in front of the later ones
-            let mut ids = [0u32; piece_cache::MID_PIECE];
-            if k <= ids.len() {
-                ids[..k].copy_from_slice(&out[before..]);
-                out.copy_within(pos..before, pos + k);
-                out[pos..pos + k].copy_from_slice(&ids[..k]);
-            } else {
-                out[pos..].rotate_right(k);
-            }
-        }
-        Ok(k)
-    }
-
     /// BPE-merge a piece without the whole-piece shortcut (tiktoken's `byte_pair_encode`).
     pub fn bpe_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
         let chars = self.chars.get_or_init(|| AtomicChars::build(&self.vocab));
@@ -217,17 +186,6 @@ impl CoreEncoding {
     /// piece; the whole-piece lookups may read the bytes of `text` around the span).
     /// Hand-written lexers are driven directly, without a callback. Returns how many ids
     /// the span's last piece produced (0 for an empty span).
-    ///
-    /// A piece of at most [`piece_cache::MID_PIECE`] bytes that is not a token is encoded
-    /// late: its set in the piece cache is prefetched (keyed by the hash the whole-piece
-    /// lookup just computed) and the piece is looked up (or merged) only when the next
-    /// non-token piece, a piece near the end of the text or the end of the span comes;
-    /// its ids are then moved in front of the token ids pushed since. The set's load,
-    /// which stalled the loop on every such piece (the piece cache's 6 MiB miss the L2),
-    /// overlaps the lexing and lookups of the pieces in between. In-process A/B against
-    /// the direct lookup (issue 3, 2026-11-29, whole-corpus stream at the Python level,
-    /// medians of paired interleaved rounds, 7-11 of them, load 2.3-2.9): o200k en +4.5 %, code
-    /// +2.7 %, multilingual +2.4 %; cl100k en -0.6 %, code +2.4 %, multilingual +8.8 %.
     #[inline(always)]
     fn encode_span(
         &self,
@@ -240,51 +198,13 @@ impl CoreEncoding {
         let mut last = 0;
         if let Some(lexer) = self.pretok.lexer() {
             let seg = &bytes[start..end];
-            let hint = piece_cache::Hint::current();
-            // The pending non-token piece, if `pa < pe`: its bytes `bytes[pa..pe]`, its
-            // hash and where its ids go in `out` (token pieces' ids follow it).
-            let (mut pa, mut pe, mut pos, mut ph) = (0, 0, 0, 0u64);
             let mut i = 0;
             while i < seg.len() {
                 let e = lexer.next_end(seg, i);
-                let (a, b) = (start + i, start + e);
-                i = e;
-                if a + 8 <= bytes.len() {
-                    let h = match self.vocab.get_in_or_hash(bytes, a, b) {
-                        Ok(id) => {
-                            out.push(id);
-                            last = 1;
-                            continue;
-                        }
-                        Err(h) => h,
-                    };
-                    if pa < pe {
-                        last = self.encode_deferred(&bytes[pa..pe], ph, pos, out)?;
-                    }
-                    if b - a <= piece_cache::MID_PIECE {
-                        hint.prefetch(h, b - a);
-                        (pa, pe, pos, ph) = (a, b, out.len(), h);
-                        continue;
-                    }
-                    pe = pa;
-                    let before = out.len();
-                    self.encode_missing_piece(&bytes[a..b], out)?;
-                    last = out.len() - before;
-                    continue;
-                }
-                if pa < pe {
-                    self.encode_deferred(&bytes[pa..pe], ph, pos, out)?;
-                    pe = pa;
-                }
                 let before = out.len();
-                self.encode_piece(&bytes[a..b], out)?;
+                self.encode_piece_in(bytes, start + i, start + e, out)?;
                 last = out.len() - before;
-            }
-            if pa < pe {
-                let k = self.encode_deferred(&bytes[pa..pe], ph, pos, out)?;
-                if out.len() == pos + k {
-                    last = k;
-                }
+                i = e;
             }
         } else {
             self.pretok.for_each_piece(&text[start..end], |a, b| {
@@ -647,13 +567,12 @@ mod tests {
         Some(CoreEncoding::from_tiktoken_bytes(&data, file, vec![], pattern).unwrap())
     }
 
-    /// The piece loop encodes a non-token piece only at the next non-token piece (or at
-    /// the end), then moves its ids in front of the tokens pushed since: texts of
-    /// frequent words (tokens) and rare ones (merged), in every arrangement, with the
+    /// The piece loop against the per-piece reference: texts of frequent words (tokens)
+    /// and rare ones (merged, through the piece cache), in many arrangements, with the
     /// rare ones adjacent, first, last and within the last 8 bytes, cold and warm; and
     /// `encode_into`'s count of the last piece's ids.
     #[test]
-    fn deferred_pieces_land_in_order() {
+    fn piece_loop_equals_the_reference_and_counts_the_last_piece() {
         let frags = [
             " the",
             " of",
@@ -830,7 +749,7 @@ mod proptests {
             for _ in 0..3 {
                 prop_assert_eq!(&enc.encode_ordinary(&text).unwrap(), &want);
             }
-            // the number of ids of the last piece (non-token pieces are encoded late)
+            // the number of ids of the last piece
             let last = enc.pretokenizer().split(&text).unwrap().last().map(|&(a, b)| {
                 let mut v = vec![];
                 table.encode_piece(&text.as_bytes()[a..b], &mut v).unwrap();

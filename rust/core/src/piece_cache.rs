@@ -12,12 +12,6 @@
 //! thread, allocated on first use), and only ever returns the exact result of the merge
 //! it stored, so output does not depend on it.
 //!
-//! Sets are chosen by [`key`] (the vocabulary index's piece hash, which the encoder's
-//! whole-piece lookup has already computed when it finds a non-token piece; it then
-//! prefetches the set with a [`Hint`] and asks [`get_hashed`] only a few pieces later,
-//! see `CoreEncoding::encode_span`) for pieces of at most [`MID_PIECE`] bytes, by [`mix`]
-//! for longer ones.
-//!
 //! Layout: three tables, chosen by the piece's length; an entry holds the piece's bytes
 //! and then its ids packed in 24 bits. Pieces of at most [`SMALL_PIECE`] bytes (four in
 //! five non-token pieces of the multilingual sample, nearly all of English and code)
@@ -364,34 +358,15 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
     if n > MAX_PIECE {
         return false;
     }
-    if n > MID_PIECE {
-        return CACHE.with(|c| match c.borrow_mut().as_mut() {
-            Some(c) => get_long(c, owner, piece, out),
-            None => false,
-        });
-    }
-    get_hashed(owner, piece, key(piece), out)
-}
-
-/// The hash that places a piece of at most [`MID_PIECE`] bytes in the cache: the
-/// vocabulary index's [`crate::piece_index::piece_hash`], which the encoder's
-/// whole-piece lookup has already computed when it finds that a piece is not a token.
-#[inline(always)]
-pub fn key(piece: &[u8]) -> u64 {
-    crate::piece_index::piece_hash(piece)
-}
-
-/// [`get`] of a piece of at most [`MID_PIECE`] bytes whose [`key`] the caller computed
-/// (`h == key(piece)`), e.g. to [`Hint::prefetch`] its set first.
-#[inline]
-pub fn get_hashed(owner: u32, piece: &[u8], h: u64, out: &mut Vec<u32>) -> bool {
-    let n = piece.len();
-    debug_assert!(n <= MID_PIECE && h == key(piece));
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let Some(c) = c.as_mut() else {
             return false;
         };
+        if n > MID_PIECE {
+            return get_long(c, owner, piece, out);
+        }
+        let h = mix(piece);
         let mid = if n <= SMALL_PIECE {
             match c.small[slot(h, SMALL_SETS)].find(owner, piece, out) {
                 Found::Hit => return true,
@@ -445,24 +420,6 @@ fn get_long(c: &mut Tables, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> boo
 /// nowhere, and long pieces while long pieces rarely repeat (see [`get`]).
 #[inline]
 pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
-    if piece.len() > MID_PIECE {
-        put_inner(owner, piece, None, toks);
-    } else {
-        put_inner(owner, piece, Some(key(piece)), toks);
-    }
-}
-
-/// [`put`] of a piece of at most [`MID_PIECE`] bytes whose [`key`] the caller computed
-/// (`h == key(piece)`).
-#[inline]
-pub fn put_hashed(owner: u32, piece: &[u8], h: u64, toks: &[u32]) {
-    debug_assert!(piece.len() <= MID_PIECE && h == key(piece));
-    put_inner(owner, piece, Some(h), toks);
-}
-
-/// [`put`] with the piece's hash if the caller has it.
-#[inline(always)]
-fn put_inner(owner: u32, piece: &[u8], h: Option<u64>, toks: &[u32]) {
     let n = piece.len();
     let need = n + 3 * toks.len();
     if n > MAX_PIECE || need > LONG_DATA || toks.iter().any(|&t| t >= 1 << 24) {
@@ -480,10 +437,7 @@ fn put_inner(owner: u32, piece: &[u8], h: Option<u64>, toks: &[u32]) {
         if n > MID_PIECE && c.skip_long(piece) {
             return;
         }
-        let h = match h {
-            Some(h) => h,
-            None => mix(piece),
-        };
+        let h = mix(piece);
         let over = if n <= SMALL_PIECE {
             need > SMALL_DATA
         } else {
@@ -511,63 +465,6 @@ fn put_inner(owner: u32, piece: &[u8], h: Option<u64>, toks: &[u32]) {
         }
         c.long[slot(h, LONG_SETS)].insert(owner, piece, Some(toks));
     })
-}
-
-/// Where the calling thread's tables were when it was made: [`Hint::prefetch`] asks the
-/// CPU to load a piece's set ahead of its [`get_hashed`], so that the load overlaps
-/// other work. Only a hint: a stale or null address makes the prefetch useless, never
-/// unsafe (a prefetch does not fault).
-#[derive(Clone, Copy, Debug)]
-pub struct Hint {
-    small: *const u8,
-    mid: *const u8,
-}
-
-impl Hint {
-    /// The calling thread's tables (null addresses before its first [`put`]).
-    #[inline]
-    pub fn current() -> Hint {
-        CACHE.with(|c| match c.try_borrow().ok().as_deref() {
-            Some(Some(t)) => Hint {
-                small: t.small.as_ptr() as *const u8,
-                mid: t.mid.as_ptr() as *const u8,
-            },
-            _ => Hint {
-                small: std::ptr::null(),
-                mid: std::ptr::null(),
-            },
-        })
-    }
-
-    /// Prefetch the set of a piece of `n <= MID_PIECE` bytes whose [`key`] is `h`.
-    #[inline(always)]
-    pub fn prefetch(&self, h: u64, n: usize) {
-        let (base, off) = if n <= SMALL_PIECE {
-            (
-                self.small,
-                slot(h, SMALL_SETS) * std::mem::size_of::<Set<SMALL_DATA>>(),
-            )
-        } else {
-            (
-                self.mid,
-                slot(h, SETS) * std::mem::size_of::<Set<MID_DATA>>(),
-            )
-        };
-        if base.is_null() {
-            return;
-        }
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is only a hint: it never faults, whatever the address, and
-        // the address is computed with wrapping arithmetic (no pointer is dereferenced).
-        unsafe {
-            std::arch::x86_64::_mm_prefetch(
-                base.wrapping_add(off) as *const i8,
-                std::arch::x86_64::_MM_HINT_T0,
-            );
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (base, off);
-    }
 }
 
 /// Empty the calling thread's cache (for benchmarks that want cold runs).
@@ -700,7 +597,7 @@ mod tests {
             assert!(!get(a, &piece(k), &mut out));
             put(a, &piece(k), &many);
         }
-        let class = |k: u32| key(&piece(k)) >> 60 == 0;
+        let class = |k: u32| mix(&piece(k)) >> 60 == 0;
         for k in 200..400 {
             put(a, &piece(k), &many);
         }
@@ -737,13 +634,11 @@ mod tests {
             let piece = |k: u32| format!("{}p{k}", "_".repeat(pad)).into_bytes();
             // three pieces of one set
             let mut same_set: Vec<Vec<u8>> = Vec::new();
-            // the hash that places a piece: `key` up to MID_PIECE bytes, `mix` beyond
-            let h = |p: &[u8]| if p.len() <= MID_PIECE { key(p) } else { mix(p) };
-            let target = slot(h(&piece(0)), sets);
+            let target = slot(mix(&piece(0)), sets);
             let mut k = 0u32;
             while same_set.len() < 3 {
                 let p = piece(k);
-                if slot(h(&p), sets) == target {
+                if slot(mix(&p), sets) == target {
                     same_set.push(p);
                 }
                 k += 1;

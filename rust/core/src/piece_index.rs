@@ -147,18 +147,6 @@ fn bloom_word(h: u64, word_mask: u64) -> (usize, u64) {
     (w, bits)
 }
 
-/// The hash the index keys `piece` with (its first 8 bytes, its last 8 bytes if it is
-/// longer than 8, its length); also [`PieceIndex::get_in_or_hash`]'s answer on a miss.
-/// 0 for the empty piece.
-#[inline(always)]
-pub fn piece_hash(piece: &[u8]) -> u64 {
-    let n = piece.len();
-    if n == 0 {
-        return 0;
-    }
-    hash(head(piece), if n > 8 { tail(piece) } else { 0 }, n)
-}
-
 #[inline(always)]
 fn hash(head: u64, tail: u64, len: usize) -> u64 {
     let x = head ^ tail.rotate_left(23) ^ ((len as u64) << 58);
@@ -406,31 +394,6 @@ impl PieceIndex {
             return None;
         }
         self.probe(hv, h, t, n, &text[a..e], bytes_of)
-    }
-
-    /// [`PieceIndex::get_in`], but a miss returns the piece's [`piece_hash`] (which the
-    /// lookup computed anyway) for the caller's next table.
-    #[inline(always)]
-    pub fn get_in_or_hash<'v, F>(
-        &self,
-        text: &[u8],
-        a: usize,
-        e: usize,
-        bytes_of: F,
-    ) -> Result<u32, u64>
-    where
-        F: Fn(u32) -> &'v [u8],
-    {
-        let n = e - a;
-        let w = word_at(text, a);
-        let k = n.min(8);
-        let h = w & (u64::MAX >> (64 - 8 * k));
-        let t = if n > 8 { word_at(text, e - 8) } else { 0 };
-        let hv = hash(h, t, n);
-        if !self.maybe(hv) {
-            return Err(hv);
-        }
-        self.probe(hv, h, t, n, &text[a..e], bytes_of).ok_or(hv)
     }
 
     /// Id of the token whose bytes are `piece`; `bytes_of` gives the bytes of an id (used

@@ -165,15 +165,6 @@ impl Vocab {
         self.index.get_in(text, a, e, |id| self.bytes_present(id))
     }
 
-    /// [`Vocab::get_in`], but a miss returns the piece's
-    /// [`crate::piece_index::piece_hash`] (see
-    /// [`crate::piece_index::PieceIndex::get_in_or_hash`]).
-    #[inline(always)]
-    pub fn get_in_or_hash(&self, text: &[u8], a: usize, e: usize) -> std::result::Result<u32, u64> {
-        self.index
-            .get_in_or_hash(text, a, e, |id| self.bytes_present(id))
-    }
-
     /// [`Vocab::get_filtered`] of `bytes` (at least 3 of them) with its index key already
     /// computed (see [`crate::piece_index::PieceIndex::get_filtered_key`]).
     #[inline(always)]
