@@ -70,10 +70,7 @@
 //! and whose right token starts with `y`; `M` is the largest rank among the merges of `c`'s
 //! bytes alone, which must end in the single token `c`.
 
-use std::sync::{Arc, OnceLock};
-
 use crate::bpe::MergeTable;
-use crate::pair_table::PairTable;
 use crate::vocab::Vocab;
 
 const NONE: u32 = u32::MAX;
@@ -130,10 +127,6 @@ pub struct AtomicChars {
     right4: Box<[u32]>,
     /// Number of candidate characters (statistics and tests).
     count: usize,
-    /// For [`AtomicChars::build`]: the vocabulary's [`PairTable`] for the byte-rank
-    /// merge, built on first use and shared by the clones (`None` inside: the vocabulary
-    /// does not qualify); `None` for other tables.
-    pairs: Option<Arc<OnceLock<Option<PairTable>>>>,
 }
 
 #[inline(always)]
@@ -180,7 +173,6 @@ impl AtomicChars {
             left4: Box::new([]),
             right4: Box::new([]),
             count: 0,
-            pairs: None,
         }
     }
 
@@ -305,7 +297,6 @@ impl AtomicChars {
             }
         }
         table.right_min = Some(right);
-        table.pairs = Some(Arc::new(OnceLock::new()));
         for (id, c) in vocab.iter() {
             match *c {
                 [x, y] => {
@@ -351,17 +342,6 @@ impl AtomicChars {
             }
         }
         table
-    }
-
-    /// For a table made by [`AtomicChars::build`] from `vocab`: the vocabulary's
-    /// [`PairTable`] (built on the first call), if it qualifies. The byte-rank merge
-    /// asks it for the rank of two adjacent parts instead of the byte index.
-    #[inline(always)]
-    pub fn pairs(&self, vocab: &Vocab) -> Option<&PairTable> {
-        self.pairs
-            .as_ref()?
-            .get_or_init(|| PairTable::build(vocab))
-            .as_ref()
     }
 
     /// For a table made by [`AtomicChars::from_merges`]: the lowest rank of a merge joining

@@ -24,7 +24,6 @@ pub mod formats;
 pub mod hf;
 pub mod hugebuf;
 pub mod mixture;
-pub mod pair_table;
 pub mod piece_cache;
 pub mod piece_index;
 pub mod pretok;

@@ -26,7 +26,6 @@ use std::collections::BinaryHeap;
 
 use crate::atomic_chars::AtomicChars;
 use crate::error::{Error, Result};
-use crate::pair_table::PairTable;
 use crate::vocab::Vocab;
 
 /// Pieces of fewer bytes than this use the linear scan.
@@ -54,7 +53,7 @@ fn rank(vocab: &Vocab, piece: &[u8], a: usize, b: usize, max_len: usize) -> u32 
 /// index key of any of its sub-slices (first and last 8 bytes) is two unaligned loads and
 /// masks, without branches on the slice's length (whose mispredictions cost the merge
 /// loop more than the loads).
-pub(crate) struct Padded {
+struct Padded {
     buf: [u8; LINEAR_MAX + 24],
 }
 
@@ -156,12 +155,6 @@ fn encode_impl(
     Ok(())
 }
 
-/// The id of the single-byte token `b` (`MAX` if none).
-#[inline(always)]
-fn byte_id(vocab: &Vocab, b: u8) -> u32 {
-    vocab.byte_id(b).unwrap_or(MAX)
-}
-
 /// Resolve the final parts: merged parts carry their id, single bytes need their own
 /// token. Returns false if one is missing.
 #[inline(always)]
@@ -187,72 +180,12 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
     out: &mut Vec<u32>,
     on_merge: &mut M,
 ) -> bool {
-    match chars.and_then(|c| c.pairs(vocab)) {
-        Some(t) => linear_with(&ByIds(t), vocab, chars, piece, out, on_merge),
-        None => linear_with(
-            &ByBytes {
-                vocab,
-                max_len: vocab.max_token_len(),
-            },
-            vocab,
-            chars,
-            piece,
-            out,
-            on_merge,
-        ),
-    }
-}
-
-/// How the merge loop asks whether two adjacent parts merge.
-pub(crate) trait PairRank {
-    /// Whether the parts' ids must be known (single bytes carry their byte's id).
-    const IDS: bool;
-    /// Rank of the token `piece[a..e]`, the concatenation of the parts `piece[a..m]`
-    /// (id `x`) and `piece[m..e]` (id `y`), of at least 3 bytes; `MAX` if none.
-    fn rank(&self, pad: &Padded, piece: &[u8], a: usize, e: usize, x: u32, y: u32) -> u32;
-}
-
-/// Lookups of the parts' bytes in the vocabulary's index.
-pub(crate) struct ByBytes<'v> {
-    vocab: &'v Vocab,
-    max_len: usize,
-}
-
-impl PairRank for ByBytes<'_> {
-    const IDS: bool = false;
-    #[inline(always)]
-    fn rank(&self, pad: &Padded, piece: &[u8], a: usize, e: usize, _: u32, _: u32) -> u32 {
-        rank3(self.vocab, pad, piece, a, e, self.max_len)
-    }
-}
-
-/// Lookups of the parts' ids in the vocabulary's [`PairTable`].
-pub(crate) struct ByIds<'t>(&'t PairTable);
-
-impl PairRank for ByIds<'_> {
-    const IDS: bool = true;
-    #[inline(always)]
-    fn rank(&self, _: &Padded, _: &[u8], _: usize, _: usize, x: u32, y: u32) -> u32 {
-        self.0.get(x, y)
-    }
-}
-
-/// [`linear`] with the pair lookups of `r`.
-#[inline(always)]
-fn linear_with<R: PairRank, M: FnMut(usize, usize)>(
-    r: &R,
-    vocab: &Vocab,
-    chars: Option<&AtomicChars>,
-    piece: &[u8],
-    out: &mut Vec<u32>,
-    on_merge: &mut M,
-) -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { linear_avx2(r, vocab, chars, piece, out, on_merge) };
+        return unsafe { linear_avx2(vocab, chars, piece, out, on_merge) };
     }
-    linear_impl(r, vocab, chars, piece, out, on_merge)
+    linear_impl(vocab, chars, piece, out, on_merge)
 }
 
 /// [`linear_impl`] compiled for AVX2 (the minimum scans take 8 keys per instruction).
@@ -261,15 +194,14 @@ fn linear_with<R: PairRank, M: FnMut(usize, usize)>(
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn linear_avx2<R: PairRank, M: FnMut(usize, usize)>(
-    r: &R,
+unsafe fn linear_avx2<M: FnMut(usize, usize)>(
     vocab: &Vocab,
     chars: Option<&AtomicChars>,
     piece: &[u8],
     out: &mut Vec<u32>,
     on_merge: &mut M,
 ) -> bool {
-    linear_impl(r, vocab, chars, piece, out, on_merge)
+    linear_impl(vocab, chars, piece, out, on_merge)
 }
 
 /// The smallest of `keys[..m]` (`m` a multiple of 8): eight independent lanes, so that
@@ -286,8 +218,7 @@ fn min_key(keys: &[u32; LINEAR_MAX], m: usize) -> u32 {
 }
 
 #[inline(always)]
-fn linear_impl<R: PairRank, M: FnMut(usize, usize)>(
-    r: &R,
+fn linear_impl<M: FnMut(usize, usize)>(
     vocab: &Vocab,
     chars: Option<&AtomicChars>,
     piece: &[u8],
@@ -329,13 +260,8 @@ fn linear_impl<R: PairRank, M: FnMut(usize, usize)>(
                         if first == l {
                             part(i, i + l, id);
                         } else {
-                            // two parts; the longer one is the token `id`, the other a
-                            // single byte
-                            let (x, y) = if first > 1 {
-                                (id, byte_id(vocab, piece[i + first]))
-                            } else {
-                                (byte_id(vocab, piece[i]), id)
-                            };
+                            // two parts; the longer one is the token `id`
+                            let (x, y) = if first > 1 { (id, MAX) } else { (MAX, id) };
                             part(i, i + first, x);
                             part(i + first, i + l, y);
                         }
@@ -345,9 +271,6 @@ fn linear_impl<R: PairRank, M: FnMut(usize, usize)>(
                 for a in single..i + cl {
                     end[a] = (a + 1) as u8;
                     prev[a] = last as u8;
-                    if R::IDS {
-                        ids[a] = byte_id(vocab, piece[a]);
-                    }
                     last = a;
                 }
                 i += cl;
@@ -356,12 +279,12 @@ fn linear_impl<R: PairRank, M: FnMut(usize, usize)>(
             while end[i] as usize != n {
                 let j = end[i] as usize;
                 let e = end[j] as usize;
-                let rk = if e - i == 2 {
+                let r = if e - i == 2 {
                     rank(vocab, piece, i, e, max_len)
                 } else {
-                    r.rank(&pad, piece, i, e, ids[i], ids[j])
+                    rank3(vocab, &pad, piece, i, e, max_len)
                 };
-                keys[i] = key(rk, i);
+                keys[i] = key(r, i);
                 i = j;
             }
         }
@@ -369,9 +292,6 @@ fn linear_impl<R: PairRank, M: FnMut(usize, usize)>(
             for i in 0..n {
                 end[i] = (i + 1) as u8;
                 prev[i] = i.wrapping_sub(1) as u8;
-                if R::IDS {
-                    ids[i] = byte_id(vocab, piece[i]);
-                }
             }
             for (i, k) in keys.iter_mut().enumerate().take(n - 1) {
                 *k = key(rank(vocab, piece, i, i + 2, max_len), i);
@@ -395,13 +315,13 @@ fn linear_impl<R: PairRank, M: FnMut(usize, usize)>(
         keys[j] = MAX;
         keys[at] = if k < n {
             prev[k] = at as u8;
-            key(r.rank(&pad, piece, at, end[k] as usize, best, ids[k]), at)
+            key(rank3(vocab, &pad, piece, at, end[k] as usize, max_len), at)
         } else {
             MAX
         };
         if at > 0 {
             let p = prev[at] as usize;
-            keys[p] = key(r.rank(&pad, piece, p, k, ids[p], best), p);
+            keys[p] = key(rank3(vocab, &pad, piece, p, k, max_len), p);
         }
     }
     let mut i = 0;
@@ -640,7 +560,7 @@ pub(crate) mod proptests {
                     prop_assert!(ok);
                     prop_assert_eq!(&a, &want);
                     let mut b = vec![];
-                    let ok = linear_impl(&ByBytes { vocab: &v, max_len: v.max_token_len() }, &v, c, &piece, &mut b, &mut |_, _| {});
+                    let ok = linear_impl(&v, c, &piece, &mut b, &mut |_, _| {});
                     prop_assert!(ok);
                     prop_assert_eq!(&b, &want);
                 }
