@@ -17,7 +17,12 @@
 //!   The initial parts of atomic characters step over whole UTF-8 characters, so the
 //!   next step does not wait for the character table's load. On x86-64 the loop is
 //!   also compiled for AVX2 (runtime dispatch), and the minimum scan runs over whole
-//!   blocks of 8 keys.
+//!   blocks of 8 keys. The two keys a step computes are held apart until the next step
+//!   stores them, and a predicted branch picks the next minimum (the scan's, unless one
+//!   of the two new pairs is smaller, which is rare): the next step does not wait for
+//!   this step's lookups. An exact pair table keyed by the parts' ids was measured and
+//!   rejected (it cannot fit L2, where the index's Bloom filter answers most lookups;
+//!   see `docs/DEVELOPING.md`).
 //! * Longer pieces: [`crate::backtrack`] when the vocabulary supports it (linear time),
 //!   else a binary heap with lazy invalidation over a linked list (`O(n log n)`).
 
