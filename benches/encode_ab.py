@@ -8,7 +8,8 @@ next to this checkout's, and times ``encode_ordinary`` over the same documents a
 ``bench_encode.py``: the whole-corpus stream (every document once per pass, each build's
 piece cache cleared before its pass) and the repeated 2 MB sample. The three encoders run
 interleaved (the order rotating every round); medians of thread CPU time. Prints
-MB/s, the ratios against tiktoken and after/before (this build / ``--other``); writes
+MB/s, the ratios against tiktoken and after/before (this build / ``--other``: the ratio
+of the medians, and the median of each round's own ratio, steadier under changing load); writes
 nothing. Both builds must give the same ids (checked on the first 300 documents).
 
 ``--worst`` times issue 3's worst-case inputs instead (``bench_encode.adversarial_inputs``:
@@ -95,11 +96,14 @@ def main() -> None:
                         fns[k]()
                         times[k].append(time.thread_time() - t)
                 m = {k: statistics.median(v) for k, v in times.items()}
+                # the median of the rounds' own ratios follows load changes between rounds
+                paired = statistics.median(b / a for b, a in zip(times["before"], times["after"]))
                 print(
                     f"{name} {corpus} {label} ({nb / 1e6:.1f} MB): "
                     f"before {nb / m['before'] / 1e6:.1f} MB/s ({m['tiktoken'] / m['before']:.2f}x tiktoken), "
                     f"after {nb / m['after'] / 1e6:.1f} MB/s ({m['tiktoken'] / m['after']:.2f}x), "
-                    f"tiktoken {nb / m['tiktoken'] / 1e6:.1f} MB/s; after/before {m['before'] / m['after']:.3f}",
+                    f"tiktoken {nb / m['tiktoken'] / 1e6:.1f} MB/s; after/before {m['before'] / m['after']:.3f} "
+                    f"(paired rounds {paired:.3f})",
                     flush=True,
                 )
     print(f"load: {os.getloadavg()[0]:.2f}")

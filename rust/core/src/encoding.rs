@@ -567,6 +567,80 @@ mod tests {
         Some(CoreEncoding::from_tiktoken_bytes(&data, file, vec![], pattern).unwrap())
     }
 
+    /// The piece loop against the per-piece reference: texts of frequent words (tokens)
+    /// and rare ones (merged, through the piece cache), in many arrangements, with the
+    /// rare ones adjacent, first, last and within the last 8 bytes, cold and warm; and
+    /// `encode_into`'s count of the last piece's ids.
+    #[test]
+    fn piece_loop_equals_the_reference_and_counts_the_last_piece() {
+        let frags = [
+            " the",
+            " of",
+            " and",
+            ",",
+            ".",
+            "\n",
+            " a",
+            "  ",
+            "\n    ",
+            " Zyxqwv",
+            " unfathomably",
+            " flibbertigibbet",
+            "Qjxz",
+            " sesquipedalianism",
+            " 9876543210",
+            " ääkkönen",
+            " 中文字符测试",
+            "_xq",
+            "(Zq)",
+            "'xyzzy",
+        ];
+        let mut seed = 7u64;
+        for (file, pat) in [
+            ("o200k_base.tiktoken", patterns::O200K),
+            ("cl100k_base.tiktoken", patterns::CL100K),
+            ("r50k_base.tiktoken", patterns::R50K),
+        ] {
+            let Some(enc) = bundled(file, pat) else {
+                continue;
+            };
+            let none = SpecialSet::none(0);
+            for len in 0..400 {
+                let mut text = String::new();
+                for _ in 0..len % 40 {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    text.push_str(frags[(seed % frags.len() as u64) as usize]);
+                }
+                let b = text.as_bytes();
+                let (mut want, mut last) = (vec![], 0);
+                enc.pretokenizer()
+                    .for_each_piece(&text, |x, y| {
+                        let before = want.len();
+                        match enc.vocab().get(&b[x..y]) {
+                            Some(id) => want.push(id),
+                            None => enc.bpe_piece(&b[x..y], &mut want)?,
+                        }
+                        last = want.len() - before;
+                        Ok(())
+                    })
+                    .unwrap();
+                if len % 3 == 0 {
+                    piece_cache::clear_thread();
+                }
+                for _ in 0..2 {
+                    let mut out = vec![];
+                    assert_eq!(
+                        enc.encode_into(&text, &none, &none, &mut out).unwrap(),
+                        last
+                    );
+                    assert_eq!(out, want, "{file} {text:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn ranged_encoding_concatenates_to_the_whole() {
         let frags = [
@@ -675,6 +749,20 @@ mod proptests {
             for _ in 0..3 {
                 prop_assert_eq!(&enc.encode_ordinary(&text).unwrap(), &want);
             }
+            // the number of ids of the last piece
+            let last = enc.pretokenizer().split(&text).unwrap().last().map(|&(a, b)| {
+                let mut v = vec![];
+                table.encode_piece(&text.as_bytes()[a..b], &mut v).unwrap();
+                match enc.vocab().get(&text.as_bytes()[a..b]) {
+                    Some(_) => 1,
+                    None => v.len(),
+                }
+            });
+            let none = SpecialSet::none(0);
+            let mut out = vec![];
+            let n = enc.encode_into(&text, &none, &none, &mut out).unwrap();
+            prop_assert_eq!(&out, &want);
+            prop_assert_eq!(n, last.unwrap_or(0));
         }
     }
 }

@@ -1,0 +1,108 @@
+"""Where the time of one whole-corpus stream goes at the Python level (issue 3, target 1).
+
+    python benches/stream_breakdown.py [--rounds 5] [--encodings o200k_base] [--corpora en.txt code.txt]
+
+For each corpus, times (thread CPU, interleaved rounds, medians) the stream exactly as
+``bench_encode.py --only stream`` does (every document once, the piece cache cleared first,
+``[enc.encode_ordinary(d) for d in docs]``) and variants that take one part away:
+
+- ``full``: the benchmark's call;
+- ``nogc``: the same with ``gc.disable()`` (a diagnostic only: the cyclic GC's gen-0/1/2
+  traversals that the young lists cause);
+- ``count``: ``count`` on an encoding without special tokens (the same encoder into the
+  reused per-thread buffer, no list: call, argument conversion, lexing, lookups, merges);
+- ``empty``: one call per document on an empty string (call overhead only);
+- tiktoken ``full`` and ``nogc`` for comparison.
+
+Prints ns per byte of each part: call overhead, encoding (Rust), building and freeing the
+lists, GC. Writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+from typing import Callable
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_encode as B  # noqa: E402
+import supertok  # noqa: E402
+import supertok._core as core  # noqa: E402
+
+
+def nogc(f: Callable[[], object]) -> Callable[[], object]:
+    """`f` run with the cyclic GC disabled (and its result freed inside)."""
+
+    def g() -> None:
+        gc.disable()
+        try:
+            f()
+        finally:
+            gc.enable()
+
+    return g
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--encodings", nargs="+", default=["o200k_base"])
+    ap.add_argument("--corpora", nargs="+", default=["en.txt", "code.txt"])
+    args = ap.parse_args()
+    print(f"load: {os.getloadavg()[0]:.2f}")
+    for name in args.encodings:
+        enc = supertok.get_encoding(name)
+        bare = core.CoreEncoding.from_tiktoken_file(B.tiktoken_ranks_file(name), {}, enc._pat_str)
+        tk = B.load_tiktoken(name)
+        for corpus in args.corpora:
+            docs = B.corpus_docs(corpus)
+            if docs is None:
+                print(f"{corpus}: corpus absent, skipped")
+                continue
+            nb = sum(len(d.encode()) for d in docs)
+            ntok = sum(len(x) for x in (enc.encode_ordinary(d) for d in docs))
+            empties = [""] * len(docs)
+
+            def full(docs=docs) -> None:
+                core._clear_piece_cache()
+                [enc.encode_ordinary(d) for d in docs]
+
+            def count(docs=docs) -> None:
+                core._clear_piece_cache()
+                [bare.count(d, None, None) for d in docs]
+
+            fns: dict[str, Callable[[], object]] = {
+                "full": full,
+                "nogc": nogc(full),
+                "count": nogc(count),
+                "empty": nogc(lambda: [enc.encode_ordinary(d) for d in empties]),
+                "tk full": lambda docs=docs: [tk.encode_ordinary(d) for d in docs],
+                "tk nogc": nogc(lambda docs=docs: [tk.encode_ordinary(d) for d in docs]),
+            }
+            times: dict[str, list[float]] = {k: [] for k in fns}
+            keys = list(fns)
+            for r in range(args.rounds):
+                for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
+                    t = time.thread_time()
+                    fns[k]()
+                    times[k].append(time.thread_time() - t)
+            m = {k: statistics.median(v) * 1e9 / nb for k, v in times.items()}
+            print(
+                f"{name} {corpus} ({nb / 1e6:.1f} MB, {len(docs)} docs, {ntok / nb:.3f} tokens/B), ns/B: "
+                f"full {m['full']:.2f} = call {m['empty']:.2f} + encode {m['count'] - m['empty']:.2f} "
+                f"+ lists {m['nogc'] - m['count']:.2f} ({(m['nogc'] - m['count']) * nb / ntok:.2f} ns/token) "
+                f"+ GC {m['full'] - m['nogc']:.2f}; "
+                f"tiktoken full {m['tk full']:.2f} (GC {m['tk full'] - m['tk nogc']:.2f}); "
+                f"x tiktoken {m['tk full'] / m['full']:.2f}",
+                flush=True,
+            )
+    print(f"load: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
