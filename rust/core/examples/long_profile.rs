@@ -3,7 +3,9 @@
 //! time per byte printed.
 //!
 //! `cargo run --release -p supertok-core --example long_profile -- VOCAB.tiktoken PATTERN FILE...`
-//! where PATTERN is r50k, cl100k or o200k.
+//! where PATTERN is r50k, cl100k or o200k. With `EVICT=MiB` set, that many MiB are
+//! written between the timed calls (not timed), so each call starts with cold caches,
+//! as in the interleaved benchmarks (`benches/encode_ab.py --worst`).
 
 mod common;
 use common::thread_cpu;
@@ -16,6 +18,11 @@ fn main() {
     }
     let enc = common::load_encoding(&args[1], &args[2]);
     let reps: usize = common::reps(20);
+    let evict_mib: usize = std::env::var("EVICT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut junk = vec![0u8; evict_mib << 20];
     for path in &args[3..] {
         let text = std::fs::read_to_string(path).expect("input");
         let mut out = Vec::new();
@@ -26,7 +33,11 @@ fn main() {
         enc.encode_ordinary_into(&text[..warm], &mut out)
             .expect("encode");
         let mut ts = Vec::with_capacity(reps);
-        for _ in 0..reps {
+        for r in 0..reps {
+            for i in (0..junk.len()).step_by(64) {
+                junk[i] = junk[i].wrapping_add(r as u8 | 1);
+            }
+            std::hint::black_box(&junk);
             out.clear();
             let t = thread_cpu();
             enc.encode_ordinary_into(&text, &mut out).expect("encode");

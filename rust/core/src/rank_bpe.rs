@@ -17,7 +17,12 @@
 //!   The initial parts of atomic characters step over whole UTF-8 characters, so the
 //!   next step does not wait for the character table's load. On x86-64 the loop is
 //!   also compiled for AVX2 (runtime dispatch), and the minimum scan runs over whole
-//!   blocks of 8 keys.
+//!   blocks of 8 keys. The two keys a step computes are held apart until the next step
+//!   stores them, and a predicted branch picks the next minimum (the scan's, unless one
+//!   of the two new pairs is smaller, which is rare): the next step does not wait for
+//!   this step's lookups. An exact pair table keyed by the parts' ids was measured and
+//!   rejected (it cannot fit L2, where the index's Bloom filter answers most lookups;
+//!   see `docs/DEVELOPING.md`).
 //! * Longer pieces: [`crate::backtrack`] when the vocabulary supports it (linear time),
 //!   else a binary heap with lazy invalidation over a linked list (`O(n log n)`).
 
@@ -300,8 +305,23 @@ fn linear_impl<M: FnMut(usize, usize)>(
     }
     // keys[n..] stay MAX: the scans may cover them
     let m = (n + 7) & !7;
+    // The two keys a step computes (`ka` for the part at `pa`, `kb` for the one at `pb`)
+    // are held apart: their slots of `keys` hold MAX until the next step stores them.
+    // The next merge is seldom one of those two new pairs (replayed merges of missed
+    // pieces: fi 6 %, en 17 %, ja 3 %, random letters < 1 %), so the choice between
+    // the scan's minimum and theirs is a branch (kept by `black_box`) that the CPU
+    // predicts and runs past: the next step starts without waiting for this step's
+    // lookups, and the lookups of consecutive steps overlap. Position `LINEAR_MAX - 1`
+    // (never a part start, its key MAX) is the idle slot.
+    let (mut pa, mut ka, mut pb, mut kb) = (LINEAR_MAX - 1, MAX, LINEAR_MAX - 1, MAX);
     loop {
-        let k_min = min_key(&keys, m);
+        let rest = min_key(&keys, m);
+        let fresh = ka.min(kb);
+        let k_min = if fresh < rest {
+            std::hint::black_box(fresh)
+        } else {
+            rest
+        };
         if k_min == MAX {
             break;
         }
@@ -312,8 +332,13 @@ fn linear_impl<M: FnMut(usize, usize)>(
         on_merge(at, j);
         ids[at] = best;
         end[at] = k as u8;
+        // store the last step's keys, then clear the slots this merge changes
+        keys[pa] = ka;
+        keys[pb] = kb;
         keys[j] = MAX;
-        keys[at] = if k < n {
+        keys[at] = MAX;
+        pa = at;
+        ka = if k < n {
             prev[k] = at as u8;
             key(rank3(vocab, &pad, piece, at, end[k] as usize, max_len), at)
         } else {
@@ -321,7 +346,12 @@ fn linear_impl<M: FnMut(usize, usize)>(
         };
         if at > 0 {
             let p = prev[at] as usize;
-            keys[p] = key(rank3(vocab, &pad, piece, p, k, max_len), p);
+            keys[p] = MAX;
+            pb = p;
+            kb = key(rank3(vocab, &pad, piece, p, k, max_len), p);
+        } else {
+            pb = LINEAR_MAX - 1;
+            kb = MAX;
         }
     }
     let mut i = 0;
@@ -459,6 +489,46 @@ mod tests {
         }
     }
 
+    /// Vocabularies where every merge makes the next one (the new pair is the next
+    /// minimum: the merge loop's rarely taken branch, taken on every step), mixed with
+    /// ones where it never does, on pieces up to the linear merge's limit.
+    #[test]
+    fn chains_of_fresh_pairs() {
+        let text: Vec<u8> = (0..LINEAR_MAX as u8 - 1).map(|i| b'a' + i % 26).collect();
+        // left to right: "ab", "abc", "abcd", ... (each new part merges with the next byte)
+        let grow: Vec<Vec<u8>> = (2..12).map(|k| text[..k].to_vec()).collect();
+        // right to left: "yz", "xyz", ... ending at byte 25
+        let back: Vec<Vec<u8>> = (2..12).map(|k| text[26 - k..26].to_vec()).collect();
+        // and pairs everywhere, at higher ranks
+        let pairs: Vec<Vec<u8>> = (0..25).map(|i| text[i..i + 2].to_vec()).collect();
+        for tokens in [
+            [grow.clone(), pairs.clone()].concat(),
+            [back.clone(), pairs.clone()].concat(),
+            [pairs.clone(), grow.clone(), back.clone()].concat(),
+            [grow.clone(), back.clone()].concat(),
+        ] {
+            let mut all: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+            let mut seen = std::collections::HashSet::new();
+            for t in tokens {
+                if seen.insert(t.clone()) {
+                    let id = all.len() as u32;
+                    all.push((t, id));
+                }
+            }
+            let v = Vocab::from_pairs(all).unwrap();
+            let t = MergeTable::from_vocab_ranks(&v);
+            for len in (2..LINEAR_MAX).step_by(5).chain([LINEAR_MAX - 1]) {
+                for start in [0, 1, 13] {
+                    let piece = &text[start..(start + len).min(text.len())];
+                    let (mut a, mut b) = (vec![], vec![]);
+                    assert!(linear(&v, None, piece, &mut a, &mut |_, _| {}));
+                    t.encode_piece(piece, &mut b).unwrap();
+                    assert_eq!(a, b, "{len} {start}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn missing_byte_is_error() {
         let v = Vocab::from_pairs(vec![(b"a".to_vec(), 0), (b"ab".to_vec(), 1)]).unwrap();
@@ -564,6 +634,34 @@ pub(crate) mod proptests {
                     prop_assert!(ok);
                     prop_assert_eq!(&b, &want);
                 }
+            }
+        }
+
+        /// Few distinct bytes, pieces up to the linear merge's limit: many equal pairs
+        /// (leftmost among equals), tokens of any rank order (a concatenation of higher
+        /// rank than other candidates, tokens ranked below their parts, unreachable
+        /// ones), so that the new pairs of a step are often, and often not, the next
+        /// minimum.
+        #[test]
+        fn linear_equals_merge_table_on_small_alphabets(
+            tokens in proptest::collection::vec(proptest::collection::vec(0usize..3, 2..7), 1..40),
+            pieces in proptest::collection::vec(proptest::collection::vec(0usize..3, 2..LINEAR_MAX), 1..4),
+        ) {
+            let v = vocab_of(&tokens);
+            let table = MergeTable::from_vocab_ranks(&v);
+            for p in &pieces {
+                let mut piece = concat(p);
+                piece.truncate(LINEAR_MAX - 1);
+                let mut want = vec![];
+                table.encode_piece(&piece, &mut want).unwrap();
+                let mut a = vec![];
+                let ok = linear(&v, None, &piece, &mut a, &mut |_, _| {});
+                prop_assert!(ok);
+                prop_assert_eq!(&a, &want);
+                let mut b = vec![];
+                let ok = linear_impl(&v, None, &piece, &mut b, &mut |_, _| {});
+                prop_assert!(ok);
+                prop_assert_eq!(&b, &want);
             }
         }
 
