@@ -5,6 +5,8 @@ Shared by the test modules: ``from strategies import nasty_text, nasty_bytes``.
 
 from __future__ import annotations
 
+import random
+
 from hypothesis import strategies as st
 
 # Fragments that exercise every branch of the known split patterns: Unicode whitespace
@@ -67,3 +69,15 @@ def nasty_bytes(draw: st.DrawFn) -> bytes:
         j = draw(st.integers(i, min(len(b), i + 3)))
         b = b[:i] + draw(st.binary(max_size=3)) + b[j:]
     return b
+
+
+def mixed_text(n: int, seed: int, frags: list[str]) -> str:
+    """About ``n`` characters made of ``frags`` drawn at random (seeded, deterministic)."""
+    rnd = random.Random(seed)
+    parts: list[str] = []
+    size = 0
+    while size < n:
+        f = rnd.choice(frags)
+        parts.append(f)
+        size += len(f)
+    return "".join(parts)

@@ -26,7 +26,7 @@ from supertok import _core
 from supertok.registry import DATA_DIR
 
 from conftest import require_corpus, tiktoken_reference
-from strategies import nasty_text
+from strategies import mixed_text, nasty_text
 
 NAMES = ["o200k_base", "cl100k_base", "r50k_base"]
 
@@ -117,17 +117,9 @@ def test_adversarial_inputs_full_size_match_tiktoken(name: str) -> None:
 
 
 def _mixed_long_text(n: int, seed: int) -> str:
-    rnd = random.Random(seed)
-    frags = ["Hello world. ", "don't ", "\n", "\n\n", "  indented\n", "x = f(y)\n", "//c\n", "\n/p",
-             "\u65e5\u672c\u8a9e", "\u3000", "123456 ", "e\u0301", "\t\tcode;\n", "'s ", "ABC def ",
-             "\r\n", "...", "\u2014", "\U0001f600 ", "a" * 300, " " * 50]
-    parts: list[str] = []
-    size = 0
-    while size < n:
-        f = rnd.choice(frags)
-        parts.append(f)
-        size += len(f)
-    return "".join(parts)
+    return mixed_text(n, seed, ["Hello world. ", "don't ", "\n", "\n\n", "  indented\n", "x = f(y)\n", "//c\n", "\n/p",
+                                "\u65e5\u672c\u8a9e", "\u3000", "123456 ", "e\u0301", "\t\tcode;\n", "'s ", "ABC def ",
+                                "\r\n", "...", "\u2014", "\U0001f600 ", "a" * 300, " " * 50])
 
 
 @pytest.mark.parametrize("name", NAMES)

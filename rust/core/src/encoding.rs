@@ -567,6 +567,18 @@ mod tests {
         Some(CoreEncoding::from_tiktoken_bytes(&data, file, vec![], pattern).unwrap())
     }
 
+    /// The bundled o200k, cl100k and r50k encodings that are present.
+    fn bundled_all() -> Vec<(&'static str, CoreEncoding)> {
+        [
+            ("o200k_base.tiktoken", patterns::O200K),
+            ("cl100k_base.tiktoken", patterns::CL100K),
+            ("r50k_base.tiktoken", patterns::R50K),
+        ]
+        .into_iter()
+        .filter_map(|(file, pat)| Some((file, bundled(file, pat)?)))
+        .collect()
+    }
+
     /// The piece loop against the per-piece reference: texts of frequent words (tokens)
     /// and rare ones (merged, through the piece cache), in many arrangements, with the
     /// rare ones adjacent, first, last and within the last 8 bytes, cold and warm; and
@@ -596,14 +608,7 @@ mod tests {
             "'xyzzy",
         ];
         let mut seed = 7u64;
-        for (file, pat) in [
-            ("o200k_base.tiktoken", patterns::O200K),
-            ("cl100k_base.tiktoken", patterns::CL100K),
-            ("r50k_base.tiktoken", patterns::R50K),
-        ] {
-            let Some(enc) = bundled(file, pat) else {
-                continue;
-            };
+        for (file, enc) in bundled_all() {
             let none = SpecialSet::none(0);
             for len in 0..400 {
                 let mut text = String::new();
@@ -672,14 +677,7 @@ mod tests {
             seed ^= seed << 17;
             text.push_str(frags[(seed % frags.len() as u64) as usize]);
         }
-        for (file, pat) in [
-            ("o200k_base.tiktoken", patterns::O200K),
-            ("cl100k_base.tiktoken", patterns::CL100K),
-            ("r50k_base.tiktoken", patterns::R50K),
-        ] {
-            let Some(enc) = bundled(file, pat) else {
-                continue;
-            };
+        for (file, enc) in bundled_all() {
             let whole = enc.encode_ordinary(&text).unwrap();
             for parts in [2, 3, 7, 50] {
                 let ranges = enc.parallel_ranges_min(&text, parts, 100);
