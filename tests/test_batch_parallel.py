@@ -26,23 +26,15 @@ from hypothesis import strategies as st
 import supertok
 
 from conftest import require_corpus, tiktoken_reference
-from strategies import nasty_text
+from strategies import mixed_text, nasty_text
 
 THREADS = (1, 2, 3, 8)
 
 
 def _text(n: int, seed: int) -> str:
     """About ``n`` characters of mixed prose, code, CJK, emoji and whitespace runs."""
-    rnd = random.Random(seed)
-    frags = ["Hello world. ", "don't ", "\n", "\n\n", "  indented\n", "x = f(y)\n", "\n/p", "\u65e5\u672c\u8a9e",
-             "\u3000", "123456 ", "e\u0301", "\r\n", "\U0001f468\u200d\U0001f469 ", "a" * 200, " " * 40, "ABC def "]
-    parts: list[str] = []
-    size = 0
-    while size < n:
-        f = rnd.choice(frags)
-        parts.append(f)
-        size += len(f)
-    return "".join(parts)
+    return mixed_text(n, seed, ["Hello world. ", "don't ", "\n", "\n\n", "  indented\n", "x = f(y)\n", "\n/p", "\u65e5\u672c\u8a9e",
+                                "\u3000", "123456 ", "e\u0301", "\r\n", "\U0001f468\u200d\U0001f469 ", "a" * 200, " " * 40, "ABC def "])
 
 
 def _mixed_batch() -> list[str]:
@@ -244,3 +236,33 @@ def test_concurrent_parallel_calls_from_several_python_threads() -> None:
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads)
     assert errors == []
+
+
+_ERRORS_UNDER_LOAD = r"""
+import supertok
+enc = supertok.get_encoding("cl100k_base")
+docs = ["some text " * 50 + "<|endoftext|>"] * 64 + ["x" * 20000 + "<|fim_prefix|>"] * 8
+for rep in range(300):
+    for n in (2, 3, 8):
+        try:
+            enc.encode_batch(docs, num_threads=n)
+        except ValueError as e:
+            assert "endoftext" in str(e), e
+        else:
+            raise AssertionError("no error")
+print("ok")
+"""
+
+
+def test_batch_errors_on_pool_threads_do_not_deadlock() -> None:
+    """Every document fails: the pool threads map their errors while the calling thread
+    holds the GIL and waits for them (the mapping must not need the GIL). Run in a child
+    process so that a deadlock fails the test instead of hanging the suite."""
+    import subprocess
+
+    try:
+        out = subprocess.run([sys.executable, "-c", _ERRORS_UNDER_LOAD], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("encode_batch deadlocked on errors raised by pool threads")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

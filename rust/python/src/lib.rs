@@ -24,30 +24,48 @@ mod train;
 mod utf8str;
 
 /// Map a core error to the Python exception a tiktoken user expects.
+///
+/// Never takes the GIL: the exception's arguments that need Python objects (a token's
+/// `repr`, a `bytes` value) are built lazily, when the error is raised on a thread that
+/// holds the GIL. So pool threads may map their errors while the calling thread holds the
+/// GIL and waits for them (taking it there would deadlock).
 pub(crate) fn to_py(e: Error) -> PyErr {
     match e {
         Error::UnknownToken(_) => PyKeyError::new_err(e.to_string()),
-        Error::UnknownTokenBytes(b) => {
-            Python::attach(|py| PyKeyError::new_err(PyBytes::new(py, &b).unbind()))
-        }
-        Error::DisallowedSpecial(tok) => PyValueError::new_err(disallowed_message(&tok)),
+        Error::UnknownTokenBytes(b) => PyKeyError::new_err(BytesArg(b)),
+        Error::DisallowedSpecial(tok) => PyValueError::new_err(DisallowedArg(tok)),
         Error::Io { .. } => pyo3::exceptions::PyOSError::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }
 }
 
-fn py_repr_str(s: &str) -> String {
-    Python::attach(|py| {
-        PyString::new(py, s)
-            .repr()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|_| format!("{s:?}"))
-    })
+/// A `bytes` exception argument, made when the exception is raised.
+struct BytesArg(Vec<u8>);
+
+impl pyo3::PyErrArguments for BytesArg {
+    fn arguments(self, py: Python<'_>) -> Py<PyAny> {
+        PyBytes::new(py, &self.0).into_any().unbind()
+    }
+}
+
+/// tiktoken's disallowed-special message as an exception argument, made (with the
+/// token's Python `repr`) when the exception is raised.
+struct DisallowedArg(String);
+
+impl pyo3::PyErrArguments for DisallowedArg {
+    fn arguments(self, py: Python<'_>) -> Py<PyAny> {
+        PyString::new(py, &disallowed_message(py, &self.0))
+            .into_any()
+            .unbind()
+    }
 }
 
 /// tiktoken's message for a disallowed special token, word for word.
-pub(crate) fn disallowed_message(tok: &str) -> String {
-    let r = py_repr_str(tok);
+pub(crate) fn disallowed_message(py: Python<'_>, tok: &str) -> String {
+    let r = PyString::new(py, tok)
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| format!("{tok:?}"));
     format!(
         "Encountered text corresponding to disallowed special token {r}.\n\
          If you want this text to be encoded as a special token, pass it to `allowed_special`, e.g. `allowed_special={{{r}, ...}}`.\n\
