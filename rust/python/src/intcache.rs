@@ -313,6 +313,7 @@ where
         state: Mutex::new(Rows {
             rows: (0..n).map(|_| None).collect(),
             waiting: false,
+            helpers_left: helpers,
         }),
         cv: Condvar::new(),
     };
@@ -328,6 +329,7 @@ where
     pool.in_place_scope(|scope| {
         for _ in 0..helpers {
             scope.spawn(|_| {
+                let _done = HelperDone(&batch);
                 while !batch.stop.load(Ordering::Relaxed) {
                     let i = batch.next.fetch_add(1, Ordering::Relaxed);
                     if i >= n {
@@ -381,6 +383,9 @@ where
                 break;
             }
         }
+        // Wait for the pool threads without the GIL (after an error one may still be
+        // encoding a long item); the scope's own wait then returns at once.
+        py.detach(|| batch.wait_helpers());
     });
     match first_err {
         Some(e) => Err(e),
@@ -406,6 +411,21 @@ struct Rows {
     rows: Vec<Option<PyResult<Vec<u32>>>>,
     /// The calling thread sleeps on the condition variable (so a notification is needed).
     waiting: bool,
+    /// Pool threads of the call that have not finished yet.
+    helpers_left: usize,
+}
+
+/// Dropped when a pool thread of [`ordered_parallel`] finishes (also by unwinding).
+struct HelperDone<'a>(&'a Batch);
+
+impl Drop for HelperDone<'_> {
+    fn drop(&mut self) {
+        let mut g = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        g.helpers_left -= 1;
+        if g.waiting {
+            self.0.cv.notify_one();
+        }
+    }
 }
 
 fn poisoned() -> PyErr {
@@ -427,6 +447,16 @@ impl Batch {
     fn take(&self, i: usize) -> PyResult<Option<PyResult<Vec<u32>>>> {
         let mut g = self.state.lock().map_err(|_| poisoned())?;
         Ok(g.rows[i].take())
+    }
+
+    /// Block until every pool thread has finished.
+    fn wait_helpers(&self) {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while g.helpers_left > 0 {
+            g.waiting = true;
+            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g.waiting = false;
     }
 
     fn wait(&self, i: usize) -> PyResult<PyResult<Vec<u32>>> {

@@ -27,8 +27,9 @@ mod utf8str;
 ///
 /// Never takes the GIL: the exception's arguments that need Python objects (a token's
 /// `repr`, a `bytes` value) are built lazily, when the error is raised on a thread that
-/// holds the GIL. So pool threads may map their errors while the calling thread holds the
-/// GIL and waits for them (taking it there would deadlock).
+/// holds the GIL. So pool threads map their errors without waiting for the GIL, whatever
+/// the calling thread is doing (a thread that holds the GIL and waits for them would
+/// otherwise deadlock).
 pub(crate) fn to_py(e: Error) -> PyErr {
     match e {
         Error::UnknownToken(_) => PyKeyError::new_err(e.to_string()),
