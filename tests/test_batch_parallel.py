@@ -125,6 +125,72 @@ def _ref_counts(enc: supertok.Encoding, text: str, make) -> None:
     assert sys.getrefcount(x) == base
 
 
+def _big_batch() -> list[str]:
+    """~6.9 MB in 862 documents of ~8 KB, like the benchmark's en.txt batch."""
+    base = _text(300_000, 11)
+    return [base[(k * 7919) % 290_000 :][:8000] for k in range(862)]
+
+
+def test_large_batches_use_few_caller_slices() -> None:
+    """The calling thread encodes slices of a quarter of what is left (64 KB to 2 MB):
+    15 slices at most for this batch even if the pool thread encoded nothing, where
+    fixed 128 KB slices took ~27 when the caller encoded half of it. Zero slices would
+    mean the batch did not take the multi-threaded path."""
+    from supertok import _core
+
+    enc = supertok.get_encoding("o200k_base")
+    docs = _big_batch()
+    want = enc.encode_ordinary_batch(docs, num_threads=1)
+    assert _core._last_caller_slices() == 0
+    for _ in range(3):
+        assert enc.encode_ordinary_batch(docs, num_threads=2) == want
+        assert 1 <= _core._last_caller_slices() <= 16
+        assert enc.encode_batch(docs, num_threads=2) == want
+        assert 1 <= _core._last_caller_slices() <= 16
+    text = "".join(docs[:500])
+    assert enc.encode_ordinary_parallel(text, num_threads=2) == enc.encode_ordinary(text)
+    assert _core._last_caller_slices() >= 1
+
+
+def test_large_batch_raises_the_first_failing_documents_error() -> None:
+    """Errors inside the caller's first (large) slice, in the middle and near the end."""
+    enc = supertok.get_encoding("cl100k_base")
+    docs = _big_batch()
+    for first, second in ((3, 4), (2, 700), (430, 431), (850, 860)):
+        batch = list(docs)
+        batch[first] += "<|fim_prefix|>"
+        batch[second] += "<|endoftext|>"
+        for n in (2, 3):
+            with pytest.raises(ValueError, match="fim_prefix"):
+                enc.encode_batch(batch, num_threads=n)
+    assert enc.encode_batch(docs[:50], num_threads=2) == [enc.encode_ordinary(d) for d in docs[:50]]
+
+
+@pytest.mark.parametrize("text", ["", "a", "hello world " * 3000, _text(50_000, 9)])
+def test_encoder_lists_are_ordinary_lists(text: str) -> None:
+    """Id lists get their item array from PyMem_Malloc (not PyList_New's calloc): they
+    must behave like any list, whatever their size."""
+    enc = supertok.get_encoding("o200k_base")
+    want = list(enc.encode_ordinary(text))
+    for got in (enc.encode_ordinary(text), enc.encode_ordinary_batch([text, text], num_threads=2)[1],
+                enc.encode_batch([text] * 3, num_threads=1)[2]):
+        assert type(got) is list and got == want and len(got) == len(want)
+        assert sys.getsizeof(got) >= sys.getsizeof([]) + 8 * len(got)
+        got.append(-1)
+        got.extend(range(1000))
+        assert got[len(want)] == -1
+        del got[len(want):]
+        assert got == want
+        got.insert(0, -2)
+        assert got.pop(0) == -2
+        got.sort()
+        assert got == sorted(want)
+        got.clear()
+        assert got == []
+    if len(want) > 0 and max(want) > 256:
+        _ref_counts(enc, text, lambda: enc.encode_ordinary(text))
+
+
 def test_parallel_result_is_an_ordinary_list() -> None:
     enc = supertok.get_encoding("o200k_base")
     text = _text(700_000, 3)

@@ -56,6 +56,10 @@ class CoreEncoding:
 def _clear_piece_cache() -> None:
     """Empty the calling thread's cache of merged pieces (benchmarks use it for cold runs)."""
 
+def _last_caller_slices() -> int:
+    """Slices of its own the calling thread encoded in its last multi-threaded batch or
+    ``encode_ordinary_parallel`` call (0 after a one-thread call); for tests."""
+
 class CoreTokenizer:
     """HF ``tokenizer.json`` byte-level BPE tokenizer (wrapped by ``supertok.Tokenizer``)."""
 

@@ -502,3 +502,10 @@ fn give_buf(v: Vec<u32>) {
 pub(crate) fn _clear_piece_cache() {
     supertok_core::piece_cache::clear_thread();
 }
+
+/// Slices the calling thread encoded itself in its last multi-threaded batch or
+/// `encode_ordinary_parallel` call (0 after a one-thread call); for tests of the schedule.
+#[pyfunction]
+pub(crate) fn _last_caller_slices() -> usize {
+    crate::intcache::last_caller_slices()
+}

@@ -83,19 +83,43 @@ impl IntCache {
     }
 
     /// A list holding `ids`.
+    ///
+    /// The item array comes from `PyMem_Malloc`, not from `PyList_New(n)`'s
+    /// `PyMem_Calloc`: `fill` writes every slot, so zeroing them first would only add a
+    /// pass over 8 bytes per id (the calling thread's `memset` of the item arrays was
+    /// ~0.2-0.3 ms of a 6.9 MB batch).
     pub(crate) fn list<'py>(&self, py: Python<'py>, ids: &[u32]) -> PyResult<Bound<'py, PyList>> {
-        // SAFETY: PyList_New returns a new reference (or NULL with an exception set) to a
-        // list of `ids.len()` NULL items, whose item array `fill` fills completely with
-        // new references (the list takes them over, as PyList_SET_ITEM would). The list
-        // therefore owns all of its items before it is returned. We hold the GIL (`py`).
+        let n = ids.len();
+        let bytes = n
+            .checked_mul(std::mem::size_of::<*mut ffi::PyObject>())
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or_else(|| PyOverflowError::new_err("too many token ids for one list"))?;
+        // SAFETY: PyList_New(0) returns a new reference (or NULL with an exception set) to
+        // an empty list (NULL item array) that nothing else has seen. We give it an item
+        // array from PyMem_Malloc, the allocator CPython's list frees its items with
+        // (PyMem_Free), with room for `n` items, while its size stays 0 (a valid list:
+        // `allocated` >= size); `fill` then writes a new reference to every one of the
+        // `n` slots, which the list owns once its size is set to `n`. If `fill` unwound
+        // part way, the list would free the array and leak the references written (no
+        // slot is ever read before it is written). We hold the GIL (`py`).
         unsafe {
-            let raw = ffi::PyList_New(ids.len() as ffi::Py_ssize_t);
+            let raw = ffi::PyList_New(0);
             if raw.is_null() {
                 return Err(PyErr::fetch(py));
             }
             let list = Bound::from_owned_ptr(py, raw);
-            if !ids.is_empty() {
-                self.fill(py, ids, (*(raw as *mut ffi::PyListObject)).ob_item);
+            if n > 0 {
+                let items = ffi::PyMem_Malloc(bytes) as *mut *mut ffi::PyObject;
+                if items.is_null() {
+                    return Err(PyMemoryError::new_err(format!(
+                        "cannot allocate a list of {n} token ids"
+                    )));
+                }
+                let l = raw as *mut ffi::PyListObject;
+                (*l).ob_item = items;
+                (*l).allocated = n as ffi::Py_ssize_t;
+                self.fill(py, ids, items);
+                (*l).ob_base.ob_size = n as ffi::Py_ssize_t;
             }
             Ok(list.cast_into_unchecked())
         }
@@ -278,10 +302,11 @@ impl Drop for Items<'_> {
 /// The sink (building Python objects) must run under the GIL, one thread at a time. So
 /// that it does not serialize the work, and so that exactly `num_threads` threads run,
 /// the calling thread works too: it and `num_threads - 1` pool threads claim items from
-/// one counter, and after each slice of its own items (at least [`CALLER_SLICE`] of
-/// `weight`, i.e. bytes of text) the calling thread sinks every item that is ready, in
-/// order. The GIL is released while the calling thread encodes or waits, once per slice
-/// rather than once per item (re-taking it can wait for a busy Python thread's switch
+/// one counter, and after each slice of its own items (a quarter of the `weight`, i.e.
+/// bytes of text, not yet claimed, within [`CALLER_SLICE_MIN`]..=[`CALLER_SLICE_MAX`];
+/// see [`caller_slice`]) the calling thread sinks every item that is ready, in order.
+/// The GIL is released while the calling thread encodes or waits, once per slice rather
+/// than once per item (re-taking it can wait for a busy Python thread's switch
 /// interval); the pool threads never take it. The first error in order (from `encode` or `sink`)
 /// is returned; the pool threads then stop claiming, and nothing after it is sunk.
 /// One thread (or one item): everything is encoded in one GIL release, then sunk.
@@ -298,6 +323,7 @@ where
     E: Fn(usize) -> PyResult<Vec<u32>> + Sync,
     S: FnMut(Vec<u32>) -> PyResult<()>,
 {
+    LAST_CALLER_SLICES.with(|c| c.set(0));
     if num_threads <= 1 || n <= 1 {
         let rows = py.detach(|| (0..n).map(&encode).collect::<Vec<_>>());
         for r in rows {
@@ -307,6 +333,13 @@ where
     }
     let helpers = (num_threads - 1).min(n - 1);
     let pool = crate::pool(helpers)?;
+    // `claimed[i]`: weight of items `0..i` (claims follow the index order).
+    let claimed: Vec<usize> = std::iter::once(0)
+        .chain((0..n).scan(0usize, |acc, i| {
+            *acc = acc.saturating_add(weight(i).max(1));
+            Some(*acc)
+        }))
+        .collect();
     let batch = Batch {
         next: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
@@ -325,6 +358,7 @@ where
         })
     };
     let mut built = 0usize;
+    let mut slices = 0usize;
     let mut first_err: Option<PyErr> = None;
     pool.in_place_scope(|scope| {
         for _ in 0..helpers {
@@ -343,11 +377,13 @@ where
         let mut claiming = true;
         while built < n {
             if claiming {
-                // Without the GIL: encode items until `CALLER_SLICE` bytes are done or
-                // none is left to claim.
+                // Without the GIL: encode items until `slice` bytes are done or none is
+                // left to claim.
+                let slice = caller_slice(&claimed, batch.next.load(Ordering::Relaxed));
+                slices += 1;
                 claiming = py.detach(|| {
                     let mut done = 0usize;
-                    while done < CALLER_SLICE && !batch.stop.load(Ordering::Relaxed) {
+                    while done < slice && !batch.stop.load(Ordering::Relaxed) {
                         let i = batch.next.fetch_add(1, Ordering::Relaxed);
                         if i >= n {
                             return false;
@@ -387,15 +423,46 @@ where
         // encoding a long item); the scope's own wait then returns at once.
         py.detach(|| batch.wait_helpers());
     });
+    LAST_CALLER_SLICES.with(|c| c.set(slices));
     match first_err {
         Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
-/// Bytes of text (`weight`) the calling thread of [`ordered_parallel`] encodes between
-/// two visits to the GIL.
-const CALLER_SLICE: usize = 128 * 1024;
+thread_local! {
+    /// Slices the calling thread encoded in its last [`ordered_parallel`] call (0 for
+    /// the one-thread path); see [`last_caller_slices`].
+    static LAST_CALLER_SLICES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many slices the calling thread encoded in its last multi-threaded
+/// [`ordered_parallel`] call (0 after a one-thread call): tests check the slice schedule
+/// with it.
+pub(crate) fn last_caller_slices() -> usize {
+    LAST_CALLER_SLICES.with(|c| c.get())
+}
+
+/// Smallest and largest slice (bytes of text, `weight`) the calling thread of
+/// [`ordered_parallel`] encodes between two visits to the GIL.
+const CALLER_SLICE_MIN: usize = 64 * 1024;
+const CALLER_SLICE_MAX: usize = 2 * 1024 * 1024;
+
+/// The calling thread's next slice when items `0..next` are claimed (`claimed` holds the
+/// prefix sums of the weights): a quarter of what is left, within
+/// [`CALLER_SLICE_MIN`]..=[`CALLER_SLICE_MAX`].
+///
+/// Large slices while much is left: every visit to the sink evicts the encoder's tables
+/// from the caller's caches (and the sink starts on cold `int` objects), so fewer visits
+/// cost less; small slices at the end: what the caller sinks after the last item is
+/// claimed (its own last slice and what the pool encoded meanwhile) is the tail in which
+/// the pool threads idle. (Fixed 128 KB slices meant ~27 visits per 6.9 MB batch on two
+/// threads.)
+fn caller_slice(claimed: &[usize], next: usize) -> usize {
+    let total = claimed.last().copied().unwrap_or(0);
+    let done = claimed.get(next).copied().unwrap_or(total);
+    ((total - done) / 4).clamp(CALLER_SLICE_MIN, CALLER_SLICE_MAX)
+}
 
 /// Shared state of one [`ordered_parallel`] call.
 struct Batch {
@@ -469,5 +536,49 @@ impl Batch {
             g.waiting = true;
             g = self.cv.wait(g).map_err(|_| poisoned())?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefix(weights: &[usize]) -> Vec<usize> {
+        std::iter::once(0)
+            .chain(weights.iter().scan(0, |a, &w| {
+                *a += w;
+                Some(*a)
+            }))
+            .collect()
+    }
+
+    #[test]
+    fn caller_slice_is_a_quarter_of_what_is_left_within_bounds() {
+        let claimed = prefix(&[8192; 2000]); // 16.4 MB
+        assert_eq!(caller_slice(&claimed, 0), CALLER_SLICE_MAX); // a quarter: 4.1 MB
+        assert_eq!(caller_slice(&claimed, 1500), 500 * 8192 / 4);
+        assert_eq!(caller_slice(&claimed, 1990), CALLER_SLICE_MIN);
+        assert_eq!(caller_slice(&claimed, 2000), CALLER_SLICE_MIN);
+        assert_eq!(caller_slice(&claimed, 9000), CALLER_SLICE_MIN); // the counter runs past n
+        assert_eq!(caller_slice(&[0], 0), CALLER_SLICE_MIN);
+    }
+
+    #[test]
+    fn caller_alone_needs_few_slices() {
+        // Worst case for the schedule: the pool threads claim nothing. 862 documents of
+        // 8 KB (the size of the benchmark's batch) take 15 slices; fixed 128 KB slices took 51.
+        let w = vec![7970usize; 862];
+        let claimed = prefix(&w);
+        let (mut next, mut slices) = (0, 0);
+        while next < w.len() {
+            let slice = caller_slice(&claimed, next);
+            let mut done = 0;
+            while done < slice && next < w.len() {
+                done += w[next];
+                next += 1;
+            }
+            slices += 1;
+        }
+        assert!((10..=20).contains(&slices), "{slices}");
     }
 }

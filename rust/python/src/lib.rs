@@ -267,6 +267,7 @@ pub(crate) fn rows_to_bytes<'py>(
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encoding::CoreEncoding>()?;
     m.add_function(wrap_pyfunction!(encoding::_clear_piece_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(encoding::_last_caller_slices, m)?)?;
     m.add_class::<bytes::ByteTokenizer>()?;
     m.add_class::<bytes::ByteTree>()?;
     stochastic::register(m)?;
