@@ -132,10 +132,10 @@ def _big_batch() -> list[str]:
 
 
 def test_large_batches_use_few_caller_slices() -> None:
-    """The calling thread encodes slices of a quarter of what is left (64 KB to 2 MB):
-    15 slices at most for this batch even if the pool thread encoded nothing, where
-    fixed 128 KB slices took ~27 when the caller encoded half of it. Zero slices would
-    mean the batch did not take the multi-threaded path."""
+    """On two threads the calling thread encodes slices of a quarter of what is left
+    (half its share; 64 KB to 2 MB): 15 slices at most for this batch even if the pool
+    thread encoded nothing, where fixed 128 KB slices took ~27 when the caller encoded
+    half of it. Zero slices would mean the batch did not take the multi-threaded path."""
     from supertok import _core
 
     enc = supertok.get_encoding("o200k_base")

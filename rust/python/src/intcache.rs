@@ -302,9 +302,10 @@ impl Drop for Items<'_> {
 /// The sink (building Python objects) must run under the GIL, one thread at a time. So
 /// that it does not serialize the work, and so that exactly `num_threads` threads run,
 /// the calling thread works too: it and `num_threads - 1` pool threads claim items from
-/// one counter, and after each slice of its own items (a quarter of the `weight`, i.e.
-/// bytes of text, not yet claimed, within [`CALLER_SLICE_MIN`]..=[`CALLER_SLICE_MAX`];
-/// see [`caller_slice`]) the calling thread sinks every item that is ready, in order.
+/// one counter, and after each slice of its own items (half its share of the `weight`,
+/// i.e. bytes of text, not yet claimed, within
+/// [`CALLER_SLICE_MIN`]..=[`CALLER_SLICE_MAX`]; see [`caller_slice`]) the calling thread
+/// sinks every item that is ready, in order.
 /// The GIL is released while the calling thread encodes or waits, once per slice rather
 /// than once per item (re-taking it can wait for a busy Python thread's switch
 /// interval); the pool threads never take it. The first error in order (from `encode` or `sink`)
@@ -379,7 +380,7 @@ where
             if claiming {
                 // Without the GIL: encode items until `slice` bytes are done or none is
                 // left to claim.
-                let slice = caller_slice(&claimed, batch.next.load(Ordering::Relaxed));
+                let slice = caller_slice(&claimed, batch.next.load(Ordering::Relaxed), helpers + 1);
                 slices += 1;
                 claiming = py.detach(|| {
                     let mut done = 0usize;
@@ -449,19 +450,21 @@ const CALLER_SLICE_MIN: usize = 64 * 1024;
 const CALLER_SLICE_MAX: usize = 2 * 1024 * 1024;
 
 /// The calling thread's next slice when items `0..next` are claimed (`claimed` holds the
-/// prefix sums of the weights): a quarter of what is left, within
-/// [`CALLER_SLICE_MIN`]..=[`CALLER_SLICE_MAX`].
+/// prefix sums of the weights) and `threads` threads encode: half of its share of what is
+/// left (a quarter on two threads), within [`CALLER_SLICE_MIN`]..=[`CALLER_SLICE_MAX`].
 ///
 /// Large slices while much is left: every visit to the sink evicts the encoder's tables
 /// from the caller's caches (and the sink starts on cold `int` objects), so fewer visits
 /// cost less; small slices at the end: what the caller sinks after the last item is
 /// claimed (its own last slice and what the pool encoded meanwhile) is the tail in which
 /// the pool threads idle. (Fixed 128 KB slices meant ~27 visits per 6.9 MB batch on two
-/// threads.)
-fn caller_slice(claimed: &[usize], next: usize) -> usize {
+/// threads.) The share shrinks with more threads: the caller alone builds every list, so
+/// the more threads produce rows, the sooner it must come back to them (only two threads
+/// were measured: the machine had two cores).
+fn caller_slice(claimed: &[usize], next: usize, threads: usize) -> usize {
     let total = claimed.last().copied().unwrap_or(0);
     let done = claimed.get(next).copied().unwrap_or(total);
-    ((total - done) / 4).clamp(CALLER_SLICE_MIN, CALLER_SLICE_MAX)
+    ((total - done) / threads.max(1).saturating_mul(2)).clamp(CALLER_SLICE_MIN, CALLER_SLICE_MAX)
 }
 
 /// Shared state of one [`ordered_parallel`] call.
@@ -553,14 +556,17 @@ mod tests {
     }
 
     #[test]
-    fn caller_slice_is_a_quarter_of_what_is_left_within_bounds() {
+    fn caller_slice_is_half_its_share_of_what_is_left_within_bounds() {
         let claimed = prefix(&[8192; 2000]); // 16.4 MB
-        assert_eq!(caller_slice(&claimed, 0), CALLER_SLICE_MAX); // a quarter: 4.1 MB
-        assert_eq!(caller_slice(&claimed, 1500), 500 * 8192 / 4);
-        assert_eq!(caller_slice(&claimed, 1990), CALLER_SLICE_MIN);
-        assert_eq!(caller_slice(&claimed, 2000), CALLER_SLICE_MIN);
-        assert_eq!(caller_slice(&claimed, 9000), CALLER_SLICE_MIN); // the counter runs past n
-        assert_eq!(caller_slice(&[0], 0), CALLER_SLICE_MIN);
+        assert_eq!(caller_slice(&claimed, 0, 2), CALLER_SLICE_MAX); // a quarter: 4.1 MB
+        assert_eq!(caller_slice(&claimed, 1500, 2), 500 * 8192 / 4);
+        assert_eq!(caller_slice(&claimed, 1500, 8), 500 * 8192 / 16);
+        assert_eq!(caller_slice(&claimed, 0, 8), 2000 * 8192 / 16);
+        assert_eq!(caller_slice(&claimed, 1990, 2), CALLER_SLICE_MIN);
+        assert_eq!(caller_slice(&claimed, 2000, 2), CALLER_SLICE_MIN);
+        assert_eq!(caller_slice(&claimed, 9000, 3), CALLER_SLICE_MIN); // the counter runs past n
+        assert_eq!(caller_slice(&[0], 0, 2), CALLER_SLICE_MIN);
+        assert_eq!(caller_slice(&claimed, 0, usize::MAX), CALLER_SLICE_MIN);
     }
 
     #[test]
@@ -571,7 +577,7 @@ mod tests {
         let claimed = prefix(&w);
         let (mut next, mut slices) = (0, 0);
         while next < w.len() {
-            let slice = caller_slice(&claimed, next);
+            let slice = caller_slice(&claimed, next, 2);
             let mut done = 0;
             while done < slice && next < w.len() {
                 done += w[next];
