@@ -204,6 +204,32 @@ def test_batch_error_in_any_row_raises_and_pool_recovers() -> None:
         assert enc.encode_ordinary_batch(texts, num_threads=threads) == want
 
 
+_RARE_LETTERS = "abcxyzqéüøłžščșğ" + "жщыэюяґї" + "აბგდეჟ" + "中文字龘鬱" + "가힣뷁"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    words=st.lists(st.text(alphabet=_RARE_LETTERS, min_size=1, max_size=9), min_size=1, max_size=40),
+    n=st.integers(1, 900),
+    seed=st.integers(0, 2**32),
+)
+def test_deferred_non_token_pieces_match_tiktoken(name: str, words: list[str], n: int, seed: int) -> None:
+    """The piece loop defers non-token pieces of <= 26 bytes in batches of 256 and moves
+    their ids into place afterwards: texts of up to 900 mostly rare words (several
+    batches, rare words adjacent, first and last) between frequent words, punctuation and
+    special tokens (each special token ends a span, which places its deferred pieces)."""
+    rng = random.Random(seed)
+    glue = [" ", " the", ", ", ".\n", " of ", "", "<|endoftext|>", "  "]
+    text = "".join(rng.choice(glue) + rng.choice(words) for _ in range(n))
+    ours = supertok.get_encoding(name)
+    ref = tiktoken_reference(name)
+    assert ours.encode_ordinary(text) == ref.encode_ordinary(text)
+    assert ours.encode(text, allowed_special="all") == ref.encode(text, allowed_special="all")
+    _core._clear_piece_cache()
+    assert ours.encode(text, allowed_special="all") == ref.encode(text, allowed_special="all")
+
+
 def test_piece_cache_does_not_change_results() -> None:
     enc = supertok.get_encoding("cl100k_base")
     text = _mixed_long_text(50_000, 3) + " antidisestablishmentarianism" * 50

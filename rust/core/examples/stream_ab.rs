@@ -1,6 +1,7 @@
 //! In-process A/B of the encoder's piece loop on the whole-corpus stream: variant 0 is
 //! the reference loop (the pre-tokenizer's callback and [`CoreEncoding::encode_piece`]
-//! per piece), variant 1 `encode_ordinary_into`. Each pass encodes every document of
+//! per piece), variant 1 `encode_ordinary_into`, variant 2 the same without deferred non-token pieces
+//! (`encode_ordinary_undeferred`). Each pass encodes every document of
 //! <= 8 KB once with the piece cache cleared first; the variants run interleaved (the
 //! order rotating every round) and the medians of thread CPU time are compared. Add a
 //! variant here to measure an alternative against both.
@@ -22,6 +23,8 @@ fn run(enc: &CoreEncoding, v: usize, d: &str, out: &mut Vec<u32>) {
                 .for_each_piece(d, |x, y| enc.encode_piece(&b[x..y], out))
                 .unwrap()
         }
+        // the piece loop without deferred non-token pieces
+        2 => enc.encode_ordinary_undeferred(d, out).unwrap(),
         _ => enc.encode_ordinary_into(d, out).unwrap(),
     }
 }

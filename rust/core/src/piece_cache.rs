@@ -358,6 +358,45 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
     if n > MAX_PIECE {
         return false;
     }
+    // a long piece's hash is computed by `get_long`, and only if it does not bypass
+    get_hashed(
+        owner,
+        piece,
+        if n > MID_PIECE { 0 } else { mix(piece) },
+        out,
+    )
+}
+
+/// The hash [`get_hashed`] and [`put_hashed`] take for `piece` (of at most [`MID_PIECE`]
+/// bytes); the set it selects is fetched into the cache, so that a lookup a few pieces
+/// later does not wait for it.
+#[inline]
+pub fn prefetch(piece: &[u8]) -> u64 {
+    let h = mix(piece);
+    CACHE.with(|c| {
+        if let Some(c) = c.borrow().as_ref() {
+            if piece.len() <= SMALL_PIECE {
+                crate::util::prefetch(&c.small[slot(h, SMALL_SETS)]);
+            } else {
+                // a one-line entry per line: the set's two lines
+                let s: *const Set<MID_DATA> = &c.mid[slot(h, SETS)];
+                crate::util::prefetch(s);
+                crate::util::prefetch(s.cast::<u8>().wrapping_add(64));
+            }
+        }
+    });
+    h
+}
+
+/// [`get`] with the piece's hash `h` from [`prefetch`] (ignored for pieces longer than
+/// [`MID_PIECE`]).
+#[inline]
+pub fn get_hashed(owner: u32, piece: &[u8], h: u64, out: &mut Vec<u32>) -> bool {
+    let n = piece.len();
+    if n > MAX_PIECE {
+        return false;
+    }
+    debug_assert!(n > MID_PIECE || h == mix(piece));
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let Some(c) = c.as_mut() else {
@@ -366,7 +405,6 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
         if n > MID_PIECE {
             return get_long(c, owner, piece, out);
         }
-        let h = mix(piece);
         let mid = if n <= SMALL_PIECE {
             match c.small[slot(h, SMALL_SETS)].find(owner, piece, out) {
                 Found::Hit => return true,
@@ -421,10 +459,27 @@ fn get_long(c: &mut Tables, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> boo
 #[inline]
 pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
     let n = piece.len();
+    if n > MAX_PIECE {
+        return;
+    }
+    put_hashed(
+        owner,
+        piece,
+        if n > MID_PIECE { 0 } else { mix(piece) },
+        toks,
+    )
+}
+
+/// [`put`] with the piece's hash `h` from [`prefetch`] (ignored for pieces longer than
+/// [`MID_PIECE`]).
+#[inline]
+pub fn put_hashed(owner: u32, piece: &[u8], h: u64, toks: &[u32]) {
+    let n = piece.len();
     let need = n + 3 * toks.len();
     if n > MAX_PIECE || need > LONG_DATA || toks.iter().any(|&t| t >= 1 << 24) {
         return;
     }
+    debug_assert!(n > MID_PIECE || h == mix(piece));
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let c = c.get_or_insert_with(|| Tables {
@@ -437,7 +492,7 @@ pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
         if n > MID_PIECE && c.skip_long(piece) {
             return;
         }
-        let h = mix(piece);
+        let h = if n > MID_PIECE { mix(piece) } else { h };
         let over = if n <= SMALL_PIECE {
             need > SMALL_DATA
         } else {
