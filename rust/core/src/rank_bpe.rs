@@ -58,14 +58,15 @@ fn rank(vocab: &Vocab, piece: &[u8], a: usize, b: usize, max_len: usize) -> u32 
 /// index key of any of its sub-slices (first and last 8 bytes) is two unaligned loads and
 /// masks, without branches on the slice's length (whose mispredictions cost the merge
 /// loop more than the loads).
-struct Padded {
-    buf: [u8; LINEAR_MAX + 24],
+/// `L` is the buffer's size: at least the piece's length + 16.
+struct Padded<const L: usize = { LINEAR_MAX + 24 }> {
+    buf: [u8; L],
 }
 
-impl Padded {
+impl<const L: usize> Padded<L> {
     #[inline(always)]
     fn new(piece: &[u8]) -> Self {
-        let mut buf = [0u8; LINEAR_MAX + 24];
+        let mut buf = [0u8; L];
         buf[8..8 + piece.len()].copy_from_slice(piece);
         Padded { buf }
     }
@@ -108,7 +109,14 @@ fn char_len(piece: &[u8], i: usize) -> usize {
 /// [`rank`] for `piece[a..b]` of at least 3 bytes, keyed through `pad` (a [`Padded`] copy
 /// of `piece`).
 #[inline(always)]
-fn rank3(vocab: &Vocab, pad: &Padded, piece: &[u8], a: usize, b: usize, max_len: usize) -> u32 {
+fn rank3<const L: usize>(
+    vocab: &Vocab,
+    pad: &Padded<L>,
+    piece: &[u8],
+    a: usize,
+    b: usize,
+    max_len: usize,
+) -> u32 {
     if b - a > max_len {
         return MAX;
     }
@@ -186,6 +194,11 @@ pub(crate) fn linear<M: FnMut(usize, usize)>(
     on_merge: &mut M,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
+    if piece.len() <= regs::MAX_N && regs::available() {
+        // SAFETY: the CPU has AVX-512F (checked just above).
+        return unsafe { regs::linear_avx512(vocab, chars, piece, out, on_merge) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
         return unsafe { linear_avx2(vocab, chars, piece, out, on_merge) };
@@ -207,6 +220,211 @@ unsafe fn linear_avx2<M: FnMut(usize, usize)>(
     on_merge: &mut M,
 ) -> bool {
     linear_impl(vocab, chars, piece, out, on_merge)
+}
+
+/// The linear merge of pieces of at most [`regs::MAX_N`] bytes with the pair keys in
+/// AVX-512 registers (one 32-bit lane per byte position, as `keys` of [`linear_impl`])
+/// and the part starts in one 64-bit mask: a step's minimum never waits for a store to
+/// memory, and the parts' neighbours are bit scans instead of loads.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod regs {
+    use super::{char_len, emit, rank, rank3, AtomicChars, Padded, Vocab, MAX};
+    use std::arch::x86_64::*;
+
+    /// Longest piece this path takes (part starts and the end bit fit in a `u64`, the
+    /// keys in four registers).
+    pub(crate) const MAX_N: usize = 63;
+    const _: () = assert!(MAX_N < 64 && MAX_N < super::LINEAR_MAX);
+
+    /// Whether the CPU has what this path needs (AVX-512F).
+    #[inline(always)]
+    pub(crate) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+
+    /// The start of the part after the one starting at `x` (`x` < the piece's length).
+    #[inline(always)]
+    fn next(starts: u64, x: usize) -> usize {
+        ((starts >> x) & !1).trailing_zeros() as usize + x
+    }
+
+    /// The start of the part before the one starting at `x` (`x > 0`).
+    #[inline(always)]
+    fn prev(starts: u64, x: usize) -> usize {
+        63 - (starts & ((1u64 << x) - 1)).leading_zeros() as usize
+    }
+
+    /// [`super::linear`] for `piece.len() <= MAX_N`, dispatched on the piece's length to
+    /// 1, 2 or 4 registers of keys.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f,avx2")]
+    pub(crate) unsafe fn linear_avx512<M: FnMut(usize, usize)>(
+        vocab: &Vocab,
+        chars: Option<&AtomicChars>,
+        piece: &[u8],
+        out: &mut Vec<u32>,
+        on_merge: &mut M,
+    ) -> bool {
+        match piece.len() {
+            0..=16 => merge::<1, M>(vocab, chars, piece, out, on_merge),
+            17..=32 => merge::<2, M>(vocab, chars, piece, out, on_merge),
+            _ => merge::<4, M>(vocab, chars, piece, out, on_merge),
+        }
+    }
+
+    /// `v[r] = value` in the lanes of `v` whose bits are set in `lanes` (bit `16 r + l`
+    /// is lane `l` of `v[r]`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    fn set_lanes<const R: usize>(v: &mut [__m512i; R], lanes: u64, value: u32) {
+        let x = _mm512_set1_epi32(value as i32);
+        for (r, reg) in v.iter_mut().enumerate() {
+            *reg = _mm512_mask_mov_epi32(*reg, (lanes >> (16 * r)) as u16, x);
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    fn min_lanes<const R: usize>(v: &[__m512i; R]) -> u32 {
+        let mut m = v[0];
+        for reg in &v[1..] {
+            m = _mm512_min_epu32(m, *reg);
+        }
+        _mm512_reduce_min_epu32(m)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    fn merge<const R: usize, M: FnMut(usize, usize)>(
+        vocab: &Vocab,
+        chars: Option<&AtomicChars>,
+        piece: &[u8],
+        out: &mut Vec<u32>,
+        on_merge: &mut M,
+    ) -> bool {
+        let n = piece.len();
+        debug_assert!(n <= 16 * R && n <= MAX_N);
+        let max_len = vocab.max_token_len();
+        // bit i of `starts`: a part starts at byte i (bit n: the end)
+        let mut starts: u64;
+        // ids[i]: the id of the part at i once merged; keys[i]: the key of its pair (as in
+        // `linear_impl`)
+        let mut ids = [MAX; 64];
+        let mut keys = [MAX; 64];
+        let key = |r: u32, i: usize| if r == MAX { MAX } else { (r << 7) | i as u32 };
+        let pad: Padded<{ MAX_N + 17 }> = Padded::new(piece);
+        match chars {
+            Some(chars) if piece.iter().any(|&b| b >= 0xc2) => {
+                // parts: atomic characters (already merged, with their id) and single bytes
+                starts = 1 << n;
+                let mut i = 0;
+                while i < n {
+                    let cl = char_len(piece, i);
+                    let mut single = i;
+                    if cl > 1 {
+                        if let Some((l, first, id)) = chars.at_parts(piece, i) {
+                            debug_assert!(l <= cl);
+                            if first == l {
+                                starts |= 1 << i;
+                                ids[i] = id;
+                            } else {
+                                // two parts; the longer one is the token `id`
+                                let (x, y) = if first > 1 { (id, MAX) } else { (MAX, id) };
+                                let f = i + first;
+                                starts |= 1 << i | 1 << f;
+                                ids[i] = x;
+                                ids[f] = y;
+                            }
+                            single = i + l;
+                        }
+                    }
+                    for a in single..i + cl {
+                        starts |= 1 << a;
+                    }
+                    i += cl;
+                }
+                let mut i = 0;
+                loop {
+                    let j = next(starts, i);
+                    if j == n {
+                        break;
+                    }
+                    let e = next(starts, j);
+                    let r = if e - i == 2 {
+                        rank(vocab, piece, i, e, max_len)
+                    } else {
+                        rank3(vocab, &pad, piece, i, e, max_len)
+                    };
+                    keys[i] = key(r, i);
+                    i = j;
+                }
+            }
+            _ => {
+                starts = u64::MAX >> (63 - n);
+                for (i, k) in keys.iter_mut().enumerate().take(n.saturating_sub(1)) {
+                    *k = key(rank(vocab, piece, i, i + 2, max_len), i);
+                }
+            }
+        }
+        let mut v = [_mm512_set1_epi32(-1); R];
+        for (r, reg) in v.iter_mut().enumerate() {
+            // SAFETY: `keys` has 64 >= 16 * R elements, so lanes 16 r .. 16 r + 16 are in it;
+            // the load is unaligned.
+            *reg = unsafe { _mm512_loadu_si512(keys.as_ptr().add(16 * r).cast()) };
+        }
+        // As in `linear_impl`: the two keys a step computes stay out of `v` (their lanes
+        // MAX) until the next step puts them in; a predicted branch picks the next
+        // minimum. Lane 63 is never a part start (n <= 63): the idle lane.
+        let (mut pa, mut ka, mut pb, mut kb) = (63usize, MAX, 63usize, MAX);
+        loop {
+            let rest = min_lanes(&v);
+            let fresh = ka.min(kb);
+            let k_min = if fresh < rest {
+                std::hint::black_box(fresh)
+            } else {
+                rest
+            };
+            if k_min == MAX {
+                break;
+            }
+            let at = (k_min & 127) as usize;
+            let best = k_min >> 7;
+            let j = next(starts, at);
+            let k = next(starts, j);
+            on_merge(at, j);
+            ids[at] = best;
+            starts &= !(1u64 << j);
+            set_lanes(&mut v, 1 << pa, ka);
+            set_lanes(&mut v, 1 << pb, kb);
+            pa = at;
+            ka = if k < n {
+                key(rank3(vocab, &pad, piece, at, next(starts, k), max_len), at)
+            } else {
+                MAX
+            };
+            if at > 0 {
+                let p = prev(starts, at);
+                set_lanes(&mut v, 1 << j | 1 << at | 1 << p, MAX);
+                pb = p;
+                kb = key(rank3(vocab, &pad, piece, p, k, max_len), p);
+            } else {
+                set_lanes(&mut v, 1 << j | 1 << at, MAX);
+                pb = 63;
+                kb = MAX;
+            }
+        }
+        let mut i = 0;
+        while i < n {
+            let e = next(starts, i);
+            if !emit(vocab, piece, i, e, ids[i], out) {
+                return false;
+            }
+            i = e;
+        }
+        true
+    }
 }
 
 /// The smallest of `keys[..m]` (`m` a multiple of 8): eight independent lanes, so that
@@ -242,7 +460,7 @@ fn linear_impl<M: FnMut(usize, usize)>(
     let mut prev = [0u8; LINEAR_MAX];
     let mut ids = [MAX; LINEAR_MAX];
     let key = |r: u32, i: usize| if r == MAX { MAX } else { (r << 7) | i as u32 };
-    let pad = Padded::new(piece);
+    let pad: Padded = Padded::new(piece);
     match chars {
         Some(chars) if piece.iter().any(|&b| b >= 0xc2) => {
             // parts: atomic characters (already merged, with their id) and single bytes
@@ -529,6 +747,39 @@ mod tests {
         }
     }
 
+    /// On a CPU with AVX-512F (this project's benchmark machine), `linear` must take the
+    /// register merge for short pieces: fails if the dispatch silently falls back.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_path_is_taken() {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let listed = cpuinfo.split_whitespace().any(|w| w == "avx512f");
+        assert_eq!(
+            regs::available(),
+            std::arch::is_x86_feature_detected!("avx512f")
+        );
+        if listed {
+            assert!(
+                regs::available(),
+                "the CPU lists avx512f but the register merge is off"
+            );
+        } else {
+            eprintln!("no AVX-512F: the register merge is not tested on this machine");
+        }
+        const { assert!(regs::MAX_N >= 32 && regs::MAX_N < 64) };
+        // a missing byte token is reported by the register path too
+        let v = Vocab::from_pairs(vec![(b"a".to_vec(), 0), (b"ab".to_vec(), 1)]).unwrap();
+        let mut out = vec![];
+        assert!(!linear(&v, None, b"abb", &mut out, &mut |_, _| {}));
+        out.clear();
+        assert!(linear(&v, None, b"a", &mut out, &mut |_, _| {}));
+        assert_eq!(out, vec![0]);
+        out.clear();
+        let piece = b"ab".repeat(31);
+        assert!(linear(&v, None, &piece, &mut out, &mut |_, _| {}));
+        assert_eq!(out, vec![1; 31]);
+    }
+
     #[test]
     fn missing_byte_is_error() {
         let v = Vocab::from_pairs(vec![(b"a".to_vec(), 0), (b"ab".to_vec(), 1)]).unwrap();
@@ -665,6 +916,62 @@ pub(crate) mod proptests {
             }
         }
 
+        /// The AVX-512 merge (`regs`, keys in registers), called directly, equals the
+        /// merge-table reference and the portable loop on pieces of every length it takes
+        /// (1, 2 and 4 registers), with and without atomic characters, and reports the
+        /// same merges, in the same order, to `on_merge` (the backtracking encoder uses
+        /// them). Skipped without AVX-512F (see `avx512_path_is_taken`).
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn avx512_merge_equals_portable_and_merge_table(
+            tokens in proptest::collection::vec(proptest::collection::vec(0usize..12, 2..14), 1..80),
+            pieces in proptest::collection::vec(proptest::collection::vec(0usize..12, 1..70), 1..8),
+            small in proptest::collection::vec(proptest::collection::vec(0usize..3, 2..7), 1..40),
+            small_piece in proptest::collection::vec(0usize..3, 2..64),
+        ) {
+            if !regs::available() {
+                return Ok(());
+            }
+            let v = vocab_of(&tokens);
+            let table = MergeTable::from_vocab_ranks(&v);
+            let chars = AtomicChars::build(&v);
+            let chars4 = chars.clone().with_four_byte(&v);
+            let vs = vocab_of(&small);
+            let table_s = MergeTable::from_vocab_ranks(&vs);
+            let mut cases: Vec<(&Vocab, &MergeTable, Vec<u8>, bool)> = pieces
+                .iter()
+                .map(|p| (&v, &table, concat(p), true))
+                .collect();
+            cases.push((&vs, &table_s, concat(&small_piece), false));
+            for (v, table, mut piece, with_chars) in cases {
+                piece.truncate(regs::MAX_N);
+                if piece.len() < 2 {
+                    continue;
+                }
+                let mut want = vec![];
+                table.encode_piece(&piece, &mut want).unwrap();
+                let all: &[Option<&AtomicChars>] = if with_chars {
+                    &[None, Some(&chars), Some(&chars4)]
+                } else {
+                    &[None]
+                };
+                for &c in all {
+                    let (mut a, mut ma) = (vec![], vec![]);
+                    // SAFETY: the CPU has AVX-512F (checked above).
+                    let ok = unsafe {
+                        regs::linear_avx512(v, c, &piece, &mut a, &mut |x, y| ma.push((x, y)))
+                    };
+                    prop_assert!(ok);
+                    prop_assert_eq!(&a, &want);
+                    let (mut b, mut mb) = (vec![], vec![]);
+                    let ok = linear_impl(v, c, &piece, &mut b, &mut |x, y| mb.push((x, y)));
+                    prop_assert!(ok);
+                    prop_assert_eq!(&b, &want);
+                    prop_assert_eq!(&ma, &mb);
+                }
+            }
+        }
+
         /// The merge loop's lookups: the key built from the padded copy and
         /// `get_filtered_key` agree with `Vocab::get` on every span of 3 or more bytes.
         #[test]
@@ -683,7 +990,7 @@ pub(crate) mod proptests {
                 }
             }
             piece.truncate(LINEAR_MAX - 1);
-            let pad = Padded::new(&piece);
+            let pad: Padded = Padded::new(&piece);
             for a in 0..piece.len() {
                 for b in a + 3..=piece.len() {
                     let want = v.get(&piece[a..b]).unwrap_or(MAX);
