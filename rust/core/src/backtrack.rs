@@ -998,12 +998,7 @@ mod tests {
             let bt = Backtrack::build(&v).expect("bundled vocabularies qualify");
             let chars = AtomicChars::build(&v);
             let mut seed = 0x9e3779b97f4a7c15u64;
-            let mut rnd = move || {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed
-            };
+            let mut rnd = move || crate::testutil::xorshift(&mut seed);
             for case in 0..88 {
                 let alpha = &alphabets[case % alphabets.len()];
                 let nchars = 150 + (rnd() % 900) as usize;

@@ -754,9 +754,7 @@ mod tests {
             for len in 0..400 {
                 let mut text = String::new();
                 for _ in 0..len % 40 {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
+                    crate::testutil::xorshift(&mut seed);
                     text.push_str(frags[(seed % frags.len() as u64) as usize]);
                 }
                 let b = text.as_bytes();
@@ -820,9 +818,7 @@ mod tests {
                 let mut text = String::new();
                 let mut rare = 0;
                 while rare < n {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
+                    crate::testutil::xorshift(&mut seed);
                     let k = (seed % frags.len() as u64) as usize;
                     text.push_str(frags[k]);
                     rare += [1, 2, 4, 5, 7].contains(&k) as usize;
@@ -895,9 +891,7 @@ mod tests {
         let mut seed = 42u64;
         let mut text = String::new();
         while text.len() < 40_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::testutil::xorshift(&mut seed);
             text.push_str(frags[(seed % frags.len() as u64) as usize]);
         }
         for (file, enc) in bundled_all() {

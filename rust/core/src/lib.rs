@@ -37,3 +37,16 @@ pub mod vocab;
 
 pub use encoding::CoreEncoding;
 pub use error::{Error, Result};
+
+/// Helpers shared by the unit tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// One step of Marsaglia's xorshift64 (13, 7, 17): the tests' deterministic
+    /// pseudo-random numbers (`seed` must not be 0).
+    pub(crate) fn xorshift(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+}

@@ -336,9 +336,7 @@ mod tests {
             let len = 1 + round % 24;
             let mut s = String::new();
             for _ in 0..len {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
+                crate::testutil::xorshift(&mut seed);
                 s.push_str(ALPHABET[(seed % ALPHABET.len() as u64) as usize]);
             }
             for (p, r, lx) in &cases {

@@ -828,12 +828,7 @@ mod swar_tests {
             0xff, 0, b' ', b'\'', b'0', b'!', 0xa0, b'\t',
         ];
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rnd = move || crate::testutil::xorshift(&mut seed);
         let mut cases: Vec<Vec<u8>> = Vec::new();
         for v in 0..=255u8 {
             for pos in 0..20 {

@@ -1135,12 +1135,7 @@ fn record(counts: &mut [u64], log: &mut Vec<(u32, u32)>, q: u32, occ: u64, weigh
 mod tests {
     use super::*;
 
-    fn rng(seed: &mut u64) -> u64 {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        *seed
-    }
+    use crate::testutil::xorshift as rng;
 
     /// `n` random merges over a 3-letter alphabet: sides drawn from the tokens made so
     /// far, so pairs are listed more than once and tokens are re-created by other splits.
