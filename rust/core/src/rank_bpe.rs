@@ -106,6 +106,56 @@ fn char_len(piece: &[u8], i: usize) -> usize {
     cl
 }
 
+/// The initial parts of a piece whose atomic characters start as one part (or as the
+/// two parts of their isolated merge; see the module docs), in order: `part(a, b, id)` for
+/// each part `a..b`, with `id` its token id when it starts merged (an atomic character, or
+/// the longer part of a split one) and `MAX` for a single byte. Steps over whole UTF-8
+/// characters, so that the next step does not wait for this one's table lookup.
+#[inline(always)]
+fn atomic_parts(chars: &AtomicChars, piece: &[u8], mut part: impl FnMut(usize, usize, u32)) {
+    let n = piece.len();
+    let mut i = 0;
+    while i < n {
+        let cl = char_len(piece, i);
+        let mut single = i; // first byte of the character left as single bytes
+        if cl > 1 {
+            if let Some((l, first, id)) = chars.at_parts(piece, i) {
+                debug_assert!(l <= cl);
+                if first == l {
+                    part(i, i + l, id);
+                } else {
+                    // two parts; the longer one is the token `id`
+                    let (x, y) = if first > 1 { (id, MAX) } else { (MAX, id) };
+                    part(i, i + first, x);
+                    part(i + first, i + l, y);
+                }
+                single = i + l;
+            }
+        }
+        for a in single..i + cl {
+            part(a, a + 1, MAX);
+        }
+        i += cl;
+    }
+}
+
+/// The rank of the initial pair `piece[a..b]` ([`rank`] for two bytes, [`rank3`] else).
+#[inline(always)]
+fn pair_rank<const L: usize>(
+    vocab: &Vocab,
+    pad: &Padded<L>,
+    piece: &[u8],
+    a: usize,
+    b: usize,
+    max_len: usize,
+) -> u32 {
+    if b - a == 2 {
+        rank(vocab, piece, a, b, max_len)
+    } else {
+        rank3(vocab, pad, piece, a, b, max_len)
+    }
+}
+
 /// [`rank`] for `piece[a..b]` of at least 3 bytes, keyed through `pad` (a [`Padded`] copy
 /// of `piece`).
 #[inline(always)]
@@ -228,7 +278,7 @@ unsafe fn linear_avx2<M: FnMut(usize, usize)>(
 /// memory, and the parts' neighbours are bit scans instead of loads.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod regs {
-    use super::{char_len, emit, rank, rank3, AtomicChars, Padded, Vocab, MAX};
+    use super::{atomic_parts, emit, pair_rank, rank, rank3, AtomicChars, Padded, Vocab, MAX};
     use std::arch::x86_64::*;
 
     /// Longest piece this path takes (part starts and the end bit fit in a `u64`, the
@@ -319,32 +369,10 @@ pub(crate) mod regs {
             Some(chars) if piece.iter().any(|&b| b >= 0xc2) => {
                 // parts: atomic characters (already merged, with their id) and single bytes
                 starts = 1 << n;
-                let mut i = 0;
-                while i < n {
-                    let cl = char_len(piece, i);
-                    let mut single = i;
-                    if cl > 1 {
-                        if let Some((l, first, id)) = chars.at_parts(piece, i) {
-                            debug_assert!(l <= cl);
-                            if first == l {
-                                starts |= 1 << i;
-                                ids[i] = id;
-                            } else {
-                                // two parts; the longer one is the token `id`
-                                let (x, y) = if first > 1 { (id, MAX) } else { (MAX, id) };
-                                let f = i + first;
-                                starts |= 1 << i | 1 << f;
-                                ids[i] = x;
-                                ids[f] = y;
-                            }
-                            single = i + l;
-                        }
-                    }
-                    for a in single..i + cl {
-                        starts |= 1 << a;
-                    }
-                    i += cl;
-                }
+                atomic_parts(chars, piece, |a, _, id| {
+                    starts |= 1 << a;
+                    ids[a] = id;
+                });
                 let mut i = 0;
                 loop {
                     let j = next(starts, i);
@@ -352,12 +380,7 @@ pub(crate) mod regs {
                         break;
                     }
                     let e = next(starts, j);
-                    let r = if e - i == 2 {
-                        rank(vocab, piece, i, e, max_len)
-                    } else {
-                        rank3(vocab, &pad, piece, i, e, max_len)
-                    };
-                    keys[i] = key(r, i);
+                    keys[i] = key(pair_rank(vocab, &pad, piece, i, e, max_len), i);
                     i = j;
                 }
             }
@@ -465,49 +488,17 @@ fn linear_impl<M: FnMut(usize, usize)>(
         Some(chars) if piece.iter().any(|&b| b >= 0xc2) => {
             // parts: atomic characters (already merged, with their id) and single bytes
             let mut last = usize::MAX;
-            let mut i = 0;
-            while i < n {
-                // step over whole UTF-8 characters, so that the next step does not wait
-                // for this one's table lookup
-                let cl = char_len(piece, i);
-                let mut single = i; // first byte of the character left as single bytes
-                if cl > 1 {
-                    if let Some((l, first, id)) = chars.at_parts(piece, i) {
-                        debug_assert!(l <= cl);
-                        let mut part = |a: usize, b: usize, id: u32| {
-                            end[a] = b as u8;
-                            prev[a] = last as u8;
-                            ids[a] = id;
-                            last = a;
-                        };
-                        if first == l {
-                            part(i, i + l, id);
-                        } else {
-                            // two parts; the longer one is the token `id`
-                            let (x, y) = if first > 1 { (id, MAX) } else { (MAX, id) };
-                            part(i, i + first, x);
-                            part(i + first, i + l, y);
-                        }
-                        single = i + l;
-                    }
-                }
-                for a in single..i + cl {
-                    end[a] = (a + 1) as u8;
-                    prev[a] = last as u8;
-                    last = a;
-                }
-                i += cl;
-            }
+            atomic_parts(chars, piece, |a, b, id| {
+                end[a] = b as u8;
+                prev[a] = last as u8;
+                ids[a] = id;
+                last = a;
+            });
             let mut i = 0;
             while end[i] as usize != n {
                 let j = end[i] as usize;
                 let e = end[j] as usize;
-                let r = if e - i == 2 {
-                    rank(vocab, piece, i, e, max_len)
-                } else {
-                    rank3(vocab, &pad, piece, i, e, max_len)
-                };
-                keys[i] = key(r, i);
+                keys[i] = key(pair_rank(vocab, &pad, piece, i, e, max_len), i);
                 i = j;
             }
         }
