@@ -224,6 +224,27 @@ def test_parallel_blocks_at_every_size(name: str) -> None:
             assert enc.encode_ordinary_parallel(text, num_threads=n) == want
 
 
+@pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
+def test_parallel_defers_rare_words_across_blocks(name: str) -> None:
+    """Rare words (non-token pieces the piece loop defers, up to 256 per batch) are
+    thousands per ~128 KB block, so every block holds several deferral batches and every
+    block boundary cuts the queue of the pieces before it; new words (merged) and repeated
+    ones (piece-cache hits), Latin and Cyrillic, next to tokens and punctuation."""
+    enc = supertok.get_encoding(name)
+    rnd = random.Random(11)
+    letters = "qxzjkvwy\u0436\u0449\u044a\u0444"
+    pool = ["".join(rnd.choice(letters) for _ in range(rnd.randint(3, 9))) for _ in range(3000)]
+    parts = []
+    while sum(map(len, parts)) < 600_000:
+        w = rnd.choice(pool) if rnd.random() < 0.6 else "".join(rnd.choice(letters) for _ in range(rnd.randint(3, 12)))
+        parts.append(rnd.choice([" ", " the ", ", ", ".\n", " of "]) + w)
+    text = "".join(parts)
+    want = enc.encode_ordinary(text)
+    assert want == tiktoken_reference(name).encode_ordinary(text)
+    for n in (2, 3):
+        assert enc.encode_ordinary_parallel(text, num_threads=n) == want
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(nasty_text, min_size=1, max_size=8), st.integers(2, 4))
 def test_parallel_on_nasty_text(frags: list[str], threads: int) -> None:

@@ -261,8 +261,38 @@ impl CoreEncoding {
 
     /// Encode the pieces of `text[start..end]`, pre-tokenized on its own (`end` ends a
     /// piece; the whole-piece lookups may read the bytes of `text` around the span).
-    /// Hand-written lexers are driven directly, without a callback. Returns how many ids
-    /// the span's last piece produced (0 for an empty span).
+    /// Hand-written lexers are driven directly ([`CoreEncoding::lex_pieces`]), without a
+    /// callback. Returns how many ids the span's last piece produced (0 for an empty
+    /// span).
+    #[inline(always)]
+    fn encode_span<const DEFER: bool>(
+        &self,
+        text: &str,
+        start: usize,
+        end: usize,
+        out: &mut Vec<u32>,
+    ) -> Result<usize> {
+        let bytes = text.as_bytes();
+        if let Some(lexer) = self.pretok.lexer() {
+            return self.lex_pieces::<DEFER>(lexer, bytes, start, end, 0, end - start, out);
+        }
+        let mut last = 0;
+        self.pretok.for_each_piece(&text[start..end], |a, b| {
+            let before = out.len();
+            self.encode_piece_in(bytes, start + a, start + b, out)?;
+            last = out.len() - before;
+            Ok(())
+        })?;
+        Ok(last)
+    }
+
+    /// The piece loop of [`CoreEncoding::encode_span`] and
+    /// [`CoreEncoding::encode_ordinary_range`]: lex `seg = bytes[base..lim]` with
+    /// `lexer` and encode the pieces that start at offsets `from..stop` of `seg` (`from`
+    /// a piece boundary of `seg`; the last piece may end after `stop`). The sequential
+    /// call lexes its span on its own (`from` 0, `stop` the span's length), the ranged
+    /// one a block of the whole text in its context (`base` 0, `lim` the text's
+    /// length). Returns how many ids the last piece produced (0 if none).
     ///
     /// With `DEFER`, a non-token piece of at most [`piece_cache::MID_PIECE`] bytes is not
     /// encoded when it is lexed: its piece-cache set is prefetched, and it is encoded
@@ -272,88 +302,83 @@ impl CoreEncoding {
     /// cache's lookup on the o200k multilingual stream); a piece deferred only to the
     /// next non-token piece left too little time for the prefetch (see
     /// `docs/DEVELOPING.md`).
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn encode_span<const DEFER: bool>(
+    fn lex_pieces<const DEFER: bool>(
         &self,
-        text: &str,
-        start: usize,
-        end: usize,
+        lexer: &Lexer,
+        bytes: &[u8],
+        base: usize,
+        lim: usize,
+        from: usize,
+        stop: usize,
         out: &mut Vec<u32>,
     ) -> Result<usize> {
         /// `last` while the last piece is deferred.
         const DEFERRED: usize = usize::MAX;
-        let bytes = text.as_bytes();
         let mut last = 0;
-        if let Some(lexer) = self.pretok.lexer() {
-            let seg = &bytes[start..end];
-            let mut i = 0;
-            if !DEFER {
-                while i < seg.len() {
-                    let e = lexer.next_end(seg, i);
-                    let before = out.len();
-                    self.encode_piece_in(bytes, start + i, start + e, out)?;
-                    last = out.len() - before;
-                    i = e;
-                }
-                return Ok(last);
-            }
-            // the deferred pieces and the ids they encode to; both taken from the
-            // thread's scratch at the first deferred piece (no allocation per call)
-            let (mut defs, mut extra) = (Vec::new(), Vec::new());
-            while i < seg.len() {
+        let seg = &bytes[base..lim];
+        let stop = stop.min(seg.len());
+        let mut i = from;
+        if !DEFER {
+            while i < stop {
                 let e = lexer.next_end(seg, i);
-                let (a, b) = (start + i, start + e);
-                i = e;
-                if a + 8 > bytes.len() {
-                    // the last few bytes of the text
-                    let before = out.len();
-                    self.encode_piece(&bytes[a..b], out)?;
-                    last = out.len() - before;
-                    continue;
-                }
-                if let Some(id) = self.vocab.get_in(bytes, a, b) {
-                    out.push(id);
-                    last = 1;
-                    continue;
-                }
-                if b - a > piece_cache::MID_PIECE {
-                    let before = out.len();
-                    self.encode_missing_piece(&bytes[a..b], out)?;
-                    last = out.len() - before;
-                    continue;
-                }
-                if defs.len() == DEFER_BATCH {
-                    self.place_deferred(bytes, &mut defs, &mut extra, out)?;
-                } else if defs.capacity() == 0 {
-                    (defs, extra) = DEFER_SCRATCH.take();
-                    defs.clear();
-                    defs.reserve(DEFER_BATCH);
-                }
-                let h = piece_cache::prefetch(&bytes[a..b]);
-                defs.push(Deferred {
-                    a,
-                    e: b,
-                    at: out.len(),
-                    h,
-                });
-                last = DEFERRED;
-            }
-            if !defs.is_empty() {
-                let k = self.place_deferred(bytes, &mut defs, &mut extra, out)?;
-                if last == DEFERRED {
-                    last = k;
-                }
-            }
-            if defs.capacity() != 0 {
-                DEFER_SCRATCH.set((defs, extra));
-            }
-        } else {
-            self.pretok.for_each_piece(&text[start..end], |a, b| {
                 let before = out.len();
-                self.encode_piece_in(bytes, start + a, start + b, out)?;
+                self.encode_piece_in(bytes, base + i, base + e, out)?;
                 last = out.len() - before;
-                Ok(())
-            })?;
+                i = e;
+            }
+            return Ok(last);
+        }
+        // the deferred pieces and the ids they encode to; both taken from the
+        // thread's scratch at the first deferred piece (no allocation per call)
+        let (mut defs, mut extra) = (Vec::new(), Vec::new());
+        while i < stop {
+            let e = lexer.next_end(seg, i);
+            let (a, b) = (base + i, base + e);
+            i = e;
+            if a + 8 > bytes.len() {
+                // the last few bytes of the text
+                let before = out.len();
+                self.encode_piece(&bytes[a..b], out)?;
+                last = out.len() - before;
+                continue;
+            }
+            if let Some(id) = self.vocab.get_in(bytes, a, b) {
+                out.push(id);
+                last = 1;
+                continue;
+            }
+            if b - a > piece_cache::MID_PIECE {
+                let before = out.len();
+                self.encode_missing_piece(&bytes[a..b], out)?;
+                last = out.len() - before;
+                continue;
+            }
+            if defs.len() == DEFER_BATCH {
+                self.place_deferred(bytes, &mut defs, &mut extra, out)?;
+            } else if defs.capacity() == 0 {
+                (defs, extra) = DEFER_SCRATCH.take();
+                defs.clear();
+                defs.reserve(DEFER_BATCH);
+            }
+            let h = piece_cache::prefetch(&bytes[a..b]);
+            defs.push(Deferred {
+                a,
+                e: b,
+                at: out.len(),
+                h,
+            });
+            last = DEFERRED;
+        }
+        if !defs.is_empty() {
+            let k = self.place_deferred(bytes, &mut defs, &mut extra, out)?;
+            if last == DEFERRED {
+                last = k;
+            }
+        }
+        if defs.capacity() != 0 {
+            DEFER_SCRATCH.set((defs, extra));
         }
         Ok(last)
     }
@@ -418,13 +443,41 @@ impl CoreEncoding {
         if from == 0 && to >= text.len() {
             return self.encode_ordinary_into(text, out);
         }
+        self.encode_range::<true>(text, from, to, out)
+    }
+
+    /// [`CoreEncoding::encode_ordinary_range`] without deferring non-token pieces (for
+    /// `examples/range_ab.rs` and the tests).
+    #[doc(hidden)]
+    pub fn encode_ordinary_range_undeferred(
+        &self,
+        text: &str,
+        from: usize,
+        to: usize,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        if from == 0 && to >= text.len() {
+            return self.encode_ordinary_undeferred(text, out);
+        }
+        self.encode_range::<false>(text, from, to, out)
+    }
+
+    /// The pieces of the whole `text` that start in `[from, to)` (`from` a piece
+    /// boundary), through the piece loop of the sequential call.
+    #[inline(always)]
+    fn encode_range<const DEFER: bool>(
+        &self,
+        text: &str,
+        from: usize,
+        to: usize,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
         let lexer = self.pretok.lexer().ok_or_else(|| {
             Error::InvalidArgument("ranged encoding needs a hand-written lexer".into())
         })?;
         let bytes = text.as_bytes();
-        lexer.for_each_piece_in(text, from, to, |a, b| {
-            self.encode_piece_in(bytes, a, b, out)
-        })
+        self.lex_pieces::<DEFER>(lexer, bytes, 0, bytes.len(), from, to, out)
+            .map(|_| ())
     }
 
     pub fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
@@ -860,6 +913,87 @@ mod tests {
                     out.clear();
                     enc.encode_ordinary_undeferred(&text, &mut out).unwrap();
                     assert_eq!(out, want, "{file} {n}");
+                }
+            }
+        }
+    }
+
+    /// The ranged encoder of `encode_ordinary_parallel` defers as the sequential call
+    /// does: blocks holding several deferral batches each (and batches cut by the
+    /// block ends), cold and warm, concatenate to the per-piece reference, each block
+    /// calls `place_deferred` once per batch of its deferrable pieces (a ranged path
+    /// that stopped deferring would call it never), and the undeferred ranged loop
+    /// agrees.
+    #[test]
+    fn ranged_encoding_defers_across_blocks() {
+        let frags = [
+            " the",
+            " Zyxqwv",
+            " ääkkönen",
+            " of",
+            "Qjxz",
+            " flibbertigibbet",
+            ",",
+            " жжжщ",
+            "\n",
+            ".\n",
+        ];
+        let mut seed = 5u64;
+        let mut text = String::new();
+        let mut rare = 0;
+        while rare < 3000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let k = (seed % frags.len() as u64) as usize;
+            text.push_str(frags[k]);
+            rare += [1, 2, 4, 5, 7].contains(&k) as usize;
+        }
+        let b = text.as_bytes();
+        for (file, enc) in bundled_all() {
+            // the reference ids, and the start of every deferrable piece
+            let (mut want, mut starts) = (vec![], vec![]);
+            enc.pretokenizer()
+                .for_each_piece(&text, |x, y| {
+                    match enc.vocab().get(&b[x..y]) {
+                        Some(id) => want.push(id),
+                        None => {
+                            if x + 8 <= b.len() && y - x <= piece_cache::MID_PIECE {
+                                starts.push(x);
+                            }
+                            enc.bpe_piece(&b[x..y], &mut want)?
+                        }
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            assert!(starts.len() > 4 * DEFER_BATCH, "{file}");
+            for parts in [2, 3, 7] {
+                let ranges = enc.parallel_ranges_min(&text, parts, 1000);
+                assert!(ranges.len() > 1, "{file} {parts}");
+                for cold in [true, false] {
+                    if cold {
+                        piece_cache::clear_thread();
+                    }
+                    let mut out = Vec::new();
+                    for &(x, y) in &ranges {
+                        let placed = PLACED.get();
+                        enc.encode_ordinary_range(&text, x, y, &mut out).unwrap();
+                        let n = starts.iter().filter(|&&s| x <= s && s < y).count();
+                        assert!(n > 0, "{file} {parts}");
+                        assert_eq!(
+                            PLACED.get() - placed,
+                            n.div_ceil(DEFER_BATCH),
+                            "{file} {parts} {x}..{y}"
+                        );
+                    }
+                    assert_eq!(out, want, "{file} {parts}");
+                    out.clear();
+                    for &(x, y) in &ranges {
+                        enc.encode_ordinary_range_undeferred(&text, x, y, &mut out)
+                            .unwrap();
+                    }
+                    assert_eq!(out, want, "{file} {parts}");
                 }
             }
         }

@@ -1,0 +1,88 @@
+//! In-process A/B of the ranged encoder behind `encode_ordinary_parallel` on one thread:
+//! the text (the corpus repeated to at least `MB` MB, default 4) is cut into ~128 KB
+//! blocks as the parallel call cuts it, and each pass encodes every block in order on
+//! this thread with the piece cache cleared first. Variant 0 is the sequential call
+//! (`encode_ordinary_into` of the whole text), 1 the ranged encoder
+//! (`encode_ordinary_range`, deferring non-token pieces), 2 the ranged encoder without
+//! the deferral (`encode_ordinary_range_undeferred`), 3 the same as 1 (an A/A pair for
+//! the noise). `VARS=0,1,2` (the default) picks the variants; they run interleaved (the
+//! order rotating every round); medians of thread CPU time, ratios against the first.
+//!
+//! `ROUNDS=7 cargo run --release -p supertok-core --example range_ab -- VOCAB PATTERN CORPUS...`
+
+use supertok_core::piece_cache;
+use supertok_core::CoreEncoding;
+
+mod common;
+use common::thread_cpu;
+
+fn run(enc: &CoreEncoding, v: usize, text: &str, ranges: &[(usize, usize)], out: &mut Vec<u32>) {
+    match v {
+        0 => enc.encode_ordinary_into(text, out).unwrap(),
+        _ => {
+            for &(a, b) in ranges {
+                if v != 2 {
+                    enc.encode_ordinary_range(text, a, b, out).unwrap();
+                } else {
+                    enc.encode_ordinary_range_undeferred(text, a, b, out)
+                        .unwrap();
+                }
+            }
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 4 {
+        eprintln!("usage: range_ab VOCAB PATTERN(r50k|cl100k|o200k) CORPUS...");
+        std::process::exit(2);
+    }
+    let enc = common::load_encoding(&args[1], &args[2]);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let mb: usize = std::env::var("MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let vars: Vec<usize> = std::env::var("VARS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![0, 1, 2]);
+    for path in &args[3..] {
+        let one = std::fs::read_to_string(path).expect("corpus");
+        let mut text = String::new();
+        while text.len() < mb << 20 {
+            text.push_str(&one);
+        }
+        let ranges = enc.parallel_ranges(&text, (text.len() / (128 << 10)).max(2));
+        let nb = text.len() as f64;
+        let (mut out, mut want) = (Vec::new(), Vec::new());
+        run(&enc, 0, &text, &ranges, &mut want);
+        for &v in &vars {
+            out.clear();
+            run(&enc, v, &text, &ranges, &mut out);
+            assert_eq!(out, want, "variant {v} differs");
+        }
+        let mut t: Vec<Vec<f64>> = vec![vec![]; vars.len()];
+        for r in 0..rounds {
+            for k in 0..vars.len() {
+                let k = (k + r) % vars.len();
+                piece_cache::clear_thread();
+                out.clear();
+                let t0 = thread_cpu();
+                run(&enc, vars[k], &text, &ranges, &mut out);
+                t[k].push(thread_cpu() - t0);
+            }
+        }
+        let m: Vec<f64> = t.into_iter().map(common::median).collect();
+        let cols: Vec<String> = vars
+            .iter()
+            .zip(&m)
+            .map(|(v, x)| format!("v{v} {:.2} ns/B ({:.3}x)", x * 1e9 / nb, m[0] / x))
+            .collect();
+        println!("{path} ({} blocks): {}", ranges.len(), cols.join("  "));
+    }
+}
