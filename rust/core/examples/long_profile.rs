@@ -11,19 +11,14 @@ mod common;
 use common::thread_cpu;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() < 4 {
-        eprintln!("usage: long_profile VOCAB PATTERN(r50k|cl100k|o200k) FILE...");
-        std::process::exit(2);
-    }
-    let enc = common::load_encoding(&args[1], &args[2]);
+    let (enc, paths) = common::encoder_args("long_profile");
     let reps: usize = common::reps(20);
     let evict_mib: usize = std::env::var("EVICT")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut junk = vec![0u8; evict_mib << 20];
-    for path in &args[3..] {
+    for path in &paths {
         let text = std::fs::read_to_string(path).expect("input");
         let mut out = Vec::new();
         let warm = (0..=text.len().min(1000))

@@ -16,17 +16,12 @@ mod common;
 use common::{chunks, thread_cpu};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() < 4 {
-        eprintln!("usage: miss_profile VOCAB PATTERN(r50k|cl100k|o200k) CORPUS...");
-        std::process::exit(2);
-    }
-    let enc = common::load_encoding(&args[1], &args[2]);
+    let (enc, paths) = common::encoder_args("miss_profile");
     let vocab = enc.vocab();
     let chars = AtomicChars::build(vocab);
     let bt = Backtrack::build(vocab).expect("the vocabulary qualifies for backtracking");
     let reps: usize = common::reps(5);
-    for path in &args[3..] {
+    for path in &paths {
         let text = std::fs::read_to_string(path).expect("corpus");
         let mut seen = std::collections::HashSet::new();
         let mut pieces: Vec<&[u8]> = vec![];

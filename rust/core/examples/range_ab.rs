@@ -33,25 +33,11 @@ fn run(enc: &CoreEncoding, v: usize, text: &str, ranges: &[(usize, usize)], out:
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() < 4 {
-        eprintln!("usage: range_ab VOCAB PATTERN(r50k|cl100k|o200k) CORPUS...");
-        std::process::exit(2);
-    }
-    let enc = common::load_encoding(&args[1], &args[2]);
-    let rounds: usize = std::env::var("ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let mb: usize = std::env::var("MB")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4);
-    let vars: Vec<usize> = std::env::var("VARS")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
-        .unwrap_or_else(|| vec![0, 1, 2]);
-    for path in &args[3..] {
+    let (enc, paths) = common::encoder_args("range_ab");
+    let rounds = common::env_usize("ROUNDS", 5);
+    let mb = common::env_usize("MB", 4);
+    let vars = common::variants(&[0, 1, 2]);
+    for path in &paths {
         let one = std::fs::read_to_string(path).expect("corpus");
         let mut text = String::new();
         while text.len() < mb << 20 {

@@ -30,21 +30,10 @@ fn run(enc: &CoreEncoding, v: usize, d: &str, out: &mut Vec<u32>) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() < 4 {
-        eprintln!("usage: stream_ab VOCAB PATTERN(r50k|cl100k|o200k) CORPUS...");
-        std::process::exit(2);
-    }
-    let enc = common::load_encoding(&args[1], &args[2]);
-    let rounds: usize = std::env::var("ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let vars: Vec<usize> = std::env::var("VARS")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
-        .unwrap_or_else(|| vec![0, 1]);
-    for path in &args[3..] {
+    let (enc, paths) = common::encoder_args("stream_ab");
+    let rounds = common::env_usize("ROUNDS", 5);
+    let vars = common::variants(&[0, 1]);
+    for path in &paths {
         let text = std::fs::read_to_string(path).expect("corpus");
         let docs = chunks(&text);
         let nb = text.len() as f64;

@@ -13,14 +13,9 @@ mod common;
 use common::{chunks, thread_cpu};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() < 4 {
-        eprintln!("usage: stream_profile VOCAB PATTERN(r50k|cl100k|o200k) CORPUS...");
-        std::process::exit(2);
-    }
-    let enc = common::load_encoding(&args[1], &args[2]);
+    let (enc, paths) = common::encoder_args("stream_profile");
     let reps: usize = common::reps(3);
-    for path in &args[3..] {
+    for path in &paths {
         let text = std::fs::read_to_string(path).expect("corpus");
         let docs = chunks(&text);
         let nb = text.len() as f64;

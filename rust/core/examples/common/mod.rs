@@ -78,10 +78,34 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 
 /// Repetitions from the `REPS` environment variable, else `default`.
 pub fn reps(default: usize) -> usize {
-    std::env::var("REPS")
+    env_usize("REPS", default)
+}
+
+/// The environment variable `name` as a number (`default` if unset or not a number).
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
+}
+
+/// The A/B examples' variant list: `VARS=0,2` (default `default`).
+pub fn variants(default: &[usize]) -> Vec<usize> {
+    std::env::var("VARS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// The encoder examples' command line `VOCAB PATTERN CORPUS...`: the encoding and the corpora
+/// (exits with a usage message naming `example` when they are missing).
+pub fn encoder_args(example: &str) -> (supertok_core::CoreEncoding, Vec<String>) {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 4 {
+        eprintln!("usage: {example} VOCAB PATTERN(r50k|cl100k|o200k) CORPUS...");
+        std::process::exit(2);
+    }
+    (load_encoding(&args[1], &args[2]), args[3..].to_vec())
 }
 
 /// The command line and set-up shared by the SuperBPE profiling examples:
