@@ -64,11 +64,7 @@ fn main() {
             }
         }
         let m: Vec<f64> = t.into_iter().map(common::median).collect();
-        let cols: Vec<String> = vars
-            .iter()
-            .zip(&m)
-            .map(|(v, x)| format!("v{v} {:.2} ns/B ({:.3}x)", x * 1e9 / nb, m[0] / x))
-            .collect();
-        println!("{path} ({} blocks): {}", ranges.len(), cols.join("  "));
+        let cols = common::variant_columns(&vars, &m, nb);
+        println!("{path} ({} blocks): {cols}", ranges.len());
     }
 }

@@ -164,3 +164,13 @@ impl SuperbpeRun {
         }
     }
 }
+
+/// The A/B examples' result line: each variant's median (seconds per pass over `nb`
+/// bytes) as ns/B and as the first variant's time over its own.
+pub fn variant_columns(vars: &[usize], medians: &[f64], nb: f64) -> String {
+    vars.iter()
+        .zip(medians)
+        .map(|(v, x)| format!("v{v} {:.2} ns/B ({:.3}x)", x * 1e9 / nb, medians[0] / x))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
