@@ -10,11 +10,9 @@
 //!
 //! `ROUNDS=7 cargo run --release -p supertok-core --example range_ab -- VOCAB PATTERN CORPUS...`
 
-use supertok_core::piece_cache;
 use supertok_core::CoreEncoding;
 
 mod common;
-use common::thread_cpu;
 
 fn run(enc: &CoreEncoding, v: usize, text: &str, ranges: &[(usize, usize)], out: &mut Vec<u32>) {
     match v {
@@ -52,18 +50,10 @@ fn main() {
             run(&enc, v, &text, &ranges, &mut out);
             assert_eq!(out, want, "variant {v} differs");
         }
-        let mut t: Vec<Vec<f64>> = vec![vec![]; vars.len()];
-        for r in 0..rounds {
-            for k in 0..vars.len() {
-                let k = (k + r) % vars.len();
-                piece_cache::clear_thread();
-                out.clear();
-                let t0 = thread_cpu();
-                run(&enc, vars[k], &text, &ranges, &mut out);
-                t[k].push(thread_cpu() - t0);
-            }
-        }
-        let m: Vec<f64> = t.into_iter().map(common::median).collect();
+        let m = common::interleaved_medians(&vars, rounds, |v| {
+            out.clear();
+            run(&enc, v, &text, &ranges, &mut out);
+        });
         let cols = common::variant_columns(&vars, &m, nb);
         println!("{path} ({} blocks): {cols}", ranges.len());
     }

@@ -8,11 +8,10 @@
 //!
 //! `ROUNDS=7 VARS=0,1 cargo run --release -p supertok-core --example stream_ab -- VOCAB PATTERN CORPUS...`
 
-use supertok_core::piece_cache;
 use supertok_core::CoreEncoding;
 
 mod common;
-use common::{chunks, thread_cpu};
+use common::chunks;
 
 /// Encode `d` with variant `v` into `out`.
 fn run(enc: &CoreEncoding, v: usize, d: &str, out: &mut Vec<u32>) {
@@ -47,20 +46,12 @@ fn main() {
                 assert_eq!(out, want, "variant {v} differs");
             }
         }
-        let mut t: Vec<Vec<f64>> = vec![vec![]; vars.len()];
-        for r in 0..rounds {
-            for k in 0..vars.len() {
-                let k = (k + r) % vars.len();
-                piece_cache::clear_thread();
-                let t0 = thread_cpu();
-                for d in &docs {
-                    out.clear();
-                    run(&enc, vars[k], d, &mut out);
-                }
-                t[k].push(thread_cpu() - t0);
+        let m = common::interleaved_medians(&vars, rounds, |v| {
+            for d in &docs {
+                out.clear();
+                run(&enc, v, d, &mut out);
             }
-        }
-        let m: Vec<f64> = t.into_iter().map(common::median).collect();
+        });
         let cols = common::variant_columns(&vars, &m, nb);
         println!("{path}: {cols}");
     }

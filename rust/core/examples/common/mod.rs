@@ -174,3 +174,20 @@ pub fn variant_columns(vars: &[usize], medians: &[f64], nb: f64) -> String {
         .collect::<Vec<_>>()
         .join("  ")
 }
+
+/// The A/B examples' timing: `rounds` rounds over the variants `vars` (the order rotating
+/// every round), each pass starting with the thread's piece cache cleared; the median
+/// thread-CPU seconds of `pass(variant)` per variant.
+pub fn interleaved_medians(vars: &[usize], rounds: usize, mut pass: impl FnMut(usize)) -> Vec<f64> {
+    let mut t: Vec<Vec<f64>> = vec![vec![]; vars.len()];
+    for r in 0..rounds {
+        for k in 0..vars.len() {
+            let k = (k + r) % vars.len();
+            supertok_core::piece_cache::clear_thread();
+            let t0 = thread_cpu();
+            pass(vars[k]);
+            t[k].push(thread_cpu() - t0);
+        }
+    }
+    t.into_iter().map(median).collect()
+}
