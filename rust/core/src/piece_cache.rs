@@ -3,21 +3,23 @@
 //! Pieces that are not tokens (about 7 % of English or code pieces, a third of
 //! multilingual ones) need a byte-pair merge, which costs a dozen hash lookups; the same
 //! rare words, identifiers and inflected forms come back again and again. This
-//! two-way set-associative cache remembers the tokens of recent pieces (up to
-//! [`MAX_PIECE`] bytes): sets of two entries, the most
-//! recently used first, so a piece only leaves the cache when two
+//! set-associative cache remembers the tokens of recent pieces (up to
+//! [`MAX_PIECE`] bytes): sets of four (pieces of up to [`MID_PIECE`] bytes) or two entries, the most
+//! recently used first, so a piece only leaves the cache when four (two)
 //! others that map to its set have been used after it (a direct-mapped cache of the same
 //! size misses about three times as often on repeated text). It is per thread (no locks,
-//! no sharing between threads), keyed by the encoding's unique id, bounded (6 MiB per
+//! no sharing between threads), keyed by the encoding's unique id, bounded (8 MiB per
 //! thread, allocated on first use), and only ever returns the exact result of the merge
 //! it stored, so output does not depend on it.
 //!
 //! Layout: three tables, chosen by the piece's length; an entry holds the piece's bytes
 //! and then its ids packed in 24 bits. Pieces of at most [`SMALL_PIECE`] bytes (four in
 //! five non-token pieces of the multilingual sample, nearly all of English and code)
-//! live in compact half-line entries, two to a cache line, so one line answers a
-//! lookup, hit or miss, and 2 MiB hold 64 K of them; pieces of at most [`MID_PIECE`]
-//! bytes in one-line entries (16 K sets, 2 MiB); pieces of at most [`MAX_PIECE`] bytes
+//! live in compact half-line entries, four to a set of two cache lines (the two most
+//! recently used in the first line, where most hits end), and 4 MiB hold 128 K of them;
+//! pieces of at most [`MID_PIECE`]
+//! bytes in one-line entries (8 K sets of four, 2 MiB; the first two lines are
+//! prefetched); pieces of at most [`MAX_PIECE`] bytes
 //! in four-line entries (4 K sets, 2 MiB; these sets are not reordered on hits, which
 //! would copy 512 bytes, so their older entry is evicted first). A piece whose ids do
 //! not fit in its table's entry (cl100k's Georgian: 4 letters, 12 bytes, 8 tokens) is
@@ -60,10 +62,10 @@ pub const MAX_PIECE: usize = 64;
 pub const SMALL_PIECE: usize = 14;
 /// Longest piece looked up in the one-line table (longer ones: the four-line table).
 pub const MID_PIECE: usize = 26;
-/// Number of sets (two half-line entries, one cache line each) of the compact table.
+/// Number of sets ([`SMALL_WAYS`] half-line entries each) of the compact table.
 pub const SMALL_SETS: usize = 32768;
-/// Number of sets (two one-line entries each) of the one-line table.
-pub const SETS: usize = 16384;
+/// Number of sets ([`MID_WAYS`] one-line entries each) of the one-line table.
+pub const SETS: usize = 8192;
 /// Number of sets (two four-line entries each) of the table of long pieces.
 pub const LONG_SETS: usize = 4096;
 
@@ -89,32 +91,46 @@ struct Packed<const P: usize> {
     data: [u8; P],
 }
 
-/// Two entries, the most recently used first, aligned to cache lines.
+/// `W` entries, the most recently used first, aligned to cache lines.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-struct Set<const P: usize>([Packed<P>; 2]);
+struct Set<const P: usize, const W: usize>([Packed<P>; W]);
 
 // SAFETY: integers and integer arrays without padding (6 + P bytes, a multiple of 4 for
 // the three sizes used, checked below; two of them fill whole cache lines); all-zero is
-// a pair of empty entries (owner 0).
-unsafe impl<const P: usize> Zeroable for Set<P> {}
+// `W` empty entries (owner 0).
+unsafe impl<const P: usize, const W: usize> Zeroable for Set<P, W> {}
 
 const _: () = assert!(std::mem::size_of::<Packed<SMALL_DATA>>() == 32);
 const _: () = assert!(std::mem::size_of::<Packed<MID_DATA>>() == 64);
 const _: () = assert!(std::mem::size_of::<Packed<LONG_DATA>>() == 256);
-const _: () = assert!(std::mem::size_of::<Set<SMALL_DATA>>() == 64);
-const _: () = assert!(std::mem::size_of::<Set<MID_DATA>>() == 128);
-const _: () = assert!(std::mem::size_of::<Set<LONG_DATA>>() == 512);
+const _: () = assert!(std::mem::size_of::<Small>() == 32 * SMALL_WAYS);
+const _: () = assert!(std::mem::size_of::<Mid>() == 64 * MID_WAYS);
+const _: () = assert!(std::mem::size_of::<Long>() == 512);
 const _: () = assert!(SMALL_PIECE < SMALL_DATA && MID_PIECE < MID_DATA && MAX_PIECE < LONG_DATA);
+
+/// Ways of the compact table. With two ways (and 64 K sets) the 2 MB multilingual
+/// benchmark sample (47 K distinct non-token pieces of at most [`SMALL_PIECE`] bytes with
+/// cl100k, 40 K with o200k) missed 15 % of its short pieces on every warm pass (sets that
+/// three or more of them map to thrash under LRU); with four ways and 128 K entries 2.5 %
+/// (cl100k) and 1.7 % (o200k). See `docs/DEVELOPING.md`.
+pub const SMALL_WAYS: usize = 4;
+type Small = Set<SMALL_DATA, SMALL_WAYS>;
+const _: () = assert!(SMALL_WAYS >= 2 && SMALL_WAYS <= 4);
+/// Ways of the one-line table (four: 1 647 -> 720 misses per warm pass of the cl100k
+/// multilingual sample, at the same 2 MiB).
+pub const MID_WAYS: usize = 4;
+type Mid = Set<MID_DATA, MID_WAYS>;
+type Long = Set<LONG_DATA, 2>;
 
 /// The tables of one thread.
 struct Tables {
-    /// Pieces of at most [`SMALL_PIECE`] bytes (2 MiB).
-    small: HugeBuf<Set<SMALL_DATA>>,
+    /// Pieces of at most [`SMALL_PIECE`] bytes (4 MiB).
+    small: HugeBuf<Small>,
     /// Pieces of at most [`MID_PIECE`] bytes (2 MiB).
-    mid: HugeBuf<Set<MID_DATA>>,
+    mid: HugeBuf<Mid>,
     /// Pieces of at most [`MAX_PIECE`] bytes (2 MiB).
-    long: HugeBuf<Set<LONG_DATA>>,
+    long: HugeBuf<Long>,
     /// Lookups and hits of pieces longer than [`MID_PIECE`] (see [`Tables::skip_long`]).
     long_rate: Rate,
     /// Insertions and hits of pieces stored behind a redirect (see [`Tables::skip_over`]).
@@ -172,7 +188,7 @@ impl Tables {
 }
 
 thread_local! {
-    /// The tables (6 MiB, three huge pages where available), allocated on the first `put`.
+    /// The tables (8 MiB, four huge pages where available), allocated on the first `put`.
     static CACHE: RefCell<Option<Tables>> = const { RefCell::new(None) };
 }
 
@@ -300,23 +316,35 @@ enum Found {
     Next,
 }
 
-impl<const P: usize> Set<P> {
+impl<const P: usize, const W: usize> Set<P, W> {
     /// Look `piece` up (a hit becomes the most recently used entry).
     #[inline(always)]
     fn find(&mut self, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> Found {
-        let mut w = 0;
-        if !self.0[0].holds(owner, piece) {
-            if !self.0[1].holds(owner, piece) {
-                return Found::Miss;
-            }
-            if P > 64 {
-                // four-line entries: no swap (it would copy 512 bytes), the older entry
-                // is evicted first all the same
-                w = 1;
-            } else {
-                self.0.swap(0, 1);
-            }
+        let mut k = 0;
+        while k < W && !self.0[k].holds(owner, piece) {
+            k += 1;
         }
+        if k == W {
+            return Found::Miss;
+        }
+        let w = if P > 64 {
+            // four-line entries: no reordering (it would copy 512 bytes), the older
+            // entry is evicted first all the same
+            k
+        } else {
+            // the hit moves to the front, the entries before it one place back (a
+            // fixed-size copy per position: `rotate_right` would call `memmove`)
+            let e = self.0[k];
+            match k {
+                0 => {}
+                1 => self.0[1] = self.0[0],
+                2 => self.0.copy_within(0..2, 1),
+                3 => self.0.copy_within(0..3, 1),
+                _ => self.0.copy_within(0..k, 1),
+            }
+            self.0[0] = e;
+            0
+        };
         let e = &self.0[w];
         if e.ntok == REDIRECT {
             return Found::Next;
@@ -332,19 +360,22 @@ impl<const P: usize> Set<P> {
         if !self.0[0].holds(owner, piece) {
             if P > 64 {
                 // copy only the bytes in use (a long piece's entry is mostly empty)
-                let [a, b] = &mut self.0;
-                let used = a.len as usize
-                    + if a.ntok == REDIRECT {
-                        0
-                    } else {
-                        3 * a.ntok as usize
-                    };
-                b.owner = a.owner;
-                b.len = a.len;
-                b.ntok = a.ntok;
-                b.data[..used].copy_from_slice(&a.data[..used]);
+                for k in (1..W).rev() {
+                    let (lo, hi) = self.0.split_at_mut(k);
+                    let (a, b) = (&lo[k - 1], &mut hi[0]);
+                    let used = a.len as usize
+                        + if a.ntok == REDIRECT {
+                            0
+                        } else {
+                            3 * a.ntok as usize
+                        };
+                    b.owner = a.owner;
+                    b.len = a.len;
+                    b.ntok = a.ntok;
+                    b.data[..used].copy_from_slice(&a.data[..used]);
+                }
             } else {
-                self.0[1] = self.0[0];
+                self.0.copy_within(0..W - 1, 1);
             }
         }
         self.0[0].fill(owner, piece, toks);
@@ -376,10 +407,14 @@ pub fn prefetch(piece: &[u8]) -> u64 {
     CACHE.with(|c| {
         if let Some(c) = c.borrow().as_ref() {
             if piece.len() <= SMALL_PIECE {
-                crate::util::prefetch(&c.small[slot(h, SMALL_SETS)]);
+                let s: *const Small = &c.small[slot(h, SMALL_SETS)];
+                crate::util::prefetch(s);
+                if SMALL_WAYS > 2 {
+                    crate::util::prefetch(s.cast::<u8>().wrapping_add(64));
+                }
             } else {
                 // a one-line entry per line: the set's two lines
-                let s: *const Set<MID_DATA> = &c.mid[slot(h, SETS)];
+                let s: *const Mid = &c.mid[slot(h, SETS)];
                 crate::util::prefetch(s);
                 crate::util::prefetch(s.cast::<u8>().wrapping_add(64));
             }
@@ -608,6 +643,67 @@ mod tests {
     }
 
     #[test]
+    fn short_pieces_share_a_set_of_four_in_lru_order() {
+        // in the compact table and the one-line one
+        for (pad, sets) in [(0, SMALL_SETS), (SMALL_PIECE + 1, SETS)] {
+            four_ways_lru(pad, sets);
+        }
+    }
+
+    fn four_ways_lru(pad: usize, sets: usize) {
+        assert_eq!((SMALL_WAYS, MID_WAYS), (4, 4));
+        // six pieces that map to the same set
+        let mut by_set: std::collections::HashMap<usize, Vec<Vec<u8>>> = Default::default();
+        let mut k = 0u32;
+        let group = loop {
+            let p = format!("{}w{k}", "_".repeat(pad)).into_bytes();
+            k += 1;
+            let g = by_set.entry(slot(mix(&p), sets)).or_default();
+            g.push(p);
+            if g.len() == SMALL_WAYS + 2 {
+                break g.clone();
+            }
+        };
+        clear_thread();
+        let a = new_owner();
+        let mut out = vec![];
+        let ids = |i: usize| [i as u32, 1000 + i as u32];
+        let hit = |i: usize, out: &mut Vec<u32>| {
+            out.clear();
+            let h = get(a, &group[i], out);
+            assert!(!h || out[..] == ids(i), "{i}: {out:?}");
+            h
+        };
+        for (i, p) in group.iter().enumerate().take(SMALL_WAYS) {
+            put(a, p, &ids(i));
+        }
+        for i in 0..SMALL_WAYS {
+            assert!(hit(i, &mut out), "{i}");
+        }
+        // recency now 3, 2, 1, 0 (most recent first); a hit on 0 moves it to the front,
+        // so the next insertion evicts 1
+        assert!(hit(0, &mut out));
+        put(a, &group[SMALL_WAYS], &ids(SMALL_WAYS));
+        assert!(!hit(1, &mut out));
+        for i in [0, 2, 3, SMALL_WAYS] {
+            assert!(hit(i, &mut out), "{i}");
+        }
+        // recency 4, 3, 2, 0: the next one evicts 0
+        put(a, &group[SMALL_WAYS + 1], &ids(SMALL_WAYS + 1));
+        assert!(!hit(0, &mut out));
+        for i in [2, 3, SMALL_WAYS, SMALL_WAYS + 1] {
+            assert!(hit(i, &mut out), "{i}");
+        }
+        // storing a piece again replaces its entry in place (no duplicate)
+        put(a, &group[2], &ids(2));
+        put(a, &group[2], &ids(2));
+        for i in [2, 3, SMALL_WAYS, SMALL_WAYS + 1] {
+            assert!(hit(i, &mut out), "{i}");
+        }
+        clear_thread();
+    }
+
+    #[test]
     fn long_pieces_bypass_the_cache_while_they_do_not_repeat() {
         let a = new_owner();
         let mut out = vec![];
@@ -679,12 +775,9 @@ mod tests {
 
     #[test]
     fn two_ways_least_recently_used_is_evicted() {
-        // in the compact table (short pieces), the one-line one and the four-line one
-        for (pad, sets) in [
-            (0usize, SMALL_SETS),
-            (SMALL_PIECE + 1, SETS),
-            (MID_PIECE + 1, LONG_SETS),
-        ] {
+        // in the four-line table (the others have four ways:
+        // `short_pieces_share_a_set_of_four_in_lru_order`)
+        for (pad, sets) in [(MID_PIECE + 1, LONG_SETS)] {
             let a = new_owner();
             let piece = |k: u32| format!("{}p{k}", "_".repeat(pad)).into_bytes();
             // three pieces of one set
