@@ -1,6 +1,7 @@
 """Where the time of one whole-corpus stream goes at the Python level (issue 3, target 1).
 
     python benches/stream_breakdown.py [--rounds 5] [--encodings o200k_base] [--corpora en.txt code.txt]
+    python benches/stream_breakdown.py --sample 2 ...   # the warm 2 MB sample instead
 
 For each corpus, times (thread CPU, interleaved rounds, medians) the stream exactly as
 ``bench_encode.py --only stream`` does (every document once, the piece cache cleared first,
@@ -16,6 +17,12 @@ For each corpus, times (thread CPU, interleaved rounds, medians) the stream exac
 
 Prints ns per byte of each part: call overhead, encoding (Rust), building and freeing the
 lists, GC. Writes nothing.
+
+``--sample MB`` breaks down ``bench_encode.py``'s single-thread table instead: the same
+evenly spaced documents, the piece cache warm (never cleared; one untimed pass first),
+the variants interleaved with tiktoken as there. ``count`` then runs on the benchmark's
+own encoding (``count(d, None, None)``: no special token is looked for in these corpora's
+documents, and it uses the same piece-cache entries as ``full``).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--encodings", nargs="+", default=["o200k_base"])
     ap.add_argument("--corpora", nargs="+", default=["en.txt", "code.txt"])
+    ap.add_argument("--sample", type=float, default=None, help="MB of evenly spaced documents, warm cache")
     args = ap.parse_args()
     print(f"load: {os.getloadavg()[0]:.2f}")
     for name in args.encodings:
@@ -64,17 +72,26 @@ def main() -> None:
             if docs is None:
                 print(f"{corpus}: corpus absent, skipped")
                 continue
+            warm = args.sample is not None
+            if warm:
+                docs = B.sample(docs, args.sample)
             nb = sum(len(d.encode()) for d in docs)
             ntok = sum(len(x) for x in (enc.encode_ordinary(d) for d in docs))
             empties = [""] * len(docs)
 
             def full(docs=docs) -> None:
-                core._clear_piece_cache()
+                if not warm:
+                    core._clear_piece_cache()
                 [enc.encode_ordinary(d) for d in docs]
 
             def count(docs=docs) -> None:
-                core._clear_piece_cache()
-                [bare.count(d, None, None) for d in docs]
+                if warm:
+                    # the benchmark's encoding (a second one would share the per-thread
+                    # cache with it, under another owner)
+                    [enc._core_bpe.count(d, None, None) for d in docs]
+                else:
+                    core._clear_piece_cache()
+                    [bare.count(d, None, None) for d in docs]
 
             fns: dict[str, Callable[[], object]] = {
                 "full": full,
@@ -84,6 +101,9 @@ def main() -> None:
                 "tk full": lambda docs=docs: [tk.encode_ordinary(d) for d in docs],
                 "tk nogc": nogc(lambda docs=docs: [tk.encode_ordinary(d) for d in docs]),
             }
+            if warm:
+                for f in fns.values():
+                    f()
             times: dict[str, list[float]] = {k: [] for k in fns}
             keys = list(fns)
             for r in range(args.rounds):
@@ -93,7 +113,7 @@ def main() -> None:
                     times[k].append(time.thread_time() - t)
             m = {k: statistics.median(v) * 1e9 / nb for k, v in times.items()}
             print(
-                f"{name} {corpus} ({nb / 1e6:.1f} MB, {len(docs)} docs, {ntok / nb:.3f} tokens/B), ns/B: "
+                f"{name} {corpus}{' sample' if warm else ''} ({nb / 1e6:.1f} MB, {len(docs)} docs, {ntok / nb:.3f} tokens/B), ns/B: "
                 f"full {m['full']:.2f} = call {m['empty']:.2f} + encode {m['count'] - m['empty']:.2f} "
                 f"+ lists {m['nogc'] - m['count']:.2f} ({(m['nogc'] - m['count']) * nb / ntok:.2f} ns/token) "
                 f"+ GC {m['full'] - m['nogc']:.2f}; "

@@ -19,7 +19,7 @@ fn main() {
         piece_cache::clear_thread();
         let mut out = Vec::new();
         let mut last = [[0u64; 2]; 3];
-        for pass in 0..3 {
+        for pass in 0..common::env_usize("PASSES", 3) {
             let mut counts = [[0u64; 2]; 3];
             for d in &docs {
                 let b = d.as_bytes();
