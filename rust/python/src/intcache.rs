@@ -53,8 +53,8 @@ impl IntCache {
         })
     }
 
-    /// A new reference to the `int` of `id`, created now and kept in `slot` (which was
-    /// null when `fill` read it).
+    /// A new reference to the `int` of `id`, created now and kept in `slots[id]` (which
+    /// was null when `fill` read it).
     ///
     /// Created one at a time, on first use: the objects then lie in the order the ids
     /// first occur, so the ids a workload uses share pages and cache lines. Creating
@@ -63,8 +63,16 @@ impl IntCache {
     /// (DEVELOPING.md, "IntCache").
     #[cold]
     #[inline(never)]
-    fn create(py: Python<'_>, slot: &AtomicPtr<ffi::PyObject>, id: u32) -> *mut ffi::PyObject {
+    fn create(
+        &self,
+        py: Python<'_>,
+        slots: &[AtomicPtr<ffi::PyObject>],
+        id: u32,
+    ) -> *mut ffi::PyObject {
         let mut p = PyInt::new(py, id).into_ptr();
+        let Some(slot) = slots.get(id as usize) else {
+            return p;
+        };
         // With the GIL nobody else can fill the slot meanwhile; without one
         // (free-threaded builds) another thread may have: keep its object, drop ours.
         if let Err(other) =
@@ -93,11 +101,12 @@ impl IntCache {
         let slots = self.slots();
         // Rare ids miss the CPU caches twice (their slot, then their object), and the
         // misses would be serialized by the loop: prefetch the slot `SLOT_AHEAD` ids
-        // ahead and the object `OBJ_AHEAD` ids ahead (16 and 8 were best with the old
-        // 16-byte `OnceLock` slots; with pointer slots 64 and 32 beat 32 and 16 by
-        // ~0.3-1 ns per id on 8 KB documents, see DEVELOPING.md, "IntCache").
+        // ahead and the object `OBJ_AHEAD` ids ahead. 16 and 8 were best with the old
+        // 16-byte `OnceLock` slots; with pointer slots 64 and 16 are 0.5-1.5 ns per id
+        // faster on 8 KB documents (64/32, 128/64 and 128/16 were within the noise of
+        // it): DEVELOPING.md, "IntCache".
         const SLOT_AHEAD: usize = 64;
-        const OBJ_AHEAD: usize = 32;
+        const OBJ_AHEAD: usize = 16;
         for (i, &id) in ids.iter().enumerate() {
             if let Some(&a) = ids.get(i + SLOT_AHEAD) {
                 if let Some(slot) = slots.get(a as usize) {
@@ -114,7 +123,7 @@ impl IntCache {
                 Some(slot) => {
                     let p = slot.load(Ordering::Acquire);
                     if p.is_null() {
-                        Self::create(py, slot, id)
+                        self.create(py, slots, id)
                     } else {
                         ffi::Py_INCREF(p);
                         p
