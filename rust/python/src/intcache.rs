@@ -6,7 +6,7 @@
 //! (as CPython does for small ints). Objects are immutable, so sharing is invisible.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 
 use pyo3::exceptions::{PyMemoryError, PyOverflowError};
@@ -27,9 +27,13 @@ fn prefetch(p: *const u8) {
 }
 
 /// Per-encoding cache of `int` objects for ids `0..n`.
+///
+/// `slots[id]` is null until the `int` of `id` is created, then an owned reference to
+/// it (released on drop). Slots are plain 8-byte pointers (a `OnceLock<Py<PyInt>>` took
+/// 16 bytes and a state check per id).
 pub(crate) struct IntCache {
     n: usize,
-    slots: OnceLock<Box<[OnceLock<Py<PyInt>>]>>,
+    slots: OnceLock<Box<[AtomicPtr<ffi::PyObject>]>>,
 }
 
 impl IntCache {
@@ -41,9 +45,50 @@ impl IntCache {
     }
 
     #[inline]
-    fn slots(&self) -> &[OnceLock<Py<PyInt>>] {
-        self.slots
-            .get_or_init(|| (0..self.n).map(|_| OnceLock::new()).collect())
+    fn slots(&self) -> &[AtomicPtr<ffi::PyObject>] {
+        self.slots.get_or_init(|| {
+            (0..self.n)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect()
+        })
+    }
+
+    /// A new reference to the `int` of `id`, created now and kept in `slots[id]` (which
+    /// was null when `fill` read it).
+    ///
+    /// Created one at a time, on first use: the objects then lie in the order the ids
+    /// first occur, so the ids a workload uses share pages and cache lines. Creating
+    /// aligned blocks of 64 consecutive ids, or all ids at once, spreads them over
+    /// unused neighbours and made the lists slower than the old `OnceLock` slots
+    /// (DEVELOPING.md, "IntCache").
+    #[cold]
+    #[inline(never)]
+    fn create(
+        &self,
+        py: Python<'_>,
+        slots: &[AtomicPtr<ffi::PyObject>],
+        id: u32,
+    ) -> *mut ffi::PyObject {
+        let mut p = PyInt::new(py, id).into_ptr();
+        let Some(slot) = slots.get(id as usize) else {
+            return p;
+        };
+        // With the GIL nobody else can fill the slot meanwhile; without one
+        // (free-threaded builds) another thread may have: keep its object, drop ours.
+        if let Err(other) =
+            slot.compare_exchange(std::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
+        {
+            // SAFETY: `p` is the new reference made above, which nothing else holds;
+            // `other` is a live `int` owned by the slot (slots are only cleared when the
+            // cache is dropped); we are attached to the interpreter (`py`).
+            unsafe {
+                ffi::Py_DECREF(p);
+                p = other;
+            }
+        }
+        // SAFETY: `p` is the slot's live `int`; the new reference goes to the caller.
+        unsafe { ffi::Py_INCREF(p) };
+        p
     }
 
     /// Write a new reference to the `int` of every id of `ids` to `dst[0..ids.len()]`.
@@ -56,9 +101,12 @@ impl IntCache {
         let slots = self.slots();
         // Rare ids miss the CPU caches twice (their slot, then their object), and the
         // misses would be serialized by the loop: prefetch the slot `SLOT_AHEAD` ids
-        // ahead and the object `OBJ_AHEAD` ids ahead.
-        const SLOT_AHEAD: usize = 16;
-        const OBJ_AHEAD: usize = 8;
+        // ahead and the object `OBJ_AHEAD` ids ahead. 16 and 8 were best with the old
+        // 16-byte `OnceLock` slots; with pointer slots 64 and 16 are 0.5-1.5 ns per id
+        // faster on 8 KB documents (64/32, 128/64 and 128/16 were within the noise of
+        // it): DEVELOPING.md, "IntCache".
+        const SLOT_AHEAD: usize = 64;
+        const OBJ_AHEAD: usize = 16;
         for (i, &id) in ids.iter().enumerate() {
             if let Some(&a) = ids.get(i + SLOT_AHEAD) {
                 if let Some(slot) = slots.get(a as usize) {
@@ -66,15 +114,20 @@ impl IntCache {
                 }
             }
             if let Some(&a) = ids.get(i + OBJ_AHEAD) {
-                if let Some(obj) = slots.get(a as usize).and_then(|s| s.get()) {
-                    prefetch(obj.as_ptr() as *const u8);
+                if let Some(slot) = slots.get(a as usize) {
+                    // A null pointer is a harmless prefetch target too.
+                    prefetch(slot.load(Ordering::Acquire) as *const u8);
                 }
             }
             let obj = match slots.get(id as usize) {
                 Some(slot) => {
-                    let p = slot.get_or_init(|| PyInt::new(py, id).unbind()).as_ptr();
-                    ffi::Py_INCREF(p);
-                    p
+                    let p = slot.load(Ordering::Acquire);
+                    if p.is_null() {
+                        self.create(py, slots, id)
+                    } else {
+                        ffi::Py_INCREF(p);
+                        p
+                    }
                 }
                 None => PyInt::new(py, id).into_ptr(),
             };
@@ -203,6 +256,25 @@ impl IntCache {
             Ok(())
         })?;
         items.into_list()
+    }
+}
+
+impl Drop for IntCache {
+    fn drop(&mut self) {
+        let Some(slots) = self.slots.take() else {
+            return;
+        };
+        // Release our references to the ints (leaked if the interpreter is gone).
+        let _ = Python::try_attach(|_py| {
+            for slot in slots.iter() {
+                let p = slot.load(Ordering::Acquire);
+                if !p.is_null() {
+                    // SAFETY: every non-null slot holds one owned reference, released
+                    // once here; we are attached to the interpreter.
+                    unsafe { ffi::Py_DECREF(p) };
+                }
+            }
+        });
     }
 }
 
