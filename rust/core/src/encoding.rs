@@ -192,6 +192,7 @@ impl CoreEncoding {
     #[inline(never)]
     fn place_deferred(
         &self,
+        tc: &piece_cache::ThreadCache<'_>,
         bytes: &[u8],
         defs: &mut Vec<Deferred>,
         extra: &mut Vec<u32>,
@@ -201,9 +202,9 @@ impl CoreEncoding {
         for d in defs.iter_mut() {
             let piece = &bytes[d.a..d.e];
             let before = extra.len();
-            if !piece_cache::get_hashed(self.cache_owner, piece, d.h, extra) {
+            if !tc.get_hashed(self.cache_owner, piece, d.h, extra) {
                 self.bpe_piece(piece, extra)?;
-                piece_cache::put_hashed(self.cache_owner, piece, d.h, &extra[before..]);
+                tc.put_hashed(self.cache_owner, piece, d.h, &extra[before..]);
             }
             // the hash is no longer needed: keep the piece's id count there
             d.h = (extra.len() - before) as u64;
@@ -330,57 +331,60 @@ impl CoreEncoding {
             }
             return Ok(last);
         }
-        // the deferred pieces and the ids they encode to; both taken from the
-        // thread's scratch at the first deferred piece (no allocation per call)
-        let (mut defs, mut extra) = (Vec::new(), Vec::new());
-        while i < stop {
-            let e = lexer.next_end(seg, i);
-            let (a, b) = (base + i, base + e);
-            i = e;
-            if a + 8 > bytes.len() {
-                // the last few bytes of the text
-                let before = out.len();
-                self.encode_piece(&bytes[a..b], out)?;
-                last = out.len() - before;
-                continue;
+        // the thread's piece cache, taken once for the loop
+        piece_cache::with_thread(|tc| {
+            // the deferred pieces and the ids they encode to; both taken from the
+            // thread's scratch at the first deferred piece (no allocation per call)
+            let (mut defs, mut extra) = (Vec::new(), Vec::new());
+            while i < stop {
+                let e = lexer.next_end(seg, i);
+                let (a, b) = (base + i, base + e);
+                i = e;
+                if a + 8 > bytes.len() {
+                    // the last few bytes of the text
+                    let before = out.len();
+                    self.encode_piece(&bytes[a..b], out)?;
+                    last = out.len() - before;
+                    continue;
+                }
+                if let Some(id) = self.vocab.get_in(bytes, a, b) {
+                    out.push(id);
+                    last = 1;
+                    continue;
+                }
+                if b - a > piece_cache::MID_PIECE {
+                    let before = out.len();
+                    self.encode_missing_piece(&bytes[a..b], out)?;
+                    last = out.len() - before;
+                    continue;
+                }
+                if defs.len() == DEFER_BATCH {
+                    self.place_deferred(tc, bytes, &mut defs, &mut extra, out)?;
+                } else if defs.capacity() == 0 {
+                    (defs, extra) = DEFER_SCRATCH.take();
+                    defs.clear();
+                    defs.reserve(DEFER_BATCH);
+                }
+                let h = tc.prefetch(&bytes[a..b]);
+                defs.push(Deferred {
+                    a,
+                    e: b,
+                    at: out.len(),
+                    h,
+                });
+                last = DEFERRED;
             }
-            if let Some(id) = self.vocab.get_in(bytes, a, b) {
-                out.push(id);
-                last = 1;
-                continue;
+            if !defs.is_empty() {
+                let k = self.place_deferred(tc, bytes, &mut defs, &mut extra, out)?;
+                if last == DEFERRED {
+                    last = k;
+                }
             }
-            if b - a > piece_cache::MID_PIECE {
-                let before = out.len();
-                self.encode_missing_piece(&bytes[a..b], out)?;
-                last = out.len() - before;
-                continue;
+            if defs.capacity() != 0 {
+                DEFER_SCRATCH.set((defs, extra));
             }
-            if defs.len() == DEFER_BATCH {
-                self.place_deferred(bytes, &mut defs, &mut extra, out)?;
-            } else if defs.capacity() == 0 {
-                (defs, extra) = DEFER_SCRATCH.take();
-                defs.clear();
-                defs.reserve(DEFER_BATCH);
-            }
-            let h = piece_cache::prefetch(&bytes[a..b]);
-            defs.push(Deferred {
-                a,
-                e: b,
-                at: out.len(),
-                h,
-            });
-            last = DEFERRED;
-        }
-        if !defs.is_empty() {
-            let k = self.place_deferred(bytes, &mut defs, &mut extra, out)?;
-            if last == DEFERRED {
-                last = k;
-            }
-        }
-        if defs.capacity() != 0 {
-            DEFER_SCRATCH.set((defs, extra));
-        }
-        Ok(last)
+            Ok(last)
+        })
     }
 
     /// Byte ranges `[a, b)` covering `text` that can be encoded independently (with

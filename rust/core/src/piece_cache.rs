@@ -403,9 +403,26 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
 /// later does not wait for it.
 #[inline]
 pub fn prefetch(piece: &[u8]) -> u64 {
-    let h = mix(piece);
-    CACHE.with(|c| {
-        if let Some(c) = c.borrow().as_ref() {
+    with_thread(|t| t.prefetch(piece))
+}
+
+/// The calling thread's cache, for a run of operations ([`with_thread`]): one access to
+/// the thread-local instead of one per piece (in a dynamically loaded library each is a
+/// `__tls_get_addr` call).
+pub struct ThreadCache<'a>(&'a RefCell<Option<Tables>>);
+
+/// Run `f` with the calling thread's cache.
+#[inline]
+pub fn with_thread<R>(f: impl FnOnce(&ThreadCache<'_>) -> R) -> R {
+    CACHE.with(|c| f(&ThreadCache(c)))
+}
+
+impl ThreadCache<'_> {
+    /// [`prefetch`].
+    #[inline(always)]
+    pub fn prefetch(&self, piece: &[u8]) -> u64 {
+        let h = mix(piece);
+        if let Some(c) = self.0.borrow().as_ref() {
             if piece.len() <= SMALL_PIECE {
                 let s: *const Small = &c.small[slot(h, SMALL_SETS)];
                 crate::util::prefetch(s);
@@ -419,55 +436,114 @@ pub fn prefetch(piece: &[u8]) -> u64 {
                 crate::util::prefetch(s.cast::<u8>().wrapping_add(64));
             }
         }
-    });
-    h
+        h
+    }
+
+    /// [`get`] with the piece's hash `h` from [`prefetch`] (ignored for pieces longer than
+    /// [`MID_PIECE`]).
+    #[inline(always)]
+    pub fn get_hashed(&self, owner: u32, piece: &[u8], h: u64, out: &mut Vec<u32>) -> bool {
+        let n = piece.len();
+        if n > MAX_PIECE {
+            return false;
+        }
+        debug_assert!(n > MID_PIECE || h == mix(piece));
+        {
+            let mut c = self.0.borrow_mut();
+            let Some(c) = c.as_mut() else {
+                return false;
+            };
+            if n > MID_PIECE {
+                return get_long(c, owner, piece, out);
+            }
+            let mid = if n <= SMALL_PIECE {
+                match c.small[slot(h, SMALL_SETS)].find(owner, piece, out) {
+                    Found::Hit => return true,
+                    Found::Miss => return false,
+                    Found::Next => c.mid[slot(h, SETS)].find(owner, piece, out),
+                }
+            } else {
+                match c.mid[slot(h, SETS)].find(owner, piece, out) {
+                    Found::Hit => return true,
+                    Found::Miss => return false,
+                    Found::Next => Found::Next,
+                }
+            };
+            // behind a redirect: the ids are in the mid table or the long one (a miss is
+            // counted by the `put` that follows it)
+            let hit = match mid {
+                Found::Hit => true,
+                Found::Miss => false,
+                Found::Next => matches!(
+                    c.long[slot(h, LONG_SETS)].find(owner, piece, out),
+                    Found::Hit
+                ),
+            };
+            if hit {
+                c.over_rate.count(true);
+            }
+            hit
+        }
+    }
+
+    /// [`put`] with the piece's hash `h` from [`prefetch`] (ignored for pieces longer than
+    /// [`MID_PIECE`]).
+    #[inline]
+    pub fn put_hashed(&self, owner: u32, piece: &[u8], h: u64, toks: &[u32]) {
+        let n = piece.len();
+        let need = n + 3 * toks.len();
+        if n > MAX_PIECE || need > LONG_DATA || toks.iter().any(|&t| t >= 1 << 24) {
+            return;
+        }
+        debug_assert!(n > MID_PIECE || h == mix(piece));
+        {
+            let mut c = self.0.borrow_mut();
+            let c = c.get_or_insert_with(|| Tables {
+                small: HugeBuf::zeroed(SMALL_SETS),
+                mid: HugeBuf::zeroed(SETS),
+                long: HugeBuf::zeroed(LONG_SETS),
+                long_rate: Rate::default(),
+                over_rate: Rate::default(),
+            });
+            if n > MID_PIECE && c.skip_long(piece) {
+                return;
+            }
+            let h = if n > MID_PIECE { mix(piece) } else { h };
+            let over = if n <= SMALL_PIECE {
+                need > SMALL_DATA
+            } else {
+                n <= MID_PIECE && need > MID_DATA
+            };
+            if over {
+                if c.skip_over(h) {
+                    return;
+                }
+                c.over_rate.count(false);
+            }
+            if n <= SMALL_PIECE {
+                let fits = need <= SMALL_DATA;
+                c.small[slot(h, SMALL_SETS)].insert(owner, piece, fits.then_some(toks));
+                if fits {
+                    return;
+                }
+            }
+            if n <= MID_PIECE {
+                let fits = need <= MID_DATA;
+                c.mid[slot(h, SETS)].insert(owner, piece, fits.then_some(toks));
+                if fits {
+                    return;
+                }
+            }
+            c.long[slot(h, LONG_SETS)].insert(owner, piece, Some(toks));
+        }
+    }
 }
 
 /// [`get`] with the piece's hash `h` from [`prefetch`] (ignored for pieces longer than
 /// [`MID_PIECE`]).
 #[inline]
 pub fn get_hashed(owner: u32, piece: &[u8], h: u64, out: &mut Vec<u32>) -> bool {
-    let n = piece.len();
-    if n > MAX_PIECE {
-        return false;
-    }
-    debug_assert!(n > MID_PIECE || h == mix(piece));
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        let Some(c) = c.as_mut() else {
-            return false;
-        };
-        if n > MID_PIECE {
-            return get_long(c, owner, piece, out);
-        }
-        let mid = if n <= SMALL_PIECE {
-            match c.small[slot(h, SMALL_SETS)].find(owner, piece, out) {
-                Found::Hit => return true,
-                Found::Miss => return false,
-                Found::Next => c.mid[slot(h, SETS)].find(owner, piece, out),
-            }
-        } else {
-            match c.mid[slot(h, SETS)].find(owner, piece, out) {
-                Found::Hit => return true,
-                Found::Miss => return false,
-                Found::Next => Found::Next,
-            }
-        };
-        // behind a redirect: the ids are in the mid table or the long one (a miss is
-        // counted by the `put` that follows it)
-        let hit = match mid {
-            Found::Hit => true,
-            Found::Miss => false,
-            Found::Next => matches!(
-                c.long[slot(h, LONG_SETS)].find(owner, piece, out),
-                Found::Hit
-            ),
-        };
-        if hit {
-            c.over_rate.count(true);
-        }
-        hit
-    })
+    with_thread(|t| t.get_hashed(owner, piece, h, out))
 }
 
 /// [`get`] for a piece longer than [`MID_PIECE`] bytes (out of line: rare).
@@ -509,52 +585,7 @@ pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
 /// [`MID_PIECE`]).
 #[inline]
 pub fn put_hashed(owner: u32, piece: &[u8], h: u64, toks: &[u32]) {
-    let n = piece.len();
-    let need = n + 3 * toks.len();
-    if n > MAX_PIECE || need > LONG_DATA || toks.iter().any(|&t| t >= 1 << 24) {
-        return;
-    }
-    debug_assert!(n > MID_PIECE || h == mix(piece));
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        let c = c.get_or_insert_with(|| Tables {
-            small: HugeBuf::zeroed(SMALL_SETS),
-            mid: HugeBuf::zeroed(SETS),
-            long: HugeBuf::zeroed(LONG_SETS),
-            long_rate: Rate::default(),
-            over_rate: Rate::default(),
-        });
-        if n > MID_PIECE && c.skip_long(piece) {
-            return;
-        }
-        let h = if n > MID_PIECE { mix(piece) } else { h };
-        let over = if n <= SMALL_PIECE {
-            need > SMALL_DATA
-        } else {
-            n <= MID_PIECE && need > MID_DATA
-        };
-        if over {
-            if c.skip_over(h) {
-                return;
-            }
-            c.over_rate.count(false);
-        }
-        if n <= SMALL_PIECE {
-            let fits = need <= SMALL_DATA;
-            c.small[slot(h, SMALL_SETS)].insert(owner, piece, fits.then_some(toks));
-            if fits {
-                return;
-            }
-        }
-        if n <= MID_PIECE {
-            let fits = need <= MID_DATA;
-            c.mid[slot(h, SETS)].insert(owner, piece, fits.then_some(toks));
-            if fits {
-                return;
-            }
-        }
-        c.long[slot(h, LONG_SETS)].insert(owner, piece, Some(toks));
-    })
+    with_thread(|t| t.put_hashed(owner, piece, h, toks))
 }
 
 /// Empty the calling thread's cache (for benchmarks that want cold runs).
