@@ -8,6 +8,9 @@ do not overwrite each other.
 
 from __future__ import annotations
 
+import gc
+import importlib.machinery
+import importlib.util
 import os
 import platform
 import re
@@ -73,6 +76,32 @@ def interleaved_medians_cpu(
             wall[k].append(time.perf_counter() - t)
             cpu[k].append(time.thread_time() - c)
     return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
+
+
+def nogc(f: Callable[[], object]) -> Callable[[], None]:
+    """`f` run with the cyclic GC disabled (and its result freed inside)."""
+
+    def g() -> None:
+        gc.disable()
+        try:
+            f()
+        finally:
+            gc.enable()
+
+    return g
+
+
+def load_extension(path: str, tag: str = "other"):
+    """Import the extension module at ``path`` (another build's ``supertok._core``) under
+    the private name ``supertok_{tag}._core`` (a path loads once per process)."""
+    name = f"supertok_{tag}._core"
+    loader = importlib.machinery.ExtensionFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    if spec is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
 
 
 def read_corpus(name: str) -> str | None:

@@ -20,8 +20,6 @@ at most 200 KB), printing ns/byte, ns/token and after/before per input.
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
-import importlib.util
 import os
 import statistics
 import sys
@@ -30,6 +28,7 @@ from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _common as C  # noqa: E402
 import bench_encode as B  # noqa: E402
 import supertok  # noqa: E402
 import supertok._core as NEW  # noqa: E402
@@ -37,13 +36,7 @@ import supertok._core as NEW  # noqa: E402
 
 def load_extension(path: str):
     """Import the extension module at ``path`` under a private name."""
-    loader = importlib.machinery.ExtensionFileLoader("supertok_other._core", path)
-    spec = importlib.util.spec_from_file_location("supertok_other._core", path, loader=loader)
-    if spec is None:
-        raise SystemExit(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return C.load_extension(path)
 
 
 def main() -> None:

@@ -17,9 +17,6 @@ freeing the lists) and ``gc`` = ``full - nogc``. Writes nothing.
 from __future__ import annotations
 
 import argparse
-import gc
-import importlib.machinery
-import importlib.util
 import os
 import statistics
 import sys
@@ -28,20 +25,9 @@ from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _common as C  # noqa: E402
 import bench_encode as B  # noqa: E402
 import supertok  # noqa: E402
-
-
-def load_extension(path: str, tag: str):
-    """Import the extension module at ``path`` under a private name."""
-    name = f"supertok_{tag}._core"
-    loader = importlib.machinery.ExtensionFileLoader(name, path)
-    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
-    if spec is None:
-        raise SystemExit(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
 
 
 def main() -> None:
@@ -55,7 +41,7 @@ def main() -> None:
     mods = {}
     for i, b in enumerate(args.build):
         label, path = b.split("=", 1)
-        mods[label] = load_extension(path, f"b{i}")
+        mods[label] = C.load_extension(path, f"b{i}")
     print(f"load: {os.getloadavg()[0]:.2f}", flush=True)
     for name in args.encodings:
         ours = supertok.get_encoding(name)
@@ -84,24 +70,14 @@ def main() -> None:
                         m._clear_piece_cache()
                     [e.encode_ordinary(d) for d in docs]
 
-                def nogc(f: Callable[[], object]) -> Callable[[], None]:
-                    def g() -> None:
-                        gc.disable()
-                        try:
-                            f()
-                        finally:
-                            gc.enable()
-
-                    return g
-
                 def count(e=e, m=m, docs=docs) -> None:
                     if args.mode == "stream":
                         m._clear_piece_cache()
                     [e.count(d, None, None) for d in docs]
 
                 fns[(label, "full")] = full
-                fns[(label, "nogc")] = nogc(full)
-                fns[(label, "count")] = nogc(count)
+                fns[(label, "nogc")] = C.nogc(full)
+                fns[(label, "count")] = C.nogc(count)
             for f in fns.values():
                 f()
             times: dict[tuple[str, str], list[float]] = {k: [] for k in fns}

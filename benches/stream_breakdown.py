@@ -28,7 +28,6 @@ documents, and it uses the same piece-cache entries as ``full``).
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import sys
@@ -37,22 +36,10 @@ from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _common as C  # noqa: E402
 import bench_encode as B  # noqa: E402
 import supertok  # noqa: E402
 import supertok._core as core  # noqa: E402
-
-
-def nogc(f: Callable[[], object]) -> Callable[[], object]:
-    """`f` run with the cyclic GC disabled (and its result freed inside)."""
-
-    def g() -> None:
-        gc.disable()
-        try:
-            f()
-        finally:
-            gc.enable()
-
-    return g
 
 
 def main() -> None:
@@ -95,11 +82,11 @@ def main() -> None:
 
             fns: dict[str, Callable[[], object]] = {
                 "full": full,
-                "nogc": nogc(full),
-                "count": nogc(count),
-                "empty": nogc(lambda: [enc.encode_ordinary(d) for d in empties]),
+                "nogc": C.nogc(full),
+                "count": C.nogc(count),
+                "empty": C.nogc(lambda: [enc.encode_ordinary(d) for d in empties]),
                 "tk full": lambda docs=docs: [tk.encode_ordinary(d) for d in docs],
-                "tk nogc": nogc(lambda docs=docs: [tk.encode_ordinary(d) for d in docs]),
+                "tk nogc": C.nogc(lambda docs=docs: [tk.encode_ordinary(d) for d in docs]),
             }
             if warm:
                 for f in fns.values():
