@@ -448,42 +448,40 @@ impl ThreadCache<'_> {
             return false;
         }
         debug_assert!(n > MID_PIECE || h == mix(piece));
-        {
-            let mut c = self.0.borrow_mut();
-            let Some(c) = c.as_mut() else {
-                return false;
-            };
-            if n > MID_PIECE {
-                return get_long(c, owner, piece, out);
-            }
-            let mid = if n <= SMALL_PIECE {
-                match c.small[slot(h, SMALL_SETS)].find(owner, piece, out) {
-                    Found::Hit => return true,
-                    Found::Miss => return false,
-                    Found::Next => c.mid[slot(h, SETS)].find(owner, piece, out),
-                }
-            } else {
-                match c.mid[slot(h, SETS)].find(owner, piece, out) {
-                    Found::Hit => return true,
-                    Found::Miss => return false,
-                    Found::Next => Found::Next,
-                }
-            };
-            // behind a redirect: the ids are in the mid table or the long one (a miss is
-            // counted by the `put` that follows it)
-            let hit = match mid {
-                Found::Hit => true,
-                Found::Miss => false,
-                Found::Next => matches!(
-                    c.long[slot(h, LONG_SETS)].find(owner, piece, out),
-                    Found::Hit
-                ),
-            };
-            if hit {
-                c.over_rate.count(true);
-            }
-            hit
+        let mut c = self.0.borrow_mut();
+        let Some(c) = c.as_mut() else {
+            return false;
+        };
+        if n > MID_PIECE {
+            return get_long(c, owner, piece, out);
         }
+        let mid = if n <= SMALL_PIECE {
+            match c.small[slot(h, SMALL_SETS)].find(owner, piece, out) {
+                Found::Hit => return true,
+                Found::Miss => return false,
+                Found::Next => c.mid[slot(h, SETS)].find(owner, piece, out),
+            }
+        } else {
+            match c.mid[slot(h, SETS)].find(owner, piece, out) {
+                Found::Hit => return true,
+                Found::Miss => return false,
+                Found::Next => Found::Next,
+            }
+        };
+        // behind a redirect: the ids are in the mid table or the long one (a miss is
+        // counted by the `put` that follows it)
+        let hit = match mid {
+            Found::Hit => true,
+            Found::Miss => false,
+            Found::Next => matches!(
+                c.long[slot(h, LONG_SETS)].find(owner, piece, out),
+                Found::Hit
+            ),
+        };
+        if hit {
+            c.over_rate.count(true);
+        }
+        hit
     }
 
     /// [`put`] with the piece's hash `h` from [`prefetch`] (ignored for pieces longer than
@@ -496,46 +494,44 @@ impl ThreadCache<'_> {
             return;
         }
         debug_assert!(n > MID_PIECE || h == mix(piece));
-        {
-            let mut c = self.0.borrow_mut();
-            let c = c.get_or_insert_with(|| Tables {
-                small: HugeBuf::zeroed(SMALL_SETS),
-                mid: HugeBuf::zeroed(SETS),
-                long: HugeBuf::zeroed(LONG_SETS),
-                long_rate: Rate::default(),
-                over_rate: Rate::default(),
-            });
-            if n > MID_PIECE && c.skip_long(piece) {
+        let mut c = self.0.borrow_mut();
+        let c = c.get_or_insert_with(|| Tables {
+            small: HugeBuf::zeroed(SMALL_SETS),
+            mid: HugeBuf::zeroed(SETS),
+            long: HugeBuf::zeroed(LONG_SETS),
+            long_rate: Rate::default(),
+            over_rate: Rate::default(),
+        });
+        if n > MID_PIECE && c.skip_long(piece) {
+            return;
+        }
+        let h = if n > MID_PIECE { mix(piece) } else { h };
+        let over = if n <= SMALL_PIECE {
+            need > SMALL_DATA
+        } else {
+            n <= MID_PIECE && need > MID_DATA
+        };
+        if over {
+            if c.skip_over(h) {
                 return;
             }
-            let h = if n > MID_PIECE { mix(piece) } else { h };
-            let over = if n <= SMALL_PIECE {
-                need > SMALL_DATA
-            } else {
-                n <= MID_PIECE && need > MID_DATA
-            };
-            if over {
-                if c.skip_over(h) {
-                    return;
-                }
-                c.over_rate.count(false);
-            }
-            if n <= SMALL_PIECE {
-                let fits = need <= SMALL_DATA;
-                c.small[slot(h, SMALL_SETS)].insert(owner, piece, fits.then_some(toks));
-                if fits {
-                    return;
-                }
-            }
-            if n <= MID_PIECE {
-                let fits = need <= MID_DATA;
-                c.mid[slot(h, SETS)].insert(owner, piece, fits.then_some(toks));
-                if fits {
-                    return;
-                }
-            }
-            c.long[slot(h, LONG_SETS)].insert(owner, piece, Some(toks));
+            c.over_rate.count(false);
         }
+        if n <= SMALL_PIECE {
+            let fits = need <= SMALL_DATA;
+            c.small[slot(h, SMALL_SETS)].insert(owner, piece, fits.then_some(toks));
+            if fits {
+                return;
+            }
+        }
+        if n <= MID_PIECE {
+            let fits = need <= MID_DATA;
+            c.mid[slot(h, SETS)].insert(owner, piece, fits.then_some(toks));
+            if fits {
+                return;
+            }
+        }
+        c.long[slot(h, LONG_SETS)].insert(owner, piece, Some(toks));
     }
 }
 
