@@ -851,53 +851,72 @@ mod tests {
         PLACED.set(PLACED.get() + 1);
     }
 
+    /// Frequent words and rare ones (indices [`RARE`]: not tokens, most of them deferred).
+    const DEFER_FRAGS: [&str; 10] = [
+        " the",
+        " Zyxqwv",
+        " ääkkönen",
+        " of",
+        "Qjxz",
+        " flibbertigibbet",
+        ",",
+        " жжжщ",
+        "\n",
+        ".\n",
+    ];
+    const RARE: [usize; 5] = [1, 2, 4, 5, 7];
+
+    /// Random fragments of the first `k` of [`DEFER_FRAGS`] until `rare` rare ones.
+    fn rare_text(k: usize, seed: &mut u64, rare: usize) -> String {
+        let mut text = String::new();
+        let mut n = 0;
+        while n < rare {
+            crate::testutil::xorshift(seed);
+            let f = (*seed % k as u64) as usize;
+            text.push_str(DEFER_FRAGS[f]);
+            n += RARE.contains(&f) as usize;
+        }
+        text
+    }
+
+    /// The per-piece reference ids of `text`, the start of every piece the loop defers
+    /// (not a token, at most [`piece_cache::MID_PIECE`] bytes, not in the last 8 bytes)
+    /// and the last piece's number of ids.
+    fn defer_reference(enc: &CoreEncoding, text: &str) -> (Vec<u32>, Vec<usize>, usize) {
+        let b = text.as_bytes();
+        let (mut want, mut starts, mut last) = (vec![], vec![], 0);
+        enc.pretokenizer()
+            .for_each_piece(text, |x, y| {
+                let before = want.len();
+                match enc.vocab().get(&b[x..y]) {
+                    Some(id) => want.push(id),
+                    None => {
+                        if x + 8 <= b.len() && y - x <= piece_cache::MID_PIECE {
+                            starts.push(x);
+                        }
+                        enc.bpe_piece(&b[x..y], &mut want)?
+                    }
+                }
+                last = want.len() - before;
+                Ok(())
+            })
+            .unwrap();
+        (want, starts, last)
+    }
+
     /// Texts with more deferred pieces than a batch holds (rare words between frequent
     /// ones, adjacent, first and last): the piece loop equals the undeferred loop and
     /// the per-piece reference, counts the last piece's ids, and does defer (a loop that
     /// silently stopped deferring would not call `place_deferred`, once per batch).
     #[test]
     fn deferred_pieces_are_placed_in_order_across_batches() {
-        let frags = [
-            " the",
-            " Zyxqwv",
-            " ääkkönen",
-            " of",
-            "Qjxz",
-            " flibbertigibbet",
-            ",",
-            " жжжщ",
-            "\n",
-        ];
         let mut seed = 99u64;
         for (file, enc) in bundled_all() {
             let none = SpecialSet::none(0);
             for n in [1, 2, 255, 256, 257, 511, 512, 513, 1500] {
-                let mut text = String::new();
-                let mut rare = 0;
-                while rare < n {
-                    crate::testutil::xorshift(&mut seed);
-                    let k = (seed % frags.len() as u64) as usize;
-                    text.push_str(frags[k]);
-                    rare += [1, 2, 4, 5, 7].contains(&k) as usize;
-                }
-                let b = text.as_bytes();
-                let (mut want, mut last) = (vec![], 0);
-                let mut deferrable = 0;
-                enc.pretokenizer()
-                    .for_each_piece(&text, |x, y| {
-                        let before = want.len();
-                        match enc.vocab().get(&b[x..y]) {
-                            Some(id) => want.push(id),
-                            None => {
-                                deferrable +=
-                                    (x + 8 <= b.len() && y - x <= piece_cache::MID_PIECE) as usize;
-                                enc.bpe_piece(&b[x..y], &mut want)?
-                            }
-                        }
-                        last = want.len() - before;
-                        Ok(())
-                    })
-                    .unwrap();
+                let text = rare_text(9, &mut seed, n);
+                let (want, starts, last) = defer_reference(&enc, &text);
+                let deferrable = starts.len();
                 for cold in [true, false] {
                     if cold {
                         piece_cache::clear_thread();
@@ -930,47 +949,10 @@ mod tests {
     /// agrees.
     #[test]
     fn ranged_encoding_defers_across_blocks() {
-        let frags = [
-            " the",
-            " Zyxqwv",
-            " ääkkönen",
-            " of",
-            "Qjxz",
-            " flibbertigibbet",
-            ",",
-            " жжжщ",
-            "\n",
-            ".\n",
-        ];
         let mut seed = 5u64;
-        let mut text = String::new();
-        let mut rare = 0;
-        while rare < 3000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let k = (seed % frags.len() as u64) as usize;
-            text.push_str(frags[k]);
-            rare += [1, 2, 4, 5, 7].contains(&k) as usize;
-        }
-        let b = text.as_bytes();
+        let text = rare_text(DEFER_FRAGS.len(), &mut seed, 3000);
         for (file, enc) in bundled_all() {
-            // the reference ids, and the start of every deferrable piece
-            let (mut want, mut starts) = (vec![], vec![]);
-            enc.pretokenizer()
-                .for_each_piece(&text, |x, y| {
-                    match enc.vocab().get(&b[x..y]) {
-                        Some(id) => want.push(id),
-                        None => {
-                            if x + 8 <= b.len() && y - x <= piece_cache::MID_PIECE {
-                                starts.push(x);
-                            }
-                            enc.bpe_piece(&b[x..y], &mut want)?
-                        }
-                    }
-                    Ok(())
-                })
-                .unwrap();
+            let (want, starts, _) = defer_reference(&enc, &text);
             assert!(starts.len() > 4 * DEFER_BATCH, "{file}");
             for parts in [2, 3, 7] {
                 let ranges = enc.parallel_ranges_min(&text, parts, 1000);
