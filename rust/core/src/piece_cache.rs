@@ -390,20 +390,8 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
         return false;
     }
     // a long piece's hash is computed by `get_long`, and only if it does not bypass
-    get_hashed(
-        owner,
-        piece,
-        if n > MID_PIECE { 0 } else { mix(piece) },
-        out,
-    )
-}
-
-/// The hash [`get_hashed`] and [`put_hashed`] take for `piece` (of at most [`MID_PIECE`]
-/// bytes); the set it selects is fetched into the cache, so that a lookup a few pieces
-/// later does not wait for it.
-#[inline]
-pub fn prefetch(piece: &[u8]) -> u64 {
-    with_thread(|t| t.prefetch(piece))
+    let h = if n > MID_PIECE { 0 } else { mix(piece) };
+    with_thread(|t| t.get_hashed(owner, piece, h, out))
 }
 
 /// The calling thread's cache, for a run of operations ([`with_thread`]): one access to
@@ -418,7 +406,9 @@ pub fn with_thread<R>(f: impl FnOnce(&ThreadCache<'_>) -> R) -> R {
 }
 
 impl ThreadCache<'_> {
-    /// [`prefetch`].
+    /// The hash [`ThreadCache::get_hashed`] and [`ThreadCache::put_hashed`] take for
+    /// `piece` (of at most [`MID_PIECE`] bytes); the set it selects is fetched into the
+    /// cache, so that a lookup a few pieces later does not wait for it.
     #[inline(always)]
     pub fn prefetch(&self, piece: &[u8]) -> u64 {
         let h = mix(piece);
@@ -439,7 +429,7 @@ impl ThreadCache<'_> {
         h
     }
 
-    /// [`get`] with the piece's hash `h` from [`prefetch`] (ignored for pieces longer than
+    /// [`get`] with the piece's hash `h` from [`ThreadCache::prefetch`] (ignored for pieces longer than
     /// [`MID_PIECE`]).
     #[inline(always)]
     pub fn get_hashed(&self, owner: u32, piece: &[u8], h: u64, out: &mut Vec<u32>) -> bool {
@@ -484,7 +474,7 @@ impl ThreadCache<'_> {
         hit
     }
 
-    /// [`put`] with the piece's hash `h` from [`prefetch`] (ignored for pieces longer than
+    /// [`put`] with the piece's hash `h` from [`ThreadCache::prefetch`] (ignored for pieces longer than
     /// [`MID_PIECE`]).
     #[inline]
     pub fn put_hashed(&self, owner: u32, piece: &[u8], h: u64, toks: &[u32]) {
@@ -535,13 +525,6 @@ impl ThreadCache<'_> {
     }
 }
 
-/// [`get`] with the piece's hash `h` from [`prefetch`] (ignored for pieces longer than
-/// [`MID_PIECE`]).
-#[inline]
-pub fn get_hashed(owner: u32, piece: &[u8], h: u64, out: &mut Vec<u32>) -> bool {
-    with_thread(|t| t.get_hashed(owner, piece, h, out))
-}
-
 /// [`get`] for a piece longer than [`MID_PIECE`] bytes (out of line: rare).
 #[inline(never)]
 fn get_long(c: &mut Tables, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
@@ -569,18 +552,7 @@ pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
     if n > MAX_PIECE {
         return;
     }
-    put_hashed(
-        owner,
-        piece,
-        if n > MID_PIECE { 0 } else { mix(piece) },
-        toks,
-    )
-}
-
-/// [`put`] with the piece's hash `h` from [`prefetch`] (ignored for pieces longer than
-/// [`MID_PIECE`]).
-#[inline]
-pub fn put_hashed(owner: u32, piece: &[u8], h: u64, toks: &[u32]) {
+    let h = if n > MID_PIECE { 0 } else { mix(piece) };
     with_thread(|t| t.put_hashed(owner, piece, h, toks))
 }
 
