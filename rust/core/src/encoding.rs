@@ -174,13 +174,17 @@ impl CoreEncoding {
     #[inline(never)]
     fn encode_missing_piece(&self, piece: &[u8], out: &mut Vec<u32>) -> Result<()> {
         if piece.len() <= piece_cache::MAX_PIECE {
-            if piece_cache::get(self.cache_owner, piece, out) {
-                return Ok(());
-            }
-            let start = out.len();
-            self.bpe_piece(piece, out)?;
-            piece_cache::put(self.cache_owner, piece, &out[start..]);
-            return Ok(());
+            // one hash for the lookup and the insertion
+            return piece_cache::with_thread(|tc| {
+                let h = piece_cache::mix(piece);
+                if tc.get_hashed(self.cache_owner, piece, h, out) {
+                    return Ok(());
+                }
+                let start = out.len();
+                self.bpe_piece(piece, out)?;
+                tc.put_hashed(self.cache_owner, piece, h, &out[start..]);
+                Ok(())
+            });
         }
         self.bpe_piece(piece, out)
     }

@@ -19,13 +19,15 @@
 //! recently used in the first line, where most hits end), and 4 MiB hold 128 K of them;
 //! pieces of at most [`MID_PIECE`]
 //! bytes in one-line entries (8 K sets of four, 2 MiB; the first two lines are
-//! prefetched); pieces of at most [`MAX_PIECE`] bytes
-//! in four-line entries (4 K sets, 2 MiB; these sets are not reordered on hits, which
-//! would copy 512 bytes, so their older entry is evicted first). A piece whose ids do
+//! prefetched); pieces of at most [`MAX_PIECE`] bytes in four-line entries (2 K sets of
+//! four, 2 MiB; a hit moves to the front by copying only the bytes in use of the entries
+//! before it). A piece whose ids do
 //! not fit in its table's entry (cl100k's Georgian: 4 letters, 12 bytes, 8 tokens) is
 //! stored in the first larger table where they fit, behind a redirect entry in the
-//! smaller ones. Long pieces, and pieces behind a redirect, bypass the cache while fewer
-//! than one in four of them hit (see `Tables::skip_long` and `Tables::skip_over`).
+//! smaller ones. While fewer than one in four long pieces hit, a long piece is stored
+//! only when it is merged for the second time lately (`Tables::admit_long`); pieces
+//! behind a redirect bypass the cache while fewer than one in four of them hit
+//! (`Tables::skip_over`).
 //!
 //! Measured against one table of 16 K sets of one-line entries for all pieces
 //! (the 2 MB o200k multilingual benchmark sample has 54 K distinct non-token pieces,
@@ -57,7 +59,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::hugebuf::{HugeBuf, Zeroable};
 
 /// Longest piece that is cached.
-pub const MAX_PIECE: usize = 64;
+pub const MAX_PIECE: usize = 128;
 /// Longest piece looked up in the compact (half-line) table.
 pub const SMALL_PIECE: usize = 14;
 /// Longest piece looked up in the one-line table (longer ones: the four-line table).
@@ -66,8 +68,10 @@ pub const MID_PIECE: usize = 26;
 pub const SMALL_SETS: usize = 32768;
 /// Number of sets ([`MID_WAYS`] one-line entries each) of the one-line table.
 pub const SETS: usize = 8192;
-/// Number of sets (two four-line entries each) of the table of long pieces.
-pub const LONG_SETS: usize = 4096;
+/// Bits of the filter of long pieces seen lately (32 KiB; see `Tables::admit_long`).
+const SEEN_BITS: usize = 1 << 18;
+/// Number of sets ([`LONG_WAYS`] four-line entries each) of the table of long pieces.
+pub const LONG_SETS: usize = 2048;
 
 /// Payload bytes (piece, then 3 bytes per id) of a compact entry.
 const SMALL_DATA: usize = 26;
@@ -106,7 +110,7 @@ const _: () = assert!(std::mem::size_of::<Packed<MID_DATA>>() == 64);
 const _: () = assert!(std::mem::size_of::<Packed<LONG_DATA>>() == 256);
 const _: () = assert!(std::mem::size_of::<Small>() == 32 * SMALL_WAYS);
 const _: () = assert!(std::mem::size_of::<Mid>() == 64 * MID_WAYS);
-const _: () = assert!(std::mem::size_of::<Long>() == 512);
+const _: () = assert!(std::mem::size_of::<Long>() == 256 * LONG_WAYS);
 const _: () = assert!(SMALL_PIECE < SMALL_DATA && MID_PIECE < MID_DATA && MAX_PIECE < LONG_DATA);
 
 /// Ways of the compact table. With two ways (and 64 K sets) the 2 MB multilingual
@@ -121,7 +125,9 @@ const _: () = assert!(SMALL_WAYS >= 2 && SMALL_WAYS <= 4);
 /// multilingual sample, at the same 2 MiB).
 pub const MID_WAYS: usize = 4;
 type Mid = Set<MID_DATA, MID_WAYS>;
-type Long = Set<LONG_DATA, 2>;
+/// Ways of the four-line table.
+pub const LONG_WAYS: usize = 4;
+type Long = Set<LONG_DATA, LONG_WAYS>;
 
 /// The tables of one thread.
 struct Tables {
@@ -131,8 +137,13 @@ struct Tables {
     mid: HugeBuf<Mid>,
     /// Pieces of at most [`MAX_PIECE`] bytes (2 MiB).
     long: HugeBuf<Long>,
-    /// Lookups and hits of pieces longer than [`MID_PIECE`] (see [`Tables::skip_long`]).
+    /// Lookups and hits of pieces longer than [`MID_PIECE`] (see [`Tables::admit_long`]).
     long_rate: Rate,
+    /// Pieces longer than [`MID_PIECE`] seen lately: one bit per hash class, a Bloom
+    /// filter with one hash (see [`Tables::admit_long`]).
+    seen: HugeBuf<u64>,
+    /// Bits set in `seen` since it was last emptied.
+    seen_bits: u32,
     /// Insertions and hits of pieces stored behind a redirect (see [`Tables::skip_over`]).
     over_rate: Rate,
 }
@@ -163,24 +174,64 @@ impl Rate {
 }
 
 impl Tables {
-    /// Whether a piece longer than [`MID_PIECE`] bytes whose hash is `h` bypasses the
-    /// cache: when fewer than one in four long pieces have been found in it lately
-    /// (Japanese or Chinese runs of text, which seldom repeat, would cost a lookup and an
-    /// insertion each, more than the merges the rare hits save). One
-    /// piece in 16, chosen by hash, always goes through the cache, so that the hit rate
-    /// keeps being measured and the bypass ends when long pieces start repeating. The
-    /// class is a hash of the piece's first 8 bytes only, so that a bypassed piece costs
-    /// no hash of all its bytes.
+    fn new() -> Self {
+        Tables {
+            small: HugeBuf::zeroed(SMALL_SETS),
+            mid: HugeBuf::zeroed(SETS),
+            long: HugeBuf::zeroed(LONG_SETS),
+            long_rate: Rate::default(),
+            seen: HugeBuf::zeroed(SEEN_BITS / 64),
+            seen_bits: 0,
+            over_rate: Rate::default(),
+        }
+    }
+
+    /// Whether `h` is in `seen`.
     #[inline(always)]
-    fn skip_long(&self, piece: &[u8]) -> bool {
-        self.long_rate.low() && word(piece, 0).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60 != 0
+    fn was_seen(&self, h: u64) -> bool {
+        let b = (h >> 20) as usize & (SEEN_BITS - 1);
+        self.seen[b / 64] >> (b % 64) & 1 != 0
+    }
+
+    /// Put `h` into `seen`; whether it was there. `seen` is emptied when an eighth of its
+    /// bits are set (so that at most one unseen piece in eight passes for seen).
+    #[inline(always)]
+    fn mark_seen(&mut self, h: u64) -> bool {
+        let b = (h >> 20) as usize & (SEEN_BITS - 1);
+        let (w, bit) = (b / 64, 1u64 << (b % 64));
+        if self.seen[w] & bit != 0 {
+            return true;
+        }
+        if self.seen_bits as usize >= SEEN_BITS / 8 {
+            self.seen.fill(0);
+            self.seen_bits = 0;
+        }
+        self.seen[w] |= bit;
+        self.seen_bits += 1;
+        false
+    }
+
+    /// Whether a piece longer than [`MID_PIECE`] bytes whose hash is `h`, just merged, is
+    /// stored. While at least one in four long pieces has been found in the cache lately,
+    /// every one is; otherwise (Japanese or Chinese runs of text, which seldom repeat, would
+    /// cost an insertion each, more than the merges the rare hits save) only one seen
+    /// before (a one-hash Bloom filter of the long pieces merged lately), and lookups skip
+    /// the table for pieces never seen. A piece that repeats is thus stored at its second
+    /// sighting even while the hit rate is low, and the hits then raise the rate again.
+    /// (A hard bypass of all long pieces but one in 16 while the rate was low kept a
+    /// repeated text's long pieces out: 500 of the 3 900 long non-token pieces of the
+    /// o200k multilingual benchmark sample missed on every warm pass.)
+    #[inline(always)]
+    fn admit_long(&mut self, h: u64) -> bool {
+        let seen = self.mark_seen(h);
+        seen || !self.long_rate.low()
     }
 
     /// Whether a piece whose ids do not fit in its own table (and whose hash is `h`) is
     /// not stored: when fewer than one in four such pieces have been found lately
     /// (random strings such as base64, whose short pieces have many tokens, would cost
-    /// two insertions each and never hit), except one in 16 by hash, as for
-    /// [`Tables::skip_long`].
+    /// two insertions each and never hit), except one in 16 by hash, so that the hit rate
+    /// keeps being measured and the bypass ends when such pieces start repeating.
     #[inline(always)]
     fn skip_over(&self, h: u64) -> bool {
         self.over_rate.low() && h >> 60 != 0
@@ -328,9 +379,14 @@ impl<const P: usize, const W: usize> Set<P, W> {
             return Found::Miss;
         }
         let w = if P > 64 {
-            // four-line entries: no reordering (it would copy 512 bytes), the older
-            // entry is evicted first all the same
-            k
+            // four-line entries: the entries before the hit move back by their bytes in
+            // use only (a long piece's entry is mostly empty)
+            if k > 0 {
+                let e = self.0[k];
+                self.shift_back(k);
+                self.0[0] = e;
+            }
+            0
         } else {
             // the hit moves to the front, the entries before it one place back (a
             // fixed-size copy per position: `rotate_right` would call `memmove`)
@@ -353,27 +409,32 @@ impl<const P: usize, const W: usize> Set<P, W> {
         Found::Hit
     }
 
+    /// Move entries `0..k` one way back (over entry `k`), copying only the bytes in use.
+    #[inline(always)]
+    fn shift_back(&mut self, k: usize) {
+        for j in (1..=k).rev() {
+            let (lo, hi) = self.0.split_at_mut(j);
+            let (a, b) = (&lo[j - 1], &mut hi[0]);
+            let used = a.len as usize
+                + if a.ntok == REDIRECT {
+                    0
+                } else {
+                    3 * a.ntok as usize
+                };
+            b.owner = a.owner;
+            b.len = a.len;
+            b.ntok = a.ntok;
+            b.data[..used].copy_from_slice(&a.data[..used]);
+        }
+    }
+
     /// Store `piece` as the most recently used entry (over its own older entry if there
     /// is one, else over the least recently used one).
     #[inline(always)]
     fn insert(&mut self, owner: u32, piece: &[u8], toks: Option<&[u32]>) {
         if !self.0[0].holds(owner, piece) {
             if P > 64 {
-                // copy only the bytes in use (a long piece's entry is mostly empty)
-                for k in (1..W).rev() {
-                    let (lo, hi) = self.0.split_at_mut(k);
-                    let (a, b) = (&lo[k - 1], &mut hi[0]);
-                    let used = a.len as usize
-                        + if a.ntok == REDIRECT {
-                            0
-                        } else {
-                            3 * a.ntok as usize
-                        };
-                    b.owner = a.owner;
-                    b.len = a.len;
-                    b.ntok = a.ntok;
-                    b.data[..used].copy_from_slice(&a.data[..used]);
-                }
+                self.shift_back(W - 1);
             } else {
                 self.0.copy_within(0..W - 1, 1);
             }
@@ -389,9 +450,7 @@ pub fn get(owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
     if n > MAX_PIECE {
         return false;
     }
-    // a long piece's hash is computed by `get_long`, and only if it does not bypass
-    let h = if n > MID_PIECE { 0 } else { mix(piece) };
-    with_thread(|t| t.get_hashed(owner, piece, h, out))
+    with_thread(|t| t.get_hashed(owner, piece, mix(piece), out))
 }
 
 /// The calling thread's cache, for a run of operations ([`with_thread`]): one access to
@@ -429,21 +488,20 @@ impl ThreadCache<'_> {
         h
     }
 
-    /// [`get`] with the piece's hash `h` from [`ThreadCache::prefetch`] (ignored for pieces longer than
-    /// [`MID_PIECE`]).
+    /// [`get`] with the piece's hash `h` ([`mix`], e.g. from [`ThreadCache::prefetch`]).
     #[inline(always)]
     pub fn get_hashed(&self, owner: u32, piece: &[u8], h: u64, out: &mut Vec<u32>) -> bool {
         let n = piece.len();
         if n > MAX_PIECE {
             return false;
         }
-        debug_assert!(n > MID_PIECE || h == mix(piece));
+        debug_assert!(h == mix(piece));
         let mut c = self.0.borrow_mut();
         let Some(c) = c.as_mut() else {
             return false;
         };
         if n > MID_PIECE {
-            return get_long(c, owner, piece, out);
+            return get_long(c, owner, piece, h, out);
         }
         let mid = if n <= SMALL_PIECE {
             match c.small[slot(h, SMALL_SETS)].find(owner, piece, out) {
@@ -474,8 +532,7 @@ impl ThreadCache<'_> {
         hit
     }
 
-    /// [`put`] with the piece's hash `h` from [`ThreadCache::prefetch`] (ignored for pieces longer than
-    /// [`MID_PIECE`]).
+    /// [`put`] with the piece's hash `h` ([`mix`], e.g. from [`ThreadCache::prefetch`]).
     #[inline]
     pub fn put_hashed(&self, owner: u32, piece: &[u8], h: u64, toks: &[u32]) {
         let n = piece.len();
@@ -483,19 +540,12 @@ impl ThreadCache<'_> {
         if n > MAX_PIECE || need > LONG_DATA || toks.iter().any(|&t| t >= 1 << 24) {
             return;
         }
-        debug_assert!(n > MID_PIECE || h == mix(piece));
+        debug_assert!(h == mix(piece));
         let mut c = self.0.borrow_mut();
-        let c = c.get_or_insert_with(|| Tables {
-            small: HugeBuf::zeroed(SMALL_SETS),
-            mid: HugeBuf::zeroed(SETS),
-            long: HugeBuf::zeroed(LONG_SETS),
-            long_rate: Rate::default(),
-            over_rate: Rate::default(),
-        });
-        if n > MID_PIECE && c.skip_long(piece) {
+        let c = c.get_or_insert_with(Tables::new);
+        if n > MID_PIECE && !c.admit_long(h) {
             return;
         }
-        let h = if n > MID_PIECE { mix(piece) } else { h };
         let over = if n <= SMALL_PIECE {
             need > SMALL_DATA
         } else {
@@ -527,11 +577,12 @@ impl ThreadCache<'_> {
 
 /// [`get`] for a piece longer than [`MID_PIECE`] bytes (out of line: rare).
 #[inline(never)]
-fn get_long(c: &mut Tables, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> bool {
-    if c.skip_long(piece) {
+fn get_long(c: &mut Tables, owner: u32, piece: &[u8], h: u64, out: &mut Vec<u32>) -> bool {
+    if c.long_rate.low() && !c.was_seen(h) {
+        // never merged lately, so not stored (see `Tables::admit_long`)
+        c.long_rate.count(false);
         return false;
     }
-    let h = mix(piece);
     let hit = matches!(
         c.long[slot(h, LONG_SETS)].find(owner, piece, out),
         Found::Hit
@@ -552,8 +603,7 @@ pub fn put(owner: u32, piece: &[u8], toks: &[u32]) {
     if n > MAX_PIECE {
         return;
     }
-    let h = if n > MID_PIECE { 0 } else { mix(piece) };
-    with_thread(|t| t.put_hashed(owner, piece, h, toks))
+    with_thread(|t| t.put_hashed(owner, piece, mix(piece), toks))
 }
 
 /// Empty the calling thread's cache (for benchmarks that want cold runs).
@@ -642,27 +692,36 @@ mod tests {
     }
 
     #[test]
-    fn short_pieces_share_a_set_of_four_in_lru_order() {
-        // in the compact table and the one-line one
-        for (pad, sets) in [(0, SMALL_SETS), (SMALL_PIECE + 1, SETS)] {
+    fn pieces_share_a_set_of_four_in_lru_order() {
+        // in the compact table, the one-line one and the four-line one
+        for (pad, sets) in [
+            (0, SMALL_SETS),
+            (SMALL_PIECE + 1, SETS),
+            (MID_PIECE + 1, LONG_SETS),
+        ] {
             four_ways_lru(pad, sets);
         }
     }
 
-    fn four_ways_lru(pad: usize, sets: usize) {
-        assert_eq!((SMALL_WAYS, MID_WAYS), (4, 4));
-        // six pieces that map to the same set
+    /// `n` pieces of `pad + 2..` bytes that map to one set of a table of `sets` sets.
+    fn same_set(pad: usize, sets: usize, n: usize) -> Vec<Vec<u8>> {
         let mut by_set: std::collections::HashMap<usize, Vec<Vec<u8>>> = Default::default();
         let mut k = 0u32;
-        let group = loop {
+        loop {
             let p = format!("{}w{k}", "_".repeat(pad)).into_bytes();
             k += 1;
             let g = by_set.entry(slot(mix(&p), sets)).or_default();
             g.push(p);
-            if g.len() == SMALL_WAYS + 2 {
-                break g.clone();
+            if g.len() == n {
+                return g.clone();
             }
-        };
+        }
+    }
+
+    fn four_ways_lru(pad: usize, sets: usize) {
+        assert_eq!((SMALL_WAYS, MID_WAYS, LONG_WAYS), (4, 4, 4));
+        // six pieces that map to the same set
+        let group = same_set(pad, sets, SMALL_WAYS + 2);
         clear_thread();
         let a = new_owner();
         let mut out = vec![];
@@ -689,6 +748,7 @@ mod tests {
         }
         // recency 4, 3, 2, 0: the next one evicts 0
         put(a, &group[SMALL_WAYS + 1], &ids(SMALL_WAYS + 1));
+
         assert!(!hit(0, &mut out));
         for i in [2, 3, SMALL_WAYS, SMALL_WAYS + 1] {
             assert!(hit(i, &mut out), "{i}");
@@ -703,7 +763,8 @@ mod tests {
     }
 
     #[test]
-    fn long_pieces_bypass_the_cache_while_they_do_not_repeat() {
+    fn long_pieces_are_stored_at_their_second_sighting_while_they_do_not_repeat() {
+        clear_thread();
         let a = new_owner();
         let mut out = vec![];
         let piece = |k: u32| format!("{k:_<40}").into_bytes();
@@ -712,28 +773,52 @@ mod tests {
             assert!(!get(a, &piece(k), &mut out));
             put(a, &piece(k), &[k]);
         }
-        let class = |k: u32| word(&piece(k), 0).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60 == 0;
-        // now only the pieces of the sampled hash class are cached
-        for k in 200..400 {
+        // now a new piece is stored only when it is merged a second time
+        for k in 1000..1010 {
             put(a, &piece(k), &[k]);
+            assert!(!get(a, &piece(k), &mut out), "{k}");
+            put(a, &piece(k), &[k]);
+            out.clear();
+            assert!(get(a, &piece(k), &mut out), "{k}");
+            assert_eq!(out, [k]);
         }
-        let stored: Vec<u32> = (200..400).filter(|&k| class(k)).collect();
-        assert!(!stored.is_empty());
-        for k in 200..400 {
-            assert_eq!(get(a, &piece(k), &mut out), class(k), "{k}");
-        }
-        // once long pieces repeat, the bypass ends
+        // the pieces merged before are stored at once
+        put(a, &piece(7), &[7]);
+        assert!(get(a, &piece(7), &mut out));
+        // once long pieces repeat, every one is stored again
         for _ in 0..40 {
-            for &k in &stored {
+            for k in 1000..1010 {
                 assert!(get(a, &piece(k), &mut out));
             }
         }
-        put(a, &piece(1000), &[1000]);
-        assert!(get(a, &piece(1000), &mut out));
-        // short pieces are never bypassed
+        put(a, &piece(2000), &[2000]);
+        assert!(get(a, &piece(2000), &mut out));
+        // and pieces longer than `MAX_PIECE` never
+        let huge = vec![b'h'; MAX_PIECE + 1];
+        put(a, &huge, &[1]);
+        put(a, &huge, &[1]);
+        assert!(!get(a, &huge, &mut out));
+        // short pieces are never held back
         put(a, b"short", &[1]);
         assert!(get(a, b"short", &mut out));
         clear_thread();
+    }
+
+    #[test]
+    fn the_filter_of_seen_long_pieces_is_emptied_when_an_eighth_is_set() {
+        let mut t = Tables::new();
+        let h = |k: u64| k << 20;
+        assert!(!t.mark_seen(h(0)));
+        assert!(t.mark_seen(h(0)) && t.was_seen(h(0)));
+        for k in 1..(SEEN_BITS / 8) as u64 {
+            assert!(!t.mark_seen(h(k)), "{k}");
+        }
+        assert!(t.was_seen(h(0)) && t.was_seen(h(100)));
+        // the next new hash empties it first
+        assert!(!t.mark_seen(h(SEEN_BITS as u64 - 1)));
+        assert!(!t.was_seen(h(0)) && !t.was_seen(h(100)));
+        assert!(t.was_seen(h(SEEN_BITS as u64 - 1)));
+        assert_eq!(t.seen_bits, 1);
     }
 
     #[test]
@@ -771,45 +856,6 @@ mod tests {
         assert!(get(a, &piece(1000), &mut out));
         clear_thread();
     }
-
-    #[test]
-    fn two_ways_least_recently_used_is_evicted() {
-        // in the four-line table (the others have four ways:
-        // `short_pieces_share_a_set_of_four_in_lru_order`)
-        for (pad, sets) in [(MID_PIECE + 1, LONG_SETS)] {
-            let a = new_owner();
-            let piece = |k: u32| format!("{}p{k}", "_".repeat(pad)).into_bytes();
-            // three pieces of one set
-            let mut same_set: Vec<Vec<u8>> = Vec::new();
-            let target = slot(mix(&piece(0)), sets);
-            let mut k = 0u32;
-            while same_set.len() < 3 {
-                let p = piece(k);
-                if slot(mix(&p), sets) == target {
-                    same_set.push(p);
-                }
-                k += 1;
-            }
-            let mut out = vec![];
-            put(a, &same_set[0], &[10]);
-            put(a, &same_set[1], &[11]);
-            assert!(get(a, &same_set[0], &mut out)); // now most recent (not in the four-line table)
-            put(a, &same_set[2], &[12]); // evicts same_set[1] (the four-line table: [0])
-            let (kept, gone) = if sets == LONG_SETS { (1, 0) } else { (0, 1) };
-            assert!(get(a, &same_set[kept], &mut out));
-            assert!(get(a, &same_set[2], &mut out));
-            assert!(!get(a, &same_set[gone], &mut out));
-            assert_eq!(out, vec![10, 10 + kept as u32, 12], "pad {pad}");
-            // storing a piece again replaces its own entry, not the other one
-            put(a, &same_set[kept], &[13]);
-            put(a, &same_set[kept], &[14]);
-            out.clear();
-            assert!(get(a, &same_set[2], &mut out));
-            assert!(get(a, &same_set[kept], &mut out));
-            assert_eq!(out, vec![12, 14], "pad {pad}");
-            clear_thread();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -826,7 +872,7 @@ mod proptests {
         #[test]
         fn hits_are_exact(
             ops in proptest::collection::vec(
-                (0usize..40, 1usize..80, proptest::collection::vec(0u32..1 << 25, 0..90)),
+                (0usize..40, 1usize..140, proptest::collection::vec(0u32..1 << 25, 0..90)),
                 1..300,
             ),
         ) {
