@@ -4,21 +4,21 @@
 //! multilingual ones) need a byte-pair merge, which costs a dozen hash lookups; the same
 //! rare words, identifiers and inflected forms come back again and again. This
 //! set-associative cache remembers the tokens of recent pieces (up to
-//! [`MAX_PIECE`] bytes): sets of four (pieces of up to [`MID_PIECE`] bytes) or two entries, the most
-//! recently used first, so a piece only leaves the cache when four (two)
-//! others that map to its set have been used after it (a direct-mapped cache of the same
+//! [`MAX_PIECE`] bytes): sets of four entries, the most recently used first, so a piece
+//! only leaves the cache when four others that map to its set have been used after it (a direct-mapped cache of the same
 //! size misses about three times as often on repeated text). It is per thread (no locks,
-//! no sharing between threads), keyed by the encoding's unique id, bounded (8 MiB per
-//! thread, allocated on first use), and only ever returns the exact result of the merge
+//! no sharing between threads), keyed by the encoding's unique id, bounded (14 MiB per
+//! thread for the first [`FULL_THREADS`] threads that encode, 3.5 MiB for the others,
+//! allocated on first use), and only ever returns the exact result of the merge
 //! it stored, so output does not depend on it.
 //!
 //! Layout: three tables, chosen by the piece's length; an entry holds the piece's bytes
 //! and then its ids packed in 24 bits. Pieces of at most [`SMALL_PIECE`] bytes (four in
 //! five non-token pieces of the multilingual sample, nearly all of English and code)
 //! live in compact half-line entries, four to a set of two cache lines (the two most
-//! recently used in the first line, where most hits end), and 4 MiB hold 128 K of them;
+//! recently used in the first line, where most hits end), and 8 MiB hold 256 K of them;
 //! pieces of at most [`MID_PIECE`]
-//! bytes in one-line entries (8 K sets of four, 2 MiB; the first two lines are
+//! bytes in one-line entries (16 K sets of four, 4 MiB; the first two lines are
 //! prefetched); pieces of at most [`MAX_PIECE`] bytes in four-line entries (2 K sets of
 //! four, 2 MiB; a hit moves to the front by copying only the bytes in use of the entries
 //! before it). A piece whose ids do
@@ -54,7 +54,7 @@
 //! the merges of all misses cost 12–15 % of the stream's time.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::hugebuf::{HugeBuf, Zeroable};
 
@@ -65,9 +65,9 @@ pub const SMALL_PIECE: usize = 14;
 /// Longest piece looked up in the one-line table (longer ones: the four-line table).
 pub const MID_PIECE: usize = 26;
 /// Number of sets ([`SMALL_WAYS`] half-line entries each) of the compact table.
-pub const SMALL_SETS: usize = 32768;
+pub const SMALL_SETS: usize = 65536;
 /// Number of sets ([`MID_WAYS`] one-line entries each) of the one-line table.
-pub const SETS: usize = 8192;
+pub const SETS: usize = 16384;
 /// Bits of the filter of long pieces seen lately (32 KiB; see `Tables::admit_long`).
 const SEEN_BITS: usize = 1 << 18;
 /// Number of sets ([`LONG_WAYS`] four-line entries each) of the table of long pieces.
@@ -117,25 +117,42 @@ const _: () = assert!(SMALL_PIECE < SMALL_DATA && MID_PIECE < MID_DATA && MAX_PI
 /// benchmark sample (47 K distinct non-token pieces of at most [`SMALL_PIECE`] bytes with
 /// cl100k, 40 K with o200k) missed 15 % of its short pieces on every warm pass (sets that
 /// three or more of them map to thrash under LRU); with four ways and 128 K entries 2.5 %
-/// (cl100k) and 1.7 % (o200k). See `docs/DEVELOPING.md`.
+/// (cl100k) and 1.7 % (o200k); with four ways and 256 K entries 0.5 % and 0.2 %. See
+/// `docs/DEVELOPING.md`.
 pub const SMALL_WAYS: usize = 4;
 type Small = Set<SMALL_DATA, SMALL_WAYS>;
 const _: () = assert!(SMALL_WAYS >= 2 && SMALL_WAYS <= 4);
 /// Ways of the one-line table (four: 1 647 -> 720 misses per warm pass of the cl100k
-/// multilingual sample, at the same 2 MiB).
+/// multilingual sample, at the same 2 MiB; 16 K sets, 4 MiB: 124).
 pub const MID_WAYS: usize = 4;
 type Mid = Set<MID_DATA, MID_WAYS>;
 /// Ways of the four-line table.
 pub const LONG_WAYS: usize = 4;
 type Long = Set<LONG_DATA, LONG_WAYS>;
 
+/// Threads that get full-size tables ([`TABLE_BYTES`], 14 MiB); the tables of further
+/// threads have a quarter of the sets (3.5 MiB), so that a batch on many threads does not
+/// take 14 MiB per thread.
+pub const FULL_THREADS: usize = 4;
+
+/// Bytes of one thread's full-size tables.
+pub const TABLE_BYTES: usize = SMALL_SETS * 32 * SMALL_WAYS
+    + SETS * 64 * MID_WAYS
+    + LONG_SETS * 256 * LONG_WAYS
+    + SEEN_BITS / 8;
+
+/// Threads holding full-size tables now.
+static FULL_LIVE: AtomicUsize = AtomicUsize::new(0);
+
 /// The tables of one thread.
 struct Tables {
-    /// Pieces of at most [`SMALL_PIECE`] bytes (4 MiB).
+    /// Whether these are full-size tables (counted in [`FULL_LIVE`]).
+    full: bool,
+    /// Pieces of at most [`SMALL_PIECE`] bytes (8 MiB at full size).
     small: HugeBuf<Small>,
-    /// Pieces of at most [`MID_PIECE`] bytes (2 MiB).
+    /// Pieces of at most [`MID_PIECE`] bytes (4 MiB at full size).
     mid: HugeBuf<Mid>,
-    /// Pieces of at most [`MAX_PIECE`] bytes (2 MiB).
+    /// Pieces of at most [`MAX_PIECE`] bytes (2 MiB at full size).
     long: HugeBuf<Long>,
     /// Lookups and hits of pieces longer than [`MID_PIECE`] (see [`Tables::admit_long`]).
     long_rate: Rate,
@@ -173,12 +190,51 @@ impl Rate {
     }
 }
 
+impl Drop for Tables {
+    fn drop(&mut self) {
+        if self.full {
+            FULL_LIVE.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Tables {
+    #[inline(always)]
+    fn small_set(&mut self, h: u64) -> &mut Small {
+        let n = self.small.len();
+        &mut self.small[slot(h, n)]
+    }
+
+    #[inline(always)]
+    fn mid_set(&mut self, h: u64) -> &mut Mid {
+        let n = self.mid.len();
+        &mut self.mid[slot(h, n)]
+    }
+
+    #[inline(always)]
+    fn long_set(&mut self, h: u64) -> &mut Long {
+        let n = self.long.len();
+        &mut self.long[slot(h, n)]
+    }
+
+    /// Full-size tables if fewer than [`FULL_THREADS`] threads hold full-size ones, else
+    /// tables of a quarter of the sets.
     fn new() -> Self {
+        let full = FULL_LIVE.fetch_add(1, Ordering::Relaxed) < FULL_THREADS;
+        if !full {
+            FULL_LIVE.fetch_sub(1, Ordering::Relaxed);
+        }
+        Self::with_shift(if full { 0 } else { 2 }, full)
+    }
+
+    /// Tables of `SMALL_SETS >> shift`, `SETS >> shift` and `LONG_SETS >> shift` sets;
+    /// `full` if they count in [`FULL_LIVE`].
+    fn with_shift(shift: u32, full: bool) -> Self {
         Tables {
-            small: HugeBuf::zeroed(SMALL_SETS),
-            mid: HugeBuf::zeroed(SETS),
-            long: HugeBuf::zeroed(LONG_SETS),
+            full,
+            small: HugeBuf::zeroed(SMALL_SETS >> shift),
+            mid: HugeBuf::zeroed(SETS >> shift),
+            long: HugeBuf::zeroed(LONG_SETS >> shift),
             long_rate: Rate::default(),
             seen: HugeBuf::zeroed(SEEN_BITS / 64),
             seen_bits: 0,
@@ -239,7 +295,8 @@ impl Tables {
 }
 
 thread_local! {
-    /// The tables (8 MiB, four huge pages where available), allocated on the first `put`.
+    /// The tables (14 MiB, or 3.5 MiB beyond [`FULL_THREADS`] threads; huge pages where
+    /// available), allocated on the first `put`.
     static CACHE: RefCell<Option<Tables>> = const { RefCell::new(None) };
 }
 
@@ -473,14 +530,14 @@ impl ThreadCache<'_> {
         let h = mix(piece);
         if let Some(c) = self.0.borrow().as_ref() {
             if piece.len() <= SMALL_PIECE {
-                let s: *const Small = &c.small[slot(h, SMALL_SETS)];
+                let s: *const Small = &c.small[slot(h, c.small.len())];
                 crate::util::prefetch(s);
                 if SMALL_WAYS > 2 {
                     crate::util::prefetch(s.cast::<u8>().wrapping_add(64));
                 }
             } else {
                 // a one-line entry per line: the set's two lines
-                let s: *const Mid = &c.mid[slot(h, SETS)];
+                let s: *const Mid = &c.mid[slot(h, c.mid.len())];
                 crate::util::prefetch(s);
                 crate::util::prefetch(s.cast::<u8>().wrapping_add(64));
             }
@@ -504,13 +561,13 @@ impl ThreadCache<'_> {
             return get_long(c, owner, piece, h, out);
         }
         let mid = if n <= SMALL_PIECE {
-            match c.small[slot(h, SMALL_SETS)].find(owner, piece, out) {
+            match c.small_set(h).find(owner, piece, out) {
                 Found::Hit => return true,
                 Found::Miss => return false,
-                Found::Next => c.mid[slot(h, SETS)].find(owner, piece, out),
+                Found::Next => c.mid_set(h).find(owner, piece, out),
             }
         } else {
-            match c.mid[slot(h, SETS)].find(owner, piece, out) {
+            match c.mid_set(h).find(owner, piece, out) {
                 Found::Hit => return true,
                 Found::Miss => return false,
                 Found::Next => Found::Next,
@@ -521,10 +578,7 @@ impl ThreadCache<'_> {
         let hit = match mid {
             Found::Hit => true,
             Found::Miss => false,
-            Found::Next => matches!(
-                c.long[slot(h, LONG_SETS)].find(owner, piece, out),
-                Found::Hit
-            ),
+            Found::Next => matches!(c.long_set(h).find(owner, piece, out), Found::Hit),
         };
         if hit {
             c.over_rate.count(true);
@@ -559,19 +613,19 @@ impl ThreadCache<'_> {
         }
         if n <= SMALL_PIECE {
             let fits = need <= SMALL_DATA;
-            c.small[slot(h, SMALL_SETS)].insert(owner, piece, fits.then_some(toks));
+            c.small_set(h).insert(owner, piece, fits.then_some(toks));
             if fits {
                 return;
             }
         }
         if n <= MID_PIECE {
             let fits = need <= MID_DATA;
-            c.mid[slot(h, SETS)].insert(owner, piece, fits.then_some(toks));
+            c.mid_set(h).insert(owner, piece, fits.then_some(toks));
             if fits {
                 return;
             }
         }
-        c.long[slot(h, LONG_SETS)].insert(owner, piece, Some(toks));
+        c.long_set(h).insert(owner, piece, Some(toks));
     }
 }
 
@@ -583,10 +637,7 @@ fn get_long(c: &mut Tables, owner: u32, piece: &[u8], h: u64, out: &mut Vec<u32>
         c.long_rate.count(false);
         return false;
     }
-    let hit = matches!(
-        c.long[slot(h, LONG_SETS)].find(owner, piece, out),
-        Found::Hit
-    );
+    let hit = matches!(c.long_set(h).find(owner, piece, out), Found::Hit);
     c.long_rate.count(hit);
     hit
 }
@@ -688,6 +739,59 @@ mod tests {
                 }
             }
         }
+        clear_thread();
+    }
+
+    #[test]
+    fn threads_beyond_the_first_four_get_quarter_tables() {
+        // other tests' threads may hold full-size tables too: of FULL_THREADS + 1 tables
+        // alive at once, at least one is small
+        let ts: Vec<Tables> = (0..=FULL_THREADS).map(|_| Tables::new()).collect();
+        assert!(ts.iter().any(|t| !t.full));
+        for t in &ts {
+            let shift = if t.full { 0 } else { 2 };
+            assert_eq!(t.small.len(), SMALL_SETS >> shift);
+            assert_eq!(t.mid.len(), SETS >> shift);
+            assert_eq!(t.long.len(), LONG_SETS >> shift);
+        }
+        let full = ts.iter().filter(|t| t.full).count();
+        assert!(full <= FULL_THREADS);
+        drop(ts);
+        // dropped full tables are given back
+        assert!(FULL_LIVE.load(Ordering::Relaxed) <= FULL_THREADS);
+        assert_eq!(
+            TABLE_BYTES,
+            std::mem::size_of::<Small>() * SMALL_SETS
+                + std::mem::size_of::<Mid>() * SETS
+                + std::mem::size_of::<Long>() * LONG_SETS
+                + SEEN_BITS / 8
+        );
+    }
+
+    #[test]
+    fn quarter_tables_return_exactly_what_was_stored() {
+        CACHE.with(|c| *c.borrow_mut() = Some(Tables::with_shift(2, false)));
+        let a = new_owner();
+        let piece = |k: usize| format!("{}{k}", "q".repeat(k % 90)).into_bytes();
+        for k in 0..3000 {
+            put(a, &piece(k), &[k as u32, 7]);
+        }
+        let mut hits = 0;
+        for k in 0..3000 {
+            let mut out = vec![];
+            if get(a, &piece(k), &mut out) {
+                assert_eq!(out, [k as u32, 7], "{k}");
+                hits += 1;
+            }
+        }
+        // 3000 pieces in 16 K + 4 K + 512 four-way sets: nearly all are still there
+        assert!(hits > 2500, "{hits}");
+        CACHE.with(|c| {
+            assert!(c
+                .borrow()
+                .as_ref()
+                .is_some_and(|t| !t.full && t.small.len() == SMALL_SETS / 4))
+        });
         clear_thread();
     }
 
