@@ -405,6 +405,16 @@ impl<const P: usize, const W: usize> Set<P, W> {
     }
 }
 
+/// Whether the CPU has the AVX-512 subsets (F, BW, VL, VBMI) of this module's vector
+/// probe and of the deferred pieces' vector moves (checked once per process).
+#[inline(always)]
+pub(crate) fn vector_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return vector::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// The probe of the four-way compact and one-line sets with AVX-512 (F, BW, VL, VBMI):
 /// the piece's key image (owner, length, bytes at their offsets in an entry) is built
 /// once, with a masked load of the piece's bytes, and compared with all four entries at
