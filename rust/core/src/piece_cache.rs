@@ -324,13 +324,15 @@ impl<const P: usize, const W: usize> Set<P, W> {
     #[inline(always)]
     fn find(&mut self, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> Found {
         #[cfg(target_arch = "x86_64")]
-        if W == 4 && (P == SMALL_DATA || P == MID_DATA) && piece.len() <= P && vector::available() {
+        // chosen by the entry size (32 or 64 bytes), not by the tables' names, so that
+        // a change of the table layouts cannot send a set to the wrong probe
+        if W == 4 && (6 + P == 32 || 6 + P == 64) && piece.len() <= P && vector::available() {
             let set = (self as *mut Self).cast::<u8>();
             // SAFETY: the CPU has the features `vector` needs (checked above); `set` is
             // this set, `W` = 4 entries of `6 + P` bytes (32 or 64), aligned to 64 bytes
             // (`Set` is `align(64)`), exclusively borrowed; `piece.len() <= P`.
             return unsafe {
-                if P == SMALL_DATA {
+                if 6 + P == 32 {
                     vector::find_compact(set, owner, piece, out)
                 } else {
                     vector::find_line(set, owner, piece, out)
