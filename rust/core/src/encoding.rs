@@ -67,6 +67,115 @@ thread_local! {
 /// completions (sorted, deduplicated).
 pub type Unstable = (Vec<u32>, Vec<Vec<u32>>);
 
+/// Insert the deferred pieces' ids (`extra`, piece after piece, `d.h` of them for the
+/// piece `d`) into `out` at their places `d.at` (increasing), in one backward pass: the
+/// ids pushed after a piece move right, then its own ids go before them. With AVX-512
+/// ([`crate::piece_cache::vector_available`]) each move is 8-id vector copies and one
+/// masked copy of the rest ([`place_ids_vector`]), else `copy_within` and
+/// `copy_from_slice` (libc `memmove`/`memcpy` calls).
+///
+/// # Safety
+/// The `d.at` do not decrease and are at most `out.len()`, and the counts `d.h` sum to
+/// `extra.len()` (the vector path relies on it; the portable one would panic).
+#[inline(always)]
+unsafe fn place_ids(out: &mut Vec<u32>, extra: &[u32], defs: &[Deferred]) {
+    #[cfg(target_arch = "x86_64")]
+    if piece_cache::vector_available() {
+        // SAFETY: the CPU has AVX-512 F and VL (checked above); `defs` and `extra` are
+        // as `place_ids_vector` needs them (this function's contract).
+        unsafe { place_ids_vector(out, extra, defs) };
+        return;
+    }
+    place_ids_portable(out, extra, defs);
+}
+
+/// [`place_ids`] without vector instructions.
+fn place_ids_portable(out: &mut Vec<u32>, extra: &[u32], defs: &[Deferred]) {
+    let old = out.len();
+    let mut to = old + extra.len();
+    out.resize(to, 0);
+    let (mut from, mut src) = (old, extra.len());
+    for d in defs.iter().rev() {
+        let (at, k) = (d.at, d.h as usize);
+        // the ids pushed after this piece move right, then its own ids go before them
+        let moved = from - at;
+        out.copy_within(at..from, to - moved);
+        to -= moved;
+        out[to - k..to].copy_from_slice(&extra[src - k..src]);
+        to -= k;
+        src -= k;
+        from = at;
+    }
+    debug_assert!(to == from && src == 0);
+}
+
+/// [`place_ids`] with AVX-512 F/VL: every move in 8-id (32-byte) vector copies from its
+/// end and one masked copy of its first `len % 8` ids (no `memmove` call, no branch on
+/// short lengths), into the vector's reserved spare capacity (no zero fill).
+///
+/// # Safety
+/// The CPU has AVX-512 F and VL; the `d.at` do not decrease and are at most
+/// `out.len()`, and the counts `d.h` sum to `extra.len()` (as `place_deferred` and the
+/// piece loop build them: `at` is `out.len()` when the piece is queued).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl")]
+unsafe fn place_ids_vector(out: &mut Vec<u32>, extra: &[u32], defs: &[Deferred]) {
+    use std::arch::x86_64::*;
+    #[cfg(test)]
+    tests::count_vector_moves();
+    let old = out.len();
+    let total = extra.len();
+    debug_assert!(defs.windows(2).all(|w| w[0].at <= w[1].at));
+    debug_assert!(defs.last().is_none_or(|d| d.at <= old));
+    debug_assert_eq!(defs.iter().map(|d| d.h as usize).sum::<usize>(), total);
+    out.reserve(total);
+    let o = out.as_mut_ptr();
+    let x = extra.as_ptr();
+    /// Copy `n` ids from `s` to `t` (`t >= s` or no overlap), backward by 8.
+    ///
+    /// Safety: `s[..n]` readable, `t[..n]` writable, in one allocation each.
+    #[inline(always)]
+    unsafe fn copy(s: *const u32, t: *mut u32, n: usize) {
+        let mut n = n;
+        // SAFETY: each 8-id load and store is within `s[..n]` / `t[..n]`; every chunk
+        // is loaded before it is stored, and with `t >= s` a store lands at or after
+        // the start of the chunk just loaded, never on ids still to be read (they are
+        // at lower addresses)
+        unsafe {
+            while n >= 8 {
+                n -= 8;
+                let v = _mm256_loadu_si256(s.add(n).cast());
+                _mm256_storeu_si256(t.add(n).cast(), v);
+            }
+            // the first `n < 8` ids: a masked load and store touch only those lanes
+            let m = ((1u32 << n) - 1) as u8;
+            let v = _mm256_maskz_loadu_epi32(m, s.cast());
+            _mm256_mask_storeu_epi32(t.cast(), m, v);
+        }
+    }
+    let (mut to, mut from, mut src) = (old + total, old, total);
+    for d in defs.iter().rev() {
+        let (at, k) = (d.at, d.h as usize);
+        let moved = from - at;
+        to -= moved;
+        // SAFETY: `at + moved = from <= old`: initialised ids; the target
+        // `to..to + moved` ends at most at `old + total`, within the capacity reserved
+        // above, and `to >= at` (the counts of the pieces before this one are still
+        // ahead: `to - at = src >= 0`)
+        unsafe { copy(o.add(at), o.add(to), moved) };
+        to -= k;
+        src -= k;
+        // SAFETY: `extra[src..src + k]` (the counts sum to `extra.len()`) to
+        // `out[to..to + k]`, within the reserved capacity; different allocations
+        unsafe { copy(x.add(src), o.add(to), k) };
+        from = at;
+    }
+    debug_assert!(to == from && src == 0);
+    // SAFETY: every position of `old..old + total` was written above (the
+    // positions `from..old + total` all are, and `from <= old`)
+    unsafe { out.set_len(old + total) };
+}
+
 impl CoreEncoding {
     /// Build from mergeable ranks, special tokens and a split pattern.
     pub fn new(
@@ -213,22 +322,10 @@ impl CoreEncoding {
             // the hash is no longer needed: keep the piece's id count there
             d.h = (extra.len() - before) as u64;
         }
-        let old = out.len();
-        let mut to = old + extra.len();
-        out.resize(to, 0);
-        let (mut from, mut src) = (old, extra.len());
-        for d in defs.iter().rev() {
-            let (at, k) = (d.at, d.h as usize);
-            // the ids pushed after this piece move right, then its own ids go before them
-            let moved = from - at;
-            out.copy_within(at..from, to - moved);
-            to -= moved;
-            out[to - k..to].copy_from_slice(&extra[src - k..src]);
-            to -= k;
-            src -= k;
-            from = at;
-        }
-        debug_assert!(to == from && src == 0);
+        // SAFETY: each `d.at` is `out.len()` when the piece was queued (`lex_pieces`),
+        // and `out` only grew since (in order); `d.h` is the piece's number of ids in
+        // `extra`, which was cleared above
+        unsafe { place_ids(out, extra, defs) };
         let k = defs.last().map_or(0, |d| d.h as usize);
         defs.clear();
         #[cfg(test)]
@@ -779,6 +876,74 @@ mod tests {
         .into_iter()
         .filter_map(|(file, pat)| Some((file, bundled(file, pat)?)))
         .collect()
+    }
+
+    thread_local! {
+        /// Calls of `place_ids_vector` on this thread.
+        static VECTOR_MOVES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub(super) fn count_vector_moves() {
+        VECTOR_MOVES.set(VECTOR_MOVES.get() + 1);
+    }
+
+    /// `place_ids` (the vector moves on this CPU) against the portable moves and a naive
+    /// insertion, on random batches: pieces at the start, the end, adjacent, with 0 to
+    /// 20 ids (across the 8-id chunks) and 0 to 40 ids between them; fails if the
+    /// vector moves are not taken on a CPU with AVX-512 VBMI.
+    #[test]
+    fn vector_moves_match_portable() {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let flags: Vec<&str> = cpuinfo.split_whitespace().collect();
+        let listed = ["avx512f", "avx512bw", "avx512vl", "avx512vbmi"]
+            .iter()
+            .all(|f| flags.contains(f));
+        let mut seed = 7u64;
+        let mut r = |n: u64| crate::testutil::xorshift(&mut seed) % n;
+        for round in 0..20_000 {
+            let old = r(60) as usize;
+            let out: Vec<u32> = (0..old as u32).map(|i| 1_000_000 + i).collect();
+            let mut ats: Vec<usize> = (0..r(12)).map(|_| r(old as u64 + 1) as usize).collect();
+            ats.sort_unstable();
+            let counts: Vec<usize> = ats.iter().map(|_| r(21) as usize).collect();
+            let mut extra = vec![];
+            let mut defs = vec![];
+            for (&at, &k) in ats.iter().zip(&counts) {
+                defs.push(Deferred {
+                    a: 0,
+                    e: 0,
+                    at,
+                    h: k as u64,
+                });
+                extra.extend((0..k as u32).map(|j| 10_000 * (defs.len() as u32) + j));
+            }
+            let mut want = out.clone();
+            let mut shift = 0;
+            let mut src = 0;
+            for d in &defs {
+                let k = d.h as usize;
+                for (j, &id) in extra[src..src + k].iter().enumerate() {
+                    want.insert(d.at + shift + j, id);
+                }
+                shift += k;
+                src += k;
+            }
+            let mut portable = out.clone();
+            place_ids_portable(&mut portable, &extra, &defs);
+            assert_eq!(portable, want, "{round}");
+            let mut got = out.clone();
+            // an exact capacity half of the time (the vector moves reserve their room)
+            if round % 2 == 0 {
+                got.shrink_to_fit();
+            }
+            let before = VECTOR_MOVES.get();
+            // SAFETY: `ats` sorted and at most `old`; `extra` holds the counts' ids
+            unsafe { place_ids(&mut got, &extra, &defs) };
+            assert_eq!(got, want, "{round}");
+            if listed {
+                assert_eq!(VECTOR_MOVES.get(), before + 1, "vector moves not taken");
+            }
+        }
     }
 
     /// The piece loop against the per-piece reference: texts of frequent words (tokens)

@@ -425,9 +425,34 @@ enum Found {
 }
 
 impl<const P: usize, const W: usize> Set<P, W> {
-    /// Look `piece` up (a hit becomes the most recently used entry).
+    /// Look `piece` up (a hit becomes the most recently used entry). The compact and
+    /// one-line sets (four ways) are probed with AVX-512 where the CPU has it
+    /// ([`vector::available`]), the others (and other CPUs) by [`Set::find_portable`];
+    /// both give the same result and leave the set in the same state.
     #[inline(always)]
     fn find(&mut self, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> Found {
+        #[cfg(target_arch = "x86_64")]
+        // chosen by the entry size (32 or 64 bytes), not by the tables' names, so that
+        // a change of the table layouts cannot send a set to the wrong probe
+        if W == 4 && (6 + P == 32 || 6 + P == 64) && piece.len() <= P && vector::available() {
+            let set = (self as *mut Self).cast::<u8>();
+            // SAFETY: the CPU has the features `vector` needs (checked above); `set` is
+            // this set, `W` = 4 entries of `6 + P` bytes (32 or 64), aligned to 64 bytes
+            // (`Set` is `align(64)`), exclusively borrowed; `piece.len() <= P`.
+            return unsafe {
+                if 6 + P == 32 {
+                    vector::find_compact(set, owner, piece, out)
+                } else {
+                    vector::find_line(set, owner, piece, out)
+                }
+            };
+        }
+        self.find_portable(owner, piece, out)
+    }
+
+    /// [`Set::find`] without vector instructions.
+    #[inline(always)]
+    fn find_portable(&mut self, owner: u32, piece: &[u8], out: &mut Vec<u32>) -> Found {
         let mut k = 0;
         while k < W && !self.0[k].holds(owner, piece) {
             k += 1;
@@ -497,6 +522,282 @@ impl<const P: usize, const W: usize> Set<P, W> {
             }
         }
         self.0[0].fill(owner, piece, toks);
+    }
+}
+
+/// Whether the CPU has the AVX-512 subsets (F, BW, VL, VBMI) of this module's vector
+/// probe and of the deferred pieces' vector moves (checked once per process).
+#[inline(always)]
+pub(crate) fn vector_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return vector::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The probe of the four-way compact and one-line sets with AVX-512 (F, BW, VL, VBMI):
+/// the piece's key image (owner, length, bytes at their offsets in an entry) is built
+/// once, with a masked load of the piece's bytes, and compared with all four entries at
+/// once under a byte mask of the key's positions; the hit way comes from the compare
+/// masks (no loop exit to mispredict), the hit moves to the front by a fixed
+/// permutation or masked stores chosen by its way, and its 24-bit ids are widened to
+/// `u32` by one `vpermb` and stored with one unaligned store into reserved capacity.
+#[cfg(target_arch = "x86_64")]
+mod vector {
+    use super::{Found, REDIRECT};
+    use std::arch::x86_64::*;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    /// Whether the CPU has AVX-512 F, BW, VL and VBMI (checked once per process).
+    #[inline(always)]
+    pub(super) fn available() -> bool {
+        static STATE: AtomicU8 = AtomicU8::new(0);
+        match STATE.load(Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => {
+                let ok = std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512vbmi");
+                STATE.store(1 + ok as u8, Ordering::Relaxed);
+                ok
+            }
+        }
+    }
+
+    #[cfg(test)]
+    thread_local! {
+        /// Vector probes on this thread (for the test that the path is taken).
+        pub(super) static PROBES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Byte `b` of lane `l` of a 32-bit id: the index of that byte among an entry's
+    /// ids (the fourth byte is zeroed by the mask `0x7777...`).
+    const fn id_bytes<const N: usize>() -> [u8; N] {
+        let mut a = [0u8; N];
+        let mut i = 0;
+        while i < N {
+            a[i] = (3 * (i / 4) + i % 4) as u8;
+            i += 1;
+        }
+        a
+    }
+    static ID_BYTES: [u8; 64] = id_bytes::<64>();
+
+    /// The compact set's qwords (entry `j`: qwords `4j..4j+4` of the two lines) after a
+    /// hit in way `k` moves to the front: first line, second line.
+    const fn front(k: usize) -> [[i64; 8]; 2] {
+        let mut order = [0usize; 4];
+        order[0] = k;
+        let mut j = 0;
+        let mut at = 1;
+        while j < 4 {
+            if j != k {
+                order[at] = j;
+                at += 1;
+            }
+            j += 1;
+        }
+        let mut q = [[0i64; 8]; 2];
+        let mut i = 0;
+        while i < 16 {
+            q[i / 8][i % 8] = (4 * order[i / 4] + i % 4) as i64;
+            i += 1;
+        }
+        q
+    }
+    #[repr(C, align(64))]
+    struct Fronts([[[i64; 8]; 2]; 4]);
+    static FRONT: Fronts = Fronts([front(0), front(1), front(2), front(3)]);
+
+    /// Append the ids of the entry in `e` (its `6 + n` first bytes the header and the
+    /// piece, then `ntok` ids of 3 bytes; `ntok <= L`) to `out`, `L` = 8 (32-byte entry)
+    /// or 16 (64-byte entry).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    fn emit_compact(e: __m256i, n: usize, ntok: usize, out: &mut Vec<u32>) {
+        // SAFETY: ID_BYTES has 64 bytes; an unaligned 32-byte load of its start
+        let base = unsafe { _mm256_loadu_si256(ID_BYTES.as_ptr().cast()) };
+        let idx = _mm256_add_epi8(base, _mm256_set1_epi8((6 + n) as i8));
+        let ids = _mm256_maskz_permutexvar_epi8(0x7777_7777, idx, e);
+        out.reserve(8);
+        let len = out.len();
+        // SAFETY: `reserve(8)` left room for 8 more `u32`s after `len`: the store writes
+        // exactly those 32 bytes; the first `ntok.min(8)` of them are the ids (the
+        // entry holds `ntok <= 8`: `n + 3 ntok <= 26`), initialised by the store.
+        unsafe {
+            _mm256_storeu_si256(out.as_mut_ptr().add(len).cast(), ids);
+            out.set_len(len + ntok.min(8));
+        }
+    }
+
+    /// [`emit_compact`] for a 64-byte entry (`ntok <= 19`: more than 16 ids, only
+    /// from pieces of at most 9 bytes behind a redirect, take a scalar loop).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    fn emit_line(e: __m512i, n: usize, ntok: usize, out: &mut Vec<u32>) {
+        if ntok > 16 {
+            return emit_many(e, n, ntok, out);
+        }
+        // SAFETY: ID_BYTES has 64 bytes: an unaligned 64-byte load of them
+        let base = unsafe { _mm512_loadu_si512(ID_BYTES.as_ptr().cast()) };
+        let idx = _mm512_add_epi8(base, _mm512_set1_epi8((6 + n) as i8));
+        let ids = _mm512_maskz_permutexvar_epi8(0x7777_7777_7777_7777, idx, e);
+        out.reserve(16);
+        let len = out.len();
+        // SAFETY: as in `emit_compact`, with 16 ids (`n + 3 ntok <= 58`).
+        unsafe {
+            _mm512_storeu_si512(out.as_mut_ptr().add(len).cast(), ids);
+            out.set_len(len + ntok.min(16));
+        }
+    }
+
+    /// [`emit_line`] of more than 16 ids (out of line: rare).
+    #[cold]
+    #[inline(never)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    fn emit_many(e: __m512i, n: usize, ntok: usize, out: &mut Vec<u32>) {
+        let mut b = [0u8; 64];
+        // SAFETY: an unaligned 64-byte store into the 64-byte array `b`
+        unsafe { _mm512_storeu_si512(b.as_mut_ptr().cast(), e) };
+        for t in b[6 + n..].chunks_exact(3).take(ntok) {
+            out.push(t[0] as u32 | (t[1] as u32) << 8 | (t[2] as u32) << 16);
+        }
+    }
+
+    /// The key image of `piece` for `owner`: bytes 0-3 the owner, byte 4 the length,
+    /// bytes `6..6 + n` the piece, the rest 0 (`n <= 26` for the 32-byte image; the
+    /// 64-byte one is two copies); and the byte mask of the positions to compare (all
+    /// but the id count, byte 5).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    fn key(owner: u32, piece: &[u8], bytes: u64) -> (__m512i, u64) {
+        let n = piece.len();
+        debug_assert!(n <= 58);
+        let m = ((1u64 << n) - 1) << 6;
+        // SAFETY: a masked load: only the bytes whose mask bits are set are read, bytes
+        // 6..6 + n of the image, i.e. `piece[0..n]` (masked-off bytes are never accessed
+        // and cannot fault, whatever the address: AVX-512 fault suppression); the
+        // pointer is formed with `wrapping_sub` and only the piece's bytes are read.
+        let p = piece.as_ptr().wrapping_sub(6).cast::<i8>();
+        let hdr = owner as i64 | (n as i64) << 32;
+        let v = if bytes == 32 {
+            let b = unsafe { _mm256_maskz_loadu_epi8(m as u32, p) };
+            _mm512_broadcast_i64x4(_mm256_or_si256(b, _mm256_set_epi64x(0, 0, 0, hdr)))
+        } else {
+            let b = unsafe { _mm512_maskz_loadu_epi8(m, p) };
+            _mm512_or_si512(b, _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, hdr))
+        };
+        (v, m | 0x1f)
+    }
+
+    /// [`super::Set::find`] of a compact set (four 32-byte entries).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW, VL and VBMI; `set` points to four 32-byte entries
+    /// (`Packed<26>`), aligned to 64 bytes, not aliased during the call; `piece.len() <= 26`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    pub(super) unsafe fn find_compact(
+        set: *mut u8,
+        owner: u32,
+        piece: &[u8],
+        out: &mut Vec<u32>,
+    ) -> Found {
+        #[cfg(test)]
+        PROBES.with(|c| c.set(c.get() + 1));
+        let n = piece.len();
+        let (key, m) = key(owner, piece, 32);
+        let m = m | m << 32;
+        let p = set.cast::<__m512i>();
+        // SAFETY: the set's two aligned lines (the caller's contract)
+        let (z0, z1) = unsafe { (_mm512_load_si512(p), _mm512_load_si512(p.add(1))) };
+        let d0 = _mm512_mask_cmpneq_epi8_mask(m, z0, key);
+        let d1 = _mm512_mask_cmpneq_epi8_mask(m, z1, key);
+        let hits = (d0 as u32 == 0) as u32
+            | ((d0 >> 32 == 0) as u32) << 1
+            | ((d1 as u32 == 0) as u32) << 2
+            | ((d1 >> 32 == 0) as u32) << 3;
+        if hits == 0 {
+            return Found::Miss;
+        }
+        let k = hits.trailing_zeros() as usize;
+        // the hit to the front, the entries before it one place back: a fixed
+        // permutation of the set's qwords by the hit way
+        let f = &FRONT.0[k];
+        // SAFETY: `f` is two aligned arrays of 8 qwords
+        let (i0, i1) = unsafe {
+            (
+                _mm512_load_si512(f[0].as_ptr().cast()),
+                _mm512_load_si512(f[1].as_ptr().cast()),
+            )
+        };
+        let y0 = _mm512_permutex2var_epi64(z0, i0, z1);
+        let y1 = _mm512_permutex2var_epi64(z0, i1, z1);
+        // lines that change: the first unless k = 0, the second if k >= 2
+        let (s0, s1) = (
+            0u8.wrapping_sub((k > 0) as u8),
+            0u8.wrapping_sub((k > 1) as u8),
+        );
+        // SAFETY: the set's two aligned lines; masked-off stores write nothing
+        unsafe {
+            _mm512_mask_store_epi64(p.cast(), s0, y0);
+            _mm512_mask_store_epi64(p.add(1).cast(), s1, y1);
+        }
+        let e = _mm512_castsi512_si256(y0);
+        let ntok = _mm256_extract_epi8::<5>(e) as u8;
+        if ntok == REDIRECT {
+            return Found::Next;
+        }
+        emit_compact(e, n, ntok as usize, out);
+        Found::Hit
+    }
+
+    /// [`super::Set::find`] of a one-line set (four 64-byte entries).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW, VL and VBMI; `set` points to four 64-byte entries
+    /// (`Packed<58>`), aligned to 64 bytes, not aliased during the call; `piece.len() <= 58`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    pub(super) unsafe fn find_line(
+        set: *mut u8,
+        owner: u32,
+        piece: &[u8],
+        out: &mut Vec<u32>,
+    ) -> Found {
+        #[cfg(test)]
+        PROBES.with(|c| c.set(c.get() + 1));
+        let n = piece.len();
+        let (key, m) = key(owner, piece, 64);
+        let p = set.cast::<__m512i>();
+        // SAFETY: the set's four aligned lines (the caller's contract)
+        let z = unsafe { [0, 1, 2, 3].map(|j| _mm512_load_si512(p.add(j))) };
+        let mut hits = 0u32;
+        for (j, zj) in z.iter().enumerate() {
+            hits |= ((_mm512_mask_cmpneq_epi8_mask(m, *zj, key) == 0) as u32) << j;
+        }
+        if hits == 0 {
+            return Found::Miss;
+        }
+        let k = hits.trailing_zeros() as usize;
+        // SAFETY: line `k < 4` of the set, loaded before the stores below
+        let e = unsafe { _mm512_load_si512(p.add(k)) };
+        // the hit to the front, lines `0..k` one place back (masked-off stores write
+        // nothing)
+        let at = |j: usize| 0u8.wrapping_sub((j <= k) as u8);
+        // SAFETY: the set's aligned lines 0..4
+        unsafe {
+            _mm512_mask_store_epi64(p.cast(), at(1), e);
+            _mm512_mask_store_epi64(p.add(1).cast(), at(1), z[0]);
+            _mm512_mask_store_epi64(p.add(2).cast(), at(2), z[1]);
+            _mm512_mask_store_epi64(p.add(3).cast(), at(3), z[2]);
+        }
+        let ntok = _mm256_extract_epi8::<5>(_mm512_castsi512_si256(e)) as u8;
+        if ntok == REDIRECT {
+            return Found::Next;
+        }
+        emit_line(e, n, ntok as usize, out);
+        Found::Hit
     }
 }
 
@@ -665,6 +966,47 @@ pub fn clear_thread() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// On a CPU with AVX-512 F/BW/VL/VBMI (this project's benchmark machine), lookups in
+    /// the compact and one-line tables must take the vector probe: fails if the dispatch
+    /// silently falls back to the portable loop.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_probe_is_taken() {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let flags: Vec<&str> = cpuinfo.split_whitespace().collect();
+        let listed = ["avx512f", "avx512bw", "avx512vl", "avx512vbmi"]
+            .iter()
+            .all(|f| flags.contains(f));
+        if !listed {
+            eprintln!("no AVX-512 VBMI: the vector probe is not tested on this machine");
+            return;
+        }
+        assert!(
+            vector::available(),
+            "the CPU lists AVX-512 VBMI but the vector probe is off"
+        );
+        clear_thread();
+        let a = new_owner();
+        let mut out = vec![];
+        // a compact-table piece, a one-line one, and a short piece behind a redirect
+        // (19 ids: the compact entry redirects to the one-line table)
+        let many: Vec<u32> = (0..19).collect();
+        for (piece, toks) in [
+            (&b"vector"[..], &[1u32, 2][..]),
+            (&[b'm'; 20][..], &[3][..]),
+            (&b"r"[..], &many[..]),
+        ] {
+            put(a, piece, toks);
+            let before = vector::PROBES.with(|c| c.get());
+            out.clear();
+            assert!(get(a, piece, &mut out));
+            assert_eq!(out, toks);
+            let probes = vector::PROBES.with(|c| c.get()) - before;
+            assert_eq!(probes, if piece.len() == 1 { 2 } else { 1 }, "{piece:?}");
+        }
+        clear_thread();
+    }
 
     #[test]
     fn roundtrip_and_owner() {
@@ -967,6 +1309,116 @@ mod proptests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::HashMap;
+
+    /// An entry of a test set: `None` empty (owner 0), else (owner 1 or 2, piece from
+    /// [`pool`], id count, or a redirect when the count is 0 or does not fit).
+    type Way = Option<(u32, usize, usize)>;
+
+    /// Pieces that differ in one byte, in length, or only in bytes past the shorter one.
+    fn pool(max: usize) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = vec![];
+        for n in [1, 2, 3, 4, 5, 7, 8, 9, 13, max.min(14), max] {
+            let p: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut q = p.clone();
+            q[n - 1] ^= 0x80;
+            let mut r = p.clone();
+            r[0] = 0xe3;
+            v.extend([p, q, r]);
+        }
+        v
+    }
+
+    /// A set of `W` ways holding `ways`, the bytes past each entry's ids filled with
+    /// `junk` (an entry's unused bytes are whatever an earlier occupant left).
+    fn build<const P: usize>(ways: &[Way], junk: u8) -> Set<P, 4> {
+        let pool = pool(P.min(MID_PIECE));
+        let e = Packed::<P> {
+            owner: 0,
+            len: 0,
+            ntok: 0,
+            data: [junk; P],
+        };
+        let mut s = Set([e; 4]);
+        for (k, w) in ways.iter().enumerate() {
+            if let Some((owner, i, t)) = *w {
+                let piece = &pool[i % pool.len()];
+                let room = (P - piece.len()) / 3;
+                let toks: Vec<u32> = (0..t.min(room) as u32)
+                    .map(|j| j * 0x0102_0305 % (1 << 24))
+                    .collect();
+                s.0[k].fill(owner, piece, (t != 0 && t <= room).then_some(&toks[..]));
+            } else {
+                s.0[k].owner = 0;
+                s.0[k].len = junk % 8;
+            }
+        }
+        s
+    }
+
+    fn image<const P: usize>(s: &Set<P, 4>) -> Vec<(u32, u8, u8, Vec<u8>)> {
+        s.0.iter()
+            .map(|e| (e.owner, e.len, e.ntok, e.data.to_vec()))
+            .collect()
+    }
+
+    fn found(f: Found) -> u8 {
+        match f {
+            Found::Hit => 0,
+            Found::Miss => 1,
+            Found::Next => 2,
+        }
+    }
+
+    /// The vector probe ([`Set::find`] on this CPU) and [`Set::find_portable`] give the
+    /// same answer, the same ids and the same set afterwards.
+    fn same_as_portable<const P: usize>(
+        ways: &[Way],
+        junk: u8,
+        owner: u32,
+        probe: usize,
+    ) -> Result<(), TestCaseError> {
+        let pool = pool(P.min(MID_PIECE));
+        let piece = &pool[probe % pool.len()];
+        // the probed piece at the start of its own allocation (the masked load's
+        // address is 6 bytes before it)
+        let piece = piece.clone().into_boxed_slice();
+        let (mut a, mut b) = (build::<P>(ways, junk), build::<P>(ways, junk));
+        let (mut oa, mut ob) = (vec![9u32; 3], vec![9u32; 3]);
+        let before = vector::PROBES.with(|c| c.get());
+        let fa = found(a.find(owner, &piece, &mut oa));
+        if vector::available() {
+            prop_assert_eq!(vector::PROBES.with(|c| c.get()), before + 1);
+        }
+        let fb = found(b.find_portable(owner, &piece, &mut ob));
+        prop_assert_eq!(fa, fb);
+        prop_assert_eq!(oa, ob);
+        prop_assert_eq!(image(&a), image(&b));
+        Ok(())
+    }
+
+    fn way() -> impl Strategy<Value = Way> {
+        proptest::option::of((1u32..3, 0usize..40, 0usize..22))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn vector_probe_matches_portable(
+            ways in proptest::collection::vec(way(), 4),
+            junk: u8,
+            owner in 1u32..3,
+            probe in 0usize..40,
+            hit in proptest::option::of(0usize..4),
+        ) {
+            // often probe a piece that is in the set
+            let probe = match hit.and_then(|k| ways[k]) {
+                Some((o, i, _)) if owner == o => i,
+                _ => probe,
+            };
+            same_as_portable::<SMALL_DATA>(&ways, junk, owner, probe)?;
+            same_as_portable::<MID_DATA>(&ways, junk, owner, probe)?;
+        }
+    }
 
     proptest! {
         /// Random puts and gets against a map (each piece has one list of ids, as in the
