@@ -893,11 +893,7 @@ mod tests {
     /// vector moves are not taken on a CPU with AVX-512 VBMI.
     #[test]
     fn vector_moves_match_portable() {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let flags: Vec<&str> = cpuinfo.split_whitespace().collect();
-        let listed = ["avx512f", "avx512bw", "avx512vl", "avx512vbmi"]
-            .iter()
-            .all(|f| flags.contains(f));
+        let listed = crate::testutil::cpu_lists(&["avx512f", "avx512bw", "avx512vl", "avx512vbmi"]);
         let mut seed = 7u64;
         let mut r = |n: u64| crate::testutil::xorshift(&mut seed) % n;
         for round in 0..20_000 {

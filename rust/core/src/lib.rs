@@ -49,4 +49,12 @@ pub(crate) mod testutil {
         *seed ^= *seed << 17;
         *seed
     }
+
+    /// Whether `/proc/cpuinfo` lists every one of `flags` (false where it cannot be
+    /// read): the tests that fail when a vector path is silently not taken use it.
+    pub(crate) fn cpu_lists(flags: &[&str]) -> bool {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let listed: Vec<&str> = cpuinfo.split_whitespace().collect();
+        flags.iter().all(|f| listed.contains(f))
+    }
 }

@@ -611,29 +611,12 @@ mod vector {
     struct Fronts([[[i64; 8]; 2]; 4]);
     static FRONT: Fronts = Fronts([front(0), front(1), front(2), front(3)]);
 
-    /// Append the ids of the entry in `e` (its `6 + n` first bytes the header and the
-    /// piece, then `ntok` ids of 3 bytes; `ntok <= L`) to `out`, `L` = 8 (32-byte entry)
-    /// or 16 (64-byte entry).
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
-    fn emit_compact(e: __m256i, n: usize, ntok: usize, out: &mut Vec<u32>) {
-        // SAFETY: ID_BYTES has 64 bytes; an unaligned 32-byte load of its start
-        let base = unsafe { _mm256_loadu_si256(ID_BYTES.as_ptr().cast()) };
-        let idx = _mm256_add_epi8(base, _mm256_set1_epi8((6 + n) as i8));
-        let ids = _mm256_maskz_permutexvar_epi8(0x7777_7777, idx, e);
-        out.reserve(8);
-        let len = out.len();
-        // SAFETY: `reserve(8)` left room for 8 more `u32`s after `len`: the store writes
-        // exactly those 32 bytes; the first `ntok.min(8)` of them are the ids (the
-        // entry holds `ntok <= 8`: `n + 3 ntok <= 26`), initialised by the store.
-        unsafe {
-            _mm256_storeu_si256(out.as_mut_ptr().add(len).cast(), ids);
-            out.set_len(len + ntok.min(8));
-        }
-    }
-
-    /// [`emit_compact`] for a 64-byte entry (`ntok <= 19`: more than 16 ids, only
-    /// from pieces of at most 9 bytes behind a redirect, take a scalar loop).
+    /// Append the ids of the entry at the start of `e` (its `6 + n` first bytes the
+    /// header and the piece, then `ntok` ids of 3 bytes) to `out`: a one-line entry
+    /// (`ntok <= 19`: more than 16 ids, only from pieces of at most 9 bytes behind a
+    /// redirect, take a scalar loop), or a compact entry in the first half of its line
+    /// (`ntok <= 8`; the lanes past its ids read the next entry's bytes, and are not
+    /// kept).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
     fn emit_line(e: __m512i, n: usize, ntok: usize, out: &mut Vec<u32>) {
@@ -646,7 +629,9 @@ mod vector {
         let ids = _mm512_maskz_permutexvar_epi8(0x7777_7777_7777_7777, idx, e);
         out.reserve(16);
         let len = out.len();
-        // SAFETY: as in `emit_compact`, with 16 ids (`n + 3 ntok <= 58`).
+        // SAFETY: `reserve(16)` left room for 16 more `u32`s after `len`: the store writes
+        // exactly those 64 bytes; the first `ntok.min(16)` of them are the ids (at most 16
+        // here), initialised by the store.
         unsafe {
             _mm512_storeu_si512(out.as_mut_ptr().add(len).cast(), ids);
             out.set_len(len + ntok.min(16));
@@ -749,7 +734,7 @@ mod vector {
         if ntok == REDIRECT {
             return Found::Next;
         }
-        emit_compact(e, n, ntok as usize, out);
+        emit_line(y0, n, ntok as usize, out);
         Found::Hit
     }
 
@@ -973,11 +958,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_probe_is_taken() {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let flags: Vec<&str> = cpuinfo.split_whitespace().collect();
-        let listed = ["avx512f", "avx512bw", "avx512vl", "avx512vbmi"]
-            .iter()
-            .all(|f| flags.contains(f));
+        let listed = crate::testutil::cpu_lists(&["avx512f", "avx512bw", "avx512vl", "avx512vbmi"]);
         if !listed {
             eprintln!("no AVX-512 VBMI: the vector probe is not tested on this machine");
             return;
