@@ -141,6 +141,13 @@ pub const TABLE_BYTES: usize = SMALL_SETS * 32 * SMALL_WAYS
     + LONG_SETS * 256 * LONG_WAYS
     + SEEN_BITS / 8;
 
+/// The word of `Tables::seen` and the bit in it for the hash `h`.
+#[inline(always)]
+fn seen_bit(h: u64) -> (usize, u64) {
+    let b = (h >> 20) as usize & (SEEN_BITS - 1);
+    (b / 64, 1u64 << (b % 64))
+}
+
 /// Threads holding full-size tables now.
 static FULL_LIVE: AtomicUsize = AtomicUsize::new(0);
 
@@ -245,16 +252,15 @@ impl Tables {
     /// Whether `h` is in `seen`.
     #[inline(always)]
     fn was_seen(&self, h: u64) -> bool {
-        let b = (h >> 20) as usize & (SEEN_BITS - 1);
-        self.seen[b / 64] >> (b % 64) & 1 != 0
+        let (w, bit) = seen_bit(h);
+        self.seen[w] & bit != 0
     }
 
     /// Put `h` into `seen`; whether it was there. `seen` is emptied when an eighth of its
     /// bits are set (so that at most one unseen piece in eight passes for seen).
     #[inline(always)]
     fn mark_seen(&mut self, h: u64) -> bool {
-        let b = (h >> 20) as usize & (SEEN_BITS - 1);
-        let (w, bit) = (b / 64, 1u64 << (b % 64));
+        let (w, bit) = seen_bit(h);
         if self.seen[w] & bit != 0 {
             return true;
         }
