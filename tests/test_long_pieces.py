@@ -130,6 +130,18 @@ def test_every_cjk_character_alone_and_between_others() -> None:
         ).encode_ordinary(text)
 
 
+def test_cjk_run_longer_than_64k() -> None:
+    # one random CJK piece of ~100 KB: long enough that the segmented encoder loads its
+    # safe-cut bitmaps in bulk first (backtrack::SWEEP_MIN)
+    rnd = random.Random(12)
+    text = "".join(rnd.choices(_CJK, k=34_000))
+    assert len(text.encode()) >= 1 << 16
+    for name in NAMES:
+        assert supertok.get_encoding(name).encode_ordinary(text) == tiktoken_reference(
+            name
+        ).encode_ordinary(text)
+
+
 # four-byte characters: emoji blocks (symbols: a run with ZWJ, VS16 and skin tones stays
 # one piece), supplementary CJK and mathematical letters (letters: one piece per run)
 _EMOJI = [chr(c) for c in list(range(0x1F300, 0x1F650)) + list(range(0x1F680, 0x1F700))]

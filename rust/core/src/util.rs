@@ -132,9 +132,36 @@ pub fn thread_runs_since(before: &[(String, u64)]) -> (String, Vec<(String, u64)
     (s, cur)
 }
 
+/// Read one byte of every 64-byte line of `s` in address order, so that the hardware
+/// prefetchers stream them: pulls a table into the caches in bulk before work that would
+/// otherwise meet its lines one random miss at a time.
+pub fn touch_lines<T: Copy>(s: &[T]) {
+    let p = s.as_ptr() as *const u8;
+    let n = std::mem::size_of_val(s);
+    let mut acc = 0u8;
+    let mut i = 0;
+    while i < n {
+        // SAFETY: `i < n`, the byte length of `s`, so `p + i` is inside `s`, whose
+        // elements are plain `Copy` data (no interior mutability, no padding reads: any
+        // byte of an initialized `Copy` integer array may be read).
+        acc ^= unsafe { p.add(i).read_volatile() };
+        i += 64;
+    }
+    std::hint::black_box(acc);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn touch_lines_reads_inside_any_slice() {
+        // empty, shorter than a line, not a multiple of a line, several lines
+        for n in [0usize, 1, 7, 63, 64, 65, 1000] {
+            touch_lines(&vec![1u8; n]);
+            touch_lines(&vec![1u64; n]);
+        }
+    }
 
     #[test]
     fn repr_matches_python() {
