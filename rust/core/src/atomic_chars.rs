@@ -129,6 +129,13 @@ pub struct AtomicChars {
     count: usize,
 }
 
+impl AtomicChars {
+    /// Pull the table of the three-byte characters into the caches.
+    pub fn touch(&self) {
+        crate::util::touch_lines(&self.blocks);
+    }
+}
+
 #[inline(always)]
 fn cont(b: u8) -> bool {
     b & 0xc0 == 0x80

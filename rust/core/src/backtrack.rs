@@ -98,7 +98,7 @@ pub struct Unsupported;
 type Step<T> = Result<T, Unsupported>;
 
 /// Pieces of at least this many bytes encoded segment by segment load the [`SafeCuts`]
-/// bitmaps in bulk first.
+/// bitmaps, the three-byte characters' table and the index's Bloom filter in bulk first.
 const SWEEP_MIN: usize = 1 << 16;
 
 /// The linear-time encoder of long pieces for one vocabulary.
@@ -298,9 +298,14 @@ impl Backtrack {
             };
             if !periodic(sample) && cuts.count(sample) >= min_cuts {
                 if piece.len() >= SWEEP_MIN {
-                    // a long piece tests the bitmaps at nearly every position: load them
-                    // in one stream first (cold o200k random CJK: -16 %)
+                    // a long piece tests the bitmaps at nearly every position and looks up
+                    // most of its characters and their pairs: load those tables in one
+                    // stream each first (cold random CJK +8-29 %, see docs/DEVELOPING.md)
                     cuts.touch();
+                    if let Some(c) = chars {
+                        c.touch();
+                    }
+                    vocab.touch_bloom();
                 }
                 self.encode_segmented(vocab, chars, cuts, piece, out)
             } else {

@@ -51,6 +51,13 @@ pub struct PieceIndex {
     bloom_mask: u64,
 }
 
+impl PieceIndex {
+    /// Pull the Bloom filter into the caches.
+    pub fn touch_bloom(&self) {
+        crate::util::touch_lines(&self.bloom);
+    }
+}
+
 impl std::fmt::Debug for PieceIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PieceIndex")

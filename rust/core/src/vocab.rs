@@ -131,6 +131,11 @@ impl Vocab {
         self.max_token_len
     }
 
+    /// Pull the index's Bloom filter into the caches.
+    pub fn touch_bloom(&self) {
+        self.index.touch_bloom();
+    }
+
     /// Bytes of token `id`, `None` for holes and out-of-range ids.
     #[inline]
     pub fn bytes(&self, id: u32) -> Option<&[u8]> {
