@@ -130,11 +130,15 @@ def test_every_cjk_character_alone_and_between_others() -> None:
         ).encode_ordinary(text)
 
 
-def test_cjk_run_longer_than_64k() -> None:
-    # one random CJK piece of ~100 KB: long enough that the segmented encoder loads its
-    # safe-cut bitmaps in bulk first (backtrack::SWEEP_MIN)
+@pytest.mark.parametrize("kind", ["cjk", "letters"])
+def test_pieces_longer_than_64k(kind: str) -> None:
+    # one random piece of ~100 KB: long enough that the encoder loads tables in bulk first
+    # (backtrack::SWEEP_MIN; the segmented CJK path and the chunked ASCII path)
     rnd = random.Random(12)
-    text = "".join(rnd.choices(_CJK, k=34_000))
+    if kind == "cjk":
+        text = "".join(rnd.choices(_CJK, k=34_000))
+    else:
+        text = "".join(rnd.choices("abcdefghijklmnopqrstuvwxyz", k=100_000))
     assert len(text.encode()) >= 1 << 16
     for name in NAMES:
         assert supertok.get_encoding(name).encode_ordinary(text) == tiktoken_reference(

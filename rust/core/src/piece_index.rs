@@ -56,6 +56,11 @@ impl PieceIndex {
     pub fn touch_bloom(&self) {
         crate::util::touch_lines(&self.bloom);
     }
+
+    /// Pull the slot array into the caches.
+    pub fn touch_slots(&self) {
+        crate::util::touch_lines(&self.slots);
+    }
 }
 
 impl std::fmt::Debug for PieceIndex {

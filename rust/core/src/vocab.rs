@@ -131,6 +131,12 @@ impl Vocab {
         self.max_token_len
     }
 
+    /// Pull the index's Bloom filter and slot array into the caches.
+    pub fn touch_index(&self) {
+        self.index.touch_bloom();
+        self.index.touch_slots();
+    }
+
     /// Pull the index's Bloom filter into the caches.
     pub fn touch_bloom(&self) {
         self.index.touch_bloom();
