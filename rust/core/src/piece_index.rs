@@ -32,6 +32,28 @@ use crate::hugebuf::{HugeBuf, Zeroable};
 
 const NONE: u32 = u32::MAX;
 
+/// One bucket of the compact table of 3- and 4-byte tokens: eight entries in one cache
+/// line, each `key | id << KEY34_BITS` with `key = bytes | len << 32` (the bytes
+/// little-endian, zero-padded; see [`key34`]); all zero = empty. A bucket's entries fill
+/// from lane 0, so the first empty lane ends its probe sequence.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Line34([u64; 8]);
+
+// SAFETY: an array of integers, no padding (64 bytes, aligned to 64); all-zero is empty.
+unsafe impl Zeroable for Line34 {}
+
+/// Bits of a compact entry's key (32 bits of bytes, the length 3 or 4 above them).
+const KEY34_BITS: u32 = 35;
+const KEY34_MASK: u64 = (1 << KEY34_BITS) - 1;
+
+/// The compact table's key of a 3- or 4-byte string whose bytes, little-endian and
+/// zero-padded, are `h` (never 0: the length is in bits 32-34).
+#[inline(always)]
+fn key34(h: u64, n: usize) -> u64 {
+    h | (n as u64) << 32
+}
+
 /// Index from token bytes to ids. Built once from `(bytes, id)`; see [`PieceIndex::get`].
 #[derive(Clone)]
 pub struct PieceIndex {
@@ -49,6 +71,15 @@ pub struct PieceIndex {
     /// answering most lookups of non-tokens without touching the slot array.
     bloom: HugeBuf<u64>,
     bloom_mask: u64,
+    /// The tokens of 3 and 4 bytes again, in cache-line buckets of 8 compact entries
+    /// ([`Line34`]), power-of-two many, linear probing by bucket: a 3/4-byte lookup of the
+    /// merge is one line (o200k: 44 K tokens, 512 KiB, so it stays in L2) instead of the
+    /// Bloom word and, on a positive, the slot. Holds exactly the indexed tokens of 3-4
+    /// bytes whose id is below `2^29` (all of them when `Vocab::n_slots() < 2^29`, which
+    /// the merge that uses it requires).
+    lines34: HugeBuf<Line34>,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    shift34: u32,
 }
 
 impl PieceIndex {
@@ -198,6 +229,38 @@ fn tail_concat(a: &[u8], b: &[u8]) -> u64 {
     last_k(a, k) | (head(b) << (8 * k))
 }
 
+/// The compact table's home bucket of key `q`.
+#[inline(always)]
+fn bucket34(q: u64, shift: u32) -> usize {
+    // the slot array's hash (its high bits), so that the merge hashes once for the
+    // Bloom filter and the compact table
+    (hash(q & 0xFFFF_FFFF, 0, (q >> 32) as usize) >> shift) as usize
+}
+
+/// The compact table of the 3- and 4-byte tokens `toks` (`(key34, id)`, distinct keys,
+/// ids below `2^29`): buckets for at most 0.8 entries per lane, at least two (so
+/// that the shift is below 64), so some lane stays empty and every probe ends.
+fn build34(toks: &[(u64, u32)]) -> (HugeBuf<Line34>, u32) {
+    let n_lines = (toks.len() * 5 / 4).div_ceil(8).max(2).next_power_of_two();
+    let shift = 64 - n_lines.trailing_zeros();
+    let mut lines: HugeBuf<Line34> = HugeBuf::zeroed(n_lines);
+    let mask = n_lines - 1;
+    for &(q, id) in toks {
+        debug_assert!(q != 0 && q & !KEY34_MASK == 0 && id < 1 << (64 - KEY34_BITS));
+        let mut b = bucket34(q, shift);
+        'place: loop {
+            for e in lines[b].0.iter_mut() {
+                if *e == 0 {
+                    *e = q | (id as u64) << KEY34_BITS;
+                    break 'place;
+                }
+            }
+            b = (b + 1) & mask;
+        }
+    }
+    (lines, shift)
+}
+
 impl PieceIndex {
     /// Build from the ids `ids`, whose bytes `bytes_of(id)` gives (non-empty). Returns the
     /// index and, if some byte string occurs twice, the first duplicate's
@@ -220,6 +283,7 @@ impl PieceIndex {
         let bloom_bits = (count.max(64) * 10).next_power_of_two();
         let bloom_mask = (bloom_bits / 64) as u64 - 1;
         let mut bloom: HugeBuf<u64> = HugeBuf::zeroed(bloom_bits / 64);
+        let mut toks34: Vec<(u64, u32)> = Vec::new();
         for id in ids {
             let b = bytes_of(id);
             let n = b.len();
@@ -241,6 +305,7 @@ impl PieceIndex {
                     match n {
                         1 => short[b[0] as usize] = id,
                         2 => short[256 + ((b[0] as usize) << 8 | b[1] as usize)] = id,
+                        3 | 4 if id < 1 << (64 - KEY34_BITS) => toks34.push((key34(h, n), id)),
                         _ => {}
                     }
                     break;
@@ -254,6 +319,7 @@ impl PieceIndex {
                 i = (i + 1) & mask;
             }
         }
+        let (lines34, shift34) = build34(&toks34);
         (
             PieceIndex {
                 slots,
@@ -262,9 +328,109 @@ impl PieceIndex {
                 short,
                 bloom,
                 bloom_mask,
+                lines34,
+                shift34,
             },
             dup,
         )
+    }
+
+    /// Id of the 3- or 4-byte token (`n` is 3 or 4) whose bytes, little-endian and
+    /// zero-padded, are `h`, or `u32::MAX`, for the merge: the Bloom filter first (most
+    /// merge lookups are not tokens, and its word is an L2 hit), then, on a positive, the
+    /// compact table instead of the slot array (one line of 512 KiB for o200k instead of
+    /// one of 4 MiB). Portable, the tests' reference for [`PieceIndex::get34_avx512`]:
+    /// the portable merge keeps the slot array (with this lookup its missed pieces
+    /// merged 7-30 % slower, see `docs/DEVELOPING.md`).
+    #[cfg(test)]
+    pub(crate) fn get34(&self, h: u64, n: usize) -> u32 {
+        debug_assert!((3..=4).contains(&n) && h >> (8 * n) == 0);
+        let hv = hash(h, 0, n);
+        if !self.maybe(hv) {
+            return NONE;
+        }
+        self.find34(key34(h, n), (hv >> self.shift34) as usize)
+    }
+
+    /// [`PieceIndex::get34`] with the compact bucket's eight entries compared at once.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn get34_avx512(&self, h: u64, n: usize) -> u32 {
+        debug_assert!((3..=4).contains(&n) && h >> (8 * n) == 0);
+        #[cfg(test)]
+        tests::VECTOR34.with(|c| c.set(c.get() + 1));
+        let hv = hash(h, 0, n);
+        if !self.maybe(hv) {
+            return NONE;
+        }
+        self.find34_avx512(key34(h, n), (hv >> self.shift34) as usize)
+    }
+
+    /// The id in the compact table of the key `q` whose home bucket is `b`, or `u32::MAX`
+    /// (portable: the entries in order up to the first empty one).
+    #[cfg(test)]
+    fn find34(&self, q: u64, mut b: usize) -> u32 {
+        let mask = self.lines34.len() - 1;
+        loop {
+            for &e in &self.lines34[b].0 {
+                if e == 0 {
+                    return NONE;
+                }
+                if (e ^ q) & KEY34_MASK == 0 {
+                    return (e >> KEY34_BITS) as u32;
+                }
+            }
+            b = (b + 1) & mask;
+        }
+    }
+
+    /// [`PieceIndex::find34`] by AVX-512F: the bucket's eight keys compared with one
+    /// `vptestnmq`, one branch on a hit, and one (taken for about a fifth of the buckets
+    /// at o200k's load, rarely when the filter let a token through) to the next bucket
+    /// when this one is full.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn find34_avx512(&self, q: u64, mut b: usize) -> u32 {
+        use std::arch::x86_64::*;
+        let qv = _mm512_set1_epi64(q as i64);
+        let mv = _mm512_set1_epi64(KEY34_MASK as i64);
+        let mask = self.lines34.len() - 1;
+        loop {
+            let line = &self.lines34[b];
+            // SAFETY: `line` is 64 readable bytes aligned to 64 (`Line34`).
+            let v = unsafe { _mm512_load_si512((line as *const Line34).cast()) };
+            let hit = _mm512_testn_epi64_mask(_mm512_xor_si512(v, qv), mv);
+            if hit != 0 {
+                return (line.0[(hit.trailing_zeros() & 7) as usize] >> KEY34_BITS) as u32;
+            }
+            if _mm512_testn_epi64_mask(v, v) != 0 {
+                return NONE;
+            }
+            b = (b + 1) & mask;
+        }
+    }
+
+    /// The compact table alone (no filter) for `piece` of 3 or 4 bytes, by both lookups
+    /// (tests: the table must agree with the slot array).
+    #[cfg(test)]
+    fn table34(&self, piece: &[u8]) -> (u32, Option<u32>) {
+        let (h, n) = (head(piece), piece.len());
+        let q = key34(h, n);
+        let b = (hash(h, 0, n) >> self.shift34) as usize;
+        #[cfg(target_arch = "x86_64")]
+        let vector = std::arch::is_x86_feature_detected!("avx512f")
+            // SAFETY: the CPU has AVX-512F (checked just before).
+            .then(|| unsafe { self.find34_avx512(q, b) });
+        #[cfg(not(target_arch = "x86_64"))]
+        let vector = None;
+        (self.find34(q, b), vector)
+    }
+
+    /// Bytes of the compact table of 3- and 4-byte tokens (its memory).
+    pub fn bytes34(&self) -> usize {
+        self.lines34.len() * std::mem::size_of::<Line34>()
     }
 
     /// Like [`PieceIndex::get`], but consults the Bloom filter first: faster when most
@@ -449,8 +615,142 @@ impl PieceIndex {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    thread_local! {
+        /// Calls of [`PieceIndex::get34_avx512`] on this thread (the path-taken test of
+        /// `rank_bpe`).
+        pub(crate) static VECTOR34: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    /// The compact table of `ix` against the slot array for `queries` of 3 or 4 bytes:
+    /// both lookups of the table alone, and `get34` (filter first), give `get`'s id.
+    fn check34<'v>(
+        ix: &PieceIndex,
+        bytes_of: impl Fn(u32) -> &'v [u8] + Copy,
+        queries: &[Vec<u8>],
+    ) {
+        for q in queries {
+            assert!((3..=4).contains(&q.len()));
+            let want = ix.get(q, bytes_of).unwrap_or(NONE);
+            let (portable, vector) = ix.table34(q);
+            assert_eq!(portable, want, "{q:?}");
+            if let Some(v) = vector {
+                assert_eq!(v, want, "{q:?}");
+            }
+            assert_eq!(ix.get34(head(q), q.len()), want, "{q:?}");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked just before).
+                assert_eq!(unsafe { ix.get34_avx512(head(q), q.len()) }, want, "{q:?}");
+            }
+        }
+    }
+
+    /// Every 3-4 byte token, those padded or cut to the other length (`abc` / `abc\0`,
+    /// `abcd` / `abc`), one byte changed, and random strings of a small alphabet (with
+    /// zero bytes): many tokens and many near misses.
+    fn queries34(toks: &[Vec<u8>], seed: u64) -> Vec<Vec<u8>> {
+        let mut s = seed | 1;
+        let mut rnd = move || crate::testutil::xorshift(&mut s);
+        let mut qs = vec![];
+        for t in toks.iter().filter(|t| (3..=4).contains(&t.len())) {
+            qs.push(t.clone());
+            if t.len() == 3 {
+                qs.push([t.as_slice(), &[0]].concat());
+            } else {
+                qs.push(t[..3].to_vec());
+            }
+            let mut u = t.clone();
+            let i = (rnd() % t.len() as u64) as usize;
+            u[i] = u[i].wrapping_add(1 + (rnd() % 3) as u8);
+            qs.push(u);
+        }
+        let alphabet = b"ab\x00\xff e";
+        for _ in 0..20_000 {
+            let n = 3 + (rnd() % 2) as usize;
+            qs.push((0..n).map(|_| alphabet[(rnd() % 6) as usize]).collect());
+        }
+        qs
+    }
+
+    /// The compact table agrees with the slot array on random vocabularies dense enough
+    /// that buckets overflow into the next ones.
+    #[test]
+    fn compact_table_agrees_on_random_vocabularies() {
+        for seed in [3u64, 99, 0xdead_beef] {
+            let mut s = seed;
+            let mut rnd = move || crate::testutil::xorshift(&mut s);
+            let alphabet = b"ab\x00\xff ecdxyz";
+            let mut toks: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+            for _ in 0..6000 {
+                let n = match rnd() % 8 {
+                    0 => 2,
+                    1 => 5 + (rnd() % 6) as usize,
+                    k => 3 + (k % 2) as usize,
+                };
+                toks.push((0..n).map(|_| alphabet[(rnd() % 11) as usize]).collect());
+            }
+            let bytes_of = |id: u32| toks[id as usize].as_slice();
+            let (ix, _) = PieceIndex::build(0..toks.len() as u32, toks.len(), bytes_of);
+            let full = ix.lines34.iter().filter(|l| l.0[7] != 0).count();
+            assert!(
+                full > 0,
+                "no bucket overflows: the probe's continuation is untested"
+            );
+            check34(&ix, bytes_of, &queries34(&toks, seed));
+        }
+        // no token of 3 or 4 bytes: the table is two empty buckets
+        let toks: Vec<Vec<u8>> = vec![b"a".to_vec(), b"ab".to_vec(), b"abcde".to_vec()];
+        let bytes_of = |id: u32| toks[id as usize].as_slice();
+        let (ix, _) = PieceIndex::build(0..3, 3, bytes_of);
+        assert_eq!(ix.bytes34(), 128);
+        check34(
+            &ix,
+            bytes_of,
+            &[b"abc".to_vec(), b"abcd".to_vec(), b"\0\0\0".to_vec()],
+        );
+    }
+
+    /// The compact table of the bundled vocabularies agrees with the slot array on every
+    /// 3-4 byte token and on near misses.
+    #[test]
+    fn compact_table_agrees_on_bundled_vocabularies() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/supertok/data");
+        for file in [
+            "o200k_base.tiktoken",
+            "cl100k_base.tiktoken",
+            "r50k_base.tiktoken",
+        ] {
+            let Ok(data) = std::fs::read(dir.join(file)) else {
+                eprintln!("skipping {file}: not found");
+                continue;
+            };
+            let pairs = crate::formats::tiktoken::parse(&data, file).unwrap();
+            let mut toks: Vec<Vec<u8>> = vec![];
+            for (b, id) in pairs {
+                let i = id as usize;
+                if toks.len() <= i {
+                    toks.resize(i + 1, vec![]);
+                }
+                toks[i] = b;
+            }
+            let ids = (0..toks.len() as u32).filter(|&i| !toks[i as usize].is_empty());
+            let bytes_of = |id: u32| toks[id as usize].as_slice();
+            let (ix, dup) = PieceIndex::build(ids, toks.len(), bytes_of);
+            assert!(dup.is_none());
+            let n34 = toks.iter().filter(|t| (3..=4).contains(&t.len())).count();
+            let stored: usize = ix
+                .lines34
+                .iter()
+                .map(|l| l.0.iter().filter(|&&e| e != 0).count())
+                .sum();
+            assert_eq!(stored, n34, "{file}");
+            check34(&ix, bytes_of, &queries34(&toks, 5));
+        }
+    }
 
     #[test]
     fn concat_lookup_equals_plain_lookup() {

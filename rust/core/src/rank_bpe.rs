@@ -345,6 +345,29 @@ pub(crate) mod regs {
         _mm512_reduce_min_epu32(m)
     }
 
+    /// [`rank3`] of `piece[a..b]` (at least 3 bytes); for 3 and 4 bytes the Bloom
+    /// filter's positives go to the index's compact table (one line of 512 KiB for o200k,
+    /// compared by AVX-512) instead of the slot array (4 MiB, in L3).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2")]
+    pub(super) fn rank34<const L: usize>(
+        vocab: &Vocab,
+        pad: &Padded<L>,
+        piece: &[u8],
+        a: usize,
+        b: usize,
+        max_len: usize,
+    ) -> u32 {
+        let n = b - a;
+        debug_assert!(n >= 3);
+        debug_assert!(super::linear_ok(vocab));
+        if n <= 4 {
+            let (h, _) = pad.key(a, b);
+            return vocab.get34_avx512(h, n);
+        }
+        rank3(vocab, pad, piece, a, b, max_len)
+    }
+
     #[inline]
     #[target_feature(enable = "avx512f,avx2")]
     fn merge<const R: usize, M: FnMut(usize, usize)>(
@@ -423,7 +446,7 @@ pub(crate) mod regs {
             set_lanes(&mut v, 1 << pb, kb);
             pa = at;
             ka = if k < n {
-                key(rank3(vocab, &pad, piece, at, next(starts, k), max_len), at)
+                key(rank34(vocab, &pad, piece, at, next(starts, k), max_len), at)
             } else {
                 MAX
             };
@@ -431,7 +454,7 @@ pub(crate) mod regs {
                 let p = prev(starts, at);
                 set_lanes(&mut v, 1 << j | 1 << at | 1 << p, MAX);
                 pb = p;
-                kb = key(rank3(vocab, &pad, piece, p, k, max_len), p);
+                kb = key(rank34(vocab, &pad, piece, p, k, max_len), p);
             } else {
                 set_lanes(&mut v, 1 << j | 1 << at, MAX);
                 pb = 63;
@@ -769,6 +792,30 @@ mod tests {
         let piece = b"ab".repeat(31);
         assert!(linear(&v, None, &piece, &mut out, &mut |_, _| {}));
         assert_eq!(out, vec![1; 31]);
+    }
+
+    /// On a CPU with AVX-512F, the register merge's 3- and 4-byte lookups must go to the
+    /// compact table's vector lookup: fails if they silently take another path.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn compact_lookup_is_taken() {
+        use crate::piece_index::tests::VECTOR34;
+        let v = vocab(&[b"ab", b"aba", b"abab", b"ababa"]);
+        let calls = || VECTOR34.with(|c| c.get());
+        let before = calls();
+        let mut out = vec![];
+        assert!(linear(&v, None, b"ababab", &mut out, &mut |_, _| {}));
+        let mut want = vec![];
+        assert!(heap(&v, b"ababab", &mut want, &mut |_, _| {}));
+        assert_eq!(out, want);
+        if crate::testutil::cpu_lists(&["avx512f"]) {
+            assert!(
+                calls() > before,
+                "the CPU lists avx512f but the merge did not use the compact table"
+            );
+        } else {
+            eprintln!("no AVX-512F: the compact table's vector lookup is not tested here");
+        }
     }
 
     #[test]

@@ -184,6 +184,23 @@ impl Vocab {
             .get_filtered_key(h, t, bytes, |id| self.bytes_present(id))
     }
 
+    /// Id of the 3- or 4-byte token whose bytes (little-endian, zero-padded) are `h`, or
+    /// `u32::MAX` (`n` is 3 or 4; exact when [`Vocab::n_slots`] is at most `2^29`, which
+    /// [`crate::rank_bpe::linear_ok`] implies): the Bloom filter, then the index's compact
+    /// table, its bucket compared by AVX-512F (see
+    /// [`crate::piece_index::PieceIndex::get34_avx512`]).
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn get34_avx512(&self, h: u64, n: usize) -> u32 {
+        self.index.get34_avx512(h, n)
+    }
+
+    /// Memory of the index's compact table of 3- and 4-byte tokens, in bytes.
+    pub fn index_bytes34(&self) -> usize {
+        self.index.bytes34()
+    }
+
     /// Id of the token whose bytes are `a ++ b` (both non-empty).
     #[inline]
     pub fn get_concat(&self, a: &[u8], b: &[u8]) -> Option<u32> {
