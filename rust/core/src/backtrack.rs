@@ -100,7 +100,7 @@ type Step<T> = Result<T, Unsupported>;
 /// Pieces of at least this many bytes that are not periodic load in bulk first the
 /// tables they will look up at random: segmented ones the [`SafeCuts`] bitmaps, the
 /// three-byte characters' table and the index's Bloom filter, chunked ASCII ones the
-/// index's slot array and Bloom filter.
+/// index's Bloom filter and compact table of the 3- and 4-byte tokens.
 const SWEEP_MIN: usize = 1 << 16;
 
 /// The linear-time encoder of long pieces for one vocabulary.
@@ -313,9 +313,9 @@ impl Backtrack {
             } else {
                 if piece.len() >= SWEEP_MIN && !periodic(sample) && seen[2] | seen[3] == 0 {
                     // a long ASCII piece merges chunk after chunk, each step looking up
-                    // random short tokens: load the index's slot array and Bloom filter
-                    // in one stream each first (cold random letters +11 to +25 %, warm
-                    // -1 to -3 %, see docs/DEVELOPING.md)
+                    // random short tokens: load the index's Bloom filter and compact
+                    // table of 3-4 byte tokens in one stream each first (cold random
+                    // letters +20 to +40 %, see docs/DEVELOPING.md)
                     vocab.touch_index();
                 }
                 self.encode_chunked(vocab, chars, piece, out)

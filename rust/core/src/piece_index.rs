@@ -88,9 +88,9 @@ impl PieceIndex {
         crate::util::touch_lines(&self.bloom);
     }
 
-    /// Pull the slot array into the caches.
-    pub fn touch_slots(&self) {
-        crate::util::touch_lines(&self.slots);
+    /// Pull the compact table of the 3- and 4-byte tokens into the caches.
+    pub fn touch_lines34(&self) {
+        crate::util::touch_lines(&self.lines34);
     }
 }
 

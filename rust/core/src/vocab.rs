@@ -131,10 +131,11 @@ impl Vocab {
         self.max_token_len
     }
 
-    /// Pull the index's Bloom filter and slot array into the caches.
+    /// Pull the index's Bloom filter and its compact table of the 3- and 4-byte tokens
+    /// into the caches (what the merge steps of a long ASCII piece look up).
     pub fn touch_index(&self) {
         self.index.touch_bloom();
-        self.index.touch_slots();
+        self.index.touch_lines34();
     }
 
     /// Pull the index's Bloom filter into the caches.
