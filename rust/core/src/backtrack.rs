@@ -988,8 +988,6 @@ mod tests {
     /// encoders against the heap merge.
     #[test]
     fn matches_heap_on_bundled_vocabs() {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/supertok/data");
         let alphabets: Vec<Vec<char>> = vec![
             "abcdefghijklmnopqrstuvwxyz".chars().collect(),
             "ab".chars().collect(),
@@ -1013,16 +1011,7 @@ mod tests {
                 .filter_map(char::from_u32)
                 .collect(),
         ];
-        for file in [
-            "o200k_base.tiktoken",
-            "cl100k_base.tiktoken",
-            "r50k_base.tiktoken",
-        ] {
-            let Ok(data) = std::fs::read(dir.join(file)) else {
-                eprintln!("skipping {file}: not found");
-                continue;
-            };
-            let pairs = crate::formats::tiktoken::parse(&data, file).unwrap();
+        for (file, pairs) in crate::testutil::bundled_pairs() {
             let v = Vocab::from_pairs(pairs).unwrap();
             let bt = Backtrack::build(&v).expect("bundled vocabularies qualify");
             let chars = AtomicChars::build(&v);

@@ -50,6 +50,30 @@ pub(crate) mod testutil {
         *seed
     }
 
+    /// A vocabulary's `(bytes, id)` pairs.
+    pub(crate) type Pairs = Vec<(Vec<u8>, u32)>;
+
+    /// The `(bytes, id)` pairs of each bundled vocabulary (o200k, cl100k, r50k) that is
+    /// present in `python/supertok/data`, with its file name (an absent one is skipped
+    /// with a message).
+    pub(crate) fn bundled_pairs() -> Vec<(&'static str, Pairs)> {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/supertok/data");
+        let mut all = vec![];
+        for file in [
+            "o200k_base.tiktoken",
+            "cl100k_base.tiktoken",
+            "r50k_base.tiktoken",
+        ] {
+            let Ok(data) = std::fs::read(dir.join(file)) else {
+                eprintln!("skipping {file}: not found");
+                continue;
+            };
+            all.push((file, crate::formats::tiktoken::parse(&data, file).unwrap()));
+        }
+        all
+    }
+
     /// Whether `/proc/cpuinfo` lists every one of `flags` (false where it cannot be
     /// read): the tests that fail when a vector path is silently not taken use it.
     pub(crate) fn cpu_lists(flags: &[&str]) -> bool {

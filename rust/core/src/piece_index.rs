@@ -717,18 +717,7 @@ pub(crate) mod tests {
     /// 3-4 byte token and on near misses.
     #[test]
     fn compact_table_agrees_on_bundled_vocabularies() {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/supertok/data");
-        for file in [
-            "o200k_base.tiktoken",
-            "cl100k_base.tiktoken",
-            "r50k_base.tiktoken",
-        ] {
-            let Ok(data) = std::fs::read(dir.join(file)) else {
-                eprintln!("skipping {file}: not found");
-                continue;
-            };
-            let pairs = crate::formats::tiktoken::parse(&data, file).unwrap();
+        for (file, pairs) in crate::testutil::bundled_pairs() {
             let mut toks: Vec<Vec<u8>> = vec![];
             for (b, id) in pairs {
                 let i = id as usize;
