@@ -132,7 +132,7 @@ pub struct AtomicChars {
 impl AtomicChars {
     /// Pull the table of the three-byte characters into the caches.
     pub fn touch(&self) {
-        crate::util::touch_lines(&self.blocks);
+        crate::util::touch_lines(self.blocks.as_flattened());
     }
 }
 

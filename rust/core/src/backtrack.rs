@@ -298,7 +298,8 @@ impl Backtrack {
             } else {
                 sample.len() / 2
             };
-            if !periodic(sample) && cuts.count(sample) >= min_cuts {
+            let per = periodic(sample);
+            if !per && cuts.count(sample) >= min_cuts {
                 if piece.len() >= SWEEP_MIN {
                     // a long piece tests the bitmaps at nearly every position and looks up
                     // most of its characters and their pairs: load those tables in one
@@ -311,7 +312,7 @@ impl Backtrack {
                 }
                 self.encode_segmented(vocab, chars, cuts, piece, out)
             } else {
-                if piece.len() >= SWEEP_MIN && !periodic(sample) && seen[2] | seen[3] == 0 {
+                if piece.len() >= SWEEP_MIN && !per && seen[2] | seen[3] == 0 {
                     // a long ASCII piece merges chunk after chunk, each step looking up
                     // random short tokens: load the index's Bloom filter and compact
                     // table of 3-4 byte tokens in one stream each first (cold random
