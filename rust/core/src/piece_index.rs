@@ -82,18 +82,6 @@ pub struct PieceIndex {
     shift34: u32,
 }
 
-impl PieceIndex {
-    /// Pull the Bloom filter into the caches.
-    pub fn touch_bloom(&self) {
-        crate::util::touch_lines(&self.bloom);
-    }
-
-    /// Pull the compact table of the 3- and 4-byte tokens into the caches.
-    pub fn touch_lines34(&self) {
-        crate::util::touch_lines(&self.lines34);
-    }
-}
-
 impl std::fmt::Debug for PieceIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PieceIndex")
@@ -429,8 +417,19 @@ impl PieceIndex {
     }
 
     /// Bytes of the compact table of 3- and 4-byte tokens (its memory).
-    pub fn bytes34(&self) -> usize {
+    #[cfg(test)]
+    fn bytes34(&self) -> usize {
         self.lines34.len() * std::mem::size_of::<Line34>()
+    }
+
+    /// Pull the Bloom filter into the caches ([`crate::util::touch_lines`]).
+    pub fn touch_bloom(&self) {
+        crate::util::touch_lines(&self.bloom);
+    }
+
+    /// Pull the compact table of the 3- and 4-byte tokens into the caches.
+    pub fn touch_lines34(&self) {
+        crate::util::touch_lines(&self.lines34);
     }
 
     /// Like [`PieceIndex::get`], but consults the Bloom filter first: faster when most

@@ -197,11 +197,6 @@ impl Vocab {
         self.index.get34_avx512(h, n)
     }
 
-    /// Memory of the index's compact table of 3- and 4-byte tokens, in bytes.
-    pub fn index_bytes34(&self) -> usize {
-        self.index.bytes34()
-    }
-
     /// Id of the token whose bytes are `a ++ b` (both non-empty).
     #[inline]
     pub fn get_concat(&self, a: &[u8], b: &[u8]) -> Option<u32> {
