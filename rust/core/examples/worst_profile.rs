@@ -18,6 +18,7 @@
 //! again) and by overlap between the stages.
 //!
 //! `cargo run --release -p supertok-core --example worst_profile -- VOCAB PATTERN FILE...`
+//! (`FULL_ONLY=1`: only the warm `full` time, e.g. for `perf record`)
 
 mod common;
 use common::{median, thread_cpu};
@@ -78,6 +79,10 @@ fn main() {
             |o| o.clear(),
             |o| enc.encode_ordinary_into(&text, o).expect("encode"),
         );
+        if std::env::var_os("FULL_ONLY").is_some() {
+            println!("{path} full {:8.2} ns/B", full / n * 1e9);
+            continue;
+        }
         let cold = time(
             reps,
             &mut out,

@@ -11,10 +11,12 @@
 //! Linear probing at a load factor ≤ 0.8. The slot array, the tails and the Bloom filter
 //! live in [`crate::hugebuf::HugeBuf`]s (those of 2 MiB or more on transparent huge pages
 //! where the kernel allows: about 3 % faster encoding). Pieces of one or two bytes are
-//! answered from a direct table without hashing by [`PieceIndex::get`]; the encoder's
-//! whole-piece lookup [`PieceIndex::get_in`] instead reads the piece from its text with
-//! masked 8-byte loads and hashes every length alike, which avoids the mispredicted
-//! branches on the piece's length (o200k whole-corpus stream: en +15 %, code +5-11 %).
+//! answered from a direct table without hashing by [`PieceIndex::get`] and by the
+//! encoder's whole-piece lookup [`PieceIndex::get_in`]; the latter reads longer pieces
+//! from their text with masked 8-byte loads and hashes every length from 3 alike, which
+//! avoids the mispredicted branches on the piece's length (o200k whole-corpus stream: en
+//! +15 %, code +5-11 %). Its one branch on `n <= 2` costs the streams nothing measurable
+//! and spares random short pieces the Bloom word and the slot (base64: o200k -14 %).
 
 /// An empty slot has `len == 0` (tokens are never empty).
 #[derive(Clone, Copy, Default)]
@@ -550,10 +552,10 @@ impl PieceIndex {
     }
 
     /// [`PieceIndex::get`] of `text[a..e]` (`a < e <= text.len()`, `a + 8 <=
-    /// text.len()`; panics otherwise), branch-light: the head is one 8-byte load masked
-    /// to the piece's length, the tail one load that ends at `e` (so bytes of `text`
-    /// around the piece are read but never compared), pieces of one or two bytes are
-    /// looked up in the slot array like the others (every token is there), and the
+    /// text.len()`; panics otherwise), branch-light: pieces of one or two bytes are
+    /// answered by the direct table (one branch, on `n <= 2`); for longer ones the head
+    /// is one 8-byte load masked to the piece's length, the tail one load that ends at
+    /// `e` (so bytes of `text` around the piece are read but never compared), and the
     /// Bloom filter (an L2 hit) is asked first, which spares the probe sequence of the
     /// pieces that are not tokens (long at a load factor of 0.8).
     #[inline(always)]
@@ -563,14 +565,25 @@ impl PieceIndex {
     {
         let n = e - a;
         let w = word_at(text, a);
-        let k = n.min(8);
-        let h = w & (u64::MAX >> (64 - 8 * k));
-        let t = if n > 8 { word_at(text, e - 8) } else { 0 };
-        let hv = hash(h, t, n);
-        if !self.maybe(hv) {
-            return None;
+        if n > 2 {
+            let k = n.min(8);
+            let h = w & (u64::MAX >> (64 - 8 * k));
+            let t = if n > 8 { word_at(text, e - 8) } else { 0 };
+            let hv = hash(h, t, n);
+            if !self.maybe(hv) {
+                return None;
+            }
+            return self.probe(hv, h, t, n, &text[a..e], bytes_of);
         }
-        self.probe(hv, h, t, n, &text[a..e], bytes_of)
+        // one or two bytes: the direct table (one well-predicted branch on real text,
+        // no Bloom word or slot)
+        let k = if n == 1 {
+            (w & 0xff) as usize
+        } else {
+            256 + ((w & 0xff) << 8 | (w >> 8) & 0xff) as usize
+        };
+        let id = self.short[k];
+        (id != NONE).then_some(id)
     }
 
     /// Id of the token whose bytes are `piece`; `bytes_of` gives the bytes of an id (used

@@ -448,3 +448,36 @@ proptest! {
         }
     }
 }
+
+/// Base64 and its neighbours, one character at a time: random mixes of capitals,
+/// lower-case letters, digits and `+/=`, with a few characters that end or continue the
+/// ASCII fast paths (a contraction's apostrophe, `\r\n`, a space, a non-ASCII digit, a
+/// combining mark, an accented letter, a non-ASCII capital).
+const SHORT_PIECE_CHARS: &[char] = &[
+    'A', 'B', 'Z', 'Q', 'a', 'b', 's', 't', 'z', '0', '1', '7', '9', '+', '/', '=', '\'', '\r',
+    '\n', ' ', '\u{663}', '\u{301}', 'é', 'É',
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(600)
+    ))]
+
+    /// The lexers on random text of short pieces (the o200k word and digit paths that
+    /// count runs inside one 8-byte word, their ends within or beyond it) against the
+    /// regex from every character offset.
+    #[test]
+    fn short_pieces_match_regex_at_every_offset(
+        text in prop::collection::vec(
+            prop_oneof![
+                12 => prop::sample::select(&SHORT_PIECE_CHARS[..16]),
+                1 => prop::sample::select(SHORT_PIECE_CHARS),
+            ],
+            0..48,
+        ).prop_map(|v| v.into_iter().collect::<String>())
+    ) {
+        for pattern in [O200K, CL100K, R50K] {
+            check_every_offset(pattern, &text)?;
+        }
+    }
+}
