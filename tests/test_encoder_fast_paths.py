@@ -83,6 +83,19 @@ def test_long_pieces_match_tiktoken(name: str, alphabet: str, n: int, seed: int)
     assert supertok.get_encoding(name).encode_ordinary(text) == tiktoken_reference(name).encode_ordinary(text)
 
 
+_SHORT_PIECE_CHARS = "ABZabz0179+/='stl\r\n \u0663\u0301\u00e9\u00c9"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(alphabet=_SHORT_PIECE_CHARS, max_size=400))
+def test_short_random_pieces_match_tiktoken(name: str, text: str) -> None:
+    """Random short pieces (base64 with the characters that end or continue its runs:
+    contractions, a non-ASCII digit, a combining mark, accented letters): the one-word run
+    count of o200k's word path and the direct table of 1-2 byte pieces."""
+    assert supertok.get_encoding(name).encode_ordinary(text) == tiktoken_reference(name).encode_ordinary(text)
+
+
 def _adversarial(scale: int) -> list[str]:
     rnd = random.Random(7)
     b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
