@@ -463,9 +463,9 @@ proptest! {
         std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(600)
     ))]
 
-    /// The lexers on random text of short pieces (the o200k word and digit paths that
-    /// count runs inside one 8-byte word, their ends within or beyond it) against the
-    /// regex from every character offset.
+    /// The lexers on random text of short pieces (o200k's word path, which counts a
+    /// word's runs inside one 8-byte word, with their ends within or beyond it; digit
+    /// groups; contractions) against the regex from every character offset.
     #[test]
     fn short_pieces_match_regex_at_every_offset(
         text in prop::collection::vec(
